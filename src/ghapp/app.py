@@ -1,0 +1,73 @@
+"""The app factory: ``create_app(settings)`` wires every part explicitly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ghapp.db import Database
+from ghapp.settings import Settings
+from ghapp.webhooks.ingress import github_webhook
+
+log = logging.getLogger("ghapp")
+
+
+@dataclass
+class AppState:
+    """Everything a request handler may need, reachable as ``request.app.state.ghapp``."""
+
+    settings: Settings
+    db: Database
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers."""
+    state: AppState = request.app.state.ghapp
+    try:
+        await state.db.ping()
+    except Exception as exc:  # any failure means "not ready", never a stack trace
+        log.warning("readiness check failed", extra={"error": type(exc).__name__})
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+    return JSONResponse({"status": "ok", "database": state.db.dialect})
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
+    """Build a ghapp web app. The database must already be migrated."""
+    state = AppState(settings=settings, db=db or Database(settings.database_url))
+    if not settings.webhook_secrets:
+        log.warning("no webhook secret configured: every delivery will be refused")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if db is None:  # we made it, we close it
+            await state.db.dispose()
+
+    routes = [
+        Route("/webhooks/github", github_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )
+    app.state.ghapp = state
+    return app

@@ -1,0 +1,87 @@
+"""The ``ghapp`` command line: server commands here, API commands in their own modules."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ghapp import logs
+from ghapp.cli.receive import receive_command
+from ghapp.server import prepare_database, run_server
+from ghapp.settings import Settings
+
+app = typer.Typer(
+    help="ghapp: a self-hosted GitHub App that runs Claude Code sessions and automation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.command("receive")(receive_command)
+
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [GHAPP_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [GHAPP_PORT].")] = None,
+) -> None:
+    """Run the web app (webhooks, API, dashboard) on the configured database."""
+    settings = Settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    logs.configure(settings.log_level)
+    for note in _prepare(settings):
+        console.print(f"[bold]ghapp:[/] {note}")
+    console.print(
+        f"[bold]ghapp:[/] serving on http://{settings.host}:{settings.port} "
+        f"(webhooks at /webhooks/github)"
+    )
+    run_server(settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (safe to run from several replicas at once)."""
+    settings = Settings()
+    logs.configure(settings.log_level)
+    revision_now = asyncio.run(prepare_database(settings, migrate=True, revision=revision))
+    console.print(f"[bold]ghapp:[/] database at revision {revision_now}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Working directory for the demo's database.")
+    ] = Path("ghapp-demo"),
+) -> None:
+    """Run the offline demo: a server on SQLite receiving signed GitHub deliveries."""
+    from ghapp.demo.run import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(directory, Console())))
+
+
+def _prepare(settings: Settings) -> list[str]:
+    from ghapp.settings import ensure_generated_secrets
+
+    notes = ensure_generated_secrets(settings) if settings.is_sqlite else []
+    try:
+        revision = asyncio.run(prepare_database(settings, migrate=settings.is_sqlite))
+    except RuntimeError as exc:
+        console.print(f"[red]ghapp:[/] {exc}")
+        raise typer.Exit(1) from None
+    notes.append(f"database ready at revision {revision}")
+    return notes
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,377 @@
+"""The tables of SPEC §2.
+
+Ids that come from GitHub (installations, repositories, comments) are GitHub's own ids
+and therefore ``BIGINT``; ids we mint are autoincrement integers. Every timestamp is an
+aware UTC datetime (:class:`UTCDateTime`). Later issues fill in behaviour; the schema
+grows through Alembic migrations in ``ghapp/db/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from ghapp.db.types import JSONType, UTCDateTime, utcnow
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSONType, nullable=False))
+
+
+def _github_id(primary_key: bool = False, fk: str | None = None, index: bool = False) -> Any:
+    args: list[Any] = [BigInteger]
+    if fk:
+        args.append(ForeignKey(fk, ondelete="SET NULL"))
+    return Field(
+        default=None,
+        sa_column=Column(
+            *args,
+            primary_key=primary_key,
+            autoincrement=False,
+            nullable=not primary_key,
+            index=index,
+        ),
+    )
+
+
+class JobStatus(StrEnum):
+    active = "active"
+    paused = "paused"
+    disabled = "disabled"
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+
+
+class SessionStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+
+
+class TriggerType(StrEnum):
+    scheduled = "scheduled"
+    event = "event"
+    command = "command"
+    threshold = "threshold"
+    manual = "manual"
+    api = "api"
+    retry = "retry"
+    dependency = "dependency"
+
+
+class DeliveryOutcome(StrEnum):
+    stored = "stored"  # verified and recorded; nothing matched (yet)
+    queued = "queued"  # runs were queued for it
+    ignored = "ignored"  # an event or action ghapp does not act on
+
+
+class Installation(SQLModel, table=True):
+    __tablename__ = "installations"
+
+    id: int = _github_id(primary_key=True)
+    account_login: str = Field(sa_column=Column(String(255), nullable=False, index=True))
+    account_type: str = Field(default="User", sa_column=Column(String(32), nullable=False))
+    repository_selection: str | None = Field(default=None, max_length=16)
+    permissions: dict[str, Any] = _json(dict)
+    events: list[str] = _json(list)
+    suspended_at: datetime | None = _ts()
+    deleted_at: datetime | None = _ts()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Repository(SQLModel, table=True):
+    __tablename__ = "repositories"
+
+    id: int = _github_id(primary_key=True)
+    installation_id: int | None = _github_id(fk="installations.id", index=True)
+    full_name: str = Field(sa_column=Column(String(255), nullable=False, index=True))
+    default_branch: str = Field(default="main", sa_column=Column(String(255), nullable=False))
+    private: bool = Field(default=False)
+    active: bool = Field(default=True)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Job(SQLModel, table=True):
+    """One automation (seed: ScheduledJob / ScheduledTask)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_next_run_at", "status", "next_run_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Scope: one repository, or an installation's repositories (all, or repo_ids).
+    repo_id: int | None = _github_id(fk="repositories.id", index=True)
+    installation_id: int | None = _github_id(fk="installations.id", index=True)
+    repo_selection: str = Field(default="one", max_length=8)  # one | all | list
+    repo_ids: list[int] = _json(list)
+
+    name: str = Field(max_length=200)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    status: str = Field(default=JobStatus.active.value, max_length=16)
+    task_type: str = Field(default="custom", max_length=32)  # seed 2's taskType
+
+    # Time trigger: at most one of cron / interval / threshold.
+    cron_expression: str | None = Field(default=None, max_length=100)
+    timezone: str = Field(default="UTC", max_length=64)
+    interval_minutes: int | None = None
+    threshold: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    # Event / command / after triggers.
+    event_triggers: list[dict[str, Any]] = _json(list)
+    command_triggers: list[dict[str, Any]] = _json(list)
+    after_job_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
+    )
+    after_only_on_success: bool = True
+
+    # Target and what to run.
+    target_type: str = Field(default="issues", max_length=16)  # issues|prs|codebase|custom
+    filter_query: str | None = Field(default=None, sa_column=Column(Text))
+    command_id: str | None = Field(default=None, max_length=100)
+    custom_prompt: str | None = Field(default=None, sa_column=Column(Text))
+    max_items: int = 10
+    runner: str = Field(default="claude", max_length=16)  # claude | shell | builtin
+    shell_command: str | None = Field(default=None, sa_column=Column(Text))
+
+    # Session settings.
+    permission_mode: str | None = Field(default=None, max_length=32)
+    allowed_tools: list[str] = _json(list)
+    disallowed_tools: list[str] = _json(list)
+    max_turns: int | None = None
+    model: str | None = Field(default=None, max_length=64)
+    append_system_prompt: str | None = Field(default=None, sa_column=Column(Text))
+    task_config: dict[str, Any] = _json(dict)
+
+    # Reporting and notification.
+    report: str = Field(default="comment", max_length=16)  # comment | issue | none
+    notify_on_success: bool = False
+    notify_on_failure: bool = True
+    notifier_ids: list[int] = _json(list)
+
+    # Policies.
+    concurrency_policy: str = Field(default="skip", max_length=16)  # skip|queue|cancel|allow
+    misfire_grace_seconds: int = 3600
+    timeout_seconds: int = 900
+    max_retries: int = 2
+
+    # Bookkeeping.
+    next_run_at: datetime | None = _ts()
+    last_run_at: datetime | None = _ts()
+    last_run_status: str | None = Field(default=None, max_length=16)
+    run_count: int = 0
+    source: str = Field(default="api", max_length=16)  # api | config
+    created_by: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Run(SQLModel, table=True):
+    """One firing of a job (seed: ScheduledJobRun / TaskExecution); also the work queue."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        # Any number of schedulers fire an occurrence exactly once.
+        UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_scheduled_for"),
+        Index("ix_runs_status_run_after", "status", "run_after"),
+        Index("ix_runs_job_id_id", "job_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    )
+    repo_id: int | None = _github_id(index=True)
+    installation_id: int | None = _github_id()
+    trigger_type: str = Field(max_length=16)
+    trigger_detail: dict[str, Any] = _json(dict)  # delivery id, comment id, requested_by …
+    delivery_id: str | None = Field(default=None, max_length=64, index=True)
+    scheduled_for: datetime | None = _ts()
+    item: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    status: str = Field(default=RunStatus.queued.value, max_length=16)
+    items_found: int = 0
+    items_processed: int = 0
+    items_skipped: int = 0
+    items_failed: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    attempt: int = 1
+    retry_of_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    )
+    cost_usd: float = 0.0
+    run_after: datetime = _created()  # not claimable before (retry backoff)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = _ts()
+    queued_at: datetime = _created()
+    started_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    duration_ms: int | None = None
+
+
+class Session(SQLModel, table=True):
+    """One agent or command session on one item of a run."""
+
+    __tablename__ = "sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    item_kind: str = Field(max_length=16)  # issue | pr | codebase | custom
+    item_number: int | None = None
+    item_title: str | None = Field(default=None, sa_column=Column(Text))
+    prompt: str | None = Field(default=None, sa_column=Column(Text))
+    runner: str = Field(default="claude", max_length=16)
+    status: str = Field(default=SessionStatus.queued.value, max_length=16)
+    agent_session_id: str | None = Field(default=None, max_length=128)
+    result_text: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    cost_usd: float = 0.0
+    num_turns: int = 0
+    duration_ms: int | None = None
+    exit_code: int | None = None
+    event_log: list[dict[str, Any]] = _json(list)
+    comment_id: int | None = _github_id()
+    comment_url: str | None = Field(default=None, max_length=512)
+    started_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+
+class Delivery(SQLModel, table=True):
+    """One received GitHub webhook delivery, unique by ``X-GitHub-Delivery``."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    # A replay of a captured body under a fresh delivery id is caught by this digest.
+    payload_sha256: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    event: str = Field(max_length=64, index=True)
+    action: str | None = Field(default=None, max_length=64)
+    installation_id: int | None = _github_id(index=True)
+    repo_id: int | None = _github_id()
+    sender_login: str | None = Field(default=None, max_length=255)
+    # The exact JSON text GitHub signed, kept for reprocessing and audit.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    outcome: str = Field(default=DeliveryOutcome.stored.value, max_length=16)
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
+
+
+class Notifier(SQLModel, table=True):
+    """A notification target (seed: WebhookConfig). ``url_encrypted`` is Fernet ciphertext."""
+
+    __tablename__ = "notifiers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    type: str = Field(max_length=16)  # slack | discord | n8n | generic | email
+    url_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    config: dict[str, Any] = _json(dict)
+    event_types: list[str] = _json(list)
+    repo_ids: list[int] = _json(list)  # empty: every repository
+    enabled: bool = True
+    last_used_at: datetime | None = _ts()
+    failure_count: int = 0
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Notification(SQLModel, table=True):
+    """One message to one notifier, with its delivery attempts."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    notifier_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("notifiers.id", ondelete="CASCADE"), nullable=False)
+    )
+    run_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    )
+    event: str = Field(max_length=32)
+    payload: dict[str, Any] = _json(dict)
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    http_status: int | None = None
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    next_attempt_at: datetime = _created()
+    created_at: datetime = _created()
+    sent_at: datetime | None = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    """A credential for the API, CLI and dashboard. Only a hash of the token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    token_hash: str = Field(sa_column=Column(String(128), nullable=False, unique=True))
+    prefix: str = Field(max_length=16)  # first characters, to recognise a token in lists
+    is_admin: bool = False
+    repos: list[str] = _json(list)  # full names; empty with is_admin False: no repository
+    last_used_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change or manual action: who, what, when, before/after (secrets masked)."""
+
+    __tablename__ = "audit_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(max_length=255)  # token:NAME | github:LOGIN | config:REPO | cli
+    action: str = Field(max_length=64)
+    object_type: str = Field(max_length=32)
+    object_id: str | None = Field(default=None, max_length=64)
+    repo_id: int | None = _github_id()
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )

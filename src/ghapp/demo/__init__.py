@@ -1,0 +1,1 @@
+"""The offline demo behind the README's first command."""

@@ -1,0 +1,159 @@
+"""Settings from the environment (prefix ``GHAPP_``) and a ``.env`` file.
+
+Nothing here is read at import time: callers build a :class:`Settings` and hand it to
+:func:`ghapp.app.create_app`, so tests can build as many differently configured apps as
+they like.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ghapp.db"
+WEBHOOK_SECRET_FILE = "webhook-secret"  # noqa: S105 (a file name)
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 (a file name)
+
+
+class Settings(BaseSettings):
+    """Every ``GHAPP_*`` setting. The README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GHAPP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL. SQLite (aiosqlite) file in the working directory by "
+        "default; postgresql+asyncpg://user@host/db for scale-out.",
+    )
+    data_dir: Path = Field(
+        Path(".ghapp"),
+        description="Where the embedded default keeps generated secrets (webhook secret, "
+        "encryption key).",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Webhook secret(s) GitHub signs deliveries with. A comma-separated list "
+        "is accepted so a secret can be rotated without downtime.",
+    )
+    app_id: int | None = Field(None, description="The GitHub App's id.")
+    private_key: SecretStr | None = Field(
+        None, description="The GitHub App's private key (PEM text)."
+    )
+    private_key_path: Path | None = Field(
+        None, description="Path to the GitHub App's private key file (instead of private_key)."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
+    )
+    git_url: str = Field(
+        "https://github.com",
+        description="Base URL for clones: {git_url}/{owner}/{repo}.git.",
+    )
+    claude_bin: str = Field("claude", description="The Claude Code executable.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bootstrap API token with admin rights."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts notifier URLs at rest. The embedded default "
+        "generates one into the data directory on first run.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Where people reach this server; used for links in comments and messages.",
+    )
+    host: str = Field("127.0.0.1", description="Address `ghapp serve` listens on.")
+    port: int = Field(8000, description="Port `ghapp serve` listens on.")
+    max_body_bytes: int = Field(
+        25 * 1024 * 1024, description="Largest webhook body accepted (GitHub caps at 25 MB)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
+
+    @field_validator("github_api_url", "git_url", "public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    # -- derived values ---------------------------------------------------------------
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """Every configured webhook secret, newest first as written."""
+        if self.webhook_secret is None:
+            return []
+        raw = self.webhook_secret.get_secret_value()
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def private_key_pem(self) -> str | None:
+        if self.private_key is not None:
+            return self.private_key.get_secret_value()
+        if self.private_key_path is not None:
+            return self.private_key_path.read_text()
+        return None
+
+
+def ensure_generated_secrets(settings: Settings) -> list[str]:
+    """Fill in secrets the embedded default may generate, returning what was generated.
+
+    Only used by the single-machine default (``ghapp serve`` / ``ghapp demo``): a
+    generated value is written to the data directory (mode 600) and reused on the next
+    start, so ``ghapp receive`` on the same machine signs with the same secret.
+    """
+    notes: list[str] = []
+    if settings.webhook_secret is None:
+        value, created = _read_or_create(settings.data_dir / WEBHOOK_SECRET_FILE, _token)
+        settings.webhook_secret = SecretStr(value)
+        if created:
+            notes.append(f"generated a webhook secret in {settings.data_dir / WEBHOOK_SECRET_FILE}")
+    if settings.secret_key is None:
+        from cryptography.fernet import Fernet
+
+        def fernet_key() -> str:
+            return Fernet.generate_key().decode()
+
+        value, created = _read_or_create(settings.data_dir / SECRET_KEY_FILE, fernet_key)
+        settings.secret_key = SecretStr(value)
+        if created:
+            notes.append(f"generated an encryption key in {settings.data_dir / SECRET_KEY_FILE}")
+    return notes
+
+
+def load_generated_webhook_secret(settings: Settings) -> None:
+    """Use the generated webhook secret if one exists and none is configured."""
+    path = settings.data_dir / WEBHOOK_SECRET_FILE
+    if settings.webhook_secret is None and path.exists():
+        settings.webhook_secret = SecretStr(path.read_text().strip())
+
+
+def _token() -> str:
+    return secrets.token_hex(32)
+
+
+def _read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    # O_EXCL: two processes starting at once must not both write different secrets.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip(), False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value, True

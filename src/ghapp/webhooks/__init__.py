@@ -1,0 +1,1 @@
+"""GitHub webhook ingress: verification, storage, normalisation and dispatch."""

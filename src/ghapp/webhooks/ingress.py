@@ -1,0 +1,307 @@
+"""``POST /webhooks/github``: verify, store once, answer fast.
+
+The request path does no GitHub API call and no slow work: it checks the headers, reads
+the body (refusing it while reading once it passes the size limit), verifies the
+``X-Hub-Signature-256`` HMAC against every configured secret, then in one transaction
+stores the delivery (unique by ``X-GitHub-Delivery`` and by payload digest), updates
+installation/repository rows and queues the runs the event maps to. Every refusal is a
+``4xx`` with a one-line JSON reason and stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from gidgethub import ValidationFailure, sansio
+from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+from ghapp.db.models import Delivery, DeliveryOutcome, Repository
+from ghapp.db.types import utcnow
+from ghapp.db.upsert import dialect_insert
+from ghapp.webhooks import installations
+from ghapp.webhooks.context import DeliveryContext
+from ghapp.webhooks.normalize import normalise
+from ghapp.webhooks.routing import HANDLED_EVENTS, router
+
+log = logging.getLogger("ghapp.webhooks")
+
+DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
+REPOSITORIES = Repository.__table__  # type: ignore[attr-defined]
+
+_EVENT_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded")
+
+
+class Rejected(Exception):
+    """A request we refuse: HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, Any]
+
+
+async def github_webhook(request: Request) -> JSONResponse:
+    state = request.app.state.ghapp
+    delivery = request.headers.get("x-github-delivery", "-")[:64]
+    try:
+        outcome = await receive(request, state)
+    except Rejected as refusal:
+        log.warning(
+            "webhook refused",
+            extra={"delivery_id": delivery, "status": refusal.status, "reason": refusal.reason},
+        )
+        return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+async def receive(request: Request, state: Any) -> Outcome:
+    event_name, delivery_id, signature, content_type = check_headers(request)
+    body = await read_body(request, state.settings.max_body_bytes)
+    verify_signature(body, signature, state.settings.webhook_secrets)
+    raw_json = payload_text(body, content_type)
+    data = parse_payload(raw_json)
+    event = sansio.Event(data, event=event_name, delivery_id=delivery_id)
+    return await store(state, event, raw_json)
+
+
+def check_headers(request: Request) -> tuple[str, str, str, str]:
+    headers = request.headers
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type not in _CONTENT_TYPES:
+        raise Rejected(415, f"unsupported content type {content_type or '(none)'!r}")
+    event_name = headers.get("x-github-event")
+    if not event_name:
+        raise Rejected(400, "missing X-GitHub-Event header")
+    if not _EVENT_NAME.match(event_name):
+        raise Rejected(400, "malformed X-GitHub-Event header")
+    delivery_id = headers.get("x-github-delivery")
+    if not delivery_id:
+        raise Rejected(400, "missing X-GitHub-Delivery header")
+    if not _DELIVERY_ID.match(delivery_id):
+        raise Rejected(400, "malformed X-GitHub-Delivery header")
+    signature = headers.get("x-hub-signature-256")
+    if not signature:
+        raise Rejected(401, "missing X-Hub-Signature-256 header")
+    return event_name, delivery_id, signature, content_type
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing it as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Rejected(400, "malformed Content-Length header")
+        if int(declared) > limit:
+            raise Rejected(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, f"body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Rejected(400, "client disconnected before sending the whole body") from None
+    if size == 0:
+        raise Rejected(400, "empty body")
+    return b"".join(chunks)
+
+
+def verify_signature(body: bytes, signature: str, secrets: list[str]) -> None:
+    """Accept the body if any configured secret produced ``signature`` (rotation)."""
+    if not secrets:
+        raise Rejected(401, "no webhook secret is configured on this server")
+    if not signature.startswith("sha256="):
+        raise Rejected(401, "X-Hub-Signature-256 must start with 'sha256='")
+    for secret in secrets:
+        try:
+            sansio.validate_event(body, signature=signature, secret=secret)
+        except ValidationFailure:
+            continue
+        return
+    raise Rejected(401, "signature does not match any configured webhook secret")
+
+
+def payload_text(body: bytes, content_type: str) -> str:
+    """The JSON text of the payload (GitHub can also send it form-encoded)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(400, "body is not valid UTF-8") from None
+    if content_type == "application/json":
+        return text
+    fields = urllib.parse.parse_qs(text)
+    if len(fields.get("payload", [])) != 1:
+        raise Rejected(400, "form body must have exactly one 'payload' field")
+    return fields["payload"][0]
+
+
+def parse_payload(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise Rejected(400, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Rejected(400, "payload must be a JSON object")
+    return data
+
+
+async def store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
+    """Record the delivery and everything it causes in one transaction."""
+    try:
+        return await _store(state, event, raw_json)
+    except Exception as exc:
+        if not is_shape_error(exc):
+            raise
+        # Signed, but not shaped as GitHub documents this event: refuse it whole (the
+        # transaction rolled back, so nothing is stored) rather than act on half of it.
+        log.warning(
+            "webhook payload not understood",
+            extra={"delivery_id": event.delivery_id, "error": f"{type(exc).__name__}: {exc}"},
+        )
+        raise Rejected(400, f"payload is not a well-formed {event.event!r} event") from None
+
+
+async def _store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
+    digest = hashlib.sha256(raw_json.encode()).hexdigest()
+    received_at = utcnow()
+    async with state.db.write() as conn:
+        row_id = await insert_delivery(conn, event, raw_json, digest, received_at)
+        if row_id is None:
+            return await duplicate(conn, event.delivery_id)
+        ctx = DeliveryContext(
+            conn=conn,
+            delivery_row_id=row_id,
+            received_at=received_at,
+            item=normalise(event),
+            installation_id=await installation_for(conn, event.data),
+        )
+        await dispatch(event, ctx)
+    log.info(
+        "webhook stored",
+        extra={
+            "delivery_id": event.delivery_id,
+            "event": event.event,
+            "action": event.data.get("action"),
+            "runs": len(ctx.runs_queued),
+        },
+    )
+    if event.event == "ping":
+        return Outcome(200, {"status": "pong", "delivery": event.delivery_id})
+    return Outcome(
+        202,
+        {"status": "accepted", "delivery": event.delivery_id, "runs": ctx.runs_queued},
+    )
+
+
+async def insert_delivery(
+    conn: AsyncConnection, event: sansio.Event, raw_json: str, digest: str, received_at: Any
+) -> int | None:
+    data = event.data
+    installation = _dict(data.get("installation"))
+    repo = _dict(data.get("repository"))
+    sender = _dict(data.get("sender"))
+    values = {
+        "delivery_id": event.delivery_id,
+        "payload_sha256": digest,
+        "event": event.event,
+        "action": _str_or_none(data.get("action"), 64),
+        "installation_id": _int_or_none(installation.get("id")),
+        "repo_id": _int_or_none(repo.get("id")),
+        "sender_login": _str_or_none(sender.get("login"), 255),
+        "payload": raw_json,
+        "outcome": DeliveryOutcome.stored.value,
+        "received_at": received_at,
+    }
+    # Any unique conflict (same delivery id, or the same payload replayed) → no row.
+    stmt = (
+        dialect_insert(conn, DELIVERIES)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(DELIVERIES.c.id)
+    )
+    return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+async def duplicate(conn: AsyncConnection, delivery_id: str) -> Outcome:
+    seen = await conn.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.delivery_id == delivery_id))
+    if seen is not None:
+        reason = "this delivery id was already received"
+    else:
+        reason = "this payload was already received under another delivery id"
+    log.info("webhook duplicate", extra={"delivery_id": delivery_id, "reason": reason})
+    return Outcome(200, {"status": "duplicate", "delivery": delivery_id, "reason": reason})
+
+
+async def installation_for(conn: AsyncConnection, data: dict[str, Any]) -> int | None:
+    """The event's installation; for a plain repository webhook, the repo's known one."""
+    installation = data.get("installation")
+    if isinstance(installation, dict) and _int_or_none(installation.get("id")) is not None:
+        return int(installation["id"])
+    repo = data.get("repository")
+    if isinstance(repo, dict) and _int_or_none(repo.get("id")) is not None:
+        return await conn.scalar(
+            select(REPOSITORIES.c.installation_id).where(REPOSITORIES.c.id == repo["id"])
+        )
+    return None
+
+
+async def dispatch(event: sansio.Event, ctx: DeliveryContext) -> None:
+    if event.event not in HANDLED_EVENTS:
+        await mark_outcome(ctx, DeliveryOutcome.ignored)
+        return
+    await installations.refresh_from_event(event, ctx)
+    await router.dispatch(event, ctx)
+    if ctx.runs_queued:
+        await mark_outcome(ctx, DeliveryOutcome.queued)
+
+
+def is_shape_error(exc: BaseException) -> bool:
+    """True for errors caused by the payload's content rather than by our systems."""
+    if isinstance(exc, KeyError | TypeError | ValueError | AttributeError | OverflowError):
+        return True
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    # Driver-side conversion failures (an id too large for BIGINT, say).
+    return isinstance(exc, StatementError) and isinstance(
+        exc.orig, TypeError | ValueError | OverflowError
+    )
+
+
+async def mark_outcome(ctx: DeliveryContext, outcome: DeliveryOutcome) -> None:
+    await ctx.conn.execute(
+        DELIVERIES.update()
+        .where(DELIVERIES.c.id == ctx.delivery_row_id)
+        .values(outcome=outcome.value)
+    )
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: Any, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) else None

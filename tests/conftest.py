@@ -1,0 +1,148 @@
+"""Shared fixtures: a fresh migrated database per test on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``GHAPP_TEST_DATABASE_URL`` (required when ``CI=true``): each test
+gets its own database, cloned from a template migrated once per session, and dropped
+afterwards. Without the variable (and outside CI) the PostgreSQL variants are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from ghapp.app import create_app
+from ghapp.db import Database
+from ghapp.db.migrate import MIGRATIONS, upgrade
+from ghapp.settings import Settings
+from tests.support import SECRET
+
+T = TypeVar("T")
+PG_URL = os.environ.get("GHAPP_TEST_DATABASE_URL")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+if IN_CI and not PG_URL:
+    raise pytest.UsageError("CI=true needs GHAPP_TEST_DATABASE_URL (a PostgreSQL URL)")
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on its own loop (callable while a loop is running)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _migrations_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+async def _admin(sql: str) -> None:
+    assert PG_URL
+    conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A database migrated to head once per session, cloned for every test."""
+    if not PG_URL:
+        pytest.skip("GHAPP_TEST_DATABASE_URL is not set")
+    name = f"ghapp_tpl_{_migrations_fingerprint()}_{os.getpid()}"
+
+    async def build() -> None:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}"')
+        await _admin(f'CREATE DATABASE "{name}"')
+        db = Database(_asyncpg_dsn(PG_URL, name))
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    run_in_thread(build())
+    yield name
+    run_in_thread(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'ghapp.db'}"
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    assert PG_URL
+    name = f"ghapp_t_{uuid.uuid4().hex[:16]}"
+    run_in_thread(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    yield _asyncpg_dsn(PG_URL, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    run_in_thread(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database on each backend."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_url")
+    url = request.getfixturevalue("sqlite_url")
+
+    async def migrate() -> None:
+        db = Database(url)
+        await upgrade(db)
+        await db.dispose()
+
+    run_in_thread(migrate())
+    return url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path)
+
+
+def make_settings(db_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "webhook_secret": f"{SECRET},previous-secret",
+        "data_dir": tmp_path / "data",
+        "github_api_url": "http://127.0.0.1:9",
+        "git_url": "file:///nonexistent",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to a fresh app through httpx's ASGI transport."""
+    app = create_app(settings, db=db)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ghapp.test") as http:
+        yield http
