@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import func, select
 
 from ghapp.db import Database
@@ -48,3 +52,22 @@ async def send(
 async def count_deliveries(db: Database) -> int:
     async with db.read() as conn:
         return int(await conn.scalar(select(func.count()).select_from(Delivery)) or 0)
+
+
+@asynccontextmanager
+async def live_server(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yield its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises what went wrong
+            raise RuntimeError("server stopped before starting")
+        await asyncio.sleep(0.005)  # polling a flag uvicorn sets; not a timing assumption
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from ghapp.db.models import Delivery, DeliveryOutcome, Repository
 from ghapp.db.types import utcnow
 from ghapp.db.upsert import dialect_insert
-from ghapp.webhooks import installations
+from ghapp.webhooks import fields, installations
 from ghapp.webhooks.context import DeliveryContext
 from ghapp.webhooks.normalize import normalise
 from ghapp.webhooks.routing import HANDLED_EVENTS, router
@@ -300,8 +300,11 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    try:
+        return fields.int_id({"id": value})
+    except ValueError:
+        return None
 
 
 def _str_or_none(value: Any, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    return value[:limit] if isinstance(value, str) and "\x00" not in value else None

@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from ghapp.db.models import Installation, Repository
 from ghapp.db.upsert import upsert
+from ghapp.webhooks import fields
 from ghapp.webhooks.context import DeliveryContext
 
 router = routing.Router()
@@ -28,24 +29,29 @@ REPOSITORIES = Repository.__table__  # type: ignore[attr-defined]
 @router.register("installation", action="unsuspend")
 async def installation_active(event: sansio.Event, ctx: DeliveryContext) -> None:
     """(Re)install or permissions change: the installation is live again."""
-    await save_installation(ctx, event.data["installation"], suspended=False, deleted=False)
-    for repo in event.data.get("repositories") or ():
+    await save_installation(
+        ctx, fields.obj(event.data, "installation"), suspended=False, deleted=False
+    )
+    for repo in _objects(event.data, "repositories"):
         await save_repository(ctx, repo, ctx.installation_id, active=True)
     ctx.acted = True
 
 
 @router.register("installation", action="suspend")
 async def installation_suspended(event: sansio.Event, ctx: DeliveryContext) -> None:
-    await save_installation(ctx, event.data["installation"], suspended=True, deleted=False)
+    await save_installation(
+        ctx, fields.obj(event.data, "installation"), suspended=True, deleted=False
+    )
     ctx.acted = True
 
 
 @router.register("installation", action="deleted")
 async def installation_deleted(event: sansio.Event, ctx: DeliveryContext) -> None:
-    await save_installation(ctx, event.data["installation"], suspended=None, deleted=True)
+    installation = fields.obj(event.data, "installation")
+    await save_installation(ctx, installation, suspended=None, deleted=True)
     await ctx.conn.execute(
         update(REPOSITORIES)
-        .where(REPOSITORIES.c.installation_id == event.data["installation"]["id"])
+        .where(REPOSITORIES.c.installation_id == fields.int_id(installation))
         .values(active=False, updated_at=ctx.received_at)
     )
     ctx.acted = True
@@ -55,16 +61,13 @@ async def installation_deleted(event: sansio.Event, ctx: DeliveryContext) -> Non
 @router.register("installation_repositories", action="removed")
 async def repositories_changed(event: sansio.Event, ctx: DeliveryContext) -> None:
     data = event.data
-    await save_installation(ctx, data["installation"], suspended=None, deleted=None)
+    installation = fields.obj(data, "installation")
     if data.get("repository_selection"):
-        await ctx.conn.execute(
-            update(INSTALLATIONS)
-            .where(INSTALLATIONS.c.id == data["installation"]["id"])
-            .values(repository_selection=data["repository_selection"])
-        )
-    for repo in data.get("repositories_added") or ():
+        installation = {**installation, "repository_selection": data["repository_selection"]}
+    await save_installation(ctx, installation, suspended=None, deleted=None)
+    for repo in _objects(data, "repositories_added"):
         await save_repository(ctx, repo, ctx.installation_id, active=True)
-    for repo in data.get("repositories_removed") or ():
+    for repo in _objects(data, "repositories_removed"):
         await save_repository(ctx, repo, ctx.installation_id, active=False)
     ctx.acted = True
 
@@ -72,13 +75,12 @@ async def repositories_changed(event: sansio.Event, ctx: DeliveryContext) -> Non
 async def refresh_from_event(event: sansio.Event, ctx: DeliveryContext) -> None:
     """Any event: make sure its installation and repository rows exist and are current."""
     data = event.data
-    installation = data.get("installation")
-    if isinstance(installation, dict) and "id" in installation and event.event != "installation":
+    if "installation" in data and event.event != "installation":
+        installation = fields.obj(data, "installation")
         owner = ((data.get("repository") or {}).get("owner") or {}).get("login")
         await save_installation(ctx, installation, suspended=None, deleted=None, login=owner)
-    repo = data.get("repository")
-    if isinstance(repo, dict) and "id" in repo and "full_name" in repo:
-        await save_repository(ctx, repo, ctx.installation_id, active=None)
+    if "repository" in data:
+        await save_repository(ctx, fields.obj(data, "repository"), ctx.installation_id, active=None)
 
 
 async def save_installation(
@@ -90,16 +92,20 @@ async def save_installation(
     login: str | None = None,
 ) -> None:
     """Upsert an installation; ``None`` for a flag leaves it as it was."""
-    account = data.get("account") or {}
+    account = fields.obj(data, "account") if "account" in data else {}
     values: dict[str, Any] = {
-        "id": data["id"],
-        "account_login": account.get("login") or login or "",
-        "account_type": account.get("type") or "User",
+        "id": fields.int_id(data),
+        "account_login": fields.text(account, "login", default=login or ""),
+        "account_type": fields.text(account, "type", limit=32, default="User"),
         "updated_at": ctx.received_at,
     }
     full = "account" in data  # events other than ``installation`` carry only the id
-    for key in ("repository_selection", "permissions", "events"):
+    if "repository_selection" in data:
+        values["repository_selection"] = fields.text(data, "repository_selection", limit=16)
+    for key, kind in (("permissions", dict), ("events", list)):
         if key in data:
+            if not isinstance(data[key], kind):
+                raise ValueError(f"{key!r} must be a {kind.__name__}")
             values[key] = data[key]
     if suspended is not None:
         values["suspended_at"] = ctx.received_at if suspended else None
@@ -115,13 +121,13 @@ async def save_repository(
 ) -> None:
     """Upsert a repository row; a known installation or flag is never overwritten by None."""
     values: dict[str, Any] = {
-        "id": data["id"],
-        "full_name": data["full_name"],
-        "private": bool(data.get("private", False)),
+        "id": fields.int_id(data),
+        "full_name": fields.text(data, "full_name"),
+        "private": data.get("private") is True,
         "updated_at": ctx.received_at,
     }
     if data.get("default_branch"):
-        values["default_branch"] = data["default_branch"]
+        values["default_branch"] = fields.text(data, "default_branch")
     if installation_id is not None:
         values["installation_id"] = installation_id
     if active is not None:
@@ -129,3 +135,10 @@ async def save_repository(
     changing = list(values)
     insert_values = {"default_branch": "main", "active": True, "created_at": ctx.received_at}
     await upsert(ctx.conn, REPOSITORIES, {**insert_values, **values}, update=changing)
+
+
+def _objects(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{key!r} must be a list of objects")
+    return value

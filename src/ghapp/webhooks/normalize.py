@@ -12,6 +12,8 @@ from typing import Any
 
 from gidgethub import sansio
 
+from ghapp.webhooks import fields
+
 ITEM_EVENTS = frozenset(
     {
         "issues",
@@ -101,12 +103,12 @@ def normalise(event: sansio.Event) -> ItemEvent | None:
         event=event.event,
         action=data.get("action"),
         delivery_id=event.delivery_id,
-        installation_id=installation.get("id"),
-        repo_id=repo["id"],
-        repo_full_name=repo["full_name"],
-        default_branch=repo.get("default_branch") or "main",
+        installation_id=fields.int_id(installation) if installation else None,
+        repo_id=fields.int_id(repo),
+        repo_full_name=fields.text(repo, "full_name"),
+        default_branch=fields.text(repo, "default_branch", default="main"),
         item_kind="pr" if is_pr else "issue",
-        number=item["number"],
+        number=fields.int_id(item, "number"),
         title=item.get("title") or "",
         body=item.get("body") or "",
         url=item.get("html_url") or "",
