@@ -22,7 +22,9 @@ def with_installation(payload: dict, installation_id: int = INSTALLATION_ID) -> 
 
 async def installation(db: Database, installation_id: int = INSTALLATION_ID) -> Installation:
     async with db.read_session() as session:
-        return (await session.exec(select(Installation).where(Installation.id == installation_id))).one()
+        return (
+            await session.exec(select(Installation).where(Installation.id == installation_id))
+        ).one()
 
 
 async def repositories(db: Database) -> dict[str, Repository]:

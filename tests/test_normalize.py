@@ -20,7 +20,12 @@ def event(relative: str, **changes: object) -> sansio.Event:
 def test_issue_opened() -> None:
     item = normalise(event("issues/opened.payload.json"))
     assert item is not None
-    assert (item.event, item.action, item.item_kind, item.number) == ("issues", "opened", "issue", 1)
+    assert (item.event, item.action, item.item_kind, item.number) == (
+        "issues",
+        "opened",
+        "issue",
+        1,
+    )
     assert item.repo_full_name == "Codertocat/Hello-World"
     assert item.repo_id == 186853002
     assert item.default_branch == "master"
@@ -130,8 +135,13 @@ def test_every_corpus_payload_normalises_or_is_not_an_item(path) -> None:
     """Item events always normalise; everything else yields None, never an exception."""
     data = load(f"{path.parent.name}/{path.name}")
     item = normalise(sansio.Event(data, event=event_of(path), delivery_id="d"))
-    if event_of(path) in {"issues", "pull_request", "issue_comment",
-                          "pull_request_review_comment", "pull_request_review"}:
+    if event_of(path) in {
+        "issues",
+        "pull_request",
+        "issue_comment",
+        "pull_request_review_comment",
+        "pull_request_review",
+    }:
         assert item is not None
         assert item.number > 0 and "/" in item.repo_full_name
     else:

@@ -15,20 +15,38 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-EVENTS = ["installation", "installation_repositories", "issues", "pull_request",
-          "issue_comment", "pull_request_review", "pull_request_review_comment", "ping",
-          "push", "star"]
-HEADER_NAMES = ["content-type", "x-github-event", "x-github-delivery", "x-hub-signature-256",
-                "x-hub-signature", "content-length", "x-other"]
+EVENTS = [
+    "installation",
+    "installation_repositories",
+    "issues",
+    "pull_request",
+    "issue_comment",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "ping",
+    "push",
+    "star",
+]
+HEADER_NAMES = [
+    "content-type",
+    "x-github-event",
+    "x-github-delivery",
+    "x-hub-signature-256",
+    "x-hub-signature",
+    "content-length",
+    "x-other",
+]
 
-header_text = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80
-)
+header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
-    | st.floats(allow_nan=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 

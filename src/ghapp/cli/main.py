@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ghapp import logs
+from ghapp.cli.output import err, fail
 from ghapp.cli.receive import receive_command
 from ghapp.server import prepare_database, run_server
 from ghapp.settings import Settings
@@ -23,7 +24,7 @@ db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("receive")(receive_command)
 
-console = Console(stderr=True)
+console = err
 
 
 @app.command()
@@ -67,7 +68,7 @@ def demo(
     """Run the offline demo: a server on SQLite receiving signed GitHub deliveries."""
     from ghapp.demo.run import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(directory, Console())))
+    raise typer.Exit(asyncio.run(run_demo(directory, Console(soft_wrap=True))))
 
 
 def _prepare(settings: Settings) -> list[str]:
@@ -77,8 +78,7 @@ def _prepare(settings: Settings) -> list[str]:
     try:
         revision = asyncio.run(prepare_database(settings, migrate=settings.is_sqlite))
     except RuntimeError as exc:
-        console.print(f"[red]ghapp:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail("serve", str(exc), code=1)
     notes.append(f"database ready at revision {revision}")
     return notes
 

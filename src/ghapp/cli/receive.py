@@ -8,12 +8,10 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 
+from ghapp.cli.output import fail, out
 from ghapp.settings import Settings, load_generated_webhook_secret
 from ghapp.signing import delivery_headers
-
-console = Console()
 
 
 def receive_command(
@@ -39,23 +37,22 @@ def receive_command(
     try:
         json.loads(body)
     except ValueError:
-        _fail(f"{payload} is not valid JSON")
+        fail("receive", f"{payload} is not valid JSON")
     if secret is None:
         load_generated_webhook_secret(settings)
         if not settings.webhook_secrets:
-            _fail("no secret: pass --secret or set GHAPP_WEBHOOK_SECRET")
+            fail("receive", "no secret: pass --secret or set GHAPP_WEBHOOK_SECRET")
         secret = settings.webhook_secrets[0]
     target = url or f"http://{settings.host}:{settings.port}/webhooks/github"
     headers = delivery_headers(event, body, secret, delivery)
     try:
         response = httpx.post(target, content=body, headers=headers, timeout=30)
     except httpx.HTTPError as exc:
-        _fail(f"could not reach {target}: {exc}")
-    console.print(f"{headers['X-GitHub-Delivery']} → {response.status_code} {response.text}")
+        fail("receive", f"could not reach {target}: {exc}")
+    out.print(
+        f"{headers['X-GitHub-Delivery']} → {response.status_code} {response.text}",
+        markup=False,
+        highlight=False,
+    )
     if response.status_code >= 400:
         raise typer.Exit(1)
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]ghapp receive:[/] {message}")
-    raise typer.Exit(2)

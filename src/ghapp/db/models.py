@@ -8,6 +8,7 @@ grows through Alembic migrations in ``ghapp/db/migrations``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -32,11 +33,17 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
 
 
 def _created() -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # Defaults on the column too, so Core inserts get them as ORM ones do.
+    return Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, default=utcnow)
+    )
 
 
-def _json(default: Any) -> Any:
-    return Field(default_factory=default, sa_column=Column(JSONType, nullable=False))
+def _json(default: Callable[[], Any]) -> Any:
+    return Field(
+        default_factory=default,
+        sa_column=Column(JSONType, nullable=False, default=lambda: default()),
+    )
 
 
 def _github_id(primary_key: bool = False, fk: str | None = None, index: bool = False) -> Any:
@@ -292,7 +299,8 @@ class Delivery(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     outcome: str = Field(default=DeliveryOutcome.stored.value, max_length=16)
     received_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+        default_factory=utcnow,
+        sa_column=Column(UTCDateTime(), nullable=False, index=True, default=utcnow),
     )
 
 
@@ -373,5 +381,6 @@ class AuditEntry(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+        default_factory=utcnow,
+        sa_column=Column(UTCDateTime(), nullable=False, index=True, default=utcnow),
     )

@@ -1,0 +1,3 @@
+from ghapp.cli.main import main
+
+main()
