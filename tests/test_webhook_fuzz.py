@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -115,6 +116,6 @@ async def test_signed_real_payloads_with_mutated_fields(client, index, seed, val
     data = load(f"{path.parent.name}/{path.name}")
     rng = random.Random(seed)
     for _ in range(count):
-        data = mutate(data, rng, value)
+        data = mutate(data, rng, copy.deepcopy(value))
     response = await send(client, path.parent.name, data, delivery=f"m-{seed}-{index}")
     assert_not_5xx(response)
