@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ghapp.db import Database
 from ghapp.settings import Settings
 from ghapp.webhooks.ingress import github_webhook
+from ghapp.webhooks.store import DeliveryStore
 
 log = logging.getLogger("ghapp")
 
@@ -26,6 +27,7 @@ class AppState:
 
     settings: Settings
     db: Database
+    store: DeliveryStore
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -51,13 +53,15 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
     """Build a ghapp web app. The database must already be migrated."""
-    state = AppState(settings=settings, db=db or Database(settings.database_url))
+    database = db or Database(settings.database_url)
+    state = AppState(settings=settings, db=database, store=DeliveryStore(database))
     if not settings.webhook_secrets:
         log.warning("no webhook secret configured: every delivery will be refused")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await state.store.close()
         if db is None:  # we made it, we close it
             await state.db.dispose()
 

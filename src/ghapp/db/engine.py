@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import event, text
@@ -50,10 +50,14 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def write_lock(self) -> AbstractAsyncContextManager[Any]:
+        """Held by every writer in this process on SQLite; a no-op on PostgreSQL."""
+        return self._write_lock or nullcontext()
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside one write transaction, committed on success."""
-        async with self._write_lock or nullcontext():
+        async with self.write_lock():
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(**{_WRITE_OPTION: True})
                 async with conn.begin():

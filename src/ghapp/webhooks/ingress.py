@@ -4,8 +4,8 @@ The request path does no GitHub API call and no slow work: it checks the headers
 the body (refusing it while reading once it passes the size limit), verifies the
 ``X-Hub-Signature-256`` HMAC against every configured secret, then in one transaction
 stores the delivery (unique by ``X-GitHub-Delivery`` and by payload digest), updates
-installation/repository rows and queues the runs the event maps to. Every refusal is a
-``4xx`` with a one-line JSON reason and stores nothing.
+installation/repository rows and queues the runs the event maps to (``store.py``).
+Every refusal is a ``4xx`` with a one-line JSON reason and stores nothing.
 """
 
 from __future__ import annotations
@@ -19,24 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gidgethub import ValidationFailure, sansio
-from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from ghapp.db.models import Delivery, DeliveryOutcome, Repository
-from ghapp.db.types import utcnow
-from ghapp.db.upsert import dialect_insert
-from ghapp.webhooks import fields, installations
-from ghapp.webhooks.context import DeliveryContext
-from ghapp.webhooks.normalize import normalise
-from ghapp.webhooks.routing import HANDLED_EVENTS, router
+from ghapp.webhooks.store import BadPayload
 
 log = logging.getLogger("ghapp.webhooks")
-
-DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
-REPOSITORIES = Repository.__table__  # type: ignore[attr-defined]
 
 _EVENT_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -167,144 +155,35 @@ def parse_payload(text: str) -> dict[str, Any]:
 
 async def store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
     """Record the delivery and everything it causes in one transaction."""
+    digest = hashlib.sha256(raw_json.encode()).hexdigest()
     try:
-        return await _store(state, event, raw_json)
-    except Exception as exc:
-        if not is_shape_error(exc):
-            raise
-        # Signed, but not shaped as GitHub documents this event: refuse it whole (the
-        # transaction rolled back, so nothing is stored) rather than act on half of it.
+        stored = await state.store.save(event, raw_json, digest)
+    except BadPayload as exc:
+        # Signed, but not shaped as GitHub documents this event: refuse it whole (nothing
+        # was written) rather than act on half of it.
         log.warning(
             "webhook payload not understood",
-            extra={"delivery_id": event.delivery_id, "error": f"{type(exc).__name__}: {exc}"},
+            extra={"delivery_id": event.delivery_id, "error": str(exc)[:300]},
         )
         raise Rejected(400, f"payload is not a well-formed {event.event!r} event") from None
-
-
-async def _store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
-    digest = hashlib.sha256(raw_json.encode()).hexdigest()
-    received_at = utcnow()
-    async with state.db.write() as conn:
-        row_id = await insert_delivery(conn, event, raw_json, digest, received_at)
-        if row_id is None:
-            return await duplicate(conn, event.delivery_id)
-        ctx = DeliveryContext(
-            conn=conn,
-            delivery_row_id=row_id,
-            received_at=received_at,
-            item=normalise(event),
-            installation_id=await installation_for(conn, event.data),
+    if stored.duplicate_reason:
+        log.info(
+            "webhook duplicate",
+            extra={"delivery_id": event.delivery_id, "reason": stored.duplicate_reason},
         )
-        await dispatch(event, ctx)
+        body = {"status": "duplicate", "delivery": event.delivery_id}
+        return Outcome(200, {**body, "reason": stored.duplicate_reason})
     log.info(
         "webhook stored",
         extra={
             "delivery_id": event.delivery_id,
             "event": event.event,
             "action": event.data.get("action"),
-            "runs": len(ctx.runs_queued),
+            "runs": stored.runs_queued,
         },
     )
     if event.event == "ping":
         return Outcome(200, {"status": "pong", "delivery": event.delivery_id})
     return Outcome(
-        202,
-        {"status": "accepted", "delivery": event.delivery_id, "runs": ctx.runs_queued},
+        202, {"status": "accepted", "delivery": event.delivery_id, "runs": stored.runs_queued}
     )
-
-
-async def insert_delivery(
-    conn: AsyncConnection, event: sansio.Event, raw_json: str, digest: str, received_at: Any
-) -> int | None:
-    data = event.data
-    installation = _dict(data.get("installation"))
-    repo = _dict(data.get("repository"))
-    sender = _dict(data.get("sender"))
-    values = {
-        "delivery_id": event.delivery_id,
-        "payload_sha256": digest,
-        "event": event.event,
-        "action": _str_or_none(data.get("action"), 64),
-        "installation_id": _int_or_none(installation.get("id")),
-        "repo_id": _int_or_none(repo.get("id")),
-        "sender_login": _str_or_none(sender.get("login"), 255),
-        "payload": raw_json,
-        "outcome": DeliveryOutcome.stored.value,
-        "received_at": received_at,
-    }
-    # Any unique conflict (same delivery id, or the same payload replayed) → no row.
-    stmt = (
-        dialect_insert(conn, DELIVERIES)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(DELIVERIES.c.id)
-    )
-    return (await conn.execute(stmt)).scalar_one_or_none()
-
-
-async def duplicate(conn: AsyncConnection, delivery_id: str) -> Outcome:
-    seen = await conn.scalar(select(DELIVERIES.c.id).where(DELIVERIES.c.delivery_id == delivery_id))
-    if seen is not None:
-        reason = "this delivery id was already received"
-    else:
-        reason = "this payload was already received under another delivery id"
-    log.info("webhook duplicate", extra={"delivery_id": delivery_id, "reason": reason})
-    return Outcome(200, {"status": "duplicate", "delivery": delivery_id, "reason": reason})
-
-
-async def installation_for(conn: AsyncConnection, data: dict[str, Any]) -> int | None:
-    """The event's installation; for a plain repository webhook, the repo's known one."""
-    installation = data.get("installation")
-    if isinstance(installation, dict) and _int_or_none(installation.get("id")) is not None:
-        return int(installation["id"])
-    repo = data.get("repository")
-    if isinstance(repo, dict) and _int_or_none(repo.get("id")) is not None:
-        return await conn.scalar(
-            select(REPOSITORIES.c.installation_id).where(REPOSITORIES.c.id == repo["id"])
-        )
-    return None
-
-
-async def dispatch(event: sansio.Event, ctx: DeliveryContext) -> None:
-    if event.event not in HANDLED_EVENTS:
-        await mark_outcome(ctx, DeliveryOutcome.ignored)
-        return
-    await installations.refresh_from_event(event, ctx)
-    await router.dispatch(event, ctx)
-    if ctx.runs_queued:
-        await mark_outcome(ctx, DeliveryOutcome.queued)
-
-
-def is_shape_error(exc: BaseException) -> bool:
-    """True for errors caused by the payload's content rather than by our systems."""
-    if isinstance(exc, KeyError | TypeError | ValueError | AttributeError | OverflowError):
-        return True
-    if isinstance(exc, DataError | IntegrityError):
-        return True
-    # Driver-side conversion failures (an id too large for BIGINT, say).
-    return isinstance(exc, StatementError) and isinstance(
-        exc.orig, TypeError | ValueError | OverflowError
-    )
-
-
-async def mark_outcome(ctx: DeliveryContext, outcome: DeliveryOutcome) -> None:
-    await ctx.conn.execute(
-        DELIVERIES.update()
-        .where(DELIVERIES.c.id == ctx.delivery_row_id)
-        .values(outcome=outcome.value)
-    )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return fields.int_id({"id": value})
-    except ValueError:
-        return None
-
-
-def _str_or_none(value: Any, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) and "\x00" not in value else None
