@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cachetools import TTLCache
+
 from ghapp.db.batch import Statement
 from ghapp.webhooks.normalize import ItemEvent
+
+
+class KnownRows:
+    """What this process last wrote for a row, so unchanged rows are not rewritten.
+
+    Most events carry their repository; rewriting its unchanged row on every delivery
+    costs as much as storing the delivery. Entries expire, so a row changed by another
+    process is rewritten from the next event within ``ttl`` seconds at worst.
+    """
+
+    def __init__(self, size: int = 50_000, ttl: float = 300.0) -> None:
+        self._rows: TTLCache[Hashable, Hashable] = TTLCache(size, ttl)
+
+    def unchanged(self, key: Hashable, values: Hashable) -> bool:
+        return self._rows.get(key) == values
+
+    def forget(self, key: Hashable) -> None:
+        self._rows.pop(key, None)
+
+    def remember(self, rows: list[tuple[Hashable, Hashable]]) -> None:
+        for key, values in rows:
+            self._rows[key] = values
 
 
 @dataclass
@@ -23,7 +48,9 @@ class DeliveryContext:
     received_at: datetime
     item: ItemEvent | None
     installation_id: int | None  # as the event carries it (None for a plain repo webhook)
+    known: KnownRows = field(default_factory=KnownRows)
     statements: list[Statement] = field(default_factory=list)
+    rows_written: list[tuple[Hashable, Hashable]] = field(default_factory=list)
     runs_queued: int = 0
 
     def add(self, statement: Statement) -> None:

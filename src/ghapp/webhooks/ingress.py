@@ -11,18 +11,18 @@ Every refusal is a ``4xx`` with a one-line JSON reason and stores nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from gidgethub import ValidationFailure, sansio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from ghapp.webhooks.store import BadPayload
+from ghapp.webhooks.store import BadPayload, StorageUnavailable
 
 log = logging.getLogger("ghapp.webhooks")
 
@@ -144,9 +144,11 @@ def payload_text(body: bytes, content_type: str) -> str:
 
 
 def parse_payload(text: str) -> dict[str, Any]:
+    # orjson: twice as fast as json on GitHub's payloads, and strict (no NaN, no lone
+    # surrogates, integers within 64 bits, nesting under 1024 levels).
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise Rejected(400, "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise Rejected(400, "payload must be a JSON object")
@@ -158,6 +160,10 @@ async def store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
     digest = hashlib.sha256(raw_json.encode()).hexdigest()
     try:
         stored = await state.store.save(event, raw_json, digest)
+    except StorageUnavailable:
+        # Not the sender's fault: say so plainly (a proxy may retry; GitHub's
+        # "Redeliver" button can send it again once the database is back).
+        raise Rejected(503, "the database is unavailable; delivery not stored") from None
     except BadPayload as exc:
         # Signed, but not shaped as GitHub documents this event: refuse it whole (nothing
         # was written) rather than act on half of it.

@@ -69,14 +69,30 @@ async def repositories_changed(event: sansio.Event, ctx: DeliveryContext) -> Non
 
 
 def refresh_from_event(event: sansio.Event, ctx: DeliveryContext) -> None:
-    """Any event: make sure its installation and repository rows exist and are current."""
+    """Any event: make sure its installation and repository rows exist and are current.
+
+    Rows this process last wrote with the same values are not written again.
+    """
     data = event.data
     if "installation" in data and event.event != "installation":
         installation = fields.obj(data, "installation")
-        owner = ((data.get("repository") or {}).get("owner") or {}).get("login")
-        save_installation(ctx, installation, suspended=None, deleted=None, login=owner)
+        key = ("installation", fields.int_id(installation))
+        if not ctx.known.unchanged(key, True):
+            owner = ((data.get("repository") or {}).get("owner") or {}).get("login")
+            save_installation(ctx, installation, suspended=None, deleted=None, login=owner)
+            ctx.rows_written.append((key, True))
     if "repository" in data:
-        save_repository(ctx, fields.obj(data, "repository"), ctx.installation_id, active=None)
+        repo = fields.obj(data, "repository")
+        key = ("repository", fields.int_id(repo))
+        values = (
+            fields.text(repo, "full_name"),
+            repo.get("default_branch"),
+            repo.get("private") is True,
+            ctx.installation_id,
+        )
+        if not ctx.known.unchanged(key, values):
+            save_repository(ctx, repo, ctx.installation_id, active=None)
+            ctx.rows_written.append((key, values))
 
 
 def save_installation(
@@ -112,6 +128,8 @@ def save_installation(
     if deleted is not None:
         values["deleted_at"] = ctx.received_at if deleted else None
     changing = [k for k in values if k != "id" and (full or k in ("suspended_at", "deleted_at"))]
+    if changing:
+        ctx.known.forget(("installation", values["id"]))
     insert = {"permissions": "{}", "events": "[]", "created_at": ctx.received_at, **values}
     ctx.add(upsert("installations", insert, update=changing))
 
@@ -133,6 +151,7 @@ def save_repository(
     if active is not None:
         values["active"] = active
     changing = list(values)
+    ctx.known.forget(("repository", values["id"]))
     insert = {"default_branch": "main", "active": True, "created_at": ctx.received_at, **values}
     ctx.add(upsert("repositories", insert, update=changing))
 

@@ -21,7 +21,7 @@ from ghapp.db.batch import BatchWriter, InsertThen, Statement
 from ghapp.db.models import Delivery, DeliveryOutcome
 from ghapp.db.types import utcnow
 from ghapp.webhooks import fields, installations
-from ghapp.webhooks.context import DeliveryContext
+from ghapp.webhooks.context import DeliveryContext, KnownRows
 from ghapp.webhooks.normalize import normalise
 from ghapp.webhooks.routing import HANDLED_EVENTS, router
 
@@ -39,6 +39,10 @@ class BadPayload(ValueError):
     """The payload is signed but not shaped as GitHub documents this event."""
 
 
+class StorageUnavailable(RuntimeError):
+    """The database could not take the delivery (nothing was stored)."""
+
+
 @dataclass(frozen=True)
 class Stored:
     delivery_id: str
@@ -50,6 +54,7 @@ class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._writer = BatchWriter(db)
+        self._known = KnownRows()
 
     async def close(self) -> None:
         await self._writer.close()
@@ -57,16 +62,20 @@ class DeliveryStore:
     async def save(self, event: sansio.Event, raw_json: str, digest: str) -> Stored:
         received_at = utcnow()
         try:
-            ctx = await decide(event, received_at)
-            result = await self._writer.write(
-                InsertThen(delivery_row(event, raw_json, digest, ctx, received_at), ctx.statements)
-            )
+            ctx = await decide(event, received_at, self._known)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BadPayload(f"{type(exc).__name__}: {exc}") from exc
+        row = delivery_row(event, raw_json, digest, ctx, received_at)
+        try:
+            result = await self._writer.write(InsertThen(row, ctx.statements))
+        except Exception as exc:
+            log.exception("delivery not stored", extra={"delivery_id": event.delivery_id})
+            raise StorageUnavailable(type(exc).__name__) from exc
         if isinstance(result, BaseException):
             raise BadPayload(f"{type(result).__name__}: {result}") from result
         if result is None:
             return Stored(event.delivery_id, 0, await self._duplicate_reason(event.delivery_id))
+        self._known.remember(ctx.rows_written)
         return Stored(event.delivery_id, ctx.runs_queued)
 
     async def _duplicate_reason(self, delivery_id: str) -> str:
@@ -77,13 +86,16 @@ class DeliveryStore:
         return "this payload was already received under another delivery id"
 
 
-async def decide(event: sansio.Event, received_at: datetime) -> DeliveryContext:
+async def decide(
+    event: sansio.Event, received_at: datetime, known: KnownRows | None = None
+) -> DeliveryContext:
     """Run the handlers: what this delivery changes, as statements (no I/O)."""
     installation = event.data.get("installation")
     ctx = DeliveryContext(
         received_at=received_at,
         item=normalise(event),
         installation_id=_optional_id(installation),
+        known=known or KnownRows(),
     )
     if event.event in HANDLED_EVENTS:
         installations.refresh_from_event(event, ctx)

@@ -87,10 +87,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("payload_sha256"),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_deliveries_event"), ["event"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_deliveries_installation_id"), ["installation_id"], unique=False
-        )
         batch_op.create_index(
             batch_op.f("ix_deliveries_received_at"), ["received_at"], unique=False
         )
@@ -411,8 +407,6 @@ def downgrade() -> None:
     op.drop_table("installations")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_received_at"))
-        batch_op.drop_index(batch_op.f("ix_deliveries_installation_id"))
-        batch_op.drop_index(batch_op.f("ix_deliveries_event"))
 
     op.drop_table("deliveries")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
