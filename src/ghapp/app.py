@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,8 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
+from ghapp.jobs.service import JobService
+from ghapp.scheduler.loop import Scheduler
+from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.settings import Settings
+from ghapp.signals import Signals
+from ghapp.triggers.index import JobIndex
 from ghapp.webhooks.ingress import github_webhook
 from ghapp.webhooks.store import DeliveryStore
 
@@ -27,7 +34,29 @@ class AppState:
 
     settings: Settings
     db: Database
+    clock: Clock
+    signals: Signals
+    jobs: JobService
+    index: JobIndex
     store: DeliveryStore
+    scheduler: Scheduler
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database, clock: Clock) -> AppState:
+        signals = Signals()
+        index = JobIndex(db)
+        signals.jobs_changed.append(index.invalidate)
+        thresholds = ThresholdChecker(db, clock, signals, providers={})
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            signals=signals,
+            jobs=JobService(db, clock, signals),
+            index=index,
+            store=DeliveryStore(db, index, signals),
+            scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
+        )
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -51,19 +80,36 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(settings: Settings, *, db: Database | None = None) -> Starlette:
-    """Build a ghapp web app. The database must already be migrated."""
-    database = db or Database(settings.database_url)
-    state = AppState(settings=settings, db=database, store=DeliveryStore(database))
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    run_scheduler: bool = False,
+) -> Starlette:
+    """Build a ghapp web app. The database must already be migrated.
+
+    ``run_scheduler`` starts the scheduler loop with the app (``ghapp serve`` does).
+    """
+    state = AppState.build(settings, db or Database(settings.database_url), clock or SystemClock())
     if not settings.webhook_secrets:
         log.warning("no webhook secret configured: every delivery will be refused")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await state.store.close()
-        if db is None:  # we made it, we close it
-            await state.db.dispose()
+        background = (
+            [asyncio.create_task(state.scheduler.run(), name="scheduler")] if run_scheduler else []
+        )
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await state.scheduler.thresholds.drain()
+            await state.store.close()
+            if db is None:  # we made it, we close it
+                await state.db.dispose()
 
     routes = [
         Route("/webhooks/github", github_webhook, methods=["POST"]),

@@ -41,7 +41,8 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "timeout_graceful_shutdown": 30,
     }
     options.update(overrides)
-    return uvicorn.Config(create_app(settings), **options)  # type: ignore[arg-type]
+    app = create_app(settings, run_scheduler=True)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
 def run_server(settings: Settings) -> None:

@@ -196,6 +196,7 @@ class Job(SQLModel, table=True):
     max_retries: int = 2
 
     # Bookkeeping.
+    schedule_anchor: datetime | None = _ts()  # intervals count from here (no drift)
     next_run_at: datetime | None = _ts()
     last_run_at: datetime | None = _ts()
     last_run_status: str | None = Field(default=None, max_length=16)
@@ -243,6 +244,7 @@ class Run(SQLModel, table=True):
     run_after: datetime = _created()  # not claimable before (retry backoff)
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = _ts()
+    cancel_requested_at: datetime | None = _ts()  # the worker stops the run when it sees it
     queued_at: datetime = _created()
     started_at: datetime | None = _ts()
     completed_at: datetime | None = _ts()
@@ -385,3 +387,39 @@ class AuditEntry(SQLModel, table=True):
         default_factory=utcnow,
         sa_column=Column(UTCDateTime(), nullable=False, index=True, default=utcnow),
     )
+
+
+class ThresholdCheck(SQLModel, table=True):
+    """One measurement of a threshold job's metric (seed 2's threshold trigger)."""
+
+    __tablename__ = "threshold_checks"
+    __table_args__ = (
+        # One check per occurrence of the check schedule, however many schedulers run.
+        UniqueConstraint("job_id", "scheduled_for", name="uq_threshold_checks_job_scheduled_for"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    )
+    scheduled_for: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | done | failed
+    value: float | None = None
+    condition_met: bool | None = None
+    fired: bool = False
+    run_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    )
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    checked_at: datetime | None = _ts()
+
+
+class SchedulerState(SQLModel, table=True):
+    """Small shared facts: global stop/start, the jobs version for trigger caches."""
+
+    __tablename__ = "scheduler_state"
+
+    key: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = _created()

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 
 from ghapp.db.batch import Statement
 from ghapp.webhooks.normalize import ItemEvent
+
+if TYPE_CHECKING:
+    from ghapp.triggers.index import JobIndex
 
 
 class KnownRows:
@@ -49,6 +53,7 @@ class DeliveryContext:
     item: ItemEvent | None
     installation_id: int | None  # as the event carries it (None for a plain repo webhook)
     known: KnownRows = field(default_factory=KnownRows)
+    jobs: JobIndex | None = None  # which jobs events and commands start
     statements: list[Statement] = field(default_factory=list)
     rows_written: list[tuple[Hashable, Hashable]] = field(default_factory=list)
     runs_queued: int = 0

@@ -20,6 +20,8 @@ from ghapp.db import Database
 from ghapp.db.batch import BatchWriter, InsertThen, Statement
 from ghapp.db.models import Delivery, DeliveryOutcome
 from ghapp.db.types import utcnow
+from ghapp.signals import Signals
+from ghapp.triggers.index import JobIndex
 from ghapp.webhooks import fields, installations
 from ghapp.webhooks.context import DeliveryContext, KnownRows
 from ghapp.webhooks.normalize import normalise
@@ -51,10 +53,14 @@ class Stored:
 
 
 class DeliveryStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, jobs: JobIndex | None = None, signals: Signals | None = None
+    ) -> None:
         self._db = db
         self._writer = BatchWriter(db)
         self._known = KnownRows()
+        self._jobs = jobs
+        self._signals = signals
 
     async def close(self) -> None:
         await self._writer.close()
@@ -62,7 +68,9 @@ class DeliveryStore:
     async def save(self, event: sansio.Event, raw_json: str, digest: str) -> Stored:
         received_at = utcnow()
         try:
-            ctx = await decide(event, received_at, self._known)
+            if self._jobs is not None:
+                await self._jobs.ensure_fresh()
+            ctx = await decide(event, received_at, self._known, self._jobs)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BadPayload(f"{type(exc).__name__}: {exc}") from exc
         row = delivery_row(event, raw_json, digest, ctx, received_at)
@@ -76,6 +84,8 @@ class DeliveryStore:
         if result is None:
             return Stored(event.delivery_id, 0, await self._duplicate_reason(event.delivery_id))
         self._known.remember(ctx.rows_written)
+        if ctx.runs_queued and self._signals is not None:
+            self._signals.runs_queued()
         return Stored(event.delivery_id, ctx.runs_queued)
 
     async def _duplicate_reason(self, delivery_id: str) -> str:
@@ -87,7 +97,10 @@ class DeliveryStore:
 
 
 async def decide(
-    event: sansio.Event, received_at: datetime, known: KnownRows | None = None
+    event: sansio.Event,
+    received_at: datetime,
+    known: KnownRows | None = None,
+    jobs: JobIndex | None = None,
 ) -> DeliveryContext:
     """Run the handlers: what this delivery changes, as statements (no I/O)."""
     installation = event.data.get("installation")
@@ -96,6 +109,7 @@ async def decide(
         item=normalise(event),
         installation_id=_optional_id(installation),
         known=known or KnownRows(),
+        jobs=jobs,
     )
     if event.event in HANDLED_EVENTS:
         installations.refresh_from_event(event, ctx)

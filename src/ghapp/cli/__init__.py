@@ -1,0 +1,1 @@
+"""The ghapp command line."""

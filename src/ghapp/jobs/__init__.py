@@ -1,0 +1,1 @@
+"""Jobs: what runs, on which items, and when."""

@@ -1,0 +1,250 @@
+"""Creating, changing, pausing, resuming and deleting jobs — the one way to do it.
+
+The API, the CLI, the dashboard and the config file all go through :class:`JobService`,
+so every change is validated the same way, recomputes ``next_run_at``, is audited, bumps
+the jobs version (other processes' trigger caches notice) and wakes the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ghapp.clock import Clock
+from ghapp.db import Database
+from ghapp.db.models import AuditEntry, Job, JobStatus, Repository, Run, RunStatus, SchedulerState
+from ghapp.jobs.schedules import first_run
+from ghapp.jobs.spec import BUILTIN_COMMANDS, BUILTIN_METRICS, JobSpec
+from ghapp.signals import Signals
+
+JOBS_VERSION = "jobs_version"
+SPEC_FIELDS = tuple(JobSpec.model_fields)
+TIMING_FIELDS = frozenset({"cron_expression", "timezone", "interval_minutes", "threshold"})
+SECRET_KEYS = ("token", "secret", "password", "url")
+
+
+class JobError(ValueError):
+    """A job change refused for a reason outside the spec itself (unknown repo, cycle…)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        signals: Signals,
+        *,
+        commands: Mapping[str, frozenset[str]] | None = None,
+        metrics: frozenset[str] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.signals = signals
+        self.commands = commands if commands is not None else BUILTIN_COMMANDS
+        self.metrics = metrics if metrics is not None else BUILTIN_METRICS
+
+    def validate(self, data: Mapping[str, Any]) -> JobSpec:
+        """Raises pydantic's ValidationError naming each bad field."""
+        context = {"commands": self.commands, "metrics": self.metrics}
+        return JobSpec.model_validate(dict(data), context=context)
+
+    async def get(self, job_id: int) -> Job:
+        async with self.db.read_session() as session:
+            job = await session.get(Job, job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def create(self, data: Mapping[str, Any], actor: str, source: str = "api") -> Job:
+        spec = self.validate(data)
+        now = self.clock.now()
+        async with self.db.session() as session:
+            await self._check_references(session, spec, job_id=None)
+            job = Job(**spec.model_dump(), source=source, created_by=actor)
+            job.created_at = job.updated_at = now
+            _retime(job, now)
+            session.add(job)
+            await session.flush()
+            await _audit(session, actor, "job.create", job, None, spec_of(job), now)
+            await bump_jobs_version(session, now)
+        self.signals.job_changed()
+        return job
+
+    async def update(self, job_id: int, changes: Mapping[str, Any], actor: str) -> Job:
+        now = self.clock.now()
+        async with self.db.session() as session:
+            job = await _load(session, job_id)
+            before = spec_of(job)
+            merged = {**before, **changes}
+            spec = self.validate(merged)
+            await self._check_references(session, spec, job_id=job_id)
+            for name, value in spec.model_dump().items():
+                setattr(job, name, value)
+            if any(before.get(name) != merged.get(name) for name in TIMING_FIELDS) or (
+                before["status"] != job.status
+            ):
+                _retime(job, now)
+            job.updated_at = now
+            await _audit(session, actor, "job.update", job, before, spec_of(job), now)
+            await bump_jobs_version(session, now)
+        self.signals.job_changed()
+        return job
+
+    async def pause(self, job_id: int, actor: str) -> Job:
+        return await self._set_status(job_id, JobStatus.paused, actor, "job.pause")
+
+    async def resume(self, job_id: int, actor: str) -> Job:
+        return await self._set_status(job_id, JobStatus.active, actor, "job.resume")
+
+    async def delete(self, job_id: int, actor: str) -> None:
+        """Delete the job; its queued runs are cancelled and running ones told to stop."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            job = await _load(session, job_id)
+            before = spec_of(job)
+            await stop_runs(await session.connection(), job_id, now)
+            await _audit(session, actor, "job.delete", job, before, None, now)
+            await session.delete(job)
+            await bump_jobs_version(session, now)
+        self.signals.job_changed()
+
+    async def _set_status(self, job_id: int, status: JobStatus, actor: str, action: str) -> Job:
+        now = self.clock.now()
+        async with self.db.session() as session:
+            job = await _load(session, job_id)
+            before = {"status": job.status}
+            job.status = status.value
+            _retime(job, now)
+            job.updated_at = now
+            await _audit(session, actor, action, job, before, {"status": job.status}, now)
+            await bump_jobs_version(session, now)
+        self.signals.job_changed()
+        return job
+
+    async def _check_references(
+        self, session: AsyncSession, spec: JobSpec, job_id: int | None
+    ) -> None:
+        if spec.repo_id is not None and await session.get(Repository, spec.repo_id) is None:
+            raise JobError("repo_id", f"unknown repository {spec.repo_id} (is the app installed?)")
+        for repo_id in spec.repo_ids:
+            repo = await session.get(Repository, repo_id)
+            if repo is None or repo.installation_id != spec.installation_id:
+                raise JobError(
+                    "repo_ids",
+                    f"repository {repo_id} is not in installation {spec.installation_id}",
+                )
+        if spec.after_job_id is not None:
+            await _check_chain(session, spec.after_job_id, job_id)
+
+
+def spec_of(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in SPEC_FIELDS}
+
+
+def _retime(job: Job, now: datetime) -> None:
+    """Recompute when an active job next fires; paused and untimed jobs have no next run."""
+    if job.interval_minutes or (job.threshold and job.threshold.get("check_interval_minutes")):
+        job.schedule_anchor = now.replace(microsecond=0)
+    job.next_run_at = first_run(job, now) if job.status == JobStatus.active.value else None
+
+
+async def _load(session: AsyncSession, job_id: int) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+async def _check_chain(session: AsyncSession, after_job_id: int, job_id: int | None) -> None:
+    seen: set[int] = set()
+    current: int | None = after_job_id
+    while current is not None:
+        if current == job_id or current in seen:
+            raise JobError("after_job_id", "this would make a cycle of jobs waiting on each other")
+        seen.add(current)
+        upstream = await session.get(Job, current)
+        if upstream is None:
+            raise JobError("after_job_id", f"unknown job {current}")
+        current = upstream.after_job_id
+
+
+async def stop_runs(conn: AsyncConnection, job_id: int, now: datetime) -> None:
+    """Cancel the job's queued runs and ask its running ones to stop."""
+    await conn.execute(
+        update(Run)
+        .where(Run.job_id == job_id, Run.status == RunStatus.queued.value)
+        .values(status=RunStatus.cancelled.value, completed_at=now, error="job deleted")
+    )
+    await conn.execute(
+        update(Run)
+        .where(Run.job_id == job_id, Run.status == RunStatus.running.value)
+        .values(cancel_requested_at=now)
+    )
+
+
+async def bump_jobs_version(session: AsyncSession, now: datetime) -> None:
+    state = await session.get(SchedulerState, JOBS_VERSION)
+    if state is None:
+        session.add(SchedulerState(key=JOBS_VERSION, value="1", updated_at=now))
+    else:
+        state.value = str(int(state.value) + 1)
+        state.updated_at = now
+
+
+async def jobs_version(conn: AsyncConnection) -> int:
+    value = await conn.scalar(
+        select(SchedulerState.value).where(SchedulerState.key == JOBS_VERSION)
+    )
+    return int(value or 0)
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    job: Job,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            object_type="job",
+            object_id=str(job.id),
+            repo_id=job.repo_id,
+            before=mask(before),
+            after=mask(after),
+            created_at=now,
+        )
+    )
+
+
+def mask(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """JSON-safe copy with anything secret-looking masked."""
+    if values is None:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if any(word in key.lower() for word in SECRET_KEYS) and isinstance(value, str):
+            out[key] = "****"
+        elif isinstance(value, datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out

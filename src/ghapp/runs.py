@@ -1,0 +1,99 @@
+"""A run's end: its status, the job's bookkeeping, and the jobs waiting on it (``after``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ghapp.db.core import insert_ignoring_conflicts
+from ghapp.db.models import Job, JobStatus, Run, RunStatus
+
+FINAL = frozenset(
+    {RunStatus.completed, RunStatus.failed, RunStatus.skipped, RunStatus.cancelled,
+     RunStatus.timed_out}
+)  # fmt: skip
+
+
+async def finish_run(
+    conn: AsyncConnection,
+    run_id: int,
+    status: RunStatus,
+    now: datetime,
+    *,
+    error: str | None = None,
+    **counters: Any,
+) -> list[int]:
+    """Record the end of a run; queue the jobs that run after it. Returns their run ids."""
+    if status not in FINAL:
+        raise ValueError(f"{status} is not a final status")
+    run = (await conn.execute(select(Run).where(Run.id == run_id))).one()
+    started = run.started_at or run.queued_at
+    await conn.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(
+            status=status.value,
+            error=error,
+            completed_at=now,
+            duration_ms=int((now - started).total_seconds() * 1000),
+            lease_owner=None,
+            lease_expires_at=None,
+            **counters,
+        )
+    )
+    await conn.execute(
+        update(Job)
+        .where(Job.id == run.job_id)
+        .values(last_run_at=started, last_run_status=status.value)
+    )
+    return await queue_dependents(conn, run, status, now)
+
+
+async def queue_dependents(
+    conn: AsyncConnection, run: Any, status: RunStatus, now: datetime
+) -> list[int]:
+    """Jobs with ``after_job_id`` = this run's job (only on success, if they say so)."""
+    condition = Job.after_only_on_success.is_(False)
+    if status == RunStatus.completed:
+        condition = or_(condition, Job.after_only_on_success.is_(True))
+    dependents = (
+        await conn.execute(
+            select(Job.id, Job.repo_id, Job.installation_id).where(
+                Job.after_job_id == run.job_id, Job.status == JobStatus.active.value, condition
+            )
+        )
+    ).all()
+    rows = [
+        {
+            "job_id": job_id,
+            "repo_id": repo_id,
+            "installation_id": installation_id,
+            "trigger_type": "dependency",
+            "trigger_detail": {"after_run_id": run.id, "after_status": status.value},
+            # One dependent run per upstream run, however often this is called.
+            "scheduled_for": None,
+            "delivery_id": f"after-run-{run.id}",
+            "status": RunStatus.queued.value,
+            "queued_at": now,
+            "run_after": now,
+        }
+        for job_id, repo_id, installation_id in dependents
+    ]
+    if not rows:
+        return []
+    existing = set(
+        (
+            await conn.execute(select(Run.job_id).where(Run.delivery_id == f"after-run-{run.id}"))
+        ).scalars()
+    )
+    rows = [row for row in rows if row["job_id"] not in existing]
+    created = await insert_ignoring_conflicts(
+        conn, Run.__table__, rows, ("job_id", "scheduled_for")
+    )
+    await conn.execute(
+        update(Job).where(Job.id.in_(list(created))).values(run_count=Job.run_count + 1)
+    )
+    return list(created.values())

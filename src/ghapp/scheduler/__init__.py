@@ -1,0 +1,1 @@
+"""Job scheduling: when cron and interval triggers fire."""

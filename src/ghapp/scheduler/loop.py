@@ -1,0 +1,272 @@
+"""The scheduler: sleep until the earliest due job, fire each occurrence exactly once.
+
+No fixed poll: the loop sleeps until the earliest ``next_run_at`` and is woken early when
+a job changes (in this process directly, from other processes through the fallback poll
+or ``LISTEN/NOTIFY``). An occurrence fires by inserting a Run under the unique key
+``(job_id, scheduled_for)``, so any number of schedulers on one database fire it once;
+on PostgreSQL due jobs are also taken ``FOR UPDATE SKIP LOCKED`` so schedulers share the
+work instead of repeating it.
+
+Misfire policy: after downtime, the latest missed occurrence fires if it is within the
+job's grace window (several missed ones coalesce into it); older ones are skipped.
+Concurrency policy when the previous run is still queued or running: skip (recorded as a
+skipped run), queue one, cancel the running one, or allow.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ghapp.clock import Clock
+from ghapp.db import Database
+from ghapp.db.core import insert_ignoring_conflicts, upsert_row
+from ghapp.db.models import Installation, Job, JobStatus, Repository, Run, RunStatus, SchedulerState
+from ghapp.jobs.schedules import schedule_of
+from ghapp.scheduler.thresholds import ThresholdChecker
+from ghapp.signals import Signals
+
+log = logging.getLogger("ghapp.scheduler")
+
+STOPPED = "scheduler_stopped"
+ACTIVE_RUN = (RunStatus.queued.value, RunStatus.running.value)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """What one due job does in this tick."""
+
+    job_id: int
+    old_next: datetime
+    new_next: datetime | None
+    scheduled_for: datetime | None  # None: missed beyond the grace window, nothing fires
+    coalesced: int
+
+
+class Scheduler:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        signals: Signals,
+        *,
+        thresholds: ThresholdChecker | None = None,
+        batch_size: int = 500,
+        fallback_poll: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.signals = signals
+        self.thresholds = thresholds or ThresholdChecker(db, clock, signals, providers={})
+        self.batch_size = batch_size
+        self.fallback_poll = fallback_poll
+        self.fired = 0  # runs this instance created (for status views and tests)
+
+    async def run(self) -> None:
+        """Fire due occurrences forever; sleep in between."""
+        while True:
+            try:
+                wake_at = await self.tick()
+            except Exception:  # a bad tick must not kill the loop; the next one retries
+                log.exception("scheduler tick failed")
+                wake_at = None
+            cap = self.clock.now() + self.fallback_poll
+            await self.clock.sleep_until(
+                min(wake_at, cap) if wake_at else cap, self.signals.scheduler_wake
+            )
+
+    async def tick(self) -> datetime | None:
+        """Fire everything due now; return when something is next due (None: nothing)."""
+        if await self.is_stopped():
+            return None
+        while await self._fire_batch(self.clock.now()) == self.batch_size:
+            pass  # a full batch: there may be more due right now
+        return await self.next_due()
+
+    async def is_stopped(self) -> bool:
+        async with self.db.read() as conn:
+            value = await conn.scalar(
+                select(SchedulerState.value).where(SchedulerState.key == STOPPED)
+            )
+        return value == "1"
+
+    async def next_due(self) -> datetime | None:
+        async with self.db.read() as conn:
+            return await conn.scalar(select(func.min(Job.next_run_at)).where(*eligible()))
+
+    async def _fire_batch(self, now: datetime) -> int:
+        checks: list[int] = []
+        async with self.db.write() as conn:
+            jobs = await self._due_jobs(conn, now)
+            if not jobs:
+                return 0
+            firings = [plan(job, now) for job in jobs]
+            busy = await _active_runs(conn, [f.job_id for f in firings])
+            by_id = {job.id: job for job in jobs}
+            run_rows, check_rows = [], []
+            for firing in firings:
+                if firing.scheduled_for is None:
+                    continue
+                job = by_id[firing.job_id]
+                if job.threshold:
+                    check_rows.append(_check_row(firing))
+                else:
+                    run_rows.append(await _run_row(conn, job, firing, busy.get(job.id, ()), now))
+            created = await insert_ignoring_conflicts(
+                conn, Run.__table__, run_rows, ("job_id", "scheduled_for")
+            )
+            checks = await self.thresholds.claim(conn, check_rows)
+            await _advance(conn, firings, created)
+        self.fired += len(created)
+        if created:
+            self.signals.runs_queued()
+        for check_id in checks:
+            self.thresholds.start(check_id)
+        return len(jobs)
+
+    async def _due_jobs(self, conn: AsyncConnection, now: datetime) -> list[Any]:
+        query = (
+            select(Job)
+            .where(*eligible(), Job.next_run_at <= now)
+            .order_by(Job.next_run_at, Job.id)
+            .limit(self.batch_size)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=Job)
+        return list((await conn.execute(query)).all())
+
+
+def eligible() -> list[Any]:
+    """Active, timed jobs whose repository is active and installation live."""
+    repo_ok = or_(
+        Job.repo_id.is_(None),
+        Job.repo_id.in_(select(Repository.id).where(Repository.active.is_(True))),
+    )
+    installation_id = func.coalesce(
+        Job.installation_id,
+        select(Repository.installation_id).where(Repository.id == Job.repo_id).scalar_subquery(),
+    )
+    installation_ok = or_(
+        installation_id.is_(None),
+        installation_id.in_(
+            select(Installation.id).where(
+                and_(Installation.suspended_at.is_(None), Installation.deleted_at.is_(None))
+            )
+        ),
+    )
+    return [
+        Job.status == JobStatus.active.value,
+        Job.next_run_at.is_not(None),
+        repo_ok,
+        installation_ok,
+    ]
+
+
+def plan(job: Any, now: datetime) -> Firing:
+    """Which occurrence fires now (misfire policy) and when the job is next due."""
+    schedule = schedule_of(job)
+    if schedule is None:  # the time trigger was removed under us: nothing to fire
+        return Firing(job.id, job.next_run_at, None, None, 0)
+    missed = schedule.occurrences(job.next_run_at - timedelta(microseconds=1), now)
+    latest = missed[-1] if missed else job.next_run_at
+    new_next = schedule.next_after(max(latest, now))
+    if now - latest > timedelta(seconds=job.misfire_grace_seconds):
+        log.warning(
+            "missed occurrences skipped",
+            extra={"job_id": job.id, "missed": len(missed) or 1, "latest": latest.isoformat()},
+        )
+        return Firing(job.id, job.next_run_at, new_next, None, 0)
+    return Firing(job.id, job.next_run_at, new_next, latest, max(0, len(missed) - 1))
+
+
+async def _active_runs(
+    conn: AsyncConnection, job_ids: list[int]
+) -> dict[int, list[tuple[int, str]]]:
+    rows = await conn.execute(
+        select(Run.job_id, Run.id, Run.status).where(
+            Run.job_id.in_(job_ids), Run.status.in_(ACTIVE_RUN)
+        )
+    )
+    active: dict[int, list[tuple[int, str]]] = {}
+    for job_id, run_id, status in rows:
+        active.setdefault(job_id, []).append((run_id, status))
+    return active
+
+
+async def _run_row(
+    conn: AsyncConnection, job: Any, firing: Firing, active: Any, now: datetime
+) -> dict[str, Any]:
+    """The Run row for a timed firing, shaped by the job's concurrency policy."""
+    status, reason = RunStatus.queued.value, None
+    statuses = {status for _, status in active}
+    policy = job.concurrency_policy
+    if policy == "skip" and statuses:
+        status, reason = RunStatus.skipped.value, "the previous run is still queued or running"
+    elif policy == "queue" and RunStatus.queued.value in statuses:
+        status, reason = RunStatus.skipped.value, "a run is already queued"
+    elif policy == "cancel" and statuses:
+        await _cancel(conn, [run_id for run_id, _ in active], now)
+    return {
+        "job_id": job.id,
+        "repo_id": job.repo_id,
+        "installation_id": job.installation_id,
+        "trigger_type": "threshold" if job.threshold else "scheduled",
+        "trigger_detail": {"coalesced": firing.coalesced} if firing.coalesced else {},
+        "scheduled_for": firing.scheduled_for,
+        "status": status,
+        "error": reason,
+        "queued_at": now,
+        "run_after": now,
+        "completed_at": now if status == RunStatus.skipped.value else None,
+    }
+
+
+async def _cancel(conn: AsyncConnection, run_ids: list[int], now: datetime) -> None:
+    await conn.execute(
+        update(Run)
+        .where(Run.id.in_(run_ids), Run.status == RunStatus.queued.value)
+        .values(
+            status=RunStatus.cancelled.value, completed_at=now, error="cancelled by a newer run"
+        )
+    )
+    await conn.execute(
+        update(Run)
+        .where(Run.id.in_(run_ids), Run.status == RunStatus.running.value)
+        .values(cancel_requested_at=now)
+    )
+
+
+def _check_row(firing: Firing) -> dict[str, Any]:
+    return {"job_id": firing.job_id, "scheduled_for": firing.scheduled_for, "status": "pending"}
+
+
+async def _advance(conn: AsyncConnection, firings: list[Firing], created: dict[int, int]) -> None:
+    """Move each job's next_run_at on, unless another scheduler already did (one statement)."""
+    table = Job.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.next_run_at == bindparam("b_old"))
+        .values(next_run_at=bindparam("b_new"), run_count=table.c.run_count + bindparam("b_inc"))
+    )
+    rows = [
+        {
+            "b_id": f.job_id,
+            "b_old": f.old_next,
+            "b_new": f.new_next,
+            "b_inc": 1 if f.job_id in created else 0,
+        }
+        for f in firings
+    ]
+    await conn.execute(stmt, rows)
+
+
+async def set_stopped(db: Database, stopped: bool, now: datetime) -> None:
+    """Global stop/start: every scheduler on this database stops (or resumes) firing."""
+    async with db.write() as conn:
+        values = {"key": STOPPED, "value": "1" if stopped else "0", "updated_at": now}
+        await upsert_row(conn, SchedulerState.__table__, values, key=("key",))

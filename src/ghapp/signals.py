@@ -1,0 +1,28 @@
+"""In-process wake-ups between the parts of one ghapp process.
+
+The API changes a job → the scheduler recomputes its sleep at once; a run is queued →
+an idle worker claims it at once. Across processes the same wake-ups arrive through
+PostgreSQL ``LISTEN/NOTIFY`` (or, as a fallback, the next poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Signals:
+    scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    work_available: asyncio.Event = field(default_factory=asyncio.Event)
+    jobs_changed: list[Callable[[], None]] = field(default_factory=list)
+
+    def job_changed(self) -> None:
+        """A job was created, edited, paused, resumed or deleted in this process."""
+        self.scheduler_wake.set()
+        for callback in self.jobs_changed:
+            callback()
+
+    def runs_queued(self) -> None:
+        self.work_available.set()

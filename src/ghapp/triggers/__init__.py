@@ -1,0 +1,1 @@
+"""Triggers: what in an event starts a job (slash commands in comments, ...)."""
