@@ -71,3 +71,40 @@ async def live_server(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def add_repository(
+    db: Database,
+    repo_id: int = 186853002,
+    full_name: str = "Codertocat/Hello-World",
+    installation_id: int = 957387,
+    account: str = "Codertocat",
+) -> None:
+    """An installation and one of its repositories, as the installation events leave them."""
+    from ghapp.db.core import upsert_row
+    from ghapp.db.models import Installation, Repository
+    from ghapp.db.types import utcnow
+
+    async with db.write() as conn:
+        await upsert_row(
+            conn,
+            Installation.__table__,
+            {"id": installation_id, "account_login": account, "permissions": {}, "events": [],
+             "created_at": utcnow(), "updated_at": utcnow()},
+        )  # fmt: skip
+        await upsert_row(
+            conn,
+            Repository.__table__,
+            {"id": repo_id, "full_name": full_name, "installation_id": installation_id,
+             "default_branch": "main", "created_at": utcnow(), "updated_at": utcnow()},
+        )  # fmt: skip
+
+
+async def runs_of(db: Database, job_id: int | None = None) -> list[Any]:
+    from ghapp.db.models import Run
+
+    query = select(Run).order_by(Run.id)
+    if job_id is not None:
+        query = query.where(Run.job_id == job_id)
+    async with db.read() as conn:
+        return list((await conn.execute(query)).all())

@@ -286,9 +286,7 @@ JOBS = [
         ("securityx", [("review", "securityx")]),
     ],
 )
-def test_best_matches_picks_the_most_specific(
-    args: str, expected: list[tuple[str, str]]
-) -> None:
+def test_best_matches_picks_the_most_specific(args: str, expected: list[tuple[str, str]]) -> None:
     assert best_matches(JOBS, SlashCommand("review", args, 1)) == expected
 
 
@@ -338,7 +336,7 @@ def test_parse_commands_never_raises_and_finds_real_lines(body: str) -> None:
         start = COMMAND_START.match(line)
         assert start is not None
         assert start[1].lower() == command.name
-        assert line.startswith("/" + command.name) or line.lower().startswith("/" + command.name)
+        assert line[1 : 1 + len(command.name)].lower() == command.name
         rest = line[start.end() :]
         assert rest == "" or rest[0] in " \t"
         assert rest.strip() == command.args
@@ -348,16 +346,10 @@ def test_parse_commands_never_raises_and_finds_real_lines(body: str) -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     name=st.from_regex(r"\A[a-zA-Z][a-zA-Z0-9_-]{0,15}\Z"),
-    args=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Zl", "Zp")), max_size=30),
-    before=st.lists(st.sampled_from(["text", "", "# heading", "- item"]), max_size=3),
+    args=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=30),
+    before=st.lists(st.sampled_from(["text", "", "# heading", "- item", "`x`"]), max_size=3),
 )
 def test_a_command_line_in_plain_text_is_found(name: str, args: str, before: list[str]) -> None:
-    if args.strip():
-        args = " " + args
-    body = "\n".join([*before, f"/{name}{args}"])
-    expected = args.strip(" \t") if not args.strip() or args[1:2] != "" else args.strip()
-    commands = parse_commands(body)
-    assert len(commands) == 1
-    assert commands[0].name == name.lower()
-    assert commands[0].line == len(before) + 1
-    assert commands[0].args == args.strip() or commands[0].args == expected
+    line = f"/{name} {args}" if args else f"/{name}"
+    commands = parse_commands("\n".join([*before, line]))
+    assert commands == [SlashCommand(name.lower(), args.strip(), len(before) + 1)]

@@ -110,7 +110,9 @@ class Installation(SQLModel, table=True):
 
     id: int = _github_id(primary_key=True)
     account_login: str = Field(sa_column=Column(String(255), nullable=False, index=True))
-    account_type: str = Field(default="User", sa_column=Column(String(32), nullable=False))
+    account_type: str = Field(
+        default="User", sa_column=Column(String(32), nullable=False, default="User")
+    )
     repository_selection: str | None = Field(default=None, max_length=16)
     permissions: dict[str, Any] = _json(dict)
     events: list[str] = _json(list)
@@ -126,7 +128,9 @@ class Repository(SQLModel, table=True):
     id: int = _github_id(primary_key=True)
     installation_id: int | None = _github_id(fk="installations.id", index=True)
     full_name: str = Field(sa_column=Column(String(255), nullable=False, index=True))
-    default_branch: str = Field(default="main", sa_column=Column(String(255), nullable=False))
+    default_branch: str = Field(
+        default="main", sa_column=Column(String(255), nullable=False, default="main")
+    )
     private: bool = Field(default=False)
     active: bool = Field(default=True)
     created_at: datetime = _created()
