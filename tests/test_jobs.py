@@ -89,15 +89,31 @@ async def test_creating_wakes_the_scheduler(db) -> None:
         ({"allowed_tools": ["rm -rf"]}, "allowed_tools", "rm -rf"),
         ({"repo_id": None}, "", "repo_id is required"),
         (
-            {"cron_expression": None, "threshold": {"metric": "context_score",
-             "operator": "under", "value": 60, "check_cron": "0 * * * *"}},
-            "threshold.operator", "'lt', 'gt'",
-        ),  # fmt: skip
+            {
+                "cron_expression": None,
+                "threshold": {
+                    "metric": "context_score",
+                    "operator": "under",
+                    "value": 60,
+                    "check_cron": "0 * * * *",
+                },
+            },
+            "threshold.operator",
+            "'lt', 'gt'",
+        ),
         (
-            {"cron_expression": None, "threshold": {"metric": "mood", "operator": "lt",
-             "value": 60, "check_cron": "0 * * * *"}},
-            "threshold", "unknown metric 'mood'",
-        ),  # fmt: skip
+            {
+                "cron_expression": None,
+                "threshold": {
+                    "metric": "mood",
+                    "operator": "lt",
+                    "value": 60,
+                    "check_cron": "0 * * * *",
+                },
+            },
+            "threshold",
+            "unknown metric 'mood'",
+        ),
     ],
 )
 async def test_invalid_jobs_are_refused_naming_the_problem(service, changes, field, words) -> None:
