@@ -48,6 +48,7 @@ class FakeClock:
         self._now = start.astimezone(UTC)
         self._sleepers: list[tuple[datetime, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self._sleeper_added: asyncio.Event | None = None
 
     def now(self) -> datetime:
         return self._now
@@ -70,12 +71,21 @@ class FakeClock:
         live = [entry for entry in self._sleepers if not entry[2].done()]
         return min(live)[0] if live else None
 
+    async def wait_for_sleeper(self, until: datetime | None = None) -> None:
+        """Return once something sleeps (until ``until``, if given): the test's cue."""
+        self._sleeper_added = self._sleeper_added or asyncio.Event()
+        while self.next_deadline is None or (until is not None and self.next_deadline != until):
+            self._sleeper_added.clear()
+            await self._sleeper_added.wait()
+
     async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> bool:
         if when is not None and when <= self._now:
             return False
         timer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if when is not None:
             heapq.heappush(self._sleepers, (when, next(self._order), timer))
+        if self._sleeper_added is not None:
+            self._sleeper_added.set()
         waker = asyncio.ensure_future(wake.wait())
         try:
             done, _ = await asyncio.wait({timer, waker}, return_when=asyncio.FIRST_COMPLETED)
