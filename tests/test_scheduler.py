@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -264,5 +265,31 @@ async def test_hourly_job_across_both_dst_days(world) -> None:
         await world.jobs.pause(job.id, actor="t")
         counts.append(len(fired))
         assert len(set(fired)) == len(fired)
-        assert all(b - a == timedelta(hours=1) for a, b in zip(fired, fired[1:], strict=False))
+        assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(fired))
     assert counts == [23, 25]
+
+
+async def test_upcoming_lists_every_occurrence_in_the_window(world) -> None:
+    from ghapp.scheduler.upcoming import upcoming
+
+    a = await world.jobs.create(job_spec(name="a", cron_expression="0 */6 * * *"), actor="t")
+    b = await world.jobs.create(
+        job_spec(name="b", cron_expression=None, interval_minutes=300), actor="t"
+    )
+    paused = await world.jobs.create(job_spec(name="p", cron_expression="* * * * *"), actor="t")
+    await world.jobs.pause(paused.id, actor="t")
+    items = await upcoming(world.db, START, hours=12)
+    assert [(u.at.hour, u.at.minute, u.name) for u in items] == [
+        (11, 0, "b"), (12, 0, "a"), (16, 0, "b"), (18, 0, "a"),
+    ]  # fmt: skip
+    assert {u.job_id for u in items} == {a.id, b.id}
+
+
+async def test_run_now_works_even_when_paused(world) -> None:
+    job = await world.jobs.create(job_spec(), actor="t")
+    await world.jobs.pause(job.id, actor="t")
+    run_id = await world.jobs.run_now(job.id, actor="token:me")
+    [run] = await runs_of(world.db, job.id)
+    assert (run.id, run.trigger_type, run.status) == (run_id, "manual", "queued")
+    assert run.trigger_detail == {"requested_by": "token:me"}
+    assert world.signals.work_available.is_set()

@@ -41,7 +41,9 @@ ACTIONS = [
 class Expected:
     """A reference model: the job fires on its schedule while active, from each change on."""
 
-    segments: dict[int, list[tuple[datetime, datetime | None, object]]] = field(default_factory=dict)
+    segments: dict[int, list[tuple[datetime, datetime | None, object]]] = field(
+        default_factory=dict
+    )
 
     def start(self, job, at: datetime) -> None:
         self.segments.setdefault(job.id, []).append((at, None, schedule_of(job)))

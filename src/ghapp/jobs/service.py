@@ -122,6 +122,32 @@ class JobService:
             await bump_jobs_version(session, now)
         self.signals.job_changed()
 
+    async def run_now(self, job_id: int, actor: str, trigger_type: str = "manual") -> int:
+        """Queue a run at once: allowed even when the job is paused (SPEC §3)."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            job = await _load(session, job_id)
+            run = Run(
+                job_id=job.id,
+                repo_id=job.repo_id,
+                installation_id=job.installation_id,
+                trigger_type=trigger_type,
+                trigger_detail={"requested_by": actor},
+                status=RunStatus.queued.value,
+                queued_at=now,
+                run_after=now,
+            )
+            session.add(run)
+            job.run_count += 1
+            await session.flush()
+            session.add(
+                AuditEntry(actor=actor, action="job.run", object_type="job", object_id=str(job.id),
+                           repo_id=job.repo_id, after={"run_id": run.id}, created_at=now)
+            )  # fmt: skip
+        self.signals.runs_queued()
+        assert run.id is not None
+        return run.id
+
     async def _set_status(self, job_id: int, status: JobStatus, actor: str, action: str) -> Job:
         now = self.clock.now()
         async with self.db.session() as session:
