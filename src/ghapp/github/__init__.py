@@ -1,0 +1,1 @@
+"""Talking to GitHub as a GitHub App: authentication, rate limits, the calls ghapp makes."""

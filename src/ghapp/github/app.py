@@ -1,0 +1,129 @@
+"""The app's identity on GitHub: JWTs, installation tokens and per-installation clients.
+
+Installation tokens live an hour; they are cached (cachetools) until five minutes before
+``expires_at``, so a busy installation asks for one token an hour, not one per call. Each
+installation gets one HTTP client whose transport handles retries and rate limits and
+serialises mutating calls (see ``transport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from cachetools import TLRUCache
+from gidgethub import apps
+from gidgethub.httpx import GitHubAPI
+
+from ghapp.clock import Clock
+from ghapp.github.transport import RetryPolicy, RetryTransport
+from ghapp.settings import Settings
+
+USER_AGENT = "ghapp"
+TOKEN_MARGIN = timedelta(minutes=5)
+
+
+class NotConfigured(RuntimeError):
+    """The app id or private key is missing."""
+
+
+@dataclass(frozen=True)
+class InstallationToken:
+    token: str
+    expires_at: datetime
+
+
+class GitHubApp:
+    def __init__(self, settings: Settings, clock: Clock, policy: RetryPolicy | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self._tokens: TLRUCache[int, InstallationToken] = TLRUCache(
+            maxsize=10_000,
+            ttu=lambda _key, value, _now: (value.expires_at - TOKEN_MARGIN).timestamp(),
+            timer=lambda: self.clock.now().timestamp(),
+        )
+        self._token_locks: dict[int, asyncio.Lock] = {}
+        self._clients: dict[int | None, httpx.AsyncClient] = {}
+        self.rate_limit_remaining: dict[int | None, int] = {}
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    # -- identities --------------------------------------------------------------------
+
+    def jwt(self) -> str:
+        pem = self.settings.private_key_pem()
+        if self.settings.app_id is None or pem is None:
+            raise NotConfigured("GHAPP_APP_ID and GHAPP_PRIVATE_KEY(_PATH) are needed")
+        return apps.get_jwt(app_id=str(self.settings.app_id), private_key=pem)
+
+    def as_app(self) -> GitHubAPI:
+        """A client that authenticates as the app itself (pass ``jwt=app.jwt()``)."""
+        return GitHubAPI(self._client(None), USER_AGENT, base_url=self.settings.github_api_url)
+
+    async def token(self, installation_id: int) -> str:
+        cached = self._tokens.get(installation_id)
+        if cached is not None:
+            return cached.token
+        lock = self._token_locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:  # one request per installation, however many callers wait
+            cached = self._tokens.get(installation_id)
+            if cached is None:
+                cached = await self._new_token(installation_id)
+                self._tokens[installation_id] = cached
+        return cached.token
+
+    def forget_token(self, installation_id: int) -> None:
+        """After a 401: the token was revoked or expired early."""
+        self._tokens.pop(installation_id, None)
+
+    async def for_installation(self, installation_id: int) -> GitHubAPI:
+        token = await self.token(installation_id)
+        return GitHubAPI(
+            self._client(installation_id),
+            USER_AGENT,
+            oauth_token=token,
+            base_url=self.settings.github_api_url,
+        )
+
+    async def installation_of(self, full_name: str) -> int:
+        """The installation of a repository (for events that carried none)."""
+        data = await self.as_app().getitem(f"/repos/{full_name}/installation", jwt=self.jwt())
+        return int(data["id"])
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _new_token(self, installation_id: int) -> InstallationToken:
+        pem = self.settings.private_key_pem()
+        if self.settings.app_id is None or pem is None:
+            raise NotConfigured("GHAPP_APP_ID and GHAPP_PRIVATE_KEY(_PATH) are needed")
+        data: dict[str, Any] = await apps.get_installation_access_token(
+            self.as_app(),
+            installation_id=str(installation_id),
+            app_id=str(self.settings.app_id),
+            private_key=pem,
+        )
+        expires = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00"))
+        return InstallationToken(data["token"], expires)
+
+    def _client(self, installation_id: int | None) -> httpx.AsyncClient:
+        client = self._clients.get(installation_id)
+        if client is None:
+
+            def remember(response: httpx.Response) -> None:
+                remaining = response.headers.get("x-ratelimit-remaining")
+                if remaining is not None and remaining.isdigit():
+                    self.rate_limit_remaining[installation_id] = int(remaining)
+
+            transport = RetryTransport(
+                httpx.AsyncHTTPTransport(), self.clock, self.policy, on_response=remember
+            )
+            client = httpx.AsyncClient(transport=transport, timeout=30.0)
+            self._clients[installation_id] = client
+        return client
