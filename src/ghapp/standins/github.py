@@ -793,7 +793,7 @@ class GitHubStandIn:
                 self.public_key,
                 algorithms=["RS256"],
                 options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "require": ["iat", "exp", "iss"]},
+                         "verify_iss": False, "require": ["iat", "exp", "iss"]},
             )  # fmt: skip
         except jwt.PyJWTError:
             return _JWT_UNDECODABLE
@@ -935,7 +935,8 @@ class GitHubStandIn:
 
     def _repo_installation(self, call: _Call) -> _Reply:
         assert call.repo is not None
-        return _Reply(200, self._installation_obj(self._installations[call.repo["installation_id"]]))
+        record = self._installations[call.repo["installation_id"]]
+        return _Reply(200, self._installation_obj(record))
 
     def _installation_repos(self, call: _Call) -> _Reply:
         repos = [self._repo_obj(r) for r in self._repos.values()
@@ -977,7 +978,7 @@ class GitHubStandIn:
         for name, text in files.items():
             if not name.startswith(prefix):
                 continue
-            child, _, rest = name[len(prefix):].partition("/")
+            child, _, rest = name[len(prefix) :].partition("/")
             child_path = prefix + child
             if rest:
                 entries.setdefault(child, self._entry_obj(call.repo, ref, child_path, None))
@@ -1263,10 +1264,10 @@ class GitHubStandIn:
         def resolve(full_name: str) -> str:
             repo = self._repos.get(full_name.lower())
             if repo is None or repo["installation_id"] != installation_id:
-                raise GitHubError(422, "Validation Failed", errors=[{
-                    "message": "The listed users and repositories cannot be searched either "
-                    "because the resources do not exist or you do not have permission to "
-                    "view them.", "resource": "Search", "field": "q", "code": "invalid"}])  # fmt: skip
+                raise _invalid_query(
+                    "The listed users and repositories cannot be searched either because the "
+                    "resources do not exist or you do not have permission to view them."
+                )
             return full_name.lower()
 
         return resolve
@@ -1535,8 +1536,8 @@ def _label_names(labels: Iterable[Any]) -> list[str]:
 
 def _check_body_length(resource: str, body: Any) -> None:
     if isinstance(body, str) and len(body) > MAX_COMMENT_LENGTH:
-        raise _validation(resource, "body", "custom",
-                          f"body is too long (maximum is {MAX_COMMENT_LENGTH} characters)")  # fmt: skip
+        message = f"body is too long (maximum is {MAX_COMMENT_LENGTH} characters)"
+        raise _validation(resource, "body", "custom", message)
 
 
 def _page_params(call: _Call) -> tuple[int, int]:
@@ -1642,23 +1643,30 @@ def _compare(moment: datetime, bound: datetime | date) -> int:
 
 
 def _date_filter(attribute: str, spec: str) -> IssuePredicate:
-    def ok(i: dict[str, Any], test: Callable[[datetime], bool]) -> bool:
-        moment = i[attribute]
-        return moment is not None and test(moment)
-
+    """``>D``, ``>=D``, ``<D``, ``<=D``, ``A..B`` (``*`` open), or ``D`` (that day/instant)."""
+    tests: list[tuple[str, Callable[[int], bool]]] = [
+        (">=", lambda c: c >= 0), ("<=", lambda c: c <= 0),
+        (">", lambda c: c > 0), ("<", lambda c: c < 0),
+    ]  # fmt: skip
     if ".." in spec:
         low, high = spec.split("..", 1)
-        lo = None if low in ("", "*") else _bound(low)
-        hi = None if high in ("", "*") else _bound(high)
-        return lambda i: ok(i, lambda m: (lo is None or _compare(m, lo) >= 0)
-                            and (hi is None or _compare(m, hi) <= 0))  # fmt: skip
-    tests: dict[str, Callable[[int], bool]] = {
-        ">=": lambda c: c >= 0, "<=": lambda c: c <= 0, ">": lambda c: c > 0,
-        "<": lambda c: c < 0,
-    }  # fmt: skip
-    for op, test in tests.items():
+        checks = []
+        if low not in ("", "*"):
+            checks.append(_moment_filter(attribute, _bound(low), tests[0][1]))
+        if high not in ("", "*"):
+            checks.append(_moment_filter(attribute, _bound(high), tests[1][1]))
+        return lambda i: all(check(i) for check in checks) and i[attribute] is not None
+    for op, test in tests:
         if spec.startswith(op):
-            bound = _bound(spec[len(op) :])
-            return lambda i: ok(i, lambda m: test(_compare(m, bound)))
-    bound = _bound(spec)
-    return lambda i: ok(i, lambda m: _compare(m, bound) == 0)
+            return _moment_filter(attribute, _bound(spec[len(op) :]), test)
+    return _moment_filter(attribute, _bound(spec), lambda c: c == 0)
+
+
+def _moment_filter(
+    attribute: str, bound: datetime | date, test: Callable[[int], bool]
+) -> IssuePredicate:
+    def predicate(issue: dict[str, Any]) -> bool:
+        moment = issue[attribute]
+        return moment is not None and test(_compare(moment, bound))
+
+    return predicate
