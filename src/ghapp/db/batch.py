@@ -252,10 +252,10 @@ class _PostgresApplier:
 
 
 def _sqlite_params(params: dict[str, Any]) -> dict[str, Any]:
-    return {key: _sqlite_value(value) for key, value in params.items()}
+    return {key: sqlite_value(value) for key, value in params.items()}
 
 
-def _sqlite_value(value: Any) -> Any:
+def sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         # The exact text SQLAlchemy's SQLite DATETIME stores, so both sort together.
         return (

@@ -1,0 +1,1 @@
+"""Workers: claim queued runs, run their sessions, report back."""

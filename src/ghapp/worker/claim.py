@@ -1,0 +1,108 @@
+"""Claiming queued runs under a lease: the queue half of the worker (SPEC §1).
+
+A worker takes one run at a time with a single ``UPDATE … RETURNING``: on PostgreSQL the
+candidate row is chosen ``FOR UPDATE SKIP LOCKED`` so workers never wait for each other; on
+SQLite the write transaction (``BEGIN IMMEDIATE``) makes the claim atomic. The claim sets a
+lease; the worker renews it by heartbeat while the run goes on. A run whose lease expired
+(its worker died) is claimable again, so another worker takes it over.
+
+Limits are part of the claim, so they hold across any number of workers: the runs already
+running for the same installation, and the day's sessions and cost against the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ghapp.db import Database
+from ghapp.db.batch import sqlite_value
+
+# Standard SQL on both backends; ``{lock}`` is FOR UPDATE SKIP LOCKED on PostgreSQL.
+_CLAIM = """
+UPDATE runs SET status = 'running', lease_owner = :owner, lease_expires_at = :lease_until,
+       started_at = COALESCE(started_at, :now),
+       attempt = CASE WHEN status = 'running' THEN attempt + 1 ELSE attempt END
+WHERE id = (
+    SELECT r.id FROM runs r
+    WHERE ((r.status = 'queued' AND r.run_after <= :now)
+           OR (r.status = 'running' AND r.lease_expires_at < :now))
+      AND r.cancel_requested_at IS NULL
+      AND (r.installation_id IS NULL OR (
+          SELECT count(*) FROM runs busy
+          WHERE busy.installation_id = r.installation_id AND busy.status = 'running'
+            AND busy.lease_expires_at >= :now AND busy.id <> r.id
+      ) < :per_installation)
+    ORDER BY r.run_after, r.id
+    LIMIT 1 {lock}
+)
+RETURNING id, job_id, attempt, status
+"""
+_HEARTBEAT = """
+UPDATE runs SET lease_expires_at = :lease_until
+WHERE id = :run_id AND lease_owner = :owner AND status = 'running'
+"""
+_RELEASE = """
+UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :run_id AND lease_owner = :owner AND status = 'running'
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    run_id: int
+    job_id: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_installation: int = 4
+    lease: timedelta = timedelta(seconds=60)
+
+
+class RunQueue:
+    def __init__(self, db: Database, owner: str, limits: Limits | None = None) -> None:
+        self.db = db
+        self.owner = owner
+        self.limits = limits or Limits()
+        lock = "FOR UPDATE SKIP LOCKED" if not db.is_sqlite else ""
+        self._claim = text(_CLAIM.format(lock=lock))
+
+    async def claim(self, now: datetime) -> Claimed | None:
+        """Take the next claimable run, or None if there is none (or limits say wait)."""
+        params: dict[str, Any] = {
+            "owner": self.owner,
+            "now": now,
+            "lease_until": now + self.limits.lease,
+            "per_installation": self.limits.per_installation,
+        }
+        async with self.db.write() as conn:
+            row = (await conn.execute(self._claim, _bind(conn, params))).first()
+        if row is None:
+            return None
+        return Claimed(run_id=row.id, job_id=row.job_id, attempt=row.attempt)
+
+    async def heartbeat(self, run_id: int, now: datetime) -> bool:
+        """Renew the lease; False means it was lost (taken over, cancelled, finished)."""
+        params = {"run_id": run_id, "owner": self.owner, "lease_until": now + self.limits.lease}
+        async with self.db.write() as conn:
+            result = await conn.execute(text(_HEARTBEAT), _bind(conn, params))
+        return result.rowcount == 1
+
+    async def release(self, run_id: int) -> bool:
+        """Hand a run back to the queue (graceful shutdown) without counting an attempt."""
+        async with self.db.write() as conn:
+            result = await conn.execute(text(_RELEASE), {"run_id": run_id, "owner": self.owner})
+        return result.rowcount == 1
+
+
+def _bind(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes as each backend stores them (SQLite: naive UTC text, see UTCDateTime)."""
+    if conn.dialect.name != "sqlite":
+        return params
+    return {key: sqlite_value(value) for key, value in params.items()}
