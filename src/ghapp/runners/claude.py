@@ -1,0 +1,291 @@
+"""The ``claude`` runner: Claude Code headless, its stream-json read line by line (SPEC §5).
+
+``claude -p PROMPT --output-format stream-json --verbose [options]`` prints one JSON event
+per line: ``system/init`` first, then ``assistant`` / ``user`` messages, and last a
+``result``. Progress (turns, tools used) is reported while it runs; the result event
+decides the outcome — ``is_error: true`` is a failure even under subtype ``success`` — and
+a missing result, a non-zero exit, a timeout or a crash is a failure whose error is the
+tail of stderr. The process runs in its own session, so a timeout or a cancellation kills
+its whole process group (tools it started included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ghapp.runners")
+
+STDERR_TAIL_LINES = 40
+MAX_LINE_BYTES = 8 * 1024 * 1024  # one event (a large file read) can be big
+# Environment the session may see; everything else of ghapp's (tokens, secrets) is left out.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "SHELL")
+PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AWS_", "GOOGLE_", "VERTEX_", "GHAPP_FAKE_CLAUDE_")
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    permission_mode: str | None = None
+    allowed_tools: Sequence[str] = ()
+    disallowed_tools: Sequence[str] = ()
+    max_turns: int | None = None
+    model: str | None = None
+    append_system_prompt: str | None = None
+
+
+@dataclass
+class Progress:
+    """What is known while the session runs (stored as the session's event log)."""
+
+    agent_session_id: str | None = None
+    turns: int = 0
+    tools: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status: str  # completed | failed | timed_out | cancelled
+    result_text: str | None
+    error: str | None
+    agent_session_id: str | None
+    num_turns: int
+    cost_usd: float
+    duration_ms: int
+    exit_code: int | None
+    subtype: str | None = None
+
+
+ProgressCallback = Callable[[Progress, dict[str, Any]], Awaitable[None]]
+
+
+def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]:
+    argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+    if options.permission_mode:
+        argv += ["--permission-mode", options.permission_mode]
+    if options.allowed_tools:
+        argv += ["--allowedTools", ",".join(options.allowed_tools)]
+    if options.disallowed_tools:
+        argv += ["--disallowedTools", ",".join(options.disallowed_tools)]
+    if options.max_turns:
+        argv += ["--max-turns", str(options.max_turns)]
+    if options.model:
+        argv += ["--model", options.model]
+    if options.append_system_prompt:
+        argv += ["--append-system-prompt", options.append_system_prompt]
+    return argv
+
+
+def session_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Only what the CLI needs: never ghapp's own secrets (tokens, keys, webhook secret)."""
+    source = os.environ if base is None else base
+    return {
+        key: value
+        for key, value in source.items()
+        if key in PASSED_ENV or key.startswith(PASSED_PREFIXES)
+    }
+
+
+async def run_claude(
+    binary: str,
+    prompt: str,
+    cwd: Path,
+    options: SessionOptions,
+    *,
+    time_limit: float,
+    on_event: ProgressCallback | None = None,
+    cancel: asyncio.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Outcome:
+    """Run one session to its end and classify how it ended."""
+    started = time.monotonic()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command_line(binary, prompt, options),
+            cwd=cwd,
+            env=dict(env) if env is not None else session_environment(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group, killed as one
+            limit=MAX_LINE_BYTES,
+        )
+    except OSError as exc:
+        return _failed(f"could not start {binary!r}: {exc}", started, Progress(), None)
+    progress = Progress()
+    stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    reading = asyncio.gather(
+        _read_events(process, progress, on_event), _read_stderr(process, stderr_tail)
+    )
+    stop = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+    try:
+        waiters = {reading} | ({stop} if stop else set())
+        done, _ = await asyncio.wait(
+            waiters, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
+        )
+        if reading not in done:
+            _kill_group(process)
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+            await process.wait()
+            status = "cancelled" if stop in done else "timed_out"
+            reason = "cancelled" if stop in done else f"timed out after {time_limit:g} s"
+            return _ended(status, reason, started, progress, process.returncode, stderr_tail)
+        result = reading.result()[0]
+        exit_code = await process.wait()
+    except BaseException:
+        _kill_group(process)
+        raise
+    finally:
+        if stop is not None:
+            stop.cancel()
+    return _classify(result, exit_code, started, progress, stderr_tail)
+
+
+async def _read_events(
+    process: asyncio.subprocess.Process, progress: Progress, on_event: ProgressCallback | None
+) -> dict[str, Any] | None:
+    """Every stdout line is one event; returns the ``result`` event, if one came."""
+    assert process.stdout is not None
+    result: dict[str, Any] | None = None
+    async for raw in process.stdout:
+        line = raw.decode("utf-8", "replace").strip()
+        if not line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = {"type": "unparsed", "text": line[:2000]}
+        if not isinstance(event, dict):
+            continue
+        _note(progress, event)
+        if event.get("type") == "result":
+            result = event
+        if on_event is not None:
+            await on_event(progress, event)
+    return result
+
+
+async def _read_stderr(process: asyncio.subprocess.Process, tail: deque[str]) -> None:
+    assert process.stderr is not None
+    async for raw in process.stderr:
+        tail.append(raw.decode("utf-8", "replace").rstrip())
+
+
+def _note(progress: Progress, event: dict[str, Any]) -> None:
+    kind = event.get("type")
+    if kind == "system" and event.get("subtype") == "init":
+        progress.agent_session_id = event.get("session_id")
+    elif kind == "assistant":
+        message = event.get("message") or {}
+        content = message.get("content") or []
+        if message.get("id") not in {e.get("message_id") for e in progress.events}:
+            progress.turns += 1
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                progress.tools.append(str(block.get("name")))
+    progress.events.append(_summary(event))
+
+
+def _summary(event: dict[str, Any]) -> dict[str, Any]:
+    """A small record of the event for the session's log (not the whole payload)."""
+    kind = event.get("type")
+    summary: dict[str, Any] = {"type": kind}
+    if kind == "system":
+        summary["subtype"] = event.get("subtype")
+    elif kind == "assistant":
+        message = event.get("message") or {}
+        summary["message_id"] = message.get("id")
+        blocks = message.get("content") or []
+        summary["blocks"] = [
+            {"tool": b.get("name")}
+            if b.get("type") == "tool_use"
+            else {"text": str(b.get("text", ""))[:500]}
+            for b in blocks
+            if isinstance(b, dict)
+        ]
+    elif kind == "result":
+        summary.update(
+            {k: event.get(k) for k in ("subtype", "is_error", "num_turns", "total_cost_usd")}
+        )
+    return summary
+
+
+def _classify(
+    result: dict[str, Any] | None,
+    exit_code: int,
+    started: float,
+    progress: Progress,
+    stderr_tail: deque[str],
+) -> Outcome:
+    if result is None:
+        reason = "Claude Code ended without a result"
+        if exit_code != 0:
+            reason = f"Claude Code exited with code {exit_code} without a result"
+        return _ended("failed", reason, started, progress, exit_code, stderr_tail)
+    subtype = str(result.get("subtype"))
+    failed = bool(result.get("is_error")) or subtype != "success" or exit_code != 0
+    text = result.get("result")
+    error = None
+    if failed:
+        errors = result.get("errors") or []
+        detail = "; ".join(str(e) for e in errors) if errors else (text or "")
+        error = f"{subtype}: {detail}".strip().rstrip(":") if subtype != "success" else detail
+        error = error or f"Claude Code exited with code {exit_code}"
+    return Outcome(
+        ok=not failed,
+        status="failed" if failed else "completed",
+        result_text=text if isinstance(text, str) else None,
+        error=error,
+        agent_session_id=result.get("session_id") or progress.agent_session_id,
+        num_turns=int(result.get("num_turns") or progress.turns),
+        cost_usd=float(result.get("total_cost_usd") or 0.0),
+        duration_ms=int(result.get("duration_ms") or (time.monotonic() - started) * 1000),
+        exit_code=exit_code,
+        subtype=subtype,
+    )
+
+
+def _ended(
+    status: str,
+    reason: str,
+    started: float,
+    progress: Progress,
+    exit_code: int | None,
+    stderr_tail: deque[str],
+) -> Outcome:
+    tail = "\n".join(stderr_tail).strip()
+    return Outcome(
+        ok=False,
+        status=status,
+        result_text=None,
+        error=f"{reason}\n{tail}".strip() if tail else reason,
+        agent_session_id=progress.agent_session_id,
+        num_turns=progress.turns,
+        cost_usd=0.0,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        exit_code=exit_code,
+    )
+
+
+def _failed(reason: str, started: float, progress: Progress, exit_code: int | None) -> Outcome:
+    return _ended("failed", reason, started, progress, exit_code, deque())
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
