@@ -13,10 +13,12 @@ database ``ghapp_bench_sched`` created on 127.0.0.1:5432 and dropped afterwards)
    every-minute, ``*/2``, ``*/5``, ``*/10``, ``*/15``, one or two random minutes an hour,
    and daily / weekday jobs at a random time, each in a random timezone among seven
    (including the half-hour offsets of Asia/Kolkata and Australia/Lord_Howe). Every minute
-   boundary then has a few hundred to about 1,900 jobs due at once (the largest burst on
-   the hour). ``next_run_at`` is each job's first occurrence strictly after ``base`` (what
-   :func:`ghapp.jobs.schedules.first_run` computes), ``base`` lying a few seconds after the
-   insert, so nothing is overdue when the loop starts.
+   boundary then has about 400 to 1,800 jobs due at once (the largest bursts at :00 and
+   :30 UTC; the profile over the next hour is printed). ``next_run_at`` is each job's
+   first occurrence strictly after ``base`` (what :func:`ghapp.jobs.schedules.first_run`
+   computes), ``base`` lying a few seconds after the insert, so nothing is overdue when
+   the loop starts. ``--align N`` moves ``base`` to 10 s before the next minute that is a
+   multiple of N, to put the largest bursts in the window.
 2. **Firing window.** The real :meth:`Scheduler.run` loop runs in this process with the
    :class:`SystemClock` (on uvloop, as ``ghapp serve`` does) for ``--minutes`` real
    minutes after ``base``. A subclass wraps ``_fire_batch``: the moment the parent returns
@@ -92,6 +94,7 @@ TIMEZONES = (
 )
 REFERENCE_JOBS = 10_000
 START_MARGIN = timedelta(seconds=5)  # base = end of the insert + this
+ALIGN_LEAD = timedelta(seconds=10)  # --align: the window starts this long before the boundary
 STOP_WAKE_AFTER = timedelta(seconds=1)  # wake the loop this long after the window
 IDLE_AHEAD = timedelta(hours=1)
 SETTLE_S = 0.5  # after the idle scheduler's first tick, before measuring
@@ -165,6 +168,24 @@ def cron_of(spec: JobSpec) -> Schedule:
     schedule = schedule_of(spec)
     assert schedule is not None  # every spec has a cron expression
     return schedule
+
+
+def print_hour_profile(specs: list[JobSpec]) -> None:
+    """Jobs due per minute boundary over the next hour: how large the bursts get."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    cache: dict[tuple[str, str], Schedule] = {}
+    due: Counter[datetime] = Counter()
+    for spec in specs:
+        key = (spec.cron_expression, spec.timezone)
+        schedule = cache.get(key) or cache.setdefault(key, cron_of(spec))
+        due.update(schedule.occurrences(start, start + timedelta(hours=1)))
+    sizes = sorted(due.values())
+    largest = max(due, key=lambda moment: (due[moment], -moment.timestamp()))
+    print(
+        f"  due per minute boundary over the next hour: min {sizes[0]:,}, median "
+        f"{sizes[len(sizes) // 2]:,}, max {sizes[-1]:,} (at :{largest.minute:02d} UTC); "
+        f"{sum(sizes):,} firings an hour"
+    )
 
 
 def print_mix(specs: list[JobSpec]) -> None:
@@ -261,20 +282,30 @@ async def insert_owner(db: Database) -> None:
         )
 
 
+def aligned(moment: datetime, every_minutes: int) -> datetime:
+    """Shortly before the first boundary at a multiple of ``every_minutes`` after ``moment``."""
+    minutes = every_minutes - (moment.minute % every_minutes)
+    boundary = moment.replace(second=0, microsecond=0) + timedelta(minutes=minutes)
+    return max(moment, boundary - ALIGN_LEAD)
+
+
 async def insert_jobs(
-    db: Database, specs: list[JobSpec], schedules: list[Schedule], margin: timedelta
+    db: Database, specs: list[JobSpec], schedules: list[Schedule], align: int
 ) -> tuple[datetime, float]:
     """Insert the jobs, first due strictly after ``base``; return ``(base, seconds)``.
 
     ``base`` is set from a timed dry run of the slow part (computing next occurrences) so
-    that it still lies ahead when the last row is in.
+    that it still lies ahead when the last row is in; with ``align`` it is moved to just
+    before the next boundary at a multiple of ``align`` minutes (the large bursts).
     """
     started = time.perf_counter()
     for schedule in schedules[:200]:
         schedule.next_after(datetime.now(UTC))
     estimate = (time.perf_counter() - started) * len(schedules) / 200
     started = time.perf_counter()
-    base = datetime.now(UTC) + margin + timedelta(seconds=estimate * 2 + 1)
+    base = datetime.now(UTC) + START_MARGIN + timedelta(seconds=estimate * 2 + 1)
+    if align:
+        base = aligned(base, align)
     rows = [
         job_row(index, spec, schedule.next_after(base))
         for index, (spec, schedule) in enumerate(zip(specs, schedules, strict=True))
@@ -531,7 +562,7 @@ async def bench_backend(
         started = time.perf_counter()
         schedules = [cron_of(spec) for spec in specs]
         built = time.perf_counter() - started
-        base, inserted = await insert_jobs(db, specs, schedules, START_MARGIN)
+        base, inserted = await insert_jobs(db, specs, schedules, args.align)
         print(
             f"setup: migrated in {migrated:.1f} s; {len(specs):,} schedules built in "
             f"{built:.1f} s; jobs inserted in {inserted:.1f} s"
@@ -557,6 +588,8 @@ async def bench_backend(
 
 
 def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
     return f"{1000 * seconds:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
@@ -648,6 +681,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--backend", choices=("both", "sqlite", "postgresql"), default="both", help="databases"
     )
+    parser.add_argument(
+        "--align",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start the window just before the next minute that is a multiple of N "
+        "(15 or 30 catches the largest bursts; waits up to N minutes)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the job mix")
     return parser.parse_args(argv)
 
@@ -655,6 +696,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> list[BackendResult]:
     specs = build_specs(args.jobs, random.Random(args.seed))
     print_mix(specs)
+    print_hour_profile(specs)
     results = []
     if args.backend in ("both", "sqlite"):
         with tempfile.TemporaryDirectory(prefix="ghapp-bench-sched-") as directory:
