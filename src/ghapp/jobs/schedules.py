@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from ghapp.scheduler.timing import cron_schedule, interval_schedule
@@ -14,16 +15,21 @@ class Schedule(Protocol):
     def occurrences(self, start: datetime, end: datetime) -> list[datetime]: ...
 
 
+# Building a cron schedule validates and parses the expression (about 0.4 ms); schedules
+# are immutable, so a burst of thousands of due jobs shares them.
+_cron = lru_cache(maxsize=20_000)(cron_schedule)
+
+
 def schedule_of(job: Any) -> Schedule | None:
     """The schedule of a Job row (or anything with the same fields), None if untimed."""
     if job.cron_expression:
-        return cron_schedule(job.cron_expression, job.timezone)
+        return _cron(job.cron_expression, job.timezone)
     if job.interval_minutes:
         return interval_schedule(job.interval_minutes, _anchor(job))
     threshold = job.threshold
     if threshold:
         if threshold.get("check_cron"):
-            return cron_schedule(threshold["check_cron"], job.timezone)
+            return _cron(threshold["check_cron"], job.timezone)
         return interval_schedule(threshold["check_interval_minutes"], _anchor(job))
     return None
 
