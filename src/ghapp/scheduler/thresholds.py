@@ -147,27 +147,18 @@ def should_fire(
 
 
 async def _previous_check(conn: AsyncConnection, job_id: int, before: datetime) -> Any:
-    query = (
-        select(ThresholdCheck)
-        .where(
-            ThresholdCheck.job_id == job_id,
-            ThresholdCheck.scheduled_for < before,
-            ThresholdCheck.status == "done",
-        )
-        .order_by(ThresholdCheck.scheduled_for.desc())
-        .limit(1)
-    )
-    return (await conn.execute(query)).one_or_none()
+    return await _latest_check(conn, job_id, before, ThresholdCheck.status == "done")
 
 
 async def _last_fired(conn: AsyncConnection, job_id: int, before: datetime) -> Any:
+    return await _latest_check(conn, job_id, before, ThresholdCheck.fired.is_(True))
+
+
+async def _latest_check(conn: AsyncConnection, job_id: int, before: datetime, where: Any) -> Any:
+    """The job's most recent check before ``before`` that satisfies ``where``."""
     query = (
         select(ThresholdCheck)
-        .where(
-            ThresholdCheck.job_id == job_id,
-            ThresholdCheck.scheduled_for < before,
-            ThresholdCheck.fired.is_(True),
-        )
+        .where(ThresholdCheck.job_id == job_id, ThresholdCheck.scheduled_for < before, where)
         .order_by(ThresholdCheck.scheduled_for.desc())
         .limit(1)
     )
