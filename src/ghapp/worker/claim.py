@@ -82,7 +82,7 @@ class RunQueue:
             "per_installation": self.limits.per_installation,
         }
         async with self.db.write() as conn:
-            row = (await conn.execute(self._claim, _bind(conn, params))).first()
+            row = (await conn.execute(self._claim, bind_params(conn, params))).first()
         if row is None:
             return None
         return Claimed(run_id=row.id, job_id=row.job_id, attempt=row.attempt)
@@ -91,7 +91,7 @@ class RunQueue:
         """Renew the lease; False means it was lost (taken over, cancelled, finished)."""
         params = {"run_id": run_id, "owner": self.owner, "lease_until": now + self.limits.lease}
         async with self.db.write() as conn:
-            result = await conn.execute(text(_HEARTBEAT), _bind(conn, params))
+            result = await conn.execute(text(_HEARTBEAT), bind_params(conn, params))
         return result.rowcount == 1
 
     async def release(self, run_id: int) -> bool:
@@ -101,7 +101,7 @@ class RunQueue:
         return result.rowcount == 1
 
 
-def _bind(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+def bind_params(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
     """Datetimes as each backend stores them (SQLite: naive UTC text, see UTCDateTime)."""
     if conn.dialect.name != "sqlite":
         return params
