@@ -62,7 +62,7 @@ def pool(db, clock, executor, owner="w1") -> WorkerPool:
 
 
 async def test_completed_run_is_recorded_and_after_jobs_queued(setup) -> None:
-    db, clock, job_id, run_id = setup
+    db, clock, job_id, _run_id = setup
     async with db.write() as conn:
         await conn.execute(insert(Job).values(name="next", repo_id=186853002, after_job_id=job_id))
     workers = pool(
@@ -93,7 +93,7 @@ async def test_retryable_failures_back_off_then_give_up(setup) -> None:
 
 
 async def test_cancellation_is_seen_at_the_heartbeat(setup) -> None:
-    db, clock, job_id, run_id = setup
+    db, clock, job_id, _run_id = setup
     executor = Scripted(["wait-for-cancel"])
     workers = pool(db, clock, executor)
     processing = asyncio.create_task(workers.process(await workers.queue.claim(clock.now())))
@@ -123,7 +123,7 @@ async def test_a_lost_lease_stops_the_execution_and_records_nothing(setup) -> No
 
 
 async def test_stop_hands_unfinished_runs_back(setup) -> None:
-    db, clock, job_id, run_id = setup
+    db, clock, job_id, _run_id = setup
     executor = Scripted(["hang"])
     workers = pool(db, clock, executor)
     workers.start()
