@@ -1,0 +1,251 @@
+"""What a run does: find its items, run one session per item, report back on GitHub.
+
+1. The repository and installation (looked up on GitHub when the event carried none).
+2. The items: the event's issue or PR; for a slash command, only after the permission
+   check (refused → skipped, with a polite reply); for scheduled issue/PR jobs, a search
+   with the job's filter query; for codebase and custom jobs, one item.
+3. Per item: a Session row (the same row again when a run is retried or taken over, so
+   the tracking comment is reused), the tracking comment, a fresh checkout, the runner
+   (Claude Code or a shell command), the comment edited with the result.
+
+GitHub failures outside a session (after the client's own retries) make the run
+retryable; a session's own failure is recorded on the session and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
+from gidgethub.abc import GitHubAPI
+from sqlalchemy import insert, select, update
+
+from ghapp.clock import Clock
+from ghapp.commands import render_prompt
+from ghapp.db import Database
+from ghapp.db.models import Repository, RunStatus, Session, SessionStatus
+from ghapp.github.app import GitHubApp
+from ghapp.github.transport import RateLimited
+from ghapp.runners.claude import Outcome, SessionOptions, run_claude
+from ghapp.runners.shell import run_shell
+from ghapp.settings import Settings
+from ghapp.worker.authorize import Authorizer
+from ghapp.worker.checkout import CheckoutError, checkout
+from ghapp.worker.items import search_items
+from ghapp.worker.pool import RunContext, RunResult
+from ghapp.worker.report import facts_line, finish_comment, result_text, start_comment
+
+log = logging.getLogger("ghapp.worker")
+
+GITHUB_TROUBLE = (GitHubBroken, RateLimitExceeded, RateLimited, httpx.TransportError)
+RECENT = timedelta(days=7)  # items a job processed this recently are not redone
+WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit", "Bash")
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # issue | pr | codebase | custom
+    number: int | None
+    title: str
+    data: dict[str, Any] | None  # the issue/PR as GitHub or the event described it
+    fork: bool = False
+
+
+class SessionExecutor:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        github: GitHubApp,
+        clock: Clock,
+        authorizer: Authorizer | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.github = github
+        self.clock = clock
+        self.authorizer = authorizer or Authorizer()
+
+    async def execute(self, context: RunContext) -> RunResult:
+        run, job = context.run, context.job
+        try:
+            repo = await self._repository(job.repo_id or run.repo_id)
+            installation_id = run.installation_id or repo.installation_id
+            if installation_id is None:
+                installation_id = await self.github.installation_of(repo.full_name)
+            gh = await self.github.for_installation(installation_id)
+            refusal = await self._authorize(gh, run, repo.full_name)
+            if refusal is not None:
+                return RunResult(RunStatus.skipped, error=refusal)
+            items, found = await self._items(gh, run, job, repo.full_name)
+            return await self._sessions(gh, context, repo, installation_id, items, found)
+        except GITHUB_TROUBLE as exc:
+            return RunResult(RunStatus.failed, error=f"GitHub: {exc}", retryable=True)
+        except (BadRequest, CheckoutError, LookupError) as exc:
+            return RunResult(RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+
+    async def _repository(self, repo_id: int | None) -> Any:
+        async with self.db.read() as conn:
+            repo = (
+                await conn.execute(select(Repository).where(Repository.id == repo_id))
+            ).one_or_none()
+        if repo is None:
+            raise LookupError(f"repository {repo_id} is not known")
+        return repo
+
+    async def _authorize(self, gh: GitHubAPI, run: Any, repo: str) -> str | None:
+        if run.trigger_type != "command":
+            return None
+        detail, item = run.trigger_detail, run.item or {}
+        decision = await self.authorizer.decide(
+            gh, repo=repo, issue_number=item["number"], comment_id=detail["comment_id"],
+            login=detail["requested_by"], command=detail["command"],
+        )  # fmt: skip
+        return None if decision.allowed else decision.reason
+
+    async def _items(self, gh: GitHubAPI, run: Any, job: Any, repo: str) -> tuple[list[Item], int]:
+        if run.item:
+            event = run.item
+            pull = event.get("pull") or {}
+            return [
+                Item(event["item_kind"], event["number"], event.get("title", ""), event,
+                     fork=bool(pull.get("is_fork")))
+            ], 1  # fmt: skip
+        if job.target_type in ("codebase", "custom"):
+            return [Item(job.target_type, None, job.name, None)], 1
+        recent = await self._recently_processed(job.id)
+        found = await search_items(
+            gh, repo=repo, target=job.target_type, filter_query=job.filter_query,
+            max_items=job.max_items, now=self.clock.now(), recently_processed=recent,
+        )  # fmt: skip
+        kind = "pr" if job.target_type == "prs" else "issue"
+        items = [Item(kind, i["number"], i.get("title", ""), i) for i in found.items]
+        return items, found.found
+
+    async def _recently_processed(self, job_id: int) -> set[int]:
+        from ghapp.db.models import Run
+
+        since = self.clock.now() - RECENT
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(Session.item_number)
+                .join(Run, Run.id == Session.run_id)
+                .where(
+                    Run.job_id == job_id,
+                    Session.status == SessionStatus.completed.value,
+                    Session.completed_at >= since,
+                )
+            )
+            return {number for (number,) in rows if number is not None}
+
+    async def _sessions(
+        self, gh: GitHubAPI, context: RunContext, repo: Any, installation_id: int,
+        items: list[Item], found: int,
+    ) -> RunResult:  # fmt: skip
+        processed = failed = 0
+        cost = 0.0
+        errors: list[str] = []
+        for item in items:
+            if context.cancel.is_set():
+                break
+            outcome = await self._one(gh, context, repo, installation_id, item)
+            cost += outcome.cost_usd
+            if outcome.ok:
+                processed += 1
+            else:
+                failed += 1
+                errors.append(f"{item.kind} {item.number or ''}: {outcome.error}".strip())
+        counters = {"items_found": found, "items_processed": processed, "items_failed": failed,
+                    "cost_usd": cost}  # fmt: skip
+        if context.cancel.is_set():
+            return RunResult(RunStatus.cancelled, error="cancelled", counters=counters)
+        status = RunStatus.failed if failed else RunStatus.completed
+        return RunResult(status, error="\n".join(errors)[:4000] or None, counters=counters)
+
+    async def _one(
+        self, gh: GitHubAPI, context: RunContext, repo: Any, installation_id: int, item: Item
+    ) -> Outcome:
+        run, job = context.run, context.job
+        arguments = (run.trigger_detail or {}).get("args", "")
+        prompt = render_prompt(job.command_id, job.custom_prompt, item.data, arguments)
+        session_id = await self._session_row(run.id, item, prompt, job.runner)
+        run_url = f"{self.settings.public_url}/runs/{run.id}"
+        comment = None
+        if item.number is not None and job.report == "comment":
+            comment = await start_comment(
+                gh, repo.full_name, item.number, session_id, job=job.name, run_url=run_url
+            )
+            await self._update_session(session_id, comment_id=comment.comment_id,
+                                       comment_url=comment.url)  # fmt: skip
+        token = await self.github.token(installation_id)
+        pull_number = item.number if item.kind == "pr" else None
+        async with checkout(self.settings.git_url, repo.full_name, token,
+                            pull_number=pull_number) as work:  # fmt: skip
+            outcome = await self._run(job, prompt, work, item, context.cancel)
+        await self._update_session(
+            session_id,
+            status=outcome.status, agent_session_id=outcome.agent_session_id,
+            result_text=outcome.result_text, error=outcome.error, cost_usd=outcome.cost_usd,
+            num_turns=outcome.num_turns, duration_ms=outcome.duration_ms,
+            exit_code=outcome.exit_code, completed_at=self.clock.now(),
+        )  # fmt: skip
+        if comment is not None:
+            facts = facts_line(turns=outcome.num_turns, cost_usd=outcome.cost_usd,
+                               duration_ms=outcome.duration_ms)  # fmt: skip
+            text = result_text(job.name, ok=outcome.ok, result=outcome.result_text,
+                               error=outcome.error, facts=facts, run_url=run_url)  # fmt: skip
+            await finish_comment(gh, repo.full_name, comment.comment_id, session_id, text, run_url)
+        return outcome
+
+    async def _run(
+        self, job: Any, prompt: str, work: Path, item: Item, cancel: asyncio.Event
+    ) -> Outcome:
+        if job.runner == "shell":
+            return await run_shell(job.shell_command, work, time_limit=job.timeout_seconds,
+                                   cancel=cancel)  # fmt: skip
+        disallowed = list(job.disallowed_tools or ())
+        if item.fork and not (job.task_config or {}).get("allow_write_on_forks"):
+            # A fork's head is someone else's code: no tool that writes or runs commands.
+            disallowed += [tool for tool in WRITE_TOOLS if tool not in disallowed]
+        options = SessionOptions(
+            permission_mode=job.permission_mode, allowed_tools=tuple(job.allowed_tools or ()),
+            disallowed_tools=tuple(disallowed), max_turns=job.max_turns, model=job.model,
+            append_system_prompt=job.append_system_prompt,
+        )  # fmt: skip
+        return await run_claude(self.settings.claude_bin, prompt, work, options,
+                                time_limit=job.timeout_seconds, cancel=cancel)  # fmt: skip
+
+    async def _session_row(self, run_id: int, item: Item, prompt: str, runner: str) -> int:
+        """The run's session for this item: reused when the run is retried or taken over."""
+        async with self.db.write() as conn:
+            existing = await conn.scalar(
+                select(Session.id).where(
+                    Session.run_id == run_id, Session.item_kind == item.kind,
+                    Session.item_number.is_(None) if item.number is None
+                    else Session.item_number == item.number,
+                )
+            )  # fmt: skip
+            if existing is not None:
+                await conn.execute(
+                    update(Session).where(Session.id == existing)
+                    .values(status=SessionStatus.running.value, started_at=self.clock.now())
+                )  # fmt: skip
+                return int(existing)
+            result = await conn.execute(
+                insert(Session).values(
+                    run_id=run_id, item_kind=item.kind, item_number=item.number,
+                    item_title=item.title, prompt=prompt, runner=runner,
+                    status=SessionStatus.running.value, started_at=self.clock.now(),
+                )
+            )  # fmt: skip
+            return int(result.inserted_primary_key[0])
+
+    async def _update_session(self, session_id: int, **values: Any) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(update(Session).where(Session.id == session_id).values(**values))

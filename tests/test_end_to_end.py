@@ -1,0 +1,158 @@
+"""An event arrives over HTTP; a worker runs Claude Code (the stand-in) on the issue in a
+checkout; the tracking comment at the GitHub stand-in ends up with the result."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from ghapp.app import create_app
+from ghapp.clock import SystemClock
+from ghapp.db.models import Session
+from ghapp.github.app import GitHubApp
+from ghapp.github.transport import RetryPolicy
+from ghapp.standins.github import GitHubStandIn
+from ghapp.worker.claim import RunQueue
+from ghapp.worker.execute import SessionExecutor
+from ghapp.worker.pool import WorkerPool
+from tests.conftest import make_settings
+from tests.support import add_repository, load, runs_of, send
+
+REPO = "Codertocat/Hello-World"
+REPO_ID = 186853002
+INSTALLATION = 957387
+
+
+def bare_repository(root: Path) -> str:
+    bare = root / "remote" / f"{REPO}.git"
+    work = root / "seed"
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(root)}  # fmt: skip
+    bare.mkdir(parents=True)
+    for args, cwd in (
+        (["init", "-q", "--bare", "--initial-branch=master", str(bare)], root),
+        (["clone", "-q", str(bare), str(work)], root),
+    ):
+        subprocess.run(["git", *args], cwd=cwd, check=True, env=env)
+    (work / "README.md").write_text("# Hello-World\n")
+    for args in (["add", "."], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:master"]):
+        subprocess.run(["git", *args], cwd=work, check=True, env=env)
+    return f"file://{root / 'remote'}"
+
+
+@pytest.fixture
+async def world(db_url, db, tmp_path, monkeypatch):
+    await add_repository(db)  # as the installation delivery leaves it
+    github = GitHubStandIn(app_id=99)
+    github.add_installation(INSTALLATION, "Codertocat")
+    github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
+    github.add_issue(REPO, 1, title="Spelling error in the README file", user="Codertocat")
+    fake = tmp_path / "claude"
+    fake.write_text(
+        f"#!{sys.executable}\nfrom ghapp.standins.claude import main\nraise SystemExit(main())\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
+    async with github.serve() as base_url:
+        settings = make_settings(
+            db_url, tmp_path, github_api_url=base_url, git_url=bare_repository(tmp_path),
+            claude_bin=str(fake), app_id=99, private_key=github.private_key_pem,
+        )  # fmt: skip
+        app = create_app(settings, db=db)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            client = GitHubApp(settings, SystemClock(), RetryPolicy(attempts=2, base_delay=0.01))
+            state = app.state.ghapp
+            executor = SessionExecutor(db, settings, client, SystemClock())
+            pool = WorkerPool(db, SystemClock(), state.signals, RunQueue(db, "w"), executor)
+            yield github, http, state, pool
+            await client.aclose()
+
+
+async def work_off(pool: WorkerPool) -> None:
+    while (claimed := await pool.queue.claim(datetime.now(UTC))) is not None:
+        await pool.process(claimed)
+
+
+def opened_issue() -> dict:
+    data = copy.deepcopy(load("issues/opened.payload.json"))
+    data["installation"] = {"id": INSTALLATION}
+    return data
+
+
+def comment(body: str, login: str, comment_id: int) -> dict:
+    data = copy.deepcopy(load("issue_comment/created.payload.json"))
+    data["installation"] = {"id": INSTALLATION}
+    data["comment"].update(body=body, id=comment_id, user={"login": login, "type": "User"})
+    data["sender"] = {"login": login, "type": "User"}
+    return data
+
+
+async def test_issue_opened_gets_a_tracking_comment_with_the_result(world, db) -> None:
+    github, http, state, pool = world
+    job = await state.jobs.create(
+        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
+         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
+        actor="t",
+    )  # fmt: skip
+    assert (await send(http, "issues", opened_issue())).json()["runs"] == 1
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.error is None, run.error
+    assert (run.status, run.items_processed, run.items_failed) == ("completed", 1, 0)
+    assert run.cost_usd > 0
+    [posted] = github.comments_on(REPO, 1)
+    assert "✅ **Triage** finished." in posted["body"]
+    assert "Triage this GitHub issue" in posted["body"]  # the stand-in echoes the prompt
+    assert "<!-- ghapp:session=" in posted["body"]
+    assert len(github.find_requests("PATCH", r"/issues/comments/")) == 1  # edited in place
+
+
+async def test_a_failing_session_is_reported_on_the_issue(world, db, monkeypatch) -> None:
+    github, http, state, pool = world
+    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "error_max_turns")
+    job = await state.jobs.create(
+        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues", "max_turns": 2,
+         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
+        actor="t",
+    )  # fmt: skip
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert (run.status, run.items_failed) == ("failed", 1)
+    [posted] = github.comments_on(REPO, 1)
+    assert "❌ **Triage** did not finish: error_max_turns" in posted["body"]
+
+
+async def test_slash_command_from_a_writer_and_from_a_reader(world, db) -> None:
+    github, http, state, pool = world
+    github.set_permission(REPO, "maintainer", "write")
+    github.set_permission(REPO, "visitor", "read")
+    job = await state.jobs.create(
+        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
+         "command_id": "issue/triage", "command_triggers": ["/triage"]},
+        actor="t",
+    )  # fmt: skip
+    asked = github.add_comment(REPO, 1, "/triage please", user="maintainer")
+    other = github.add_comment(REPO, 1, "/triage", user="visitor")
+    await send(http, "issue_comment", comment("/triage please", "maintainer", asked["id"]))
+    await send(http, "issue_comment", comment("/triage", "visitor", other["id"]))
+    await work_off(pool)
+    writer, reader = await runs_of(db, job.id)
+    assert writer.error is None, writer.error
+    assert writer.status == "completed" and reader.status == "skipped"
+    assert "visitor has read permission" in reader.error
+    bodies = [c["body"] for c in github.comments_on(REPO, 1)]
+    assert any("Sorry @visitor" in body for body in bodies)
+    async with db.read() as conn:
+        prompt = await conn.scalar(select(Session.prompt).where(Session.run_id == writer.id))
+    assert "Requested with: please" in prompt  # the command's arguments reached the session
+    assert [r["content"] for r in github.reactions_on(asked["id"])] == ["eyes"]
+    assert github.reactions_on(other["id"]) == []
