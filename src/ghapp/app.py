@@ -24,6 +24,7 @@ from ghapp.signals import Signals
 from ghapp.triggers.index import JobIndex
 from ghapp.webhooks.ingress import github_webhook
 from ghapp.webhooks.store import DeliveryStore
+from ghapp.worker.service import build_worker
 
 log = logging.getLogger("ghapp")
 
@@ -86,10 +87,12 @@ def create_app(
     db: Database | None = None,
     clock: Clock | None = None,
     run_scheduler: bool = False,
+    workers: int = 0,
 ) -> Starlette:
     """Build a ghapp web app. The database must already be migrated.
 
-    ``run_scheduler`` starts the scheduler loop with the app (``ghapp serve`` does).
+    ``run_scheduler`` starts the scheduler loop with the app and ``workers`` a worker pool
+    of that many slots (``ghapp serve`` does both; ``--no-worker`` leaves them out).
     """
     state = AppState.build(settings, db or Database(settings.database_url), clock or SystemClock())
     if not settings.webhook_secrets:
@@ -100,9 +103,15 @@ def create_app(
         background = (
             [asyncio.create_task(state.scheduler.run(), name="scheduler")] if run_scheduler else []
         )
+        worker = None
+        if workers:
+            worker = build_worker(settings, state.db, state.clock, state.signals, workers)
+            worker.pool.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.close()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

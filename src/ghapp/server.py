@@ -31,7 +31,7 @@ async def prepare_database(settings: Settings, *, migrate: bool, revision: str =
     return current or "base"
 
 
-def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, workers: int = 4, **overrides: object) -> uvicorn.Config:
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -41,9 +41,42 @@ def uvicorn_config(settings: Settings, **overrides: object) -> uvicorn.Config:
         "timeout_graceful_shutdown": 30,
     }
     options.update(overrides)
-    app = create_app(settings, run_scheduler=True)
+    # A web-only replica (--no-worker) leaves scheduling and work to `ghapp worker`.
+    app = create_app(settings, run_scheduler=workers > 0, workers=workers)
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
-def run_server(settings: Settings) -> None:
-    uvicorn.Server(uvicorn_config(settings)).run()
+def run_server(settings: Settings, workers: int = 4) -> None:
+    uvicorn.Server(uvicorn_config(settings, workers=workers)).run()
+
+
+async def run_worker(settings: Settings, concurrency: int) -> None:
+    """``ghapp worker``: the scheduler loop and a worker pool, no web server.
+
+    Stops on SIGTERM or SIGINT: no new claims, running sessions get the grace period,
+    then whatever still runs is handed back to the queue.
+    """
+    import asyncio
+    import signal
+
+    from ghapp.app import AppState
+    from ghapp.clock import SystemClock
+    from ghapp.db import Database
+    from ghapp.worker.service import build_worker
+
+    state = AppState.build(settings, Database(settings.database_url), SystemClock())
+    worker = build_worker(settings, state.db, state.clock, state.signals, concurrency)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    scheduler = asyncio.create_task(state.scheduler.run(), name="scheduler")
+    worker.pool.start()
+    try:
+        await stop.wait()
+    finally:
+        await worker.close()
+        scheduler.cancel()
+        await asyncio.gather(scheduler, return_exceptions=True)
+        await state.store.close()
+        await state.db.dispose()

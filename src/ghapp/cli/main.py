@@ -31,8 +31,12 @@ console = err
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [GHAPP_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [GHAPP_PORT].")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Serve only; run `ghapp worker` elsewhere.")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Worker slots.")] = 4,
 ) -> None:
-    """Run the web app (webhooks, API, dashboard) on the configured database."""
+    """Run the web app (webhooks, API, dashboard), the scheduler and a worker pool."""
     settings = Settings()
     if host:
         settings.host = host
@@ -45,7 +49,22 @@ def serve(
         f"[bold]ghapp:[/] serving on http://{settings.host}:{settings.port} "
         f"(webhooks at /webhooks/github)"
     )
-    run_server(settings)
+    run_server(settings, workers=0 if no_worker else concurrency)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Worker slots.")] = 4,
+) -> None:
+    """Run the scheduler and a worker pool without the web server (scale-out)."""
+    from ghapp.server import run_worker
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    for note in _prepare(settings):
+        console.print(f"[bold]ghapp:[/] {note}")
+    console.print(f"[bold]ghapp:[/] worker with {concurrency} slots")
+    asyncio.run(run_worker(settings, concurrency))
 
 
 @db_app.command("upgrade")
