@@ -1,17 +1,27 @@
-"""``ghapp demo``: the whole ingress path, offline, on the embedded default.
+"""``ghapp demo``: the whole product, offline, on the embedded default.
 
-Starts a real server (uvicorn, SQLite in ``--dir``), sends it signed GitHub deliveries
-the way GitHub would (plus a redelivery, a replay under a new id and a forgery), and shows
-what was stored.
+A real ghapp server (uvicorn, SQLite in ``--dir``, scheduler and workers) talks to a
+GitHub stand-in on loopback (``GHAPP_GITHUB_API_URL``), clones from a local bare
+repository (``GHAPP_GIT_URL=file://…``) and runs the Claude Code stand-in
+(``GHAPP_CLAUDE_BIN``). It receives signed deliveries the way GitHub sends them — plus a
+redelivery, a replayed body and a forgery — and shows what happened: an opened issue gets
+its tracking comment edited with a result, ``/triage`` from a writer runs and from a
+reader is refused, and a cron job fires.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import os
 import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -21,106 +31,227 @@ from sqlmodel import select
 
 from ghapp import logs
 from ghapp.db import Database
-from ghapp.db.models import Delivery, Installation, Repository
+from ghapp.db.models import Run, Session
 from ghapp.server import prepare_database, uvicorn_config
 from ghapp.settings import Settings, ensure_generated_secrets
 from ghapp.signing import delivery_headers
+from ghapp.standins.github import GitHubStandIn
 
 PAYLOADS = resources.files("ghapp.demo") / "payloads"
+REPO, REPO_ID, INSTALLATION = "Codertocat/Hello-World", 186853002, 957387
+WAIT_S = 90.0
 
 
 async def run_demo(directory: Path, console: Console) -> int:
+    directory = await asyncio.to_thread(directory.resolve)
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     logs.configure("error")  # the tables below say what happened
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{directory / 'ghapp.db'}",
-        data_dir=directory / ".ghapp",
-        port=_free_port(),
-    )
-    for note in ensure_generated_secrets(settings):
-        console.print(f"[dim]ghapp demo: {note}[/]")
-    await prepare_database(settings, migrate=True)
-    server = uvicorn.Server(uvicorn_config(settings, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            return 1
-        await asyncio.sleep(0.01)
-    url = f"http://{settings.host}:{settings.port}"
-    console.print(f"[bold]ghapp demo[/]: server on {url}, database {directory / 'ghapp.db'}")
-    try:
-        failures = await _send_all(url, settings.webhook_secrets[0], console)
-        await _show_database(settings, console)
-    finally:
-        server.should_exit = True
-        await serving
+    os.environ.setdefault("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
+    github = _github()
+    with github.serve_in_thread() as api_url:
+        settings = await _settings(directory, api_url, github, console)
+        server = uvicorn.Server(uvicorn_config(settings, workers=2, log_level="warning"))
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                return 1
+            await asyncio.sleep(0.01)  # waiting for uvicorn's flag, not for time to pass
+        url = f"http://{settings.host}:{settings.port}"
+        console.print(f"[bold]ghapp demo[/]: server {url}, GitHub stand-in {api_url}")
+        try:
+            state = server.config.loaded_app.app.state.ghapp  # type: ignore[attr-defined]
+            failures = await _scenario(url, settings, state, github, console)
+        finally:
+            server.should_exit = True
+            await serving
     console.print(
-        "Next: [bold]ghapp serve[/] runs the server; "
+        f"Database: {directory / 'ghapp.db'}. Next: [bold]ghapp serve[/] runs the server; "
         "[bold]ghapp receive EVENT FILE.json[/] sends it a signed delivery."
     )
     return 1 if failures else 0
 
 
-async def _send_all(url: str, secret: str, console: Console) -> int:
+def _github() -> GitHubStandIn:
+    github = GitHubStandIn(app_id=1)
+    github.add_installation(INSTALLATION, "Codertocat")
+    github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
+    github.add_issue(REPO, 1, title="Spelling error in the README file", user="Codertocat")
+    github.set_permission(REPO, "maintainer", "write")
+    github.set_permission(REPO, "visitor", "read")
+    return github
+
+
+async def _settings(
+    directory: Path, api_url: str, github: GitHubStandIn, console: Console
+) -> Settings:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite+aiosqlite:///{directory / 'ghapp.db'}",
+        data_dir=directory / ".ghapp",
+        port=_free_port(),
+        github_api_url=api_url,
+        git_url=await asyncio.to_thread(_bare_repository, directory),
+        claude_bin=str(await asyncio.to_thread(_fake_claude, directory)),
+        app_id=github.app_id,
+        private_key=github.private_key_pem,
+        public_url="http://127.0.0.1",
+    )
+    for note in ensure_generated_secrets(settings):
+        console.print(f"[dim]ghapp demo: {note}[/]")
+    await prepare_database(settings, migrate=True)
+    return settings
+
+
+async def _scenario(
+    url: str, settings: Settings, state: Any, github: GitHubStandIn, console: Console
+) -> int:
+    secret = settings.webhook_secrets[0]
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        failures = await _send_deliveries(client, secret, console)
+        await _create_jobs(state)
+        failures += await _send_commands(client, secret, github, console)
+        await _wait_for_runs(state, console)
+    await _show(settings, github, console)
+    return failures
+
+
+async def _send_deliveries(client: httpx.AsyncClient, secret: str, console: Console) -> int:
     table = Table(title="Deliveries sent to POST /webhooks/github")
     for column in ("what", "event", "HTTP", "answer"):
         table.add_column(column)
-    failures = 0
-    previous_delivery = ""
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        for what, event, file, expected, tamper in _script():
-            body = (PAYLOADS / file).read_bytes()
-            headers = delivery_headers(event, body, secret)
-            if tamper == "redeliver":
-                headers["X-GitHub-Delivery"] = previous_delivery
-            elif tamper == "forge":
-                headers = delivery_headers(event, body, "not-the-secret")
-            response = await client.post("/webhooks/github", content=body, headers=headers)
-            previous_delivery = headers["X-GitHub-Delivery"]
-            ok = response.status_code == expected
-            failures += not ok
-            answer = json.loads(response.text)
-            table.add_row(
-                what,
-                event,
-                f"[{'green' if ok else 'red'}]{response.status_code}[/]",
-                answer.get("status") or answer.get("error", ""),
-            )
+    failures, previous = 0, ""
+    for what, event, file, expected, tamper in (
+        ("app installed", "installation", "installation.created.json", 202, None),
+        ("GitHub redelivers it", "installation", "installation.created.json", 200, "redeliver"),
+        ("forged signature", "issues", "issues.opened.json", 401, "forge"),
+    ):
+        body = (PAYLOADS / file).read_bytes()
+        headers = delivery_headers(event, body, "not-the-secret" if tamper == "forge" else secret)
+        if tamper == "redeliver":
+            headers["X-GitHub-Delivery"] = previous
+        response = await client.post("/webhooks/github", content=body, headers=headers)
+        previous = headers["X-GitHub-Delivery"]
+        failures += _row(table, what, event, response, expected)
     console.print(table)
     return failures
 
 
-def _script() -> list[tuple[str, str, str, int, str | None]]:
-    """(what, event, payload file, expected HTTP status, tampering)."""
-    return [
-        ("app installed", "installation", "installation.created.json", 202, None),
-        ("issue opened", "issues", "issues.opened.json", 202, None),
-        ("GitHub redelivers it", "issues", "issues.opened.json", 200, "redeliver"),
-        ("comment created", "issue_comment", "issue_comment.created.json", 202, None),
-        ("captured body replayed", "issue_comment", "issue_comment.created.json", 200, None),
-        ("forged signature", "issues", "issues.opened.json", 401, "forge"),
-    ]
+async def _create_jobs(state: Any) -> None:
+    base = {"repo_id": REPO_ID, "target_type": "issues", "command_id": "issue/triage"}
+    await state.jobs.create(
+        {**base, "name": "Triage new issues", "event_triggers": [{"event": "issues.opened"}]},
+        actor="demo",
+    )
+    await state.jobs.create(
+        {**base, "name": "/triage", "command_triggers": ["/triage"]}, actor="demo"
+    )
+    await state.jobs.create(
+        {"repo_id": REPO_ID, "name": "Health check every minute", "cron_expression": "* * * * *",
+         "target_type": "codebase", "command_id": "codebase/health-check", "report": "none"},
+        actor="demo",
+    )  # fmt: skip
 
 
-async def _show_database(settings: Settings, console: Console) -> None:
+async def _send_commands(
+    client: httpx.AsyncClient, secret: str, github: GitHubStandIn, console: Console
+) -> int:
+    table = Table(title="Events that start sessions")
+    for column in ("what", "event", "HTTP", "answer"):
+        table.add_column(column)
+    failures = 0
+    opened = (PAYLOADS / "issues.opened.json").read_bytes()
+    response = await client.post("/webhooks/github", content=opened,
+                                 headers=delivery_headers("issues", opened, secret))  # fmt: skip
+    failures += _row(table, "issue #1 opened", "issues", response, 202)
+    for login, text in (("maintainer", "/triage focus on the README"), ("visitor", "/triage")):
+        posted = github.add_comment(REPO, 1, text, user=login)
+        data = json.loads((PAYLOADS / "issue_comment.created.json").read_text())
+        data = copy.deepcopy(data)
+        data["comment"].update(id=posted["id"], body=text, user={"login": login, "type": "User"})
+        data["sender"] = {"login": login, "type": "User"}
+        body = json.dumps(data).encode()
+        headers = delivery_headers("issue_comment", body, secret)
+        response = await client.post("/webhooks/github", content=body, headers=headers)
+        failures += _row(table, f"{login} comments {text!r}", "issue_comment", response, 202)
+    console.print(table)
+    return failures
+
+
+async def _wait_for_runs(state: Any, console: Console) -> None:
+    """Until the event runs have ended and the cron job has fired once (≤ a minute)."""
+    due = (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    console.print(
+        f"[dim]waiting for the sessions and for the cron job due at {due:%H:%M:%S} UTC…[/]"
+    )
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while asyncio.get_running_loop().time() < deadline:
+        async with state.db.read_session() as session:
+            runs = (await session.exec(select(Run))).all()
+        ended = [r for r in runs if r.status not in ("queued", "running")]
+        if len(runs) >= 4 and len(ended) == len(runs):
+            return
+        await asyncio.sleep(0.2)  # a demo watching progress, not synchronising a test
+
+
+async def _show(settings: Settings, github: GitHubStandIn, console: Console) -> None:
     db = Database(settings.database_url)
     try:
         async with db.read_session() as session:
-            deliveries = (await session.exec(select(Delivery).order_by(Delivery.id))).all()
-            installations = (await session.exec(select(Installation))).all()
-            repositories = (await session.exec(select(Repository))).all()
+            runs = (await session.exec(select(Run).order_by(Run.id))).all()
+            sessions = (await session.exec(select(Session))).all()
     finally:
         await db.dispose()
-    table = Table(title="Stored deliveries (each exactly once)")
-    for column in ("delivery id", "event", "action", "outcome"):
+    table = Table(title="Runs")
+    for column in ("run", "trigger", "status", "sessions", "cost", "note"):
         table.add_column(column)
-    for row in deliveries:
-        table.add_row(row.delivery_id, row.event, row.action or "", row.outcome)
+    per_run = {r.id: [s for s in sessions if s.run_id == r.id] for r in runs}
+    for run in runs:
+        note = (run.error or "").splitlines()[0] if run.error else ""
+        table.add_row(str(run.id), run.trigger_type, run.status, str(len(per_run[run.id])),
+                      f"${run.cost_usd:.4f}", note[:70])  # fmt: skip
     console.print(table)
-    for inst in installations:
-        console.print(f"installation {inst.id}: {inst.account_login} ({inst.account_type})")
-    for repo in repositories:
-        console.print(f"repository {repo.full_name}: default branch {repo.default_branch}")
+    console.print("[bold]Comments on issue #1 at the GitHub stand-in[/]:")
+    for comment in github.comments_on(REPO, 1):
+        first = comment["body"].splitlines()[0]
+        console.print(f"  @{comment['user']['login']}: {first[:100]}")
+
+
+def _row(table: Table, what: str, event: str, response: httpx.Response, expected: int) -> int:
+    ok = response.status_code == expected
+    answer = response.json()
+    table.add_row(what, event, f"[{'green' if ok else 'red'}]{response.status_code}[/]",
+                  str(answer.get("status") or answer.get("error", "")))  # fmt: skip
+    return 0 if ok else 1
+
+
+def _bare_repository(directory: Path) -> str:
+    remote = directory / "remote"
+    bare = remote / f"{REPO}.git"
+    if not bare.exists():
+        seed = directory / "seed"
+        env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
+               "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.com"}  # fmt: skip
+        bare.mkdir(parents=True)
+        run = {"check": True, "env": env, "capture_output": True}
+        subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=master", str(bare)], **run)  # noqa: S603, S607
+        subprocess.run(["git", "init", "-q", "--initial-branch=master", str(seed)], **run)  # noqa: S603, S607
+        (seed / "README.md").write_text("# Hello-World\n\nA repository for the ghapp demo.\n")
+        for args in (
+            ["add", "."],
+            ["commit", "-qm", "init"],
+            ["push", "-q", str(bare), "HEAD:master"],
+        ):
+            subprocess.run(["git", *args], cwd=seed, **run)  # noqa: S603, S607
+    return f"file://{remote}"
+
+
+def _fake_claude(directory: Path) -> Path:
+    path = directory / "fake-claude"
+    path.write_text(
+        f"#!{sys.executable}\nfrom ghapp.standins.claude import main\nraise SystemExit(main())\n"
+    )
+    path.chmod(0o755)
+    return path
 
 
 def _free_port() -> int:
