@@ -156,3 +156,60 @@ async def test_slash_command_from_a_writer_and_from_a_reader(world, db) -> None:
     assert "Requested with: please" in prompt  # the command's arguments reached the session
     assert [r["content"] for r in github.reactions_on(asked["id"])] == ["eyes"]
     assert github.reactions_on(other["id"]) == []
+
+
+async def test_scheduled_issue_job_works_its_filter_and_skips_recent_items(world, db) -> None:
+    github, _http, state, pool = world
+    for number in (10, 11, 12):
+        github.add_issue(REPO, number, title=f"Needs triage {number}", labels=["needs-triage"])
+    github.add_issue(REPO, 13, title="Closed", labels=["needs-triage"], state="closed")
+    github.add_issue(REPO, 14, title="Other label", labels=["bug"])
+    job = await state.jobs.create(
+        {"name": "Morning triage", "repo_id": REPO_ID, "cron_expression": "0 9 * * 1-5",
+         "target_type": "issues", "filter_query": "state:open label:needs-triage",
+         "command_id": "issue/triage", "max_items": 10},
+        actor="t",
+    )  # fmt: skip
+    await state.jobs.run_now(job.id, actor="t")
+    await work_off(pool)
+    await state.jobs.run_now(job.id, actor="t")  # again: the same items were done just now
+    await work_off(pool)
+    first, second = await runs_of(db, job.id)
+    assert (first.status, first.items_found, first.items_processed) == ("completed", 3, 3)
+    assert (second.status, second.items_processed, second.items_skipped) == ("completed", 0, 3)
+    for number in (10, 11, 12):
+        [posted] = github.comments_on(REPO, number)
+        assert "✅ **Morning triage** finished." in posted["body"]
+    assert github.comments_on(REPO, 13) == [] and github.comments_on(REPO, 14) == []
+
+
+async def test_github_hiccups_are_retried_and_one_comment_is_posted(world, db) -> None:
+    github, http, state, pool = world
+    github.inject("POST", r"/issues/1/comments$", 502, times=1)
+    github.inject_secondary_rate_limit("PATCH", r"/issues/comments/", retry_after=1)
+    job = await state.jobs.create(
+        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
+         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
+        actor="t",
+    )  # fmt: skip
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "completed"
+    [posted] = github.comments_on(REPO, 1)
+    assert "finished" in posted["body"]
+
+
+async def test_github_down_fails_the_run_when_retries_run_out(world, db) -> None:
+    github, http, state, pool = world
+    github.inject("POST", r"/issues/1/comments$", 503, times=100)
+    job = await state.jobs.create(
+        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues", "max_retries": 0,
+         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
+        actor="t",
+    )  # fmt: skip
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "failed" and run.error.startswith("GitHub:")
+    assert github.comments_on(REPO, 1) == []

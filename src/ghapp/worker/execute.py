@@ -109,16 +109,18 @@ class SessionExecutor:
         )  # fmt: skip
         return None if decision.allowed else decision.reason
 
-    async def _items(self, gh: GitHubAPI, run: Any, job: Any, repo: str) -> tuple[list[Item], int]:
+    async def _items(
+        self, gh: GitHubAPI, run: Any, job: Any, repo: str
+    ) -> tuple[list[Item], dict[str, int]]:
         if run.item:
             event = run.item
             pull = event.get("pull") or {}
             return [
                 Item(event["item_kind"], event["number"], event.get("title", ""), event,
                      fork=bool(pull.get("is_fork")))
-            ], 1  # fmt: skip
+            ], {"items_found": 1}  # fmt: skip
         if job.target_type in ("codebase", "custom"):
-            return [Item(job.target_type, None, job.name, None)], 1
+            return [Item(job.target_type, None, job.name, None)], {"items_found": 1}
         recent = await self._recently_processed(job.id)
         found = await search_items(
             gh, repo=repo, target=job.target_type, filter_query=job.filter_query,
@@ -126,7 +128,7 @@ class SessionExecutor:
         )  # fmt: skip
         kind = "pr" if job.target_type == "prs" else "issue"
         items = [Item(kind, i["number"], i.get("title", ""), i) for i in found.items]
-        return items, found.found
+        return items, {"items_found": found.found, "items_skipped": found.skipped}
 
     async def _recently_processed(self, job_id: int) -> set[int]:
         from ghapp.db.models import Run
@@ -146,7 +148,7 @@ class SessionExecutor:
 
     async def _sessions(
         self, gh: GitHubAPI, context: RunContext, repo: Any, installation_id: int,
-        items: list[Item], found: int,
+        items: list[Item], found: dict[str, int],
     ) -> RunResult:  # fmt: skip
         processed = failed = 0
         cost = 0.0
@@ -161,7 +163,7 @@ class SessionExecutor:
             else:
                 failed += 1
                 errors.append(f"{item.kind} {item.number or ''}: {outcome.error}".strip())
-        counters = {"items_found": found, "items_processed": processed, "items_failed": failed,
+        counters = {**found, "items_processed": processed, "items_failed": failed,
                     "cost_usd": cost}  # fmt: skip
         if context.cancel.is_set():
             return RunResult(RunStatus.cancelled, error="cancelled", counters=counters)
