@@ -81,6 +81,14 @@ async def work_off(pool: WorkerPool) -> None:
         await pool.process(claimed)
 
 
+def triage_job(**changes: object) -> dict:
+    job: dict[str, object] = {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
+                              "command_id": "issue/triage",
+                              "event_triggers": [{"event": "issues.opened"}]}  # fmt: skip
+    job.update(changes)
+    return job
+
+
 def opened_issue() -> dict:
     data = copy.deepcopy(load("issues/opened.payload.json"))
     data["installation"] = {"id": INSTALLATION}
@@ -97,11 +105,7 @@ def comment(body: str, login: str, comment_id: int) -> dict:
 
 async def test_issue_opened_gets_a_tracking_comment_with_the_result(world, db) -> None:
     github, http, state, pool = world
-    job = await state.jobs.create(
-        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
-         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
-        actor="t",
-    )  # fmt: skip
+    job = await state.jobs.create(triage_job(), actor="t")
     assert (await send(http, "issues", opened_issue())).json()["runs"] == 1
     await work_off(pool)
     [run] = await runs_of(db, job.id)
@@ -118,11 +122,7 @@ async def test_issue_opened_gets_a_tracking_comment_with_the_result(world, db) -
 async def test_a_failing_session_is_reported_on_the_issue(world, db, monkeypatch) -> None:
     github, http, state, pool = world
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "error_max_turns")
-    job = await state.jobs.create(
-        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues", "max_turns": 2,
-         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
-        actor="t",
-    )  # fmt: skip
+    job = await state.jobs.create(triage_job(max_turns=2), actor="t")
     await send(http, "issues", opened_issue())
     await work_off(pool)
     [run] = await runs_of(db, job.id)
@@ -136,10 +136,8 @@ async def test_slash_command_from_a_writer_and_from_a_reader(world, db) -> None:
     github.set_permission(REPO, "maintainer", "write")
     github.set_permission(REPO, "visitor", "read")
     job = await state.jobs.create(
-        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
-         "command_id": "issue/triage", "command_triggers": ["/triage"]},
-        actor="t",
-    )  # fmt: skip
+        triage_job(event_triggers=[], command_triggers=["/triage"]), actor="t"
+    )
     asked = github.add_comment(REPO, 1, "/triage please", user="maintainer")
     other = github.add_comment(REPO, 1, "/triage", user="visitor")
     await send(http, "issue_comment", comment("/triage please", "maintainer", asked["id"]))
@@ -187,11 +185,7 @@ async def test_github_hiccups_are_retried_and_one_comment_is_posted(world, db) -
     github, http, state, pool = world
     github.inject("POST", r"/issues/1/comments$", 502, times=1)
     github.inject_secondary_rate_limit("PATCH", r"/issues/comments/", retry_after=1)
-    job = await state.jobs.create(
-        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
-         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
-        actor="t",
-    )  # fmt: skip
+    job = await state.jobs.create(triage_job(), actor="t")
     await send(http, "issues", opened_issue())
     await work_off(pool)
     [run] = await runs_of(db, job.id)
@@ -203,11 +197,7 @@ async def test_github_hiccups_are_retried_and_one_comment_is_posted(world, db) -
 async def test_github_down_fails_the_run_when_retries_run_out(world, db) -> None:
     github, http, state, pool = world
     github.inject("POST", r"/issues/1/comments$", 503, times=100)
-    job = await state.jobs.create(
-        {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues", "max_retries": 0,
-         "command_id": "issue/triage", "event_triggers": [{"event": "issues.opened"}]},
-        actor="t",
-    )  # fmt: skip
+    job = await state.jobs.create(triage_job(max_retries=0), actor="t")
     await send(http, "issues", opened_issue())
     await work_off(pool)
     [run] = await runs_of(db, job.id)

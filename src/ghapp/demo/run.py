@@ -17,7 +17,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -35,6 +34,7 @@ from ghapp.db.models import Run, Session
 from ghapp.server import prepare_database, uvicorn_config
 from ghapp.settings import Settings, ensure_generated_secrets
 from ghapp.signing import delivery_headers
+from ghapp.standins.claude import write_executable
 from ghapp.standins.github import GitHubStandIn
 
 PAYLOADS = resources.files("ghapp.demo") / "payloads"
@@ -91,7 +91,7 @@ async def _settings(
         port=_free_port(),
         github_api_url=api_url,
         git_url=await asyncio.to_thread(_bare_repository, directory),
-        claude_bin=str(await asyncio.to_thread(_fake_claude, directory)),
+        claude_bin=str(await asyncio.to_thread(write_executable, directory)),
         app_id=github.app_id,
         private_key=github.private_key_pem,
         public_url="http://127.0.0.1",
@@ -243,15 +243,6 @@ def _bare_repository(directory: Path) -> str:
         ):
             subprocess.run(["git", *args], cwd=seed, **run)  # noqa: S603, S607
     return f"file://{remote}"
-
-
-def _fake_claude(directory: Path) -> Path:
-    path = directory / "fake-claude"
-    path.write_text(
-        f"#!{sys.executable}\nfrom ghapp.standins.claude import main\nraise SystemExit(main())\n"
-    )
-    path.chmod(0o755)
-    return path
 
 
 def _free_port() -> int:

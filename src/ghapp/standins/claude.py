@@ -657,3 +657,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def write_executable(directory: Path) -> Path:
+    """An executable file running this stand-in, for ``GHAPP_CLAUDE_BIN`` (tests, demo)."""
+    path = Path(directory) / "fake-claude"
+    script = "from ghapp.standins.claude import main\nraise SystemExit(main())\n"
+    path.write_text(f"#!{sys.executable}\n{script}")
+    path.chmod(0o755)
+    return path
