@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         25 * 1024 * 1024, description="Largest webhook body accepted (GitHub caps at 25 MB)."
     )
+    worker_lease_seconds: int = Field(
+        60, ge=5, description="How long a claimed run stays a worker's without a heartbeat."
+    )
+    worker_heartbeat_seconds: int = Field(
+        20, ge=1, description="How often a worker renews the leases of its running runs."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.github.app import GitHubApp
 from ghapp.settings import Settings
 from ghapp.signals import Signals
-from ghapp.worker.claim import RunQueue
+from ghapp.worker.claim import Limits, RunQueue
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import PoolSettings, WorkerPool
 
@@ -32,7 +33,9 @@ def build_worker(
     github = GitHubApp(settings, clock)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     executor = SessionExecutor(db, settings, github, clock)
-    pool = WorkerPool(
-        db, clock, signals, RunQueue(db, owner), executor, PoolSettings(concurrency=concurrency)
+    limits = Limits(lease=timedelta(seconds=settings.worker_lease_seconds))
+    pool_settings = PoolSettings(
+        concurrency=concurrency, heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds)
     )
+    pool = WorkerPool(db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings)
     return Worker(pool, github)
