@@ -203,3 +203,19 @@ async def test_github_down_fails_the_run_when_retries_run_out(world, db) -> None
     [run] = await runs_of(db, job.id)
     assert run.status == "failed" and run.error.startswith("GitHub:")
     assert github.comments_on(REPO, 1) == []
+
+
+async def test_daily_session_budget_skips_runs_beyond_it(world, db) -> None:
+    github, http, state, pool = world
+    pool.executor.settings.daily_session_limit = 1
+    job = await state.jobs.create(triage_job(), actor="t")
+    github.add_issue(REPO, 2, title="Second issue")
+    await send(http, "issues", opened_issue())
+    second = opened_issue()
+    second["issue"] = dict(second["issue"], number=2, id=99)
+    await send(http, "issues", second)
+    await work_off(pool)
+    first, beyond = await runs_of(db, job.id)
+    assert first.status == "completed"
+    assert beyond.status == "skipped" and "daily budget reached: 1 sessions today" in beyond.error
+    assert github.comments_on(REPO, 2) == []

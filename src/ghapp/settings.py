@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: int = Field(
         20, ge=1, description="How often a worker renews the leases of its running runs."
     )
+    daily_session_limit: int = Field(
+        0, ge=0, description="Most sessions started per UTC day, all jobs together (0: no limit)."
+    )
+    daily_budget_usd: float = Field(
+        0.0, ge=0, description="Most agent cost per UTC day in USD (0: no limit)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )

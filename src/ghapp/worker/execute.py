@@ -35,6 +35,7 @@ from ghapp.github.transport import RateLimited
 from ghapp.runners.claude import Outcome, SessionOptions, run_claude
 from ghapp.runners.shell import run_shell
 from ghapp.settings import Settings
+from ghapp.worker import budget
 from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checkout import CheckoutError, checkout
 from ghapp.worker.items import search_items
@@ -153,8 +154,12 @@ class SessionExecutor:
         processed = failed = 0
         cost = 0.0
         errors: list[str] = []
+        budget_note = None
         for item in items:
             if context.cancel.is_set():
+                break
+            budget_note = await budget.exhausted(self.db, self.settings, self.clock.now())
+            if budget_note:
                 break
             outcome = await self._one(gh, context, repo, installation_id, item)
             cost += outcome.cost_usd
@@ -167,7 +172,11 @@ class SessionExecutor:
                     "cost_usd": cost}  # fmt: skip
         if context.cancel.is_set():
             return RunResult(RunStatus.cancelled, error="cancelled", counters=counters)
+        if budget_note and not processed and not failed:
+            return RunResult(RunStatus.skipped, error=budget_note, counters=counters)
         status = RunStatus.failed if failed else RunStatus.completed
+        if budget_note:
+            errors.append(budget_note)
         return RunResult(status, error="\n".join(errors)[:4000] or None, counters=counters)
 
     async def _one(
