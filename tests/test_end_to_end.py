@@ -44,6 +44,13 @@ def bare_repository(root: Path) -> str:
     (work / "README.md").write_text("# Hello-World\n")
     for args in (["add", "."], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:master"]):
         subprocess.run(["git", *args], cwd=work, check=True, env=env)
+    (work / "pr-change.txt").write_text("changed in pull request 2\n")  # PR #2's head
+    for args in (
+        ["add", "."],
+        ["commit", "-qm", "pr"],
+        ["push", "-q", "origin", "HEAD:refs/pull/2/head"],
+    ):
+        subprocess.run(["git", *args], cwd=work, check=True, env=env)
     return f"file://{root / 'remote'}"
 
 
@@ -219,3 +226,22 @@ async def test_daily_session_budget_skips_runs_beyond_it(world, db) -> None:
     assert first.status == "completed"
     assert beyond.status == "skipped" and "daily budget reached: 1 sessions today" in beyond.error
     assert github.comments_on(REPO, 2) == []
+
+
+async def test_pull_request_opened_runs_on_the_pr_head(world, db) -> None:
+    github, http, state, pool = world
+    github.add_issue(REPO, 2, title="Update the README", pull=True, head="changes", base="master")
+    job = await state.jobs.create(
+        {"name": "Check the PR", "repo_id": REPO_ID, "target_type": "prs", "runner": "shell",
+         "shell_command": "cat pr-change.txt",
+         "event_triggers": [{"event": "pull_request.opened"}]},
+        actor="t",
+    )  # fmt: skip
+    opened = copy.deepcopy(load("pull_request/opened.payload.json"))
+    opened["installation"] = {"id": INSTALLATION}
+    assert (await send(http, "pull_request", opened)).json()["runs"] == 1
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "completed", run.error
+    [posted] = github.comments_on(REPO, 2)
+    assert "changed in pull request 2" in posted["body"]  # the PR head was checked out
