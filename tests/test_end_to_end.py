@@ -245,3 +245,39 @@ async def test_pull_request_opened_runs_on_the_pr_head(world, db) -> None:
     assert run.status == "completed", run.error
     [posted] = github.comments_on(REPO, 2)
     assert "changed in pull request 2" in posted["body"]  # the PR head was checked out
+
+
+async def test_codebase_job_keeps_one_report_issue(world, db) -> None:
+    github, _http, state, pool = world
+    job = await state.jobs.create(
+        {"name": "Weekly health report", "repo_id": REPO_ID, "target_type": "codebase",
+         "command_id": "codebase/health-check", "report": "issue"},
+        actor="t",
+    )  # fmt: skip
+    for _ in range(2):
+        await state.jobs.run_now(job.id, actor="t")
+        await work_off(pool)
+    assert [r.status for r in await runs_of(db, job.id)] == ["completed", "completed"]
+    created = github.find_requests("POST", r"/issues$")
+    edited = github.find_requests("PATCH", r"/issues/\d+$")
+    assert len(created) == 1 and len(edited) == 1  # one issue, updated by the second run
+    number = int(edited[0].path.rsplit("/", 1)[1])
+    report = github.issue(REPO, number)
+    assert report["title"] == "Weekly health report" and "finished" in report["body"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "words"),
+    [("is_error", "API Error"), ("no_result", "without a result"), ("crash", "TypeError"),
+     ("budget", "error_max_budget_usd")],
+)  # fmt: skip
+async def test_each_runner_failure_is_reported(world, db, monkeypatch, scenario, words) -> None:
+    github, http, state, pool = world
+    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", scenario)
+    job = await state.jobs.create(triage_job(), actor="t")
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "failed" and words in run.error
+    [posted] = github.comments_on(REPO, 1)
+    assert "❌ **Triage** did not finish" in posted["body"] and words in posted["body"]

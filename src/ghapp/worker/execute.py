@@ -40,7 +40,13 @@ from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checkout import CheckoutError, checkout
 from ghapp.worker.items import search_items
 from ghapp.worker.pool import RunContext, RunResult
-from ghapp.worker.report import facts_line, finish_comment, result_text, start_comment
+from ghapp.worker.report import (
+    facts_line,
+    finish_comment,
+    publish_report,
+    result_text,
+    start_comment,
+)
 
 log = logging.getLogger("ghapp.worker")
 
@@ -206,13 +212,29 @@ class SessionExecutor:
             num_turns=outcome.num_turns, duration_ms=outcome.duration_ms,
             exit_code=outcome.exit_code, completed_at=self.clock.now(),
         )  # fmt: skip
+        facts = facts_line(turns=outcome.num_turns, cost_usd=outcome.cost_usd,
+                           duration_ms=outcome.duration_ms)  # fmt: skip
+        text = result_text(job.name, ok=outcome.ok, result=outcome.result_text,
+                           error=outcome.error, facts=facts, run_url=run_url)  # fmt: skip
         if comment is not None:
-            facts = facts_line(turns=outcome.num_turns, cost_usd=outcome.cost_usd,
-                               duration_ms=outcome.duration_ms)  # fmt: skip
-            text = result_text(job.name, ok=outcome.ok, result=outcome.result_text,
-                               error=outcome.error, facts=facts, run_url=run_url)  # fmt: skip
             await finish_comment(gh, repo.full_name, comment.comment_id, session_id, text, run_url)
+        elif item.number is None and job.report == "issue":
+            await self._report_issue(gh, job, repo.full_name, text)
         return outcome
+
+    async def _report_issue(self, gh: GitHubAPI, job: Any, repo: str, text: str) -> None:
+        """One report issue per job (codebase and custom jobs), updated on every run."""
+        from ghapp.db.models import Job
+
+        async with self.db.read() as conn:
+            config = await conn.scalar(select(Job.task_config).where(Job.id == job.id)) or {}
+        number = await publish_report(gh, repo, job.id, job.name, text, config.get("report_issue"))
+        if config.get("report_issue") != number:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(Job).where(Job.id == job.id)
+                    .values(task_config={**config, "report_issue": number})
+                )  # fmt: skip
 
     async def _run(
         self, job: Any, prompt: str, work: Path, item: Item, cancel: asyncio.Event

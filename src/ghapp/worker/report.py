@@ -86,3 +86,18 @@ def with_marker(text: str, session_id: int, run_url: str = "") -> str:
 
 def facts_line(*, turns: int, cost_usd: float, duration_ms: int) -> str:
     return f"{turns} turns · ${cost_usd:.4f} · {duration_ms / 1000:.1f} s"
+
+
+REPORT_MARKER = "<!-- ghapp:report-job={job_id} -->"
+
+
+async def publish_report(
+    gh: GitHubAPI, repo: str, job_id: int, title: str, text: str, number: int | None
+) -> int:
+    """Create the job's report issue, or update the one it already has; return its number."""
+    body = with_marker(text, 0).replace(marker(0), REPORT_MARKER.format(job_id=job_id))
+    if number is not None:
+        await gh.patch(f"/repos/{repo}/issues/{number}", data={"title": title, "body": body})
+        return number
+    created = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": body})
+    return int(created["number"])
