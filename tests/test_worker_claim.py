@@ -89,3 +89,11 @@ async def test_cancelled_runs_are_not_claimed_and_release_hands_back(db, job_id)
     [_, run] = await runs_of(db, job_id)
     assert (run.status, run.lease_owner) == ("queued", None)
     assert (await worker.claim(NOW)).attempt == 1  # a hand-back is not a failed attempt
+
+
+async def test_global_limit_across_workers(db, job_id) -> None:
+    await queue(db, job_id, 3)
+    first, second = (RunQueue(db, name, Limits(per_installation=10, running=2)) for name in "ab")
+    assert await first.claim(NOW) is not None
+    assert await second.claim(NOW) is not None
+    assert await first.claim(NOW) is None  # two running, whoever runs them

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: int = Field(
         20, ge=1, description="How often a worker renews the leases of its running runs."
     )
+    max_running: int = Field(
+        0, ge=0, description="Most runs executing at once across every worker (0: no limit)."
+    )
+    max_running_per_installation: int = Field(
+        4, ge=1, description="Most runs executing at once for one installation."
+    )
     daily_session_limit: int = Field(
         0, ge=0, description="Most sessions started per UTC day, all jobs together (0: no limit)."
     )

@@ -32,6 +32,10 @@ WHERE id = (
     WHERE ((r.status = 'queued' AND r.run_after <= :now)
            OR (r.status = 'running' AND r.lease_expires_at < :now))
       AND r.cancel_requested_at IS NULL
+      AND (:global_limit = 0 OR (
+          SELECT count(*) FROM runs busy
+          WHERE busy.status = 'running' AND busy.lease_expires_at >= :now AND busy.id <> r.id
+      ) < :global_limit)
       AND (r.installation_id IS NULL OR (
           SELECT count(*) FROM runs busy
           WHERE busy.installation_id = r.installation_id AND busy.status = 'running'
@@ -63,6 +67,7 @@ class Claimed:
 class Limits:
     per_installation: int = 4
     lease: timedelta = timedelta(seconds=60)
+    running: int = 0  # across every worker on the database (0: no limit)
 
 
 class RunQueue:
@@ -80,6 +85,7 @@ class RunQueue:
             "now": now,
             "lease_until": now + self.limits.lease,
             "per_installation": self.limits.per_installation,
+            "global_limit": self.limits.running,
         }
         async with self.db.write() as conn:
             row = (await conn.execute(self._claim, bind_params(conn, params))).first()

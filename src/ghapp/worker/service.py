@@ -33,7 +33,11 @@ def build_worker(
     github = GitHubApp(settings, clock)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     executor = SessionExecutor(db, settings, github, clock)
-    limits = Limits(lease=timedelta(seconds=settings.worker_lease_seconds))
+    limits = Limits(
+        per_installation=settings.max_running_per_installation,
+        lease=timedelta(seconds=settings.worker_lease_seconds),
+        running=settings.max_running,
+    )
     pool_settings = PoolSettings(
         concurrency=concurrency, heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds)
     )
