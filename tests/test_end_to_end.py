@@ -281,3 +281,54 @@ async def test_each_runner_failure_is_reported(world, db, monkeypatch, scenario,
     assert run.status == "failed" and words in run.error
     [posted] = github.comments_on(REPO, 1)
     assert "❌ **Triage** did not finish" in posted["body"] and words in posted["body"]
+
+
+async def test_builtin_runner_and_its_interface(world, db) -> None:
+    from ghapp.runners.builtin import REGISTRY, analyzer
+
+    github, _http, state, pool = world
+
+    @analyzer("codebase/health-check")
+    async def count_files(work, job) -> str:
+        return f"{sum(1 for p in work.iterdir() if p.is_file())} files at the top level"
+
+    try:
+        job = await state.jobs.create(
+            {"name": "Count", "repo_id": REPO_ID, "target_type": "codebase", "runner": "builtin",
+             "command_id": "codebase/health-check", "report": "issue"},
+            actor="t",
+        )  # fmt: skip
+        await state.jobs.run_now(job.id, actor="t")
+        await work_off(pool)
+    finally:
+        REGISTRY.pop("codebase/health-check", None)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "completed", run.error
+    [created] = github.find_requests("POST", r"/issues$")
+    assert "1 files at the top level" in created.json["body"]  # README.md at master
+
+
+async def test_fork_head_runs_without_write_tools(world, db, tmp_path, monkeypatch) -> None:
+    import json
+
+    github, http, state, pool = world
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_RECORD", str(record))
+    github.add_issue(REPO, 2, title="From a fork", pull=True, head="changes", base="master",
+                     head_repo="mallory/Hello-World")  # fmt: skip
+    await state.jobs.create(
+        {"name": "Review", "repo_id": REPO_ID, "target_type": "prs", "command_id": "pr/review",
+         "allowed_tools": ["Read", "Bash(git diff:*)"],
+         "event_triggers": [{"event": "pull_request.opened"}]},
+        actor="t",
+    )  # fmt: skip
+    opened = copy.deepcopy(load("pull_request/opened.payload.json"))
+    opened["installation"] = {"id": INSTALLATION}
+    opened["pull_request"]["head"]["repo"] = dict(
+        opened["pull_request"]["head"]["repo"], id=999, full_name="mallory/Hello-World"
+    )
+    await send(http, "pull_request", opened)
+    await work_off(pool)
+    argv = json.loads(record.read_text().splitlines()[0])["argv"]
+    disallowed = argv[argv.index("--disallowedTools") + 1].split(",")
+    assert {"Edit", "Write", "Bash"} <= set(disallowed)

@@ -32,6 +32,7 @@ from ghapp.db import Database
 from ghapp.db.models import Repository, RunStatus, Session, SessionStatus
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RateLimited
+from ghapp.runners.builtin import run_builtin
 from ghapp.runners.claude import Outcome, SessionOptions, run_claude
 from ghapp.runners.shell import run_shell
 from ghapp.settings import Settings
@@ -242,6 +243,8 @@ class SessionExecutor:
         if job.runner == "shell":
             return await run_shell(job.shell_command, work, time_limit=job.timeout_seconds,
                                    cancel=cancel)  # fmt: skip
+        if job.runner == "builtin":
+            return await run_builtin(job.command_id, work, job)
         disallowed = list(job.disallowed_tools or ())
         if item.fork and not (job.task_config or {}).get("allow_write_on_forks"):
             # A fork's head is someone else's code: no tool that writes or runs commands.

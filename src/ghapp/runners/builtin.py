@@ -1,0 +1,50 @@
+"""Built-in analyzers: work ghapp does itself, in the checkout, without an agent (SPEC §5).
+
+An analyzer is registered under a command id (``context/analyze`` in a later issue) and is
+run for jobs with ``runner: builtin``. It gets the checkout and the job, and returns the
+same :class:`~ghapp.runners.claude.Outcome` as every runner, so reporting, counters and
+notifications do not care which runner ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ghapp.runners.claude import Outcome
+
+Analyzer = Callable[[Path, Any], Awaitable[str]]  # returns the result text (markdown)
+
+REGISTRY: dict[str, Analyzer] = {}
+
+
+def analyzer(command_id: str) -> Callable[[Analyzer], Analyzer]:
+    """Register a built-in analyzer for a command id."""
+
+    def register(function: Analyzer) -> Analyzer:
+        REGISTRY[command_id] = function
+        return function
+
+    return register
+
+
+async def run_builtin(command_id: str | None, work: Path, job: Any) -> Outcome:
+    started = time.monotonic()
+    function = REGISTRY.get(command_id or "")
+    if function is None:
+        return _outcome(False, None, f"no built-in analyzer for {command_id!r}", started)
+    try:
+        text = await function(work, job)
+    except Exception as exc:  # an analyzer's bug is this session's failure, not the worker's
+        return _outcome(False, None, f"{type(exc).__name__}: {exc}", started)
+    return _outcome(True, text, None, started)
+
+
+def _outcome(ok: bool, text: str | None, error: str | None, started: float) -> Outcome:
+    return Outcome(
+        ok=ok, status="completed" if ok else "failed", result_text=text, error=error,
+        agent_session_id=None, num_turns=0, cost_usd=0.0,
+        duration_ms=int((time.monotonic() - started) * 1000), exit_code=None,
+    )  # fmt: skip
