@@ -332,3 +332,42 @@ async def test_fork_head_runs_without_write_tools(world, db, tmp_path, monkeypat
     argv = json.loads(record.read_text().splitlines()[0])["argv"]
     disallowed = argv[argv.index("--disallowedTools") + 1].split(",")
     assert {"Edit", "Write", "Bash"} <= set(disallowed)
+
+
+async def test_scheduled_job_pages_through_search_past_recent_items(world, db) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import insert, update
+
+    from ghapp.clock import FakeClock
+    from ghapp.db.models import Job, Run
+    from ghapp.scheduler.loop import Scheduler
+
+    github, _http, state, pool = world
+    for number in range(100, 205):  # 105 open issues needing triage
+        github.add_issue(REPO, number, title=f"Backlog {number}", labels=["needs-triage"])
+    job = await state.jobs.create(
+        {"name": "Backlog", "repo_id": REPO_ID, "cron_expression": "0 9 * * *",
+         "target_type": "issues", "filter_query": "label:needs-triage",
+         "command_id": "issue/triage", "max_items": 2},
+        actor="t",
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    async with db.write() as conn:  # an earlier run already did the 103 oldest
+        earlier = (await conn.execute(insert(Run).values(
+            job_id=job.id, trigger_type="manual", status="completed"))).inserted_primary_key[0]  # fmt: skip
+        await conn.execute(insert(Session), [
+            {"run_id": earlier, "item_kind": "issue", "item_number": n, "status": "completed",
+             "completed_at": now} for n in range(100, 203)
+        ])  # fmt: skip
+        due = now - timedelta(seconds=1)  # the occurrence fell due a moment ago
+        await conn.execute(update(Job).where(Job.id == job.id).values(next_run_at=due))
+    await Scheduler(db, FakeClock(now), state.signals).tick()
+    await work_off(pool)
+    run = next(r for r in await runs_of(db, job.id) if r.trigger_type == "scheduled")
+    assert (run.status, run.items_found, run.items_skipped, run.items_processed) == (
+        "completed", 105, 103, 2
+    )  # fmt: skip
+    pages = [r.query["page"] for r in github.find_requests("GET", r"^/search/issues$")]
+    assert pages == ["1", "2"]
+    assert [len(github.comments_on(REPO, n)) for n in (203, 204)] == [1, 1]
