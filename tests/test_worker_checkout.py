@@ -63,7 +63,7 @@ async def test_removed_even_when_the_session_fails(remote, tmp_path) -> None:
 
 
 async def test_unknown_repository_fails_clearly_without_the_token(remote, tmp_path) -> None:
-    with pytest.raises(CheckoutError, match="git fetch failed") as failed:
+    with pytest.raises(CheckoutError, match="git clone failed") as failed:
         async with checkout(remote, "octo/missing", "ghs_secret", parent=tmp_path):
             pass
     assert "ghs_secret" not in str(failed.value)

@@ -42,6 +42,7 @@ from ghapp.worker.checkout import CheckoutError, checkout
 from ghapp.worker.items import search_items
 from ghapp.worker.pool import RunContext, RunResult
 from ghapp.worker.report import (
+    Posted,
     facts_line,
     finish_comment,
     publish_report,
@@ -194,18 +195,21 @@ class SessionExecutor:
         prompt = render_prompt(job.command_id, job.custom_prompt, item.data, arguments)
         session_id = await self._session_row(run.id, item, prompt, job.runner)
         run_url = f"{self.settings.public_url}/runs/{run.id}"
-        comment = None
-        if item.number is not None and job.report == "comment":
-            comment = await start_comment(
-                gh, repo.full_name, item.number, session_id, job=job.name, run_url=run_url
-            )
-            await self._update_session(session_id, comment_id=comment.comment_id,
-                                       comment_url=comment.url)  # fmt: skip
         token = await self.github.token(installation_id)
         pull_number = item.number if item.kind == "pr" else None
-        async with checkout(self.settings.git_url, repo.full_name, token,
-                            pull_number=pull_number) as work:  # fmt: skip
-            outcome = await self._run(job, prompt, work, item, context.cancel)
+        # The tracking comment is posted while the checkout is made: the session starts
+        # as soon as both are done, not one after the other.
+        commenting = asyncio.ensure_future(
+            self._track(gh, repo.full_name, item, session_id, job, run_url)
+        )
+        try:
+            async with checkout(self.settings.git_url, repo.full_name, token,
+                                pull_number=pull_number) as work:  # fmt: skip
+                comment = await commenting
+                outcome = await self._run(job, prompt, work, item, context.cancel)
+        finally:
+            if not commenting.done():
+                commenting.cancel()
         await self._update_session(
             session_id,
             status=outcome.status, agent_session_id=outcome.agent_session_id,
@@ -236,6 +240,17 @@ class SessionExecutor:
                     update(Job).where(Job.id == job.id)
                     .values(task_config={**config, "report_issue": number})
                 )  # fmt: skip
+
+    async def _track(
+        self, gh: GitHubAPI, repo: str, item: Item, session_id: int, job: Any, run_url: str
+    ) -> Posted | None:
+        if item.number is None or job.report != "comment":
+            return None
+        comment = await start_comment(gh, repo, item.number, session_id, job=job.name,
+                                      run_url=run_url)  # fmt: skip
+        await self._update_session(session_id, comment_id=comment.comment_id,
+                                   comment_url=comment.url)  # fmt: skip
+        return comment
 
     async def _run(
         self, job: Any, prompt: str, work: Path, item: Item, cancel: asyncio.Event
