@@ -40,7 +40,6 @@ import multiprocessing
 import os
 import re
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from ghapp.signing import delivery_headers
+from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,23 +92,6 @@ class TimedGitHub(GitHubStandIn):
             number = self._comment(call)["number"]
             self.finished.setdefault(int(number), time.time())
         return reply
-
-
-def bare_repository(root: Path) -> str:
-    bare = root / "remote" / f"{REPO}.git"
-    work = root / "seed"
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(root)}  # fmt: skip
-    bare.mkdir(parents=True)
-    for args, cwd in (
-        (["init", "-q", "--bare", "--initial-branch=master", str(bare)], root),
-        (["clone", "-q", str(bare), str(work)], root),
-    ):
-        subprocess.run(["git", *args], cwd=cwd, check=True, env=env, capture_output=True)
-    (work / "README.md").write_text("# Hello-World\n")
-    for args in (["add", "."], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:master"]):
-        subprocess.run(["git", *args], cwd=work, check=True, env=env, capture_output=True)
-    return f"file://{root / 'remote'}"
 
 
 # == the server process ==================================================================
@@ -275,7 +258,7 @@ def main() -> int:
         wrapper = root / "claude"
         wrapper.write_text(WRAPPER.format(python=sys.executable, record=str(record)))
         wrapper.chmod(0o755)
-        git_url = bare_repository(root)
+        git_url = bare_repository(root, REPO)
         if args.database_url:
             asyncio.run(_pg(args.database_url, create=True))
             db_url = sqlalchemy_url(args.database_url)

@@ -4,7 +4,6 @@ checkout; the tracking comment at the GitHub stand-in ends up with the result.""
 from __future__ import annotations
 
 import copy
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from ghapp.clock import SystemClock
 from ghapp.db.models import Session
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
+from ghapp.standins.git import bare_repository as standin_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.worker.claim import RunQueue
 from ghapp.worker.execute import SessionExecutor
@@ -31,27 +31,11 @@ INSTALLATION = 957387
 
 
 def bare_repository(root: Path) -> str:
-    bare = root / "remote" / f"{REPO}.git"
-    work = root / "seed"
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "PATH": "/usr/bin:/bin", "HOME": str(root)}  # fmt: skip
-    bare.mkdir(parents=True)
-    for args, cwd in (
-        (["init", "-q", "--bare", "--initial-branch=master", str(bare)], root),
-        (["clone", "-q", str(bare), str(work)], root),
-    ):
-        subprocess.run(["git", *args], cwd=cwd, check=True, env=env)
-    (work / "README.md").write_text("# Hello-World\n")
-    for args in (["add", "."], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:master"]):
-        subprocess.run(["git", *args], cwd=work, check=True, env=env)
-    (work / "pr-change.txt").write_text("changed in pull request 2\n")  # PR #2's head
-    for args in (
-        ["add", "."],
-        ["commit", "-qm", "pr"],
-        ["push", "-q", "origin", "HEAD:refs/pull/2/head"],
-    ):
-        subprocess.run(["git", *args], cwd=work, check=True, env=env)
-    return f"file://{root / 'remote'}"
+    """Codertocat/Hello-World with a README on master and PR #2's head."""
+    return standin_repository(
+        root, REPO, files={"README.md": "# Hello-World\n"},
+        pull_requests={2: {"pr-change.txt": "changed in pull request 2\n"}},
+    )  # fmt: skip
 
 
 @pytest.fixture

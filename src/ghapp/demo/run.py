@@ -16,7 +16,6 @@ import copy
 import json
 import os
 import socket
-import subprocess
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -35,11 +34,13 @@ from ghapp.server import prepare_database, uvicorn_config
 from ghapp.settings import Settings, ensure_generated_secrets
 from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_executable
+from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 
 PAYLOADS = resources.files("ghapp.demo") / "payloads"
 REPO, REPO_ID, INSTALLATION = "Codertocat/Hello-World", 186853002, 957387
 WAIT_S = 90.0
+DEMO_README = "# Hello-World\n\nA repository for the ghapp demo.\n"
 
 
 async def run_demo(directory: Path, console: Console) -> int:
@@ -90,7 +91,9 @@ async def _settings(
         data_dir=directory / ".ghapp",
         port=_free_port(),
         github_api_url=api_url,
-        git_url=await asyncio.to_thread(_bare_repository, directory),
+        git_url=await asyncio.to_thread(
+            bare_repository, directory, REPO, files={"README.md": DEMO_README}
+        ),
         claude_bin=str(await asyncio.to_thread(write_executable, directory)),
         app_id=github.app_id,
         private_key=github.private_key_pem,
@@ -222,27 +225,6 @@ def _row(table: Table, what: str, event: str, response: httpx.Response, expected
     table.add_row(what, event, f"[{'green' if ok else 'red'}]{response.status_code}[/]",
                   str(answer.get("status") or answer.get("error", "")))  # fmt: skip
     return 0 if ok else 1
-
-
-def _bare_repository(directory: Path) -> str:
-    remote = directory / "remote"
-    bare = remote / f"{REPO}.git"
-    if not bare.exists():
-        seed = directory / "seed"
-        env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
-               "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@example.com"}  # fmt: skip
-        bare.mkdir(parents=True)
-        run = {"check": True, "env": env, "capture_output": True}
-        subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=master", str(bare)], **run)  # noqa: S603, S607
-        subprocess.run(["git", "init", "-q", "--initial-branch=master", str(seed)], **run)  # noqa: S603, S607
-        (seed / "README.md").write_text("# Hello-World\n\nA repository for the ghapp demo.\n")
-        for args in (
-            ["add", "."],
-            ["commit", "-qm", "init"],
-            ["push", "-q", str(bare), "HEAD:master"],
-        ):
-            subprocess.run(["git", *args], cwd=seed, **run)  # noqa: S603, S607
-    return f"file://{remote}"
 
 
 def _free_port() -> int:
