@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghapp.db.core import insert_ignoring_conflicts
-from ghapp.db.models import Job, JobStatus, Run, RunStatus
+from ghapp.db.models import Job, JobStatus, Run, RunStatus, TriggerType
 
 FINAL = frozenset(
     {RunStatus.completed, RunStatus.failed, RunStatus.skipped, RunStatus.cancelled,
@@ -71,7 +71,7 @@ async def queue_dependents(
             "job_id": job_id,
             "repo_id": repo_id,
             "installation_id": installation_id,
-            "trigger_type": "dependency",
+            "trigger_type": TriggerType.dependency.value,
             "trigger_detail": {"after_run_id": run.id, "after_status": status.value},
             # One dependent run per upstream run, however often this is called.
             "scheduled_for": None,

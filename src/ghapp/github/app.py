@@ -79,10 +79,6 @@ class GitHubApp:
                 self._tokens[installation_id] = cached
         return cached.token
 
-    def forget_token(self, installation_id: int) -> None:
-        """After a 401: the token was revoked or expired early."""
-        self._tokens.pop(installation_id, None)
-
     async def for_installation(self, installation_id: int) -> GitHubAPI:
         token = await self.token(installation_id)
         return GitHubAPI(

@@ -17,7 +17,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ghapp.clock import Clock
 from ghapp.db import Database
-from ghapp.db.models import AuditEntry, Job, JobStatus, Repository, Run, RunStatus, SchedulerState
+from ghapp.db.models import (
+    AuditEntry,
+    Job,
+    JobStatus,
+    Repository,
+    Run,
+    RunStatus,
+    SchedulerState,
+    TriggerType,
+)
 from ghapp.jobs.schedules import first_run
 from ghapp.jobs.spec import BUILTIN_COMMANDS, BUILTIN_METRICS, JobSpec
 from ghapp.signals import Signals
@@ -122,7 +131,9 @@ class JobService:
             await bump_jobs_version(session, now)
         self.signals.job_changed()
 
-    async def run_now(self, job_id: int, actor: str, trigger_type: str = "manual") -> int:
+    async def run_now(
+        self, job_id: int, actor: str, trigger_type: str = TriggerType.manual.value
+    ) -> int:
         """Queue a run at once: allowed even when the job is paused (SPEC §3)."""
         now = self.clock.now()
         async with self.db.session() as session:

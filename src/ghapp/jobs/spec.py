@@ -322,16 +322,6 @@ class JobSpec(_Strict):
                 f"{' or '.join(sorted(targets))}, not {self.target_type!r}"
             )
 
-    @property
-    def time_trigger(self) -> str | None:
-        if self.cron_expression:
-            return "cron"
-        if self.interval_minutes:
-            return "interval"
-        if self.threshold:
-            return "threshold"
-        return None
-
 
 def _cron_or_error(value: str) -> str:
     try:

@@ -26,7 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import insert_ignoring_conflicts, upsert_row
-from ghapp.db.models import Installation, Job, JobStatus, Repository, Run, RunStatus, SchedulerState
+from ghapp.db.models import (
+    Installation,
+    Job,
+    JobStatus,
+    Repository,
+    Run,
+    RunStatus,
+    SchedulerState,
+    TriggerType,
+)
 from ghapp.jobs.schedules import schedule_of
 from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.signals import Signals
@@ -215,7 +224,7 @@ async def _run_row(
         "job_id": job.id,
         "repo_id": job.repo_id,
         "installation_id": job.installation_id,
-        "trigger_type": "threshold" if job.threshold else "scheduled",
+        "trigger_type": (TriggerType.threshold if job.threshold else TriggerType.scheduled).value,
         "trigger_detail": {"coalesced": firing.coalesced} if firing.coalesced else {},
         "scheduled_for": firing.scheduled_for,
         "status": status,

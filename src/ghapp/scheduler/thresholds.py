@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import insert_ignoring_conflicts
-from ghapp.db.models import Job, Run, RunStatus, ThresholdCheck
+from ghapp.db.models import Job, Run, RunStatus, ThresholdCheck, TriggerType
 from ghapp.signals import Signals
 
 log = logging.getLogger("ghapp.scheduler")
@@ -178,7 +178,7 @@ async def _queue_threshold_run(
                 "job_id": job.id,
                 "repo_id": job.repo_id,
                 "installation_id": job.installation_id,
-                "trigger_type": "threshold",
+                "trigger_type": TriggerType.threshold.value,
                 "trigger_detail": detail,
                 "scheduled_for": check.scheduled_for,
                 "status": RunStatus.queued.value,

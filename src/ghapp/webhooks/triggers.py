@@ -12,6 +12,7 @@ from typing import Any
 from gidgethub import routing, sansio
 
 from ghapp.db.batch import Statement, json_text
+from ghapp.db.models import TriggerType
 from ghapp.webhooks.context import DeliveryContext
 from ghapp.webhooks.normalize import ITEM_EVENTS
 
@@ -35,7 +36,7 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
         detail: dict[str, Any] = {"event": f"{item.event}.{item.action}", "actor": item.actor_login}
         if trigger.paths:
             detail["paths"] = trigger.paths  # the worker checks the PR's files
-        _queue(ctx, job.id, "event", detail)
+        _queue(ctx, job.id, TriggerType.event, detail)
     for match in ctx.jobs.command_matches(item):
         detail = {
             "command": match.command,
@@ -44,10 +45,12 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
             "author_association": item.author_association,
             "comment_id": item.comment_id,
         }
-        _queue(ctx, match.job.id, "command", detail)
+        _queue(ctx, match.job.id, TriggerType.command, detail)
 
 
-def _queue(ctx: DeliveryContext, job_id: int, trigger_type: str, detail: dict[str, Any]) -> None:
+def _queue(
+    ctx: DeliveryContext, job_id: int, trigger_type: TriggerType, detail: dict[str, Any]
+) -> None:
     item = ctx.item
     assert item is not None
     ctx.add(
@@ -57,7 +60,7 @@ def _queue(ctx: DeliveryContext, job_id: int, trigger_type: str, detail: dict[st
                 "job_id": job_id,
                 "repo_id": item.repo_id,
                 "installation_id": ctx.installation_id,
-                "trigger_type": trigger_type,
+                "trigger_type": trigger_type.value,
                 "trigger_detail": json_text(detail),
                 "delivery_id": item.delivery_id,
                 "item": json_text(item.to_dict()),

@@ -29,7 +29,7 @@ from sqlalchemy import insert, select, update
 from ghapp.clock import Clock
 from ghapp.commands import render_prompt
 from ghapp.db import Database
-from ghapp.db.models import Repository, RunStatus, Session, SessionStatus
+from ghapp.db.models import Repository, RunStatus, Session, SessionStatus, TriggerType
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RateLimited
 from ghapp.runners.builtin import run_builtin
@@ -109,7 +109,7 @@ class SessionExecutor:
         return repo
 
     async def _authorize(self, gh: GitHubAPI, run: Any, repo: str) -> str | None:
-        if run.trigger_type != "command":
+        if run.trigger_type != TriggerType.command.value:
             return None
         detail, item = run.trigger_detail, run.item or {}
         decision = await self.authorizer.decide(
