@@ -8,8 +8,10 @@ ghapp. (Repository commands from ``.claude/commands/`` join these in a later iss
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 _ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
@@ -83,11 +85,16 @@ def item_context(item: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    """Compiling a template costs ~1 ms; the same few prompts are rendered for every session."""
+    return _ENV.from_string(source)
+
+
 def render_prompt(
     command_id: str | None, custom_prompt: str | None, item: dict[str, Any] | None, arguments: str
 ) -> str:
     source = BUILTIN[command_id] if command_id else (custom_prompt or "")
     if command_id is None and custom_prompt and item:
         source += "\n\n" + _ITEM
-    template = _ENV.from_string(source)
-    return template.render(item=item_context(item), arguments=arguments).strip() + "\n"
+    return _compiled(source).render(item=item_context(item), arguments=arguments).strip() + "\n"

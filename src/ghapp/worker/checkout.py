@@ -44,12 +44,13 @@ async def checkout(
     env = git_environment(token)
     try:
         url = clone_url(git_url, full_name)
+        # --template= skips git's sample hooks: a third fewer files to write and delete.
         if pull_number is None:  # one process: the common case, and the fastest
             branch = ["--branch", ref] if ref else []
-            clone = ["clone", "--quiet", "--depth", "1", *branch, url, str(work)]
+            clone = ["clone", "--quiet", "--template=", "--depth", "1", *branch, url, str(work)]
             await _git(clone, env, root, token)
         else:  # a PR head is not a branch of the repository: fetch its ref
-            await _git(["init", "--quiet", str(work)], env, root, token)
+            await _git(["init", "--quiet", "--template=", str(work)], env, root, token)
             await _git(["remote", "add", "origin", url], env, work, token)
             wanted = f"pull/{pull_number}/head"
             await _git(["fetch", "--quiet", "--depth", "1", "origin", wanted], env, work, token)
