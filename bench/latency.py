@@ -23,7 +23,7 @@ Method
 Figures: event → session spawn / wrapper start (p50, p90, p99, max), event → "finished"
 comment (p50, p99), 202 latency, and sessions/s sustained = completed sessions / (last
 comment - first send). The goals are event → session start p50 < 50 ms and p99 < 250 ms
-(judged on the spawn time). Each session is a clone plus a Python process: on a small
+(judged on the spawn time). Each session is a clone plus a stand-in process: on a small
 machine the CPU saturates well below 50 sessions/s, and then queueing, not ghapp's own
 overhead, dominates; the script prints the CPU used and says so.
 
@@ -396,7 +396,7 @@ def main() -> int:
     saturated = rate < 0.9 * args.rate or machine_cpu > 0.75 * (os.cpu_count() or 1)
     if saturated:
         print("SATURATED: the machine did not keep up with the offered rate (each session is a "
-              "git clone plus a Python stand-in process); latencies include queueing. "
+              "git clone plus a stand-in process); latencies include queueing. "
               "Use a lower --rate to see the unloaded figures.")  # fmt: skip
     p50, p99 = pct(spawn, 0.5), pct(spawn, 0.99)
     print(f"goal event → session start p50 < 50 ms:  {'MET' if p50 < 0.05 else 'NOT MET'} "
