@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
 from ghapp.jobs.service import JobService
@@ -124,6 +125,7 @@ def create_app(
         Route("/webhooks/github", github_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *api_routes(),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

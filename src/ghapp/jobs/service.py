@@ -50,6 +50,17 @@ class JobNotFound(LookupError):
     pass
 
 
+class RunNotFound(LookupError):
+    pass
+
+
+class RunConflict(ValueError):
+    """The run is not in a state the action applies to (retrying a running run…)."""
+
+
+UNFINISHED = frozenset({RunStatus.queued.value, RunStatus.running.value})
+
+
 class JobService:
     def __init__(
         self,
@@ -158,6 +169,49 @@ class JobService:
         self.signals.runs_queued()
         assert run.id is not None
         return run.id
+
+    async def retry(self, run_id: int, actor: str) -> int:
+        """Queue a new run doing what a finished run did (same item, same trigger detail)."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            old = await session.get(Run, run_id)
+            if old is None:
+                raise RunNotFound(run_id)
+            if old.status in UNFINISHED:
+                raise RunConflict(f"run {run_id} is still {old.status}")
+            run = Run(
+                job_id=old.job_id, repo_id=old.repo_id, installation_id=old.installation_id,
+                trigger_type=TriggerType.retry.value, item=old.item, retry_of_id=old.id,
+                trigger_detail={**old.trigger_detail, "requested_by": actor, "retry_of": old.id},
+                delivery_id=old.delivery_id, status=RunStatus.queued.value,
+                queued_at=now, run_after=now,
+            )  # fmt: skip
+            session.add(run)
+            await session.flush()
+            session.add(_run_audit(actor, "run.retry", old, {"run_id": run.id}, now))
+        self.signals.runs_queued()
+        assert run.id is not None
+        return run.id
+
+    async def cancel(self, run_id: int, actor: str) -> str:
+        """Cancel a queued run at once; ask a running one to stop. Returns the new status."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            run = await session.get(Run, run_id)
+            if run is None:
+                raise RunNotFound(run_id)
+            if run.status not in UNFINISHED:
+                raise RunConflict(f"run {run_id} already ended: {run.status}")
+            before = {"status": run.status}
+            if run.status == RunStatus.queued.value:
+                run.status = RunStatus.cancelled.value
+                run.completed_at = now
+                run.error = f"cancelled by {actor}"
+            else:  # the worker running it sees this at its next heartbeat and stops
+                run.cancel_requested_at = now
+            session.add(_run_audit(actor, "run.cancel", run, {"status": run.status}, now, before))
+        self.signals.runs_queued()
+        return run.status
 
     async def _set_status(self, job_id: int, status: JobStatus, actor: str, action: str) -> Job:
         now = self.clock.now()
@@ -270,6 +324,18 @@ async def _audit(
             created_at=now,
         )
     )
+
+
+def _run_audit(
+    actor: str,
+    action: str,
+    run: Run,
+    after: dict[str, Any],
+    now: datetime,
+    before: dict[str, Any] | None = None,
+) -> AuditEntry:
+    return AuditEntry(actor=actor, action=action, object_type="run", object_id=str(run.id),
+                      repo_id=run.repo_id, before=before, after=after, created_at=now)  # fmt: skip
 
 
 def mask(values: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -1,0 +1,34 @@
+"""The REST API (SPEC §8): both seeds' route sets, token auth, ``/openapi.json``."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ghapp.api import control, jobs, runs
+from ghapp.api.core import Api
+from ghapp.api.openapi import openapi_document
+
+
+def build_api() -> Api:
+    api = Api()
+    for module in (jobs, runs, control):
+        api.include(module.api)
+    return api
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return openapi_document(build_api().endpoints)
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(_document())
+
+
+def api_routes() -> list[Route]:
+    return [*build_api().starlette_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]

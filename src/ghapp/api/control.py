@@ -1,0 +1,133 @@
+"""Scheduler status, start/stop, what runs next, and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from ghapp.api.core import Api, Call
+from ghapp.api.schemas import (
+    AuditOut,
+    AuditPage,
+    AuditQuery,
+    SchedulerStatus,
+    UpcomingOut,
+    UpcomingPage,
+    UpcomingQuery,
+)
+from ghapp.api.views import keyset_page, scoped
+from ghapp.db.models import AuditEntry, Job, Run, RunStatus
+from ghapp.scheduler.loop import set_stopped
+from ghapp.scheduler.upcoming import upcoming
+
+api = Api()
+FAILED = (RunStatus.failed.value, RunStatus.timed_out.value)
+
+
+@api.route("GET", "/api/scheduler/status", summary="Scheduler state, counts and next runs",
+           tag="scheduler", response=SchedulerStatus)  # fmt: skip
+async def scheduler_status(call: Call) -> Any:
+    db, who = call.state.db, call.principal
+    now = call.state.clock.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    jobs = await scoped(
+        select(
+            func.count().filter(Job.status == "active"),
+            func.count().filter(Job.status == "paused"),
+            func.min(Job.next_run_at).filter(Job.status == "active"),
+        ),
+        Job.repo_id, who, db,
+    )  # fmt: skip
+    runs = await scoped(
+        select(
+            func.count().filter(Run.status == RunStatus.queued.value),
+            func.count().filter(Run.status == RunStatus.running.value),
+            func.count().filter(Run.queued_at >= midnight),
+            func.count().filter(Run.queued_at >= midnight, Run.status == "completed"),
+            func.count().filter(Run.queued_at >= midnight, Run.status.in_(FAILED)),
+            func.coalesce(func.sum(case((Run.queued_at >= midnight, Run.cost_usd), else_=0)), 0),
+        ),
+        Run.repo_id, who, db,
+    )  # fmt: skip
+    async with db.read() as conn:
+        active, paused, next_at = (await conn.execute(jobs)).one()
+        queued, running, today, ok, failed, cost = (await conn.execute(runs)).one()
+    stopped = await call.state.scheduler.is_stopped()
+    return SchedulerStatus.model_validate(
+        {
+            "running": not stopped,
+            "state": "stopped" if stopped else "running",
+            "next_wake_at": None if stopped else next_at,
+            "active_tasks": active, "paused_tasks": paused,
+            "queued_executions": queued, "running_executions": running,
+            "today": {"runs": today, "successful": ok, "failed": failed, "cost_usd": cost},
+            "next_runs": (await _upcoming(call, 24))[:5],
+        }
+    )  # fmt: skip
+
+
+@api.route("POST", "/api/scheduler/start", summary="Start firing schedules (every replica)",
+           tag="scheduler", response=SchedulerStatus)  # fmt: skip
+async def scheduler_start(call: Call) -> Any:
+    return await _set(call, stopped=False)
+
+
+@api.route("POST", "/api/scheduler/stop", summary="Stop firing schedules (every replica)",
+           tag="scheduler", response=SchedulerStatus)  # fmt: skip
+async def scheduler_stop(call: Call) -> Any:
+    return await _set(call, stopped=True)
+
+
+async def _set(call: Call, stopped: bool) -> Any:
+    call.principal.require_admin()
+    now = call.state.clock.now()
+    before = await call.state.scheduler.is_stopped()
+    await set_stopped(call.state.db, stopped, now)
+    async with call.state.db.write() as conn:
+        await conn.execute(
+            AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
+                actor=call.actor,
+                action="scheduler.stop" if stopped else "scheduler.start",
+                object_type="scheduler",
+                before={"stopped": before},
+                after={"stopped": stopped},
+                created_at=now,
+            )
+        )
+    call.state.signals.scheduler_wake.set()
+    return await scheduler_status(call)
+
+
+@api.route("GET", "/api/scheduler/upcoming", summary="What fires in the next hours",
+           tag="scheduler", query=UpcomingQuery, response=UpcomingPage)  # fmt: skip
+async def scheduler_upcoming(call: Call) -> Any:
+    hours = call.query.hours
+    return UpcomingPage(hours=hours, upcoming=await _upcoming(call, hours))
+
+
+async def _upcoming(call: Call, hours: float) -> list[UpcomingOut]:
+    items = await upcoming(call.state.db, call.state.clock.now(), hours, limit=1000)
+    if not call.principal.is_admin:
+        async with call.state.db.read() as conn:
+            query = await scoped(select(Job.id), Job.repo_id, call.principal, call.state.db)
+            visible = {row[0] for row in await conn.execute(query)}
+        items = [item for item in items if item.job_id in visible]
+    return [UpcomingOut(task_id=i.job_id, name=i.name, at=i.at, kind=i.kind) for i in items]
+
+
+@api.route("GET", "/api/scheduler/audit", summary="Who changed or ran what, newest first",
+           tag="audit", query=AuditQuery, response=AuditPage)  # fmt: skip
+async def audit_log(call: Call) -> Any:
+    q = call.query
+    query = select(AuditEntry)
+    if not call.principal.is_admin:
+        query = await scoped(query, AuditEntry.repo_id, call.principal, call.state.db)
+    for column, value in ((AuditEntry.object_type, q.object_type),
+                          (AuditEntry.object_id, q.object_id),
+                          (AuditEntry.action, q.action), (AuditEntry.actor, q.actor)):  # fmt: skip
+        if value is not None:
+            query = query.where(column == value)
+    rows, cursor = await keyset_page(call.state.db, query, AuditEntry.id, q.limit, q.cursor)
+    entries = [AuditOut.model_validate(row) for row in rows]
+    return AuditPage(entries=entries, next_cursor=cursor)

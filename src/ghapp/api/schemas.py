@@ -1,0 +1,318 @@
+"""Request and response models of both route sets, over one Job / Run model.
+
+Seed 1's per-repository set speaks snake_case (``cron_expression``); seed 2's
+``/api/scheduler`` set speaks camelCase (``cronExpression``, ``taskType``) and accepts
+snake_case too. The job fields come from :class:`~ghapp.jobs.spec.JobSpec`, so a field
+added there appears in both sets, their validation and ``/openapi.json`` at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
+from pydantic.alias_generators import to_camel
+
+from ghapp.jobs.spec import JobSpec
+
+PER_REPO_EXCLUDED = ("repo_id", "installation_id", "repo_selection", "repo_ids")
+BOOKKEEPING: dict[str, Any] = {
+    "next_run_at": (datetime | None, None),
+    "last_run_at": (datetime | None, None),
+    "last_run_status": (str | None, None),
+    "run_count": (int, 0),
+    "source": (Literal["api", "config"], "api"),
+    "created_by": (str | None, None),
+    "created_at": (datetime, ...),
+    "updated_at": (datetime, ...),
+}
+
+
+class Snake(BaseModel):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, from_attributes=True
+    )
+
+
+class Query(BaseModel):
+    """Query strings: unknown parameters (seed 2's ``machineId``…) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _spec_fields(exclude: tuple[str, ...] = (), optional: bool = False) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, info in JobSpec.model_fields.items():
+        if name in exclude:
+            continue
+        if optional:
+            fields[name] = (info.annotation | None, None)  # type: ignore[operator]
+        else:
+            fields[name] = (info.annotation, info)
+    return fields
+
+
+# -- seed 1: /api/repos/{repo_id}/schedules ------------------------------------------------
+
+ScheduleCreate = create_model(  # type: ignore[call-overload]
+    "ScheduleCreate", __base__=Snake, **_spec_fields(PER_REPO_EXCLUDED)
+)
+ScheduleUpdate = create_model(  # type: ignore[call-overload]
+    "ScheduleUpdate", __base__=Snake, **_spec_fields(PER_REPO_EXCLUDED, optional=True)
+)
+ScheduleOut = create_model(  # type: ignore[call-overload]
+    "ScheduleOut", __base__=Snake, id=(int, ...), **_spec_fields(), **BOOKKEEPING
+)
+
+
+class RunOut(Snake):
+    id: int
+    job_id: int
+    repo_id: int | None
+    status: str
+    trigger_type: str
+    attempt: int
+    retry_of_id: int | None
+    scheduled_for: datetime | None
+    queued_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    items_found: int
+    items_processed: int
+    items_skipped: int
+    items_failed: int
+    cost_usd: float
+    error_message: str | None = Field(validation_alias=AliasChoices("error_message", "error"))
+    session_ids: list[int] = Field(default_factory=list)
+
+
+class RunsPage(Snake):
+    runs: list[RunOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next (older) page")
+
+
+class RunsQuery(Query):
+    limit: int = Field(default=20, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=64)
+    status: str | None = Field(default=None, max_length=16)
+
+
+class Queued(Snake):
+    run_id: int
+    status: Literal["queued"] = "queued"
+
+
+# -- seed 2: /api/scheduler/tasks ---------------------------------------------------------
+
+SEED2_METRICS = {
+    "optimization_score": "context_score",
+    "token_count": "claude_md_tokens",
+    "issue_count": "open_issues",
+}
+TASK_TYPES = ("analyze", "optimize", "health_check", "custom")
+ScheduleType = Literal["cron", "interval", "threshold", "manual", "event"]
+
+
+class _TaskFields(Camel):
+    """Seed 2's own names for what JobSpec spells differently."""
+
+    schedule_type: ScheduleType | None = None
+    threshold_metric: str | None = None
+    threshold_value: float | None = None
+    threshold_operator: Literal["lt", "gt", "eq", "lte", "gte"] | None = None
+    threshold_check_minutes: int | None = Field(default=None, ge=1, le=527_040)
+    webhook_ids: list[int] | None = None
+    enabled: bool | None = None
+    repo: str | None = Field(default=None, max_length=255, description="owner/name")
+
+
+TaskCreate = create_model(  # type: ignore[call-overload]
+    "TaskCreate", __base__=_TaskFields, **_spec_fields(optional=True)
+)
+TaskUpdate = create_model(  # type: ignore[call-overload]
+    "TaskUpdate", __base__=_TaskFields, **_spec_fields(optional=True)
+)
+TaskOut = create_model(  # type: ignore[call-overload]
+    "TaskOut",
+    __base__=Camel,
+    id=(int, ...),
+    enabled=(bool, ...),
+    schedule_type=(ScheduleType, ...),
+    threshold_metric=(str | None, None),
+    threshold_value=(float | None, None),
+    threshold_operator=(str | None, None),
+    webhook_ids=(list[int], ...),
+    **_spec_fields(),
+    **BOOKKEEPING,
+)
+
+
+class TasksPage(Camel):
+    tasks: list[TaskOut]  # type: ignore[valid-type]
+    total: int
+
+
+class TasksQuery(Query):
+    repo: str | None = Field(default=None, max_length=255, description="owner/name or id")
+    enabled: bool | None = None
+    task_type: str | None = Field(
+        default=None, max_length=32, validation_alias=AliasChoices("taskType", "task_type")
+    )
+    status: Literal["active", "paused", "disabled"] | None = None
+    source: Literal["api", "config"] | None = None
+
+
+class SessionOut(Camel):
+    id: int
+    item_kind: str
+    item_number: int | None
+    item_title: str | None
+    runner: str
+    status: str
+    agent_session_id: str | None
+    result_text: str | None
+    error: str | None
+    cost_usd: float
+    num_turns: int
+    duration_ms: int | None
+    exit_code: int | None
+    comment_url: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class ExecutionOut(Camel):
+    id: int
+    task_id: int
+    repo_id: int | None
+    status: str
+    trigger_type: str
+    attempt: int
+    retry_of_id: int | None
+    scheduled_for: datetime | None
+    queued_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    items_found: int
+    items_processed: int
+    items_skipped: int
+    items_failed: int
+    cost_usd: float
+    error: str | None
+    # Seed 2's metric names, filled from the same counters.
+    session_ids: list[int]
+    projects_processed: int
+    issues_found: int
+    tokens_saved: int = 0
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutionDetail(ExecutionOut):
+    task_name: str | None
+    sessions: list[SessionOut]
+
+
+class ExecutionsPage(Camel):
+    executions: list[ExecutionOut]
+    next_cursor: str | None
+
+
+class ExecutionsQuery(Query):
+    task_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, validation_alias=AliasChoices("taskId", "task_id")
+    )
+    status: str | None = Field(default=None, max_length=16)
+    trigger_type: str | None = Field(
+        default=None, max_length=16, validation_alias=AliasChoices("triggerType", "trigger_type")
+    )
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=64)
+
+
+class RunRequest(Camel):
+    trigger_type: Literal["manual", "api"] = "manual"
+
+
+class ExecutionStarted(Camel):
+    execution_id: int
+    status: Literal["queued"] = "queued"
+
+
+class CancelResult(Camel):
+    execution_id: int
+    status: str
+
+
+# -- scheduler control, upcoming, audit ----------------------------------------------------
+
+
+class UpcomingOut(Camel):
+    task_id: int
+    name: str
+    at: datetime
+    kind: Literal["run", "check"]
+
+
+class UpcomingPage(Camel):
+    hours: float
+    upcoming: list[UpcomingOut]
+
+
+class UpcomingQuery(Query):
+    hours: float = Field(default=24, gt=0, le=24 * 31)
+
+
+class Today(Camel):
+    runs: int
+    successful: int
+    failed: int
+    cost_usd: float
+
+
+class SchedulerStatus(Camel):
+    running: bool
+    state: Literal["running", "stopped"]
+    next_wake_at: datetime | None
+    active_tasks: int
+    paused_tasks: int
+    queued_executions: int
+    running_executions: int
+    today: Today
+    next_runs: list[UpcomingOut]
+
+
+class AuditOut(Camel):
+    id: int
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None
+    repo_id: int | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    created_at: datetime
+
+
+class AuditPage(Camel):
+    entries: list[AuditOut]
+    next_cursor: str | None
+
+
+class AuditQuery(Query):
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=64)
+    object_type: str | None = Field(
+        default=None, max_length=32, validation_alias=AliasChoices("objectType", "object_type")
+    )
+    object_id: str | None = Field(
+        default=None, max_length=64, validation_alias=AliasChoices("objectId", "object_id")
+    )
+    action: str | None = Field(default=None, max_length=64)
+    actor: str | None = Field(default=None, max_length=255)
