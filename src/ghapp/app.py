@@ -18,6 +18,8 @@ from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
 from ghapp.jobs.service import JobService
+from ghapp.notify.crypto import SecretBox
+from ghapp.notify.service import NotifierService
 from ghapp.scheduler.loop import Scheduler
 from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.settings import Settings
@@ -42,6 +44,7 @@ class AppState:
     index: JobIndex
     store: DeliveryStore
     scheduler: Scheduler
+    notifiers: NotifierService
 
     @classmethod
     def build(cls, settings: Settings, db: Database, clock: Clock) -> AppState:
@@ -49,6 +52,7 @@ class AppState:
         index = JobIndex(db)
         signals.jobs_changed.append(index.invalidate)
         thresholds = ThresholdChecker(db, clock, signals, providers={})
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
         return cls(
             settings=settings,
             db=db,
@@ -58,6 +62,7 @@ class AppState:
             index=index,
             store=DeliveryStore(db, index, signals),
             scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
+            notifiers=NotifierService(db, clock, SecretBox(secret_key), settings.public_url),
         )
 
 
@@ -75,6 +80,12 @@ async def readyz(request: Request) -> JSONResponse:
         log.warning("readiness check failed", extra={"error": type(exc).__name__})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
     return JSONResponse({"status": "ok", "database": state.db.dialect})
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback; the client gets one line, never the trace."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error (logged on the server)"}, status_code=500)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -128,7 +139,9 @@ def create_app(
         *api_routes(),
     ]
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.ghapp = state
     return app

@@ -9,15 +9,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ghapp.api import control, jobs, runs
+from ghapp.api import control, jobs, notifiers, runs
 from ghapp.api.core import Api
 from ghapp.api.openapi import openapi_document
 
 
 def build_api() -> Api:
     api = Api()
-    for module in (jobs, runs, control):
-        api.include(module.api)
+    for part in (jobs.api, jobs.tasks, runs.api, notifiers.api, control.api):
+        api.include(part)
     return api
 
 

@@ -86,8 +86,9 @@ async def authenticate(request: Request, state: AppState) -> Principal:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "an API token is required (Authorization: Bearer …)",
-                       headers=UNAUTHORIZED)  # fmt: skip
+        raise ApiError(
+            401, "an API token is required (Authorization: Bearer …)", headers=UNAUTHORIZED
+        )
     digest = hash_token(token)
     admin = state.settings.admin_token
     if admin is not None and hmac.compare_digest(digest, hash_token(admin.get_secret_value())):
@@ -189,6 +190,11 @@ def _audit_row(
     actor: str, action: str, token_id: int, before: Any, after: Any, now: datetime
 ) -> Any:
     return AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
-        actor=actor, action=action, object_type="token", object_id=str(token_id),
-        before=before, after=after, created_at=now,
-    )  # fmt: skip
+        actor=actor,
+        action=action,
+        object_type="token",
+        object_id=str(token_id),
+        before=before,
+        after=after,
+        created_at=now,
+    )

@@ -25,8 +25,13 @@ api = Api()
 FAILED = (RunStatus.failed.value, RunStatus.timed_out.value)
 
 
-@api.route("GET", "/api/scheduler/status", summary="Scheduler state, counts and next runs",
-           tag="scheduler", response=SchedulerStatus)  # fmt: skip
+@api.route(
+    "GET",
+    "/api/scheduler/status",
+    summary="Scheduler state, counts and next runs",
+    tag="scheduler",
+    response=SchedulerStatus,
+)
 async def scheduler_status(call: Call) -> Any:
     db, who = call.state.db, call.principal
     now = call.state.clock.now()
@@ -37,8 +42,10 @@ async def scheduler_status(call: Call) -> Any:
             func.count().filter(Job.status == "paused"),
             func.min(Job.next_run_at).filter(Job.status == "active"),
         ),
-        Job.repo_id, who, db,
-    )  # fmt: skip
+        Job.repo_id,
+        who,
+        db,
+    )
     runs = await scoped(
         select(
             func.count().filter(Run.status == RunStatus.queued.value),
@@ -48,8 +55,10 @@ async def scheduler_status(call: Call) -> Any:
             func.count().filter(Run.queued_at >= midnight, Run.status.in_(FAILED)),
             func.coalesce(func.sum(case((Run.queued_at >= midnight, Run.cost_usd), else_=0)), 0),
         ),
-        Run.repo_id, who, db,
-    )  # fmt: skip
+        Run.repo_id,
+        who,
+        db,
+    )
     async with db.read() as conn:
         active, paused, next_at = (await conn.execute(jobs)).one()
         queued, running, today, ok, failed, cost = (await conn.execute(runs)).one()
@@ -59,22 +68,34 @@ async def scheduler_status(call: Call) -> Any:
             "running": not stopped,
             "state": "stopped" if stopped else "running",
             "next_wake_at": None if stopped else next_at,
-            "active_tasks": active, "paused_tasks": paused,
-            "queued_executions": queued, "running_executions": running,
+            "active_tasks": active,
+            "paused_tasks": paused,
+            "queued_executions": queued,
+            "running_executions": running,
             "today": {"runs": today, "successful": ok, "failed": failed, "cost_usd": cost},
             "next_runs": (await _upcoming(call, 24))[:5],
         }
-    )  # fmt: skip
+    )
 
 
-@api.route("POST", "/api/scheduler/start", summary="Start firing schedules (every replica)",
-           tag="scheduler", response=SchedulerStatus)  # fmt: skip
+@api.route(
+    "POST",
+    "/api/scheduler/start",
+    summary="Start firing schedules (every replica)",
+    tag="scheduler",
+    response=SchedulerStatus,
+)
 async def scheduler_start(call: Call) -> Any:
     return await _set(call, stopped=False)
 
 
-@api.route("POST", "/api/scheduler/stop", summary="Stop firing schedules (every replica)",
-           tag="scheduler", response=SchedulerStatus)  # fmt: skip
+@api.route(
+    "POST",
+    "/api/scheduler/stop",
+    summary="Stop firing schedules (every replica)",
+    tag="scheduler",
+    response=SchedulerStatus,
+)
 async def scheduler_stop(call: Call) -> Any:
     return await _set(call, stopped=True)
 
@@ -99,8 +120,14 @@ async def _set(call: Call, stopped: bool) -> Any:
     return await scheduler_status(call)
 
 
-@api.route("GET", "/api/scheduler/upcoming", summary="What fires in the next hours",
-           tag="scheduler", query=UpcomingQuery, response=UpcomingPage)  # fmt: skip
+@api.route(
+    "GET",
+    "/api/scheduler/upcoming",
+    summary="What fires in the next hours",
+    tag="scheduler",
+    query=UpcomingQuery,
+    response=UpcomingPage,
+)
 async def scheduler_upcoming(call: Call) -> Any:
     hours = call.query.hours
     return UpcomingPage(hours=hours, upcoming=await _upcoming(call, hours))
@@ -116,16 +143,25 @@ async def _upcoming(call: Call, hours: float) -> list[UpcomingOut]:
     return [UpcomingOut(task_id=i.job_id, name=i.name, at=i.at, kind=i.kind) for i in items]
 
 
-@api.route("GET", "/api/scheduler/audit", summary="Who changed or ran what, newest first",
-           tag="audit", query=AuditQuery, response=AuditPage)  # fmt: skip
+@api.route(
+    "GET",
+    "/api/scheduler/audit",
+    summary="Who changed or ran what, newest first",
+    tag="audit",
+    query=AuditQuery,
+    response=AuditPage,
+)
 async def audit_log(call: Call) -> Any:
     q = call.query
     query = select(AuditEntry)
     if not call.principal.is_admin:
         query = await scoped(query, AuditEntry.repo_id, call.principal, call.state.db)
-    for column, value in ((AuditEntry.object_type, q.object_type),
-                          (AuditEntry.object_id, q.object_id),
-                          (AuditEntry.action, q.action), (AuditEntry.actor, q.actor)):  # fmt: skip
+    for column, value in (
+        (AuditEntry.object_type, q.object_type),
+        (AuditEntry.object_id, q.object_id),
+        (AuditEntry.action, q.action),
+        (AuditEntry.actor, q.actor),
+    ):
         if value is not None:
             query = query.where(column == value)
     rows, cursor = await keyset_page(call.state.db, query, AuditEntry.id, q.limit, q.cursor)

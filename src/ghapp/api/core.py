@@ -21,8 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ghapp.api.auth import Principal, authenticate
-from ghapp.api.errors import ApiError, details, problem
+from ghapp.api.errors import ApiError, details, invalid, problem
 from ghapp.jobs.service import JobError, JobNotFound
+from ghapp.notify.crypto import SecretKeyError
 
 if TYPE_CHECKING:
     from ghapp.app import AppState
@@ -67,6 +68,8 @@ class Endpoint:
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()  # besides 401/403/422, which every route may answer
     description: str = ""
+    # How the client spells a service's field names (seed 2 speaks camelCase).
+    field_names: Callable[[str], str] | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -82,8 +85,11 @@ class Api:
     """A set of endpoints; modules add theirs with :meth:`route`."""
 
     endpoints: list[Endpoint] = field(default_factory=list)
+    field_names: Callable[[str], str] | None = None  # the default for its endpoints
 
     def route(self, method: str, path: str, *, summary: str, tag: str, **options: Any) -> Any:
+        options.setdefault("field_names", self.field_names)
+
         def register(handler: Handler) -> Handler:
             self.endpoints.append(Endpoint(method, path, handler, summary, tag, **options))
             return handler
@@ -127,12 +133,19 @@ async def _handle(endpoint: Endpoint, request: Request) -> Response:
         result = await endpoint.handler(call)
     except JobNotFound:
         raise ApiError(404, "not found") from None
+    except SecretKeyError as exc:
+        raise ApiError(503, str(exc)) from None
     except JobError as exc:
-        raise ApiError(422, "invalid input", [{"field": exc.field, "reason": exc.reason}]) from None
+        field = endpoint.field_names(exc.field) if endpoint.field_names else exc.field
+        raise invalid(field, exc.reason) from None
     except ValidationError as exc:
         if exc.title not in INPUT_MODELS:  # a response that does not fit its model: our bug
             raise
-        raise ApiError(422, "invalid input", details(exc, "body")) from None
+        problems = details(exc, "body")
+        if endpoint.field_names:
+            for problem_ in problems:
+                problem_["field"] = endpoint.field_names(problem_["field"])
+        raise ApiError(422, "invalid input", problems) from None
     if isinstance(result, Response):
         return result
     if endpoint.response is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from starlette.responses import JSONResponse
 
 
@@ -43,3 +44,9 @@ def details(exc: ValidationError, where: str) -> list[dict[str, str]]:
 def invalid(field: str, reason: str, where: str = "body") -> ApiError:
     """A ``422`` for one field."""
     return ApiError(422, "invalid input", [{"field": field, "reason": reason, "in": where}])
+
+
+def camel_field(path: str, renamed: dict[str, str] | None = None) -> str:
+    """``threshold.check_cron`` → ``threshold.checkCron``: a field as seed 2's clients name it."""
+    parts = [(renamed or {}).get(part, part) for part in path.split(".")]
+    return ".".join(to_camel(part) for part in parts)

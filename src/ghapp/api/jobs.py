@@ -12,7 +12,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import select
 
 from ghapp.api.core import Api, Call
-from ghapp.api.errors import ApiError, invalid
+from ghapp.api.errors import ApiError, camel_field, invalid
 from ghapp.api.schemas import (
     SEED2_METRICS,
     ExecutionStarted,
@@ -44,6 +44,7 @@ from ghapp.db.models import Job, Run, TriggerType
 from ghapp.jobs.spec import JobSpec
 
 api = Api()
+tasks = Api(field_names=camel_field)
 SCHEDULES = "/api/repos/{repo_id}/schedules"
 ONE_SCHEDULE = SCHEDULES + "/{job_id}"
 TASKS = "/api/scheduler/tasks"
@@ -75,8 +76,14 @@ def _writable(job: Job) -> None:
         raise ApiError(409, READ_ONLY)
 
 
-@api.route("GET", SCHEDULES, summary="List a repository's jobs", tag="schedules",
-           response=list[ScheduleOut], errors=(404,))  # fmt: skip
+@api.route(
+    "GET",
+    SCHEDULES,
+    summary="List a repository's jobs",
+    tag="schedules",
+    response=list[ScheduleOut],
+    errors=(404,),
+)
 async def list_schedules(call: Call) -> list[Any]:
     repo_id = await _repo(call)
     async with call.state.db.read() as conn:
@@ -84,22 +91,38 @@ async def list_schedules(call: Call) -> list[Any]:
         return [schedule_out(row) for row in rows]
 
 
-@api.route("POST", SCHEDULES, summary="Create a job on a repository", tag="schedules",
-           body=ScheduleCreate, response=ScheduleOut, status=201, errors=(400, 404))  # fmt: skip
+@api.route(
+    "POST",
+    SCHEDULES,
+    summary="Create a job on a repository",
+    tag="schedules",
+    body=ScheduleCreate,
+    response=ScheduleOut,
+    status=201,
+    errors=(400, 404),
+)
 async def create_schedule(call: Call) -> Any:
     repo_id = await _repo(call)
     data = {**call.body.model_dump(exclude_unset=True), "repo_id": repo_id}
     return schedule_out(await call.state.jobs.create(data, actor=call.actor))
 
 
-@api.route("GET", ONE_SCHEDULE, summary="Get a job", tag="schedules", response=ScheduleOut,
-           errors=(404,))  # fmt: skip
+@api.route(
+    "GET", ONE_SCHEDULE, summary="Get a job", tag="schedules", response=ScheduleOut, errors=(404,)
+)
 async def get_schedule(call: Call) -> Any:
     return schedule_out(await _schedule(call))
 
 
-@api.route("PATCH", ONE_SCHEDULE, summary="Change a job", tag="schedules", body=ScheduleUpdate,
-           response=ScheduleOut, errors=(400, 404, 409))  # fmt: skip
+@api.route(
+    "PATCH",
+    ONE_SCHEDULE,
+    summary="Change a job",
+    tag="schedules",
+    body=ScheduleUpdate,
+    response=ScheduleOut,
+    errors=(400, 404, 409),
+)
 async def update_schedule(call: Call) -> Any:
     job = await _schedule(call)
     _writable(job)
@@ -107,45 +130,78 @@ async def update_schedule(call: Call) -> Any:
     return schedule_out(await call.state.jobs.update(job.id, changes, actor=call.actor))
 
 
-@api.route("DELETE", ONE_SCHEDULE, summary="Delete a job (its queued runs are cancelled)",
-           tag="schedules", status=204, errors=(404, 409))  # fmt: skip
+@api.route(
+    "DELETE",
+    ONE_SCHEDULE,
+    summary="Delete a job (its queued runs are cancelled)",
+    tag="schedules",
+    status=204,
+    errors=(404, 409),
+)
 async def delete_schedule(call: Call) -> None:
     job = await _schedule(call)
     _writable(job)
     await call.state.jobs.delete(job.id, actor=call.actor)
 
 
-@api.route("POST", ONE_SCHEDULE + "/run", summary="Run a job now", tag="schedules",
-           response=Queued, status=202, errors=(404,))  # fmt: skip
+@api.route(
+    "POST",
+    ONE_SCHEDULE + "/run",
+    summary="Run a job now",
+    tag="schedules",
+    response=Queued,
+    status=202,
+    errors=(404,),
+)
 async def run_schedule(call: Call) -> Any:
     job = await _schedule(call)
     run_id = await call.state.jobs.run_now(job.id, actor=call.actor)
     return Queued(run_id=run_id)
 
 
-@api.route("POST", ONE_SCHEDULE + "/pause", summary="Pause a job", tag="schedules",
-           response=ScheduleOut, errors=(404,))  # fmt: skip
+@api.route(
+    "POST",
+    ONE_SCHEDULE + "/pause",
+    summary="Pause a job",
+    tag="schedules",
+    response=ScheduleOut,
+    errors=(404,),
+)
 async def pause_schedule(call: Call) -> Any:
     job = await _schedule(call)
     return schedule_out(await call.state.jobs.pause(job.id, actor=call.actor))
 
 
-@api.route("POST", ONE_SCHEDULE + "/resume", summary="Resume a paused job", tag="schedules",
-           response=ScheduleOut, errors=(404,))  # fmt: skip
+@api.route(
+    "POST",
+    ONE_SCHEDULE + "/resume",
+    summary="Resume a paused job",
+    tag="schedules",
+    response=ScheduleOut,
+    errors=(404,),
+)
 async def resume_schedule(call: Call) -> Any:
     job = await _schedule(call)
     return schedule_out(await call.state.jobs.resume(job.id, actor=call.actor))
 
 
-@api.route("GET", ONE_SCHEDULE + "/runs", summary="A job's runs, newest first", tag="schedules",
-           query=RunsQuery, response=RunsPage, errors=(404,))  # fmt: skip
+@api.route(
+    "GET",
+    ONE_SCHEDULE + "/runs",
+    summary="A job's runs, newest first",
+    tag="schedules",
+    query=RunsQuery,
+    response=RunsPage,
+    errors=(404,),
+)
 async def list_schedule_runs(call: Call) -> Any:
     job = await _schedule(call)
     query = select(Run).where(Run.job_id == job.id)
     if call.query.status:
         query = query.where(Run.status == call.query.status)
-    rows, cursor = await keyset_page(call.state.db, query, Run.id, call.query.limit,
-                                     call.query.cursor)  # fmt: skip
+    rows, cursor = await keyset_page(
+        call.state.db, query, Run.id, call.query.limit, call.query.cursor
+    )
     sessions = await sessions_of(call.state.db, [row.id for row in rows])
     runs = [run_fields(row, sessions.get(row.id, ())) for row in rows]
     return RunsPage.model_validate({"runs": runs, "next_cursor": cursor})
@@ -154,8 +210,14 @@ async def list_schedule_runs(call: Call) -> Any:
 # -- seed 2 -----------------------------------------------------------------------------------
 
 
-@api.route("GET", TASKS, summary="List jobs (seed 2's tasks) across repositories", tag="tasks",
-           query=TasksQuery, response=TasksPage)  # fmt: skip
+@tasks.route(
+    "GET",
+    TASKS,
+    summary="List jobs (seed 2's tasks) across repositories",
+    tag="tasks",
+    query=TasksQuery,
+    response=TasksPage,
+)
 async def list_tasks(call: Call) -> Any:
     q = call.query
     query = await scoped(select(Job), Job.repo_id, call.principal, call.state.db)
@@ -174,8 +236,16 @@ async def list_tasks(call: Call) -> Any:
     return TasksPage(tasks=tasks, total=len(tasks))
 
 
-@api.route("POST", TASKS, summary="Create a job (seed 2's task)", tag="tasks", body=TaskCreate,
-           response=TaskOut, status=201, errors=(400,))  # fmt: skip
+@tasks.route(
+    "POST",
+    TASKS,
+    summary="Create a job (seed 2's task)",
+    tag="tasks",
+    body=TaskCreate,
+    response=TaskOut,
+    status=201,
+    errors=(400,),
+)
 async def create_task(call: Call) -> Any:
     body = call.body.model_dump(exclude_unset=True)
     data = task_spec(body, current=None)
@@ -185,14 +255,27 @@ async def create_task(call: Call) -> Any:
     return task_out(await call.state.jobs.create(data, actor=call.actor))
 
 
-@api.route("GET", ONE_TASK, summary="Get a job (seed 2's task)", tag="tasks", response=TaskOut,
-           errors=(404,))  # fmt: skip
+@tasks.route(
+    "GET",
+    ONE_TASK,
+    summary="Get a job (seed 2's task)",
+    tag="tasks",
+    response=TaskOut,
+    errors=(404,),
+)
 async def get_task(call: Call) -> Any:
     return task_out(await load_job(call.state.db, call.principal, call.path["task_id"]))
 
 
-@api.route("PATCH", ONE_TASK, summary="Change a job (seed 2's task)", tag="tasks",
-           body=TaskUpdate, response=TaskOut, errors=(400, 404, 409))  # fmt: skip
+@tasks.route(
+    "PATCH",
+    ONE_TASK,
+    summary="Change a job (seed 2's task)",
+    tag="tasks",
+    body=TaskUpdate,
+    response=TaskOut,
+    errors=(400, 404, 409),
+)
 async def update_task(call: Call) -> Any:
     job = await load_job(call.state.db, call.principal, call.path["task_id"])
     _writable(job)
@@ -205,16 +288,30 @@ async def update_task(call: Call) -> Any:
     return task_out(await call.state.jobs.update(job.id, changes, actor=call.actor))
 
 
-@api.route("DELETE", ONE_TASK, summary="Delete a job (its queued runs are cancelled)",
-           tag="tasks", status=204, errors=(404, 409))  # fmt: skip
+@tasks.route(
+    "DELETE",
+    ONE_TASK,
+    summary="Delete a job (its queued runs are cancelled)",
+    tag="tasks",
+    status=204,
+    errors=(404, 409),
+)
 async def delete_task(call: Call) -> None:
     job = await load_job(call.state.db, call.principal, call.path["task_id"])
     _writable(job)
     await call.state.jobs.delete(job.id, actor=call.actor)
 
 
-@api.route("POST", ONE_TASK + "/run", summary="Run a job now", tag="tasks", body=RunRequest,
-           response=ExecutionStarted, status=202, errors=(400, 404))  # fmt: skip
+@tasks.route(
+    "POST",
+    ONE_TASK + "/run",
+    summary="Run a job now",
+    tag="tasks",
+    body=RunRequest,
+    response=ExecutionStarted,
+    status=202,
+    errors=(400, 404),
+)
 async def run_task(call: Call) -> Any:
     job = await load_job(call.state.db, call.principal, call.path["task_id"])
     trigger = TriggerType(call.body.trigger_type).value
@@ -252,8 +349,7 @@ def task_spec(body: dict[str, Any], current: Job | None) -> dict[str, Any]:
 
 
 def _threshold(body: dict[str, Any], current: Job | None) -> dict[str, Any] | None:
-    names = ("threshold_metric", "threshold_value", "threshold_operator",
-             "threshold_check_minutes")  # fmt: skip
+    names = ("threshold_metric", "threshold_value", "threshold_operator", "threshold_check_minutes")
     if not any(body.get(name) is not None for name in names):
         return None
     base = dict(body.get("threshold") or (current.threshold if current else None) or {})
@@ -274,8 +370,11 @@ def _threshold(body: dict[str, Any], current: Job | None) -> dict[str, Any] | No
 
 def _apply_schedule_type(kind: str, data: dict[str, Any], current: Job | None) -> None:
     """Clear the timers the chosen schedule type does not use; insist on the one it does."""
-    wanted = {"cron": "cron_expression", "interval": "interval_minutes",
-              "threshold": "threshold"}.get(kind)  # fmt: skip
+    wanted = {
+        "cron": "cron_expression",
+        "interval": "interval_minutes",
+        "threshold": "threshold",
+    }.get(kind)
     for name in _TIMERS:
         if name != wanted:
             data[name] = None

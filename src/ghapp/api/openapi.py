@@ -104,10 +104,14 @@ def _operation(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     params = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        }
         for name in endpoint.path_params
-    ]  # fmt: skip
+    ]
     if endpoint.query is not None:
         schema = endpoint.query.model_json_schema(mode="validation", by_alias=True)
         required = set(schema.get("required", []))

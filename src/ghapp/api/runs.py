@@ -25,8 +25,14 @@ EXECUTIONS = "/api/scheduler/executions"
 ONE_EXECUTION = EXECUTIONS + "/{execution_id}"
 
 
-@api.route("GET", EXECUTIONS, summary="Run history, newest first", tag="executions",
-           query=ExecutionsQuery, response=ExecutionsPage)  # fmt: skip
+@api.route(
+    "GET",
+    EXECUTIONS,
+    summary="Run history, newest first",
+    tag="executions",
+    query=ExecutionsQuery,
+    response=ExecutionsPage,
+)
 async def list_executions(call: Call) -> Any:
     q = call.query
     query = await scoped(select(Run), Run.repo_id, call.principal, call.state.db)
@@ -42,8 +48,14 @@ async def list_executions(call: Call) -> Any:
     return ExecutionsPage.model_validate({"executions": executions, "next_cursor": cursor})
 
 
-@api.route("GET", ONE_EXECUTION, summary="One run with its sessions and results",
-           tag="executions", response=ExecutionDetail, errors=(404,))  # fmt: skip
+@api.route(
+    "GET",
+    ONE_EXECUTION,
+    summary="One run with its sessions and results",
+    tag="executions",
+    response=ExecutionDetail,
+    errors=(404,),
+)
 async def get_execution(call: Call) -> Any:
     run = await load_run(call.state.db, call.principal, call.path["execution_id"])
     sessions = (await sessions_of(call.state.db, [run.id])).get(run.id, [])
@@ -55,8 +67,15 @@ async def get_execution(call: Call) -> Any:
     return ExecutionDetail.model_validate(fields)
 
 
-@api.route("POST", ONE_EXECUTION + "/retry", summary="Run again what a finished run did",
-           tag="executions", response=ExecutionStarted, status=202, errors=(404, 409))  # fmt: skip
+@api.route(
+    "POST",
+    ONE_EXECUTION + "/retry",
+    summary="Run again what a finished run did",
+    tag="executions",
+    response=ExecutionStarted,
+    status=202,
+    errors=(404, 409),
+)
 async def retry_execution(call: Call) -> Any:
     run = await load_run(call.state.db, call.principal, call.path["execution_id"])
     try:
@@ -66,8 +85,14 @@ async def retry_execution(call: Call) -> Any:
     return ExecutionStarted(execution_id=new_id)
 
 
-@api.route("POST", ONE_EXECUTION + "/cancel", summary="Cancel a queued or running run",
-           tag="executions", response=CancelResult, errors=(404, 409))  # fmt: skip
+@api.route(
+    "POST",
+    ONE_EXECUTION + "/cancel",
+    summary="Cancel a queued or running run",
+    tag="executions",
+    response=CancelResult,
+    errors=(404, 409),
+)
 async def cancel_execution(call: Call) -> Any:
     run = await load_run(call.state.db, call.principal, call.path["execution_id"])
     try:

@@ -316,3 +316,71 @@ class AuditQuery(Query):
     )
     action: str | None = Field(default=None, max_length=64)
     actor: str | None = Field(default=None, max_length=255)
+
+
+# -- notifiers (seed 2's webhooks) ---------------------------------------------------------
+
+NotifierKind = Literal["slack", "discord", "n8n", "generic"]
+
+
+class NotifierIn(Camel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    webhook_type: NotifierKind
+    webhook_url: str = Field(min_length=1, max_length=2048, description="http(s) only")
+    config: dict[str, Any] = Field(default_factory=dict)
+    event_types: list[str] | None = None
+    repo_ids: list[int] = Field(default_factory=list)
+    enabled: bool = True
+    secret: str | None = Field(
+        default=None,
+        max_length=200,
+        description="generic: HMAC key for X-Ghapp-Signature-256 (write-only)",
+    )
+
+
+class NotifierUpdate(Camel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    webhook_type: NotifierKind | None = None
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    config: dict[str, Any] | None = None
+    event_types: list[str] | None = None
+    repo_ids: list[int] | None = None
+    enabled: bool | None = None
+    secret: str | None = Field(default=None, max_length=200, description="empty: remove it")
+
+
+class NotifierOut(Camel):
+    id: int
+    name: str
+    description: str | None
+    webhook_type: str
+    webhook_url: str = Field(description="masked")
+    config: dict[str, Any]
+    event_types: list[str]
+    repo_ids: list[int]
+    enabled: bool
+    has_secret: bool
+    last_used_at: datetime | None
+    failure_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotifiersPage(Camel):
+    webhooks: list[NotifierOut]
+
+
+class NotifiersQuery(Query):
+    webhook_type: str | None = Field(
+        default=None, max_length=16, validation_alias=AliasChoices("webhookType", "webhook_type")
+    )
+
+
+class TestResult(Camel):
+    ok: bool
+    status_code: int | None
+    response: str | None
+    error: str | None
+    duration_ms: int

@@ -15,9 +15,15 @@ from ghapp.db.models import Job, Repository, Run, Session
 from ghapp.jobs.service import SPEC_FIELDS
 
 BOOKKEEPING_FIELDS = (
-    "next_run_at", "last_run_at", "last_run_status", "run_count", "source", "created_by",
-    "created_at", "updated_at",
-)  # fmt: skip
+    "next_run_at",
+    "last_run_at",
+    "last_run_status",
+    "run_count",
+    "source",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
 
 
 # -- cursors: the id to continue below, opaque to clients ------------------------------------
@@ -155,10 +161,25 @@ def task_out(job: Any) -> Any:
 
 def run_fields(run: Any, sessions: Iterable[Any] = ()) -> dict[str, Any]:
     names = (
-        "id", "job_id", "repo_id", "status", "trigger_type", "attempt", "retry_of_id",
-        "scheduled_for", "queued_at", "started_at", "completed_at", "duration_ms",
-        "items_found", "items_processed", "items_skipped", "items_failed", "cost_usd", "error",
-    )  # fmt: skip
+        "id",
+        "job_id",
+        "repo_id",
+        "status",
+        "trigger_type",
+        "attempt",
+        "retry_of_id",
+        "scheduled_for",
+        "queued_at",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "items_found",
+        "items_processed",
+        "items_skipped",
+        "items_failed",
+        "cost_usd",
+        "error",
+    )
     out = {name: getattr(run, name) for name in names}
     out["session_ids"] = [session.id for session in sessions]
     return out

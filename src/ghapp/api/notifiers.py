@@ -1,0 +1,168 @@
+"""Notifiers as seed 2's webhooks: ``/api/scheduler/webhooks``; URLs only ever masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ghapp.api.core import Api, Call
+from ghapp.api.errors import ApiError, camel_field
+from ghapp.api.schemas import (
+    NotifierIn,
+    NotifierOut,
+    NotifiersPage,
+    NotifiersQuery,
+    NotifierUpdate,
+    TestResult,
+)
+from ghapp.db.models import Notifier
+
+api = Api(
+    field_names=lambda name: camel_field(name, {"url": "webhook_url", "type": "webhook_type"})
+)
+WEBHOOKS = "/api/scheduler/webhooks"
+ONE_WEBHOOK = WEBHOOKS + "/{webhook_id}"
+RENAMED = {"webhook_type": "type", "webhook_url": "url"}
+
+
+def _spec_changes(body: dict[str, Any]) -> dict[str, Any]:
+    out = {RENAMED.get(name, name): value for name, value in body.items() if name != "secret"}
+    if out.get("event_types") is None:
+        out.pop("event_types", None)
+    return out
+
+
+async def _visible(call: Call, row: Notifier) -> bool:
+    """Non-admin tokens see notifiers limited to repositories all within their scope."""
+    if call.principal.is_admin:
+        return True
+    allowed = await call.principal.repo_ids(call.state.db)
+    return bool(row.repo_ids) and set(row.repo_ids) <= allowed
+
+
+async def _check_scope(call: Call, repo_ids: list[int]) -> None:
+    if call.principal.is_admin:
+        return
+    if not repo_ids or not set(repo_ids) <= await call.principal.repo_ids(call.state.db):
+        raise ApiError(403, "this token may only manage notifiers limited to its repositories")
+
+
+async def _load(call: Call) -> Notifier:
+    from ghapp.notify.service import NotifierNotFound
+
+    try:
+        row = await call.state.notifiers.get(call.path["webhook_id"])
+    except NotifierNotFound:
+        raise ApiError(404, "no such notifier") from None
+    if not await _visible(call, row):
+        raise ApiError(403, "this token may not see that notifier")
+    return row
+
+
+def _out(call: Call, row: Notifier) -> NotifierOut:
+    view = call.state.notifiers.view(row)
+    view["webhook_type"] = view.pop("type")
+    view["webhook_url"] = view.pop("url")
+    return NotifierOut.model_validate(
+        {
+            **view,
+            "id": row.id,
+            "last_used_at": row.last_used_at,
+            "failure_count": row.failure_count,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+    )
+
+
+@api.route(
+    "GET",
+    WEBHOOKS,
+    summary="List notifiers",
+    tag="webhooks",
+    query=NotifiersQuery,
+    response=NotifiersPage,
+)
+async def list_webhooks(call: Call) -> Any:
+    rows = await call.state.notifiers.list()
+    kind = call.query.webhook_type
+    shown = [r for r in rows if (kind is None or r.type == kind) and await _visible(call, r)]
+    return NotifiersPage(webhooks=[_out(call, row) for row in shown])
+
+
+@api.route(
+    "POST",
+    WEBHOOKS,
+    summary="Add a notifier",
+    tag="webhooks",
+    body=NotifierIn,
+    response=NotifierOut,
+    status=201,
+    errors=(400,),
+)
+async def create_webhook(call: Call) -> Any:
+    body = call.body.model_dump(exclude_unset=True)
+    await _check_scope(call, body.get("repo_ids") or [])
+    row = await call.state.notifiers.create(_spec_changes(body), call.actor, body.get("secret"))
+    return _out(call, row)
+
+
+@api.route(
+    "GET",
+    ONE_WEBHOOK,
+    summary="Get a notifier",
+    tag="webhooks",
+    response=NotifierOut,
+    errors=(404,),
+)
+async def get_webhook(call: Call) -> Any:
+    return _out(call, await _load(call))
+
+
+@api.route(
+    "PATCH",
+    ONE_WEBHOOK,
+    summary="Change a notifier (enable, URL, events…)",
+    tag="webhooks",
+    body=NotifierUpdate,
+    response=NotifierOut,
+    errors=(400, 404),
+)
+async def update_webhook(call: Call) -> Any:
+    row = await _load(call)
+    body = call.body.model_dump(exclude_unset=True)
+    if "repo_ids" in body:
+        await _check_scope(call, body["repo_ids"] or [])
+    secret = body.get("secret")
+    row = await call.state.notifiers.update(row.id, _spec_changes(body), call.actor, secret)
+    return _out(call, row)
+
+
+@api.route(
+    "DELETE", ONE_WEBHOOK, summary="Delete a notifier", tag="webhooks", status=204, errors=(404,)
+)
+async def delete_webhook(call: Call) -> None:
+    row = await _load(call)
+    await call.state.notifiers.delete(row.id, call.actor)
+
+
+@api.route(
+    "POST",
+    ONE_WEBHOOK + "/test",
+    summary="Send a test message; report the answer",
+    tag="webhooks",
+    response=TestResult,
+    errors=(404,),
+)
+async def test_webhook(call: Call) -> Any:
+    row = await _load(call)
+    async with httpx.AsyncClient() as client:
+        attempt = await call.state.notifiers.test(row.id, call.actor, client)
+    return TestResult(
+        ok=attempt.ok,
+        status_code=attempt.status_code,
+        response=attempt.response,
+        error=attempt.error,
+        duration_ms=attempt.duration_ms,
+    )

@@ -1,0 +1,1 @@
+"""Notifications (SPEC §7): notifier configs, message formats and delivery."""

@@ -1,0 +1,90 @@
+"""One delivery attempt to one notifier: POST the formatted JSON, note the answer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ghapp.notify.formats import format_for
+
+TIMEOUT_S = 10.0
+SIGNATURE_HEADER = "X-Ghapp-Signature-256"
+EVENT_HEADER = "X-Ghapp-Event"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    status_code: int | None
+    response: str | None
+    error: str | None
+    duration_ms: int
+    retry_after: float | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """Network errors, 5xx and 429 are worth another try; other 4xx are not."""
+        return not self.ok and (
+            self.status_code is None or self.status_code >= 500 or self.status_code == 429
+        )
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def request_for(
+    notifier_type: str, payload: dict[str, Any], secret: str | None
+) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(format_for(notifier_type, payload), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "ghapp-notifier"}
+    if notifier_type == "generic":
+        headers[EVENT_HEADER] = payload["event"]
+        if secret:
+            headers[SIGNATURE_HEADER] = signature(secret, body)
+    return body, headers
+
+
+async def deliver(
+    client: httpx.AsyncClient,
+    notifier_type: str,
+    url: str,
+    payload: dict[str, Any],
+    secret: str | None = None,
+    timeout_s: float = TIMEOUT_S,
+) -> Attempt:
+    body, headers = request_for(notifier_type, payload, secret)
+    started = time.monotonic()
+    try:
+        answer = await client.post(url, content=body, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        return Attempt(False, None, None, f"no answer within {timeout_s:g} s", _ms(started))
+    except httpx.HTTPError as exc:
+        return Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started))
+    ok = 200 <= answer.status_code < 300
+    return Attempt(
+        ok=ok,
+        status_code=answer.status_code,
+        response=answer.text[:500],
+        error=None if ok else f"HTTP {answer.status_code}",
+        duration_ms=_ms(started),
+        retry_after=_retry_after(answer),
+    )
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _retry_after(answer: httpx.Response) -> float | None:
+    value = answer.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

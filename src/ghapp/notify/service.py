@@ -1,0 +1,178 @@
+"""Creating, changing, testing and deleting notifiers — audited, URLs encrypted at rest.
+
+The URL (and a generic notifier's signing secret) are stored as Fernet ciphertext; every
+view of a notifier — API answers, audit entries, logs — carries the masked URL only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from ghapp.clock import Clock
+from ghapp.db import Database
+from ghapp.db.models import AuditEntry, Notification, Notifier
+from ghapp.notify.crypto import SecretBox, mask_url
+from ghapp.notify.formats import event_payload
+from ghapp.notify.send import Attempt, deliver
+from ghapp.notify.spec import NotifierSpec
+
+SECRET_FIELD = "_secret"  # noqa: S105 — in config: the generic signing secret, encrypted
+TEST_MESSAGE = "Test notification from ghapp: this notifier works."
+
+
+class NotifierNotFound(LookupError):
+    pass
+
+
+class NotifierService:
+    def __init__(self, db: Database, clock: Clock, box: SecretBox, public_url: str = "") -> None:
+        self.db = db
+        self.clock = clock
+        self.box = box
+        self.public_url = public_url.rstrip("/")
+
+    async def get(self, notifier_id: int) -> Notifier:
+        async with self.db.read_session() as session:
+            row = await session.get(Notifier, notifier_id)
+        if row is None:
+            raise NotifierNotFound(notifier_id)
+        return row
+
+    async def list(self) -> list[Notifier]:
+        async with self.db.read_session() as session:
+            rows = await session.exec(select(Notifier).order_by(Notifier.id))  # type: ignore[call-overload]
+            return list(rows.scalars())
+
+    async def create(
+        self, data: Mapping[str, Any], actor: str, secret: str | None = None
+    ) -> Notifier:
+        spec = NotifierSpec.model_validate(dict(data))
+        now = self.clock.now()
+        row = Notifier(
+            **spec.model_dump(exclude={"url", "type"}),
+            type=spec.type,
+            url_encrypted=self.box.encrypt(spec.url),
+            created_at=now,
+            updated_at=now,
+        )
+        if secret:
+            row.config = {**row.config, SECRET_FIELD: self.box.encrypt(secret)}
+        async with self.db.session() as session:
+            session.add(row)
+            await session.flush()
+            session.add(self._audit(actor, "notifier.create", row, None, self.view(row), now))
+        return row
+
+    async def update(
+        self, notifier_id: int, changes: Mapping[str, Any], actor: str, secret: str | None = None
+    ) -> Notifier:
+        now = self.clock.now()
+        async with self.db.session() as session:
+            row = await session.get(Notifier, notifier_id)
+            if row is None:
+                raise NotifierNotFound(notifier_id)
+            before = self.view(row)
+            current = {**self._spec_fields(row), "url": self.box.decrypt(row.url_encrypted)}
+            spec = NotifierSpec.model_validate({**current, **changes})
+            kept_secret = row.config.get(SECRET_FIELD)
+            for name, value in spec.model_dump(exclude={"url"}).items():
+                setattr(row, name, value)
+            row.url_encrypted = self.box.encrypt(spec.url)
+            if secret is not None:
+                kept_secret = self.box.encrypt(secret) if secret else None
+            if kept_secret:
+                row.config = {**row.config, SECRET_FIELD: kept_secret}
+            if changes.get("enabled") is True and not before["enabled"]:
+                row.failure_count = 0  # re-enabling starts the failure count afresh
+            row.updated_at = now
+            session.add(self._audit(actor, "notifier.update", row, before, self.view(row), now))
+        return row
+
+    async def delete(self, notifier_id: int, actor: str) -> None:
+        now = self.clock.now()
+        async with self.db.session() as session:
+            row = await session.get(Notifier, notifier_id)
+            if row is None:
+                raise NotifierNotFound(notifier_id)
+            session.add(self._audit(actor, "notifier.delete", row, self.view(row), None, now))
+            await session.delete(row)
+
+    async def test(self, notifier_id: int, actor: str, client: httpx.AsyncClient) -> Attempt:
+        """Send a test message now and record the attempt; report what the receiver said."""
+        row = await self.get(notifier_id)
+        now = self.clock.now()
+        payload = event_payload(
+            "task_completed",
+            now,
+            message=TEST_MESSAGE,
+            task={"id": "test", "name": f"Test of {row.name}", "taskType": "test"},
+            url=f"{self.public_url}/" if self.public_url else None,
+        )
+        attempt = await deliver(
+            client, row.type, self.box.decrypt(row.url_encrypted), payload, self.secret_of(row)
+        )
+        async with self.db.session() as session:
+            session.add(
+                Notification(
+                    notifier_id=row.id,
+                    event="test",
+                    payload=payload,
+                    status="sent" if attempt.ok else "failed",
+                    http_status=attempt.status_code,
+                    attempts=1,
+                    error=attempt.error,
+                    next_attempt_at=now,
+                    created_at=now,
+                    sent_at=now if attempt.ok else None,
+                )
+            )
+            stored = await session.get(Notifier, row.id)
+            if stored is not None:
+                stored.last_used_at = now
+            session.add(
+                self._audit(
+                    actor,
+                    "notifier.test",
+                    row,
+                    None,
+                    {"ok": attempt.ok, "status_code": attempt.status_code},
+                    now,
+                )
+            )
+        return attempt
+
+    def secret_of(self, row: Notifier) -> str | None:
+        token = row.config.get(SECRET_FIELD)
+        return self.box.decrypt(token) if token else None
+
+    def view(self, row: Notifier) -> dict[str, Any]:
+        """The notifier as anyone may see it: URL masked, secrets left out."""
+        return {
+            **self._spec_fields(row),
+            "url": mask_url(self.box.decrypt(row.url_encrypted)),
+            "has_secret": SECRET_FIELD in row.config,
+        }
+
+    @staticmethod
+    def _spec_fields(row: Notifier) -> dict[str, Any]:
+        fields = {name: getattr(row, name) for name in NotifierSpec.model_fields if name != "url"}
+        fields["config"] = {k: v for k, v in row.config.items() if not k.startswith("_")}
+        return fields
+
+    @staticmethod
+    def _audit(
+        actor: str, action: str, row: Notifier, before: Any, after: Any, now: Any
+    ) -> AuditEntry:
+        return AuditEntry(
+            actor=actor,
+            action=action,
+            object_type="notifier",
+            object_id=str(row.id),
+            before=before,
+            after=after,
+            created_at=now,
+        )
