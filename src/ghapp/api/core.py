@@ -45,11 +45,20 @@ class Call:
     principal: Principal
     path: dict[str, int]
     query: Any
-    body: Any
+    parsed_body: Any = None
+    body_error: ApiError | None = None
 
     @property
     def actor(self) -> str:
         return self.principal.actor
+
+    @property
+    def body(self) -> Any:
+        """The validated body. Parsed up front, but a bad body is reported only when the
+        handler reads it — after its scope checks, so a token learns nothing (403 first)."""
+        if self.body_error is not None:
+            raise self.body_error
+        return self.parsed_body
 
 
 Handler = Callable[[Call], Awaitable[Any]]
@@ -127,8 +136,12 @@ async def _handle(endpoint: Endpoint, request: Request) -> Response:
     principal = await authenticate(request, state)
     path = _path_params(endpoint, request)
     query = _parse(endpoint.query, dict(request.query_params), "query") if endpoint.query else None
-    body = await _body(endpoint, request) if endpoint.body else None
-    call = Call(request, state, principal, path, query, body)
+    call = Call(request, state, principal, path, query)
+    if endpoint.body:
+        try:
+            call.parsed_body = await _body(endpoint, request)
+        except ApiError as exc:
+            call.body_error = exc
     try:
         result = await endpoint.handler(call)
     except JobNotFound:
