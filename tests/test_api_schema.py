@@ -1,0 +1,133 @@
+"""Schemathesis against ``/openapi.json`` of a live server: no 5xx, answers as documented.
+
+The server runs with uvicorn on its own loop in a thread, on a fresh SQLite file holding two
+repositories, jobs, runs and a notifier, so generated ids often name real objects. Every
+operation gets a bounded, derandomised set of examples so the run is fast and repeatable.
+Outbound notifier calls (``…/webhooks/{id}/test``) go to a proxy that refuses at once, so a
+generated URL never reaches the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+import uvicorn
+from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from ghapp.api.auth import create_token
+from ghapp.app import create_app
+from ghapp.db import Database
+from ghapp.db.migrate import upgrade
+from ghapp.jobs.service import JobService
+from tests.api_support import ADMIN_TOKEN, REPO_A, REPO_B, REPO_B_NAME
+from tests.conftest import make_settings
+from tests.support import add_repository
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+EXAMPLES = 12
+
+
+async def _seed(db: Database, app_state: object) -> None:
+    await add_repository(db)
+    await add_repository(db, repo_id=REPO_B, full_name=REPO_B_NAME, installation_id=42,
+                         account="octo-org")  # fmt: skip
+    jobs: JobService = app_state.jobs  # type: ignore[attr-defined]
+    for repo_id in (REPO_A, REPO_B, REPO_A):
+        job = await jobs.create({"name": "Triage", "repo_id": repo_id, "cron_expression": "0 9 * * *",
+                                 "command_id": "issue/triage"}, actor="test")  # fmt: skip
+        await jobs.run_now(job.id, actor="test")
+    await app_state.notifiers.create(  # type: ignore[attr-defined]
+        {"name": "ops", "type": "generic", "url": "http://127.0.0.1:9/hook"}, actor="test"
+    )
+    await create_token(db, "team-b", [REPO_B_NAME], is_admin=False, actor="test")
+
+
+@pytest.fixture(scope="module")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp: Path = tmp_path_factory.mktemp("schema")
+    url = f"sqlite+aiosqlite:///{tmp / 'ghapp.db'}"
+    saved = {name: os.environ.get(name) for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")}
+    os.environ.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+                      NO_PROXY="")  # fmt: skip
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    async def serve() -> None:
+        db = Database(url)
+        await upgrade(db)
+        settings_ = make_settings(url, tmp, admin_token=ADMIN_TOKEN,
+                                  secret_key=Fernet.generate_key().decode())  # fmt: skip
+        app = create_app(settings_, db=db)
+        await _seed(db, app.state.ghapp)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
+        box["server"] = server
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)  # polling uvicorn's flag, not a timing assumption
+        box["port"] = server.servers[0].sockets[0].getsockname()[1]
+        ready.set()
+        await task
+        await db.dispose()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert ready.wait(60), "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{box['port']}"
+    finally:
+        box["server"].should_exit = True  # type: ignore[attr-defined]
+        thread.join(30)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def api_schema(live_api: str) -> schemathesis.BaseSchema:
+    # The server's own calls go through the refusing proxy; ours must not.
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    return schemathesis.openapi.from_url(f"{live_api}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))  # fmt: skip
+def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, checks=CHECKS)
+
+
+@schema.parametrize()
+@settings(max_examples=3, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))  # fmt: skip
+def test_without_a_token_every_operation_is_401(case: schemathesis.Case) -> None:
+    response = case.call(headers={"Authorization": "Bearer wrong"})
+    if case.method.upper() != case.operation.method.upper():  # schemathesis probing methods
+        assert response.status_code == 405
+        return
+    assert response.status_code == 401
+    case.validate_response(response, checks=CHECKS)
