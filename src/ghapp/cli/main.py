@@ -12,6 +12,8 @@ from rich.console import Console
 from ghapp import logs
 from ghapp.cli.output import err, fail
 from ghapp.cli.receive import receive_command
+from ghapp.cli.schedule import schedule_app
+from ghapp.cli.tokens import token_app
 from ghapp.server import prepare_database, run_server
 from ghapp.settings import Settings
 
@@ -23,6 +25,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("receive")(receive_command)
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(token_app, name="token")
 
 console = err
 
@@ -90,14 +94,18 @@ def demo(
     raise typer.Exit(asyncio.run(run_demo(directory, Console(soft_wrap=True))))
 
 
-def _prepare(settings: Settings) -> list[str]:
+def _prepare(settings: Settings, command: str = "serve") -> list[str]:
+    """What the embedded default needs (secrets, migrations), or a schema check; the notes.
+
+    The last note is always the database's revision.
+    """
     from ghapp.settings import ensure_generated_secrets
 
     notes = ensure_generated_secrets(settings) if settings.is_sqlite else []
     try:
         revision = asyncio.run(prepare_database(settings, migrate=settings.is_sqlite))
     except RuntimeError as exc:
-        fail("serve", str(exc), code=1)
+        fail(command, str(exc), code=1)
     notes.append(f"database ready at revision {revision}")
     return notes
 

@@ -1,0 +1,457 @@
+"""``ghapp schedule …`` against a live server: real HTTP, real database, real effects.
+
+The server runs on the test's event loop, so each command runs in a thread
+(``asyncio.to_thread``) the way a user's shell would run it beside the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from typer.testing import CliRunner, Result
+
+from ghapp.app import create_app
+from ghapp.cli.main import app as cli_app
+from ghapp.db.models import AuditEntry, Job, Notifier, Run
+from ghapp.standins.git import bare_repository
+from ghapp.standins.github import GitHubStandIn
+from tests.conftest import make_settings
+from tests.support import add_repository, live_server
+
+ADMIN = "admin-token-for-the-cli-tests"
+REPO = "Codertocat/Hello-World"
+REPO_ID = 186853002
+INSTALLATION = 957387
+runner = CliRunner()
+
+
+@dataclass
+class Server:
+    base: str
+    db: Any
+    http: httpx.AsyncClient
+
+    async def cli(self, *args: str, token: str | None = ADMIN, input: str | None = None) -> Result:
+        return await ghapp(self.base, *args, token=token, input=input)
+
+    async def api(self, method: str, path: str, body: Any = None) -> Any:
+        response = await self.http.request(method, path, json=body)
+        assert response.status_code < 400, response.text
+        return response.json() if response.content else None
+
+    async def jobs(self) -> list[Any]:
+        async with self.db.read() as conn:
+            return list((await conn.execute(select(Job).order_by(Job.id))).all())
+
+    async def job(self, job_id: int) -> Any:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(Job).where(Job.id == job_id))).one_or_none()
+
+
+async def ghapp(
+    base: str, *args: str, token: str | None = ADMIN, input: str | None = None
+) -> Result:
+    """``ghapp ARGS`` as a user runs it beside the server (a wide terminal)."""
+    env = {"GHAPP_URL": base, "GHAPP_TOKEN": token, "COLUMNS": "240"}
+    return await asyncio.to_thread(runner.invoke, cli_app, list(args), input=input, env=env)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of a printed table, cells split on runs of spaces."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("─")) + 1
+    return [re.split(r" {2,}", line.strip()) for line in lines[start:] if line.strip()]
+
+
+def one_line_error(result: Result, code: int = 1) -> str:
+    """The command failed with ``code`` and said why in one line on stderr, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+async def server(db_url, db, tmp_path):
+    await add_repository(db)
+    secret_key = Fernet.generate_key().decode()  # notifier URLs are encrypted with it
+    settings = make_settings(db_url, tmp_path, admin_token=ADMIN, secret_key=secret_key)
+    app = create_app(settings, db=db)
+    async with live_server(app) as base:
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers) as http:
+            yield Server(base, db, http)
+
+
+async def add_task(server: Server, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Task", "taskType": "analyze", "repo": REPO, **fields}
+    return await server.api("POST", "/api/scheduler/tasks", body)
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+
+async def test_create_with_flags_then_list_in_words(server) -> None:
+    result = await server.cli(
+        "schedule", "create", "--name", "Weekday analysis", "--type", "analyze",
+        "--repo", REPO, "--cron", "0 9 * * 1-5", "--timezone", "Europe/Berlin",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [job] = await server.jobs()
+    assert (job.name, job.task_type, job.repo_id) == ("Weekday analysis", "analyze", REPO_ID)
+    assert (job.cron_expression, job.timezone, job.created_by) == (
+        "0 9 * * 1-5", "Europe/Berlin", "token:admin",
+    )  # fmt: skip
+    assert f"created task {job.id}" in result.stdout
+
+    listed = await server.cli("schedule", "list")
+    assert listed.exit_code == 0, listed.output
+    [row] = table_rows(listed.stdout)
+    assert row[:5] == [str(job.id), "Weekday analysis", str(REPO_ID), "active",
+                       "At 09:00, Monday through Friday (Europe/Berlin)"]  # fmt: skip
+    assert row[6] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00", row[5])
+
+    as_json = json.loads((await server.cli("schedule", "list", "--json")).stdout)
+    assert as_json["total"] == 1
+    assert as_json["tasks"][0]["cronExpression"] == "0 9 * * 1-5"
+
+
+async def test_create_asks_for_what_is_missing(server) -> None:
+    answers = "Nightly\nhealth_check\nCodertocat/Hello-World\n0 25 * * *\n30 2 * * *\n"
+    result = await server.cli("schedule", "create", input=answers)
+    assert result.exit_code == 0, result.output
+    assert "hour 25 out of range 0-23" in result.stderr  # asked again
+    assert "→ At 02:30" in result.stdout  # what the expression means, as typed
+    [job] = await server.jobs()
+    assert (job.name, job.task_type, job.cron_expression) == (
+        "Nightly",
+        "health_check",
+        "30 2 * * *",
+    )
+    assert job.command_id == "codebase/health-check"
+
+
+async def test_create_without_answers_is_a_usage_error(server) -> None:
+    result = await server.cli("schedule", "create", "--name", "x", "--type", "analyze", input="")
+    assert "give it as an option" in one_line_error(result, code=2)
+    assert await server.jobs() == []
+
+
+async def test_invalid_cron_is_one_line_from_the_server(server) -> None:
+    result = await server.cli(
+        "schedule", "create", "--name", "Bad", "--type", "analyze", "--repo", REPO,
+        "--cron", "0 25 * * *",
+    )  # fmt: skip
+    line = one_line_error(result)
+    assert line == (
+        "ghapp schedule create: cronExpression: cron expression '0 25 * * *': "
+        "hour 25 out of range 0-23"
+    )
+    assert await server.jobs() == []
+
+
+async def test_each_kind_of_schedule_in_words_and_filters(server) -> None:
+    await add_task(server, name="Every 90", scheduleType="interval", intervalMinutes=90)
+    await add_task(server, name="On events", taskType="custom", customPrompt="Look at it",
+                   targetType="issues", eventTriggers=[{"event": "issues.opened"}],
+                   commandTriggers=["/triage"])  # fmt: skip
+    await add_task(server, name="By hand", taskType="custom", customPrompt="Do it")
+    quick = await server.cli("schedule", "quick", "threshold-alert", "--score", "45",
+                             "--repo", REPO)  # fmt: skip
+    assert quick.exit_code == 0, quick.output
+    listed = table_rows((await server.cli("schedule", "list")).stdout)
+    assert {row[1]: row[4] for row in listed} == {
+        "Every 90": "every 90 minutes",
+        "On events": "on issues.opened, /triage",
+        "By hand": "manual",
+        "Low Score Alert": "when optimization_score < 45",
+    }
+
+    paused = (await server.jobs())[0]
+    assert (await server.cli("schedule", "disable", str(paused.id))).exit_code == 0
+    enabled = json.loads((await server.cli("schedule", "list", "--enabled", "--json")).stdout)
+    assert paused.id not in [task["id"] for task in enabled["tasks"]] and enabled["total"] == 3
+    unknown = await server.cli("schedule", "list", "--repo", "nobody/nothing")
+    assert "unknown repository 'nobody/nothing'" in one_line_error(unknown)
+
+
+async def test_enable_disable_delete_are_applied_and_audited(server) -> None:
+    task = await add_task(server, name="Daily", scheduleType="cron", cronExpression="0 9 * * *")
+    disabled = await server.cli("schedule", "disable", str(task["id"]))
+    assert disabled.exit_code == 0 and "disabled" in disabled.stdout
+    assert (await server.job(task["id"])).status == "paused"
+    enabled = await server.cli("schedule", "enable", str(task["id"]))
+    assert enabled.exit_code == 0 and "next run" in enabled.stdout
+    job = await server.job(task["id"])
+    assert job.status == "active" and job.next_run_at is not None
+
+    refused = await server.cli("schedule", "delete", str(task["id"]), input="n\n")
+    assert refused.exit_code == 1 and await server.job(task["id"]) is not None
+    deleted = await server.cli("schedule", "delete", str(task["id"]), "--yes")
+    assert deleted.exit_code == 0, deleted.output
+    assert await server.job(task["id"]) is None
+
+    entries = json.loads((await server.cli("schedule", "audit", "--json")).stdout)["entries"]
+    actions = [(e["action"], e["actor"]) for e in entries if e["objectId"] == str(task["id"])]
+    assert [a for a, _ in actions][:3] == ["job.delete", "job.update", "job.update"]
+    assert {actor for _, actor in actions} == {"token:admin"}
+    table = (await server.cli("schedule", "audit", "--limit", "1")).stdout
+    assert "job.delete" in table and "token:admin" in table
+
+
+async def test_unknown_ids_are_one_line_404s(server) -> None:
+    for args, words in [
+        (("schedule", "enable", "999"), "no such job"),
+        (("schedule", "run", "999"), "no such job"),
+        (("schedule", "delete", "999", "--yes"), "no such job"),
+        (("schedule", "retry", "999"), "no such run"),
+        (("schedule", "cancel", "999"), "no such run"),
+    ]:
+        line = one_line_error(await server.cli(*args))
+        assert line == f"ghapp {' '.join(args[:2])}: {words}"
+
+
+async def test_missing_or_refused_token(server) -> None:
+    missing = one_line_error(await server.cli("schedule", "list", token=None))
+    assert "GHAPP_TOKEN is not set" in missing
+    refused = one_line_error(await server.cli("schedule", "status", token="ghapp_wrong"))
+    assert "GHAPP_TOKEN was refused: unknown or revoked API token" in refused
+
+
+async def test_server_not_reachable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    line = one_line_error(await ghapp(base, "schedule", "list"))
+    assert line == (
+        f"ghapp schedule list: the server at {base} is not reachable (connection refused): "
+        "is `ghapp serve` running there?"
+    )
+    bad_url = one_line_error(await ghapp("localhost:8000", "schedule", "status"), code=2)
+    assert "is not an http:// or https:// URL" in bad_url
+
+
+# -- executions -----------------------------------------------------------------------------
+
+
+async def test_run_history_cancel_retry(server) -> None:
+    task = await add_task(server, name="Analyze")
+    started = await server.cli("schedule", "run", str(task["id"]))
+    assert started.exit_code == 0, started.output
+    async with server.db.read() as conn:
+        [run] = (await conn.execute(select(Run))).all()
+    assert (run.job_id, run.trigger_type, run.status) == (task["id"], "manual", "queued")
+    assert started.stdout.strip() == f"execution {run.id} queued"
+
+    history = await server.cli("schedule", "history", "--task", str(task["id"]))
+    [row] = table_rows(history.stdout)
+    assert row[:4] == [str(run.id), str(task["id"]), "queued", "manual"]
+    cancelled = await server.cli("schedule", "cancel", str(run.id))
+    assert cancelled.stdout.strip() == f"execution {run.id} cancelled"
+    again = one_line_error(await server.cli("schedule", "cancel", str(run.id)))
+    assert "already ended" in again
+    retried = await server.cli("schedule", "retry", str(run.id))
+    assert retried.exit_code == 0, retried.output
+
+    page = json.loads((await server.cli("schedule", "history", "--json", "--limit", "5")).stdout)
+    assert [(e["status"], e["retryOfId"]) for e in page["executions"]] == [
+        ("queued", run.id), ("cancelled", None),
+    ]  # fmt: skip
+    only = json.loads((await server.cli("schedule", "history", "--status", "cancelled",
+                                         "--json")).stdout)  # fmt: skip
+    assert [e["id"] for e in only["executions"]] == [run.id]
+
+
+async def test_status_stop_start_upcoming(server) -> None:
+    await add_task(server, name="Nine o'clock", scheduleType="cron", cronExpression="0 9 * * *")
+    status = await server.cli("schedule", "status")
+    assert status.exit_code == 0, status.output
+    assert "scheduler running" in status.stdout and "tasks: 1 active, 0 paused" in status.stdout
+    assert "Nine o'clock" in status.stdout  # among the next runs
+
+    assert (await server.cli("schedule", "stop")).stdout.strip() == "scheduler stopped"
+    state = json.loads((await server.cli("schedule", "status", "--json")).stdout)
+    assert (state["running"], state["state"]) == (False, "stopped")
+    assert (await server.cli("schedule", "start")).stdout.strip() == "scheduler running"
+    async with server.db.read() as conn:
+        actions = (await conn.execute(select(AuditEntry.action, AuditEntry.actor)
+                                      .where(AuditEntry.object_type == "scheduler")
+                                      .order_by(AuditEntry.id))).all()  # fmt: skip
+    assert [tuple(a) for a in actions] == [
+        ("scheduler.stop", "token:admin"), ("scheduler.start", "token:admin"),
+    ]  # fmt: skip
+
+    upcoming = json.loads((await server.cli("schedule", "upcoming", "--hours", "48",
+                                             "--json")).stdout)  # fmt: skip
+    assert upcoming["hours"] == 48 and len(upcoming["upcoming"]) == 2  # two days at 09:00
+    assert all(u["at"].endswith("T09:00:00Z") for u in upcoming["upcoming"])
+    table = (await server.cli("schedule", "upcoming", "--hours", "48")).stdout
+    assert table.count(" 09:00 ") == 2 and "(times in UTC)" in table
+    nothing = await server.cli("schedule", "upcoming", "--hours", "0.01")
+    assert "nothing fires in the next 0.01 hours" in nothing.stdout
+
+
+async def test_quick_setups(server) -> None:
+    asked = await server.cli("schedule", "quick", "daily-analysis", input=f"{REPO}\n")
+    assert asked.exit_code == 0, asked.output  # no task yet: the repository is asked for
+    assert "Repository" in asked.stdout
+    alone = await server.cli("schedule", "quick", "weekly-optimize")  # the only repository
+    assert alone.exit_code == 0 and f"using repository {REPO_ID}" in alone.stdout
+    alert = await server.cli("schedule", "quick", "threshold-alert", "--repo", REPO)
+    assert alert.exit_code == 0, alert.output
+    daily, weekly, low = await server.jobs()
+    assert (daily.name, daily.cron_expression, daily.task_type) == (
+        "Daily Context Analysis", "0 9 * * *", "analyze",
+    )  # fmt: skip
+    assert daily.task_config == {"includeHealthScore": True} and daily.notify_on_failure
+    assert (weekly.name, weekly.cron_expression, weekly.repo_id) == (
+        "Weekly Optimization", "0 8 * * 1", REPO_ID,
+    )  # fmt: skip
+    assert weekly.task_config == {"strategy": "moderate", "dryRun": False}
+    assert weekly.notify_on_success and weekly.notify_on_failure
+    assert (low.name, low.threshold["metric"], low.threshold["operator"]) == (
+        "Low Score Alert", "context_score", "lt",
+    )  # fmt: skip
+    assert low.threshold["value"] == 60 and low.task_config == {"alertOnly": True}
+
+
+# -- run --wait with a real worker ----------------------------------------------------------
+
+
+@pytest.fixture
+async def working_server(db_url, db, tmp_path):
+    github = GitHubStandIn(app_id=99)
+    github.add_installation(INSTALLATION, "Codertocat")
+    github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
+    git_url = bare_repository(tmp_path, REPO, files={"README.md": "# Hello-World\n"})
+    async with github.serve() as github_url:
+        await add_repository(db)
+        settings = make_settings(db_url, tmp_path, admin_token=ADMIN, github_api_url=github_url,
+                                 git_url=git_url, app_id=99, private_key=github.private_key_pem)  # fmt: skip
+        app = create_app(settings, db=db, workers=1)
+        async with live_server(app) as base:
+            headers = {"Authorization": f"Bearer {ADMIN}"}
+            async with httpx.AsyncClient(base_url=base, headers=headers) as http:
+                yield Server(base, db, http)
+
+
+async def shell_job(server: Server, command: str) -> int:
+    job = await server.api("POST", f"/api/repos/{REPO_ID}/schedules", {
+        "name": f"Shell: {command}", "runner": "shell", "shell_command": command,
+        "target_type": "custom", "report": "none",
+    })  # fmt: skip
+    return int(job["id"])
+
+
+async def test_run_wait_follows_a_real_run_to_completion(working_server) -> None:
+    job_id = await shell_job(working_server, "echo hi")
+    result = await working_server.cli("schedule", "run", str(job_id), "--wait", "--poll", "0.05")
+    assert result.exit_code == 0, result.output
+    async with working_server.db.read() as conn:
+        [run] = (await conn.execute(select(Run))).all()
+    assert (run.status, run.items_processed) == ("completed", 1)
+    assert result.stdout.splitlines()[-1] == (
+        f"execution {run.id}: completed · 1 of 1 items processed · 1 session"
+    )
+
+
+async def test_run_wait_fails_with_the_runs_error(working_server) -> None:
+    job_id = await shell_job(working_server, "exit 3")
+    result = await working_server.cli("schedule", "run", str(job_id), "--wait", "--poll", "0.05")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    async with working_server.db.read() as conn:
+        [run] = (await conn.execute(select(Run))).all()
+    assert run.status == "failed"
+    *progress, line = result.stderr.strip().splitlines()  # progress lines, then the error
+    assert line.startswith(f"ghapp schedule run: execution {run.id} failed: ")
+    assert line.endswith("exited with code 3")
+    assert progress[-1] == f"execution {run.id}: failed · 0 of 1 items processed · 1 session"
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def receiver():
+    """A webhook receiver that records what it is sent."""
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({"ok": True})
+
+    async with live_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base:
+        yield f"{base}/hook", received
+
+
+async def notifiers(db) -> list[Any]:
+    async with db.read() as conn:
+        return list((await conn.execute(select(Notifier).order_by(Notifier.id))).all())
+
+
+async def test_webhooks_add_list_test_disable_delete(server, receiver) -> None:
+    url, received = receiver
+    added = await server.cli("schedule", "webhooks", "add", "--type", "generic", "--url", url,
+                             "--name", "ops", "--events", "task_failed,task_completed")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    [row] = await notifiers(server.db)
+    assert (row.name, row.type, row.enabled) == ("ops", "generic", True)
+    assert row.event_types == ["task_failed", "task_completed"]
+    assert url not in row.url_encrypted  # encrypted at rest
+
+    [listed] = table_rows((await server.cli("schedule", "webhooks", "list")).stdout)
+    assert listed[:3] == [str(row.id), "ops", "generic"] and url not in listed[3]
+    assert listed[4:7] == ["task_failed, task_completed", "yes", "0"]
+    hooks = json.loads((await server.cli("schedule", "webhooks", "list", "--json")).stdout)
+    assert [h["name"] for h in hooks["webhooks"]] == ["ops"]
+    assert hooks["webhooks"][0]["webhookUrl"] != url  # masked by the server
+
+    tested = await server.cli("schedule", "webhooks", "test", str(row.id))
+    assert tested.exit_code == 0, tested.output
+    assert tested.stdout.startswith("delivered: 200") and len(received) == 1
+
+    assert (await server.cli("schedule", "webhooks", "disable", str(row.id))).exit_code == 0
+    assert (await notifiers(server.db))[0].enabled is False
+    assert (await server.cli("schedule", "webhooks", "enable", str(row.id))).exit_code == 0
+    assert (await notifiers(server.db))[0].enabled is True
+    deleted = await server.cli("schedule", "webhooks", "delete", str(row.id), "--yes")
+    assert deleted.exit_code == 0, deleted.output
+    assert await notifiers(server.db) == []
+    gone = one_line_error(await server.cli("schedule", "webhooks", "test", str(row.id)))
+    assert gone == "ghapp schedule webhooks test: no such notifier"
+
+
+async def test_webhooks_add_asks_and_test_reports_failure(server) -> None:
+    nowhere = f"{server.base}/healthz"  # answers POST with 405
+    answers = f"slack\n{nowhere}\nalerts\ntask_failed\n"
+    added = await server.cli("schedule", "webhooks", "add", input=answers)
+    assert added.exit_code == 0, added.output
+    [row] = await notifiers(server.db)
+    assert (row.name, row.type, row.event_types) == ("alerts", "slack", ["task_failed"])
+    line = one_line_error(await server.cli("schedule", "webhooks", "test", str(row.id)))
+    assert line.startswith("ghapp schedule webhooks test: not delivered") and "405" in line
+
+    unknown = await server.cli("schedule", "webhooks", "add", "--type", "slack", "--url", nowhere,
+                               "--name", "x", "--events", "task_exploded")  # fmt: skip
+    assert "unknown event 'task_exploded'" in one_line_error(unknown, code=2)
+    bad = await server.cli("schedule", "webhooks", "add", "--type", "slack", "--url", "ftp://x",
+                           "--name", "x", "--events", "")  # fmt: skip
+    assert one_line_error(bad).endswith(
+        "webhookUrl: must be an http:// or https:// URL with a host"
+    )
+    assert len(await notifiers(server.db)) == 1
