@@ -18,7 +18,6 @@ from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
 from ghapp.jobs.service import JobService
-from ghapp.notify.crypto import SecretBox
 from ghapp.notify.service import NotifierService
 from ghapp.scheduler.loop import Scheduler
 from ghapp.scheduler.thresholds import ThresholdChecker
@@ -27,7 +26,7 @@ from ghapp.signals import Signals
 from ghapp.triggers.index import JobIndex
 from ghapp.webhooks.ingress import github_webhook
 from ghapp.webhooks.store import DeliveryStore
-from ghapp.worker.service import build_worker
+from ghapp.worker.service import build_worker, notifier_service
 
 log = logging.getLogger("ghapp")
 
@@ -52,7 +51,6 @@ class AppState:
         index = JobIndex(db)
         signals.jobs_changed.append(index.invalidate)
         thresholds = ThresholdChecker(db, clock, signals, providers={})
-        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
         return cls(
             settings=settings,
             db=db,
@@ -62,7 +60,7 @@ class AppState:
             index=index,
             store=DeliveryStore(db, index, signals),
             scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
-            notifiers=NotifierService(db, clock, SecretBox(secret_key), settings.public_url),
+            notifiers=notifier_service(settings, db, clock),
         )
 
 
@@ -118,7 +116,7 @@ def create_app(
         worker = None
         if workers:
             worker = build_worker(settings, state.db, state.clock, state.signals, workers)
-            worker.pool.start()
+            worker.start()
         try:
             yield
         finally:

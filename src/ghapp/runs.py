@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghapp.db.core import insert_ignoring_conflicts
 from ghapp.db.models import Job, JobStatus, Run, RunStatus, TriggerType
+from ghapp.notify.outbox import queue_run_end
 
 FINAL = frozenset(
     {RunStatus.completed, RunStatus.failed, RunStatus.skipped, RunStatus.cancelled,
@@ -24,9 +25,13 @@ async def finish_run(
     now: datetime,
     *,
     error: str | None = None,
+    public_url: str = "",
     **counters: Any,
 ) -> list[int]:
-    """Record the end of a run; queue the jobs that run after it. Returns their run ids."""
+    """Record the end of a run; queue its notifications and the jobs that run after it.
+
+    Returns the ids of the dependent runs queued.
+    """
     if status not in FINAL:
         raise ValueError(f"{status} is not a final status")
     run = (await conn.execute(select(Run).where(Run.id == run_id))).one()
@@ -49,6 +54,7 @@ async def finish_run(
         .where(Job.id == run.job_id)
         .values(last_run_at=started, last_run_status=status.value)
     )
+    await queue_run_end(conn, run_id, now, public_url)
     return await queue_dependents(conn, run, status, now)
 
 

@@ -76,7 +76,7 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     scheduler = asyncio.create_task(state.scheduler.run(), name="scheduler")
-    worker.pool.start()
+    worker.start()
     try:
         await stop.wait()
     finally:

@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     daily_budget_usd: float = Field(
         0.0, ge=0, description="Most agent cost per UTC day in USD (0: no limit)."
     )
+    notify_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="How long a notifier may take to answer one attempt."
+    )
+    notify_max_attempts: int = Field(
+        5, ge=1, le=20, description="Attempts per notification (network errors, 5xx, 429)."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail notifiers.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (587), tls (implicit, 465) or none."
+    )
+    smtp_username: str | None = Field(None, description="SMTP user name, if it needs one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("ghapp@localhost", description="The From address of e-mails.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 class Signals:
     scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
     work_available: asyncio.Event = field(default_factory=asyncio.Event)
+    notifications_queued: asyncio.Event = field(default_factory=asyncio.Event)
     jobs_changed: list[Callable[[], None]] = field(default_factory=list)
 
     def job_changed(self) -> None:

@@ -17,6 +17,8 @@ from ghapp.api.schemas import (
     TestResult,
 )
 from ghapp.db.models import Notifier
+from ghapp.notify.email import SmtpSettings
+from ghapp.notify.sender import Sender
 
 api = Api(
     field_names=lambda name: camel_field(name, {"url": "webhook_url", "type": "webhook_type"})
@@ -28,8 +30,9 @@ RENAMED = {"webhook_type": "type", "webhook_url": "url"}
 
 def _spec_changes(body: dict[str, Any]) -> dict[str, Any]:
     out = {RENAMED.get(name, name): value for name, value in body.items() if name != "secret"}
-    if out.get("event_types") is None:
-        out.pop("event_types", None)
+    for name in ("event_types", "recipients"):
+        if out.get(name) is None:
+            out.pop(name, None)
     return out
 
 
@@ -157,8 +160,11 @@ async def delete_webhook(call: Call) -> None:
 )
 async def test_webhook(call: Call) -> Any:
     row = await _load(call)
+    settings = call.state.settings
     async with httpx.AsyncClient() as client:
-        attempt = await call.state.notifiers.test(row.id, call.actor, client)
+        sender = Sender(client, SmtpSettings.from_settings(settings),
+                        settings.notify_timeout_seconds)  # fmt: skip
+        attempt = await call.state.notifiers.test(row.id, call.actor, sender)
     return TestResult(
         ok=attempt.ok,
         status_code=attempt.status_code,

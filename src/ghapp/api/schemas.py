@@ -320,14 +320,17 @@ class AuditQuery(Query):
 
 # -- notifiers (seed 2's webhooks) ---------------------------------------------------------
 
-NotifierKind = Literal["slack", "discord", "n8n", "generic"]
+NotifierKind = Literal["slack", "discord", "n8n", "generic", "email"]
 
 
 class NotifierIn(Camel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     webhook_type: NotifierKind
-    webhook_url: str = Field(min_length=1, max_length=2048, description="http(s) only")
+    webhook_url: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="http(s) only; not for email"
+    )
+    recipients: list[str] | None = Field(default=None, description="email only")
     config: dict[str, Any] = Field(default_factory=dict)
     event_types: list[str] | None = None
     repo_ids: list[int] = Field(default_factory=list)
@@ -344,6 +347,7 @@ class NotifierUpdate(Camel):
     description: str | None = Field(default=None, max_length=2000)
     webhook_type: NotifierKind | None = None
     webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    recipients: list[str] | None = None
     config: dict[str, Any] | None = None
     event_types: list[str] | None = None
     repo_ids: list[int] | None = None
@@ -357,6 +361,7 @@ class NotifierOut(Camel):
     description: str | None
     webhook_type: str
     webhook_url: str = Field(description="masked")
+    recipients: list[str] = Field(description="email: the addresses, masked")
     config: dict[str, Any]
     event_types: list[str]
     repo_ids: list[int]

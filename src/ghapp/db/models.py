@@ -352,6 +352,8 @@ class Notification(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)  # pending | sent | failed
     http_status: int | None = None
     attempts: int = 0
+    # One entry per attempt: {"at", "status_code", "error", "duration_ms"}.
+    attempt_log: list[dict[str, Any]] = _json(list)
     error: str | None = Field(default=None, sa_column=Column(Text))
     next_attempt_at: datetime = _created()
     created_at: datetime = _created()

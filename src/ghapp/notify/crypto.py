@@ -45,3 +45,9 @@ def mask_url(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}/{MASK}"
+
+
+def mask_address(address: str) -> str:
+    """``a***@example.com``: whose inbox, roughly, without the address to harvest."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"

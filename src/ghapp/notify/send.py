@@ -25,14 +25,8 @@ class Attempt:
     response: str | None
     error: str | None
     duration_ms: int
+    retryable: bool = False  # worth another try (network error, 5xx, 429, SMTP 4xx)
     retry_after: float | None = None
-
-    @property
-    def retryable(self) -> bool:
-        """Network errors, 5xx and 429 are worth another try; other 4xx are not."""
-        return not self.ok and (
-            self.status_code is None or self.status_code >= 500 or self.status_code == 429
-        )
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -64,16 +58,21 @@ async def deliver(
     try:
         answer = await client.post(url, content=body, headers=headers, timeout=timeout_s)
     except httpx.TimeoutException:
-        return Attempt(False, None, None, f"no answer within {timeout_s:g} s", _ms(started))
+        error = f"no answer within {timeout_s:g} s"
+        return Attempt(False, None, None, error, _ms(started), retryable=True)
     except httpx.HTTPError as exc:
-        return Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started))
-    ok = 200 <= answer.status_code < 300
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        return Attempt(False, None, None, error, _ms(started), retryable=True)
+    code = answer.status_code
+    ok = 200 <= code < 300
     return Attempt(
         ok=ok,
-        status_code=answer.status_code,
+        status_code=code,
         response=answer.text[:500],
-        error=None if ok else f"HTTP {answer.status_code}",
+        error=None if ok else f"HTTP {code}",
         duration_ms=_ms(started),
+        # Network errors, 5xx and 429 are worth another try; other 4xx are not.
+        retryable=not ok and (code >= 500 or code == 429),
         retry_after=_retry_after(answer),
     )
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.models import AuditEntry, Notification, Notifier
-from ghapp.notify.crypto import SecretBox, mask_url
+from ghapp.notify.crypto import SecretBox, mask_address, mask_url
 from ghapp.notify.formats import event_payload
-from ghapp.notify.send import Attempt, deliver
+from ghapp.notify.send import Attempt
+from ghapp.notify.sender import Sender
 from ghapp.notify.spec import NotifierSpec
 
 SECRET_FIELD = "_secret"  # noqa: S105 — in config: the generic signing secret, encrypted
@@ -53,9 +53,9 @@ class NotifierService:
         spec = NotifierSpec.model_validate(dict(data))
         now = self.clock.now()
         row = Notifier(
-            **spec.model_dump(exclude={"url", "type"}),
+            **spec.model_dump(exclude={"url", "type", "recipients"}),
             type=spec.type,
-            url_encrypted=self.box.encrypt(spec.url),
+            url_encrypted=self.box.encrypt(spec.target),
             created_at=now,
             updated_at=now,
         )
@@ -76,12 +76,15 @@ class NotifierService:
             if row is None:
                 raise NotifierNotFound(notifier_id)
             before = self.view(row)
-            current = {**self._spec_fields(row), "url": self.box.decrypt(row.url_encrypted)}
+            current = {**self._spec_fields(row), **self.target_of(row)}
+            if "type" in changes and changes["type"] != row.type:  # a new kind of target
+                current.pop("url", None)
+                current.pop("recipients", None)
             spec = NotifierSpec.model_validate({**current, **changes})
             kept_secret = row.config.get(SECRET_FIELD)
-            for name, value in spec.model_dump(exclude={"url"}).items():
+            for name, value in spec.model_dump(exclude={"url", "recipients"}).items():
                 setattr(row, name, value)
-            row.url_encrypted = self.box.encrypt(spec.url)
+            row.url_encrypted = self.box.encrypt(spec.target)
             if secret is not None:
                 kept_secret = self.box.encrypt(secret) if secret else None
             if kept_secret:
@@ -101,7 +104,7 @@ class NotifierService:
             session.add(self._audit(actor, "notifier.delete", row, self.view(row), None, now))
             await session.delete(row)
 
-    async def test(self, notifier_id: int, actor: str, client: httpx.AsyncClient) -> Attempt:
+    async def test(self, notifier_id: int, actor: str, sender: Sender) -> Attempt:
         """Send a test message now and record the attempt; report what the receiver said."""
         row = await self.get(notifier_id)
         now = self.clock.now()
@@ -112,9 +115,7 @@ class NotifierService:
             task={"id": "test", "name": f"Test of {row.name}", "taskType": "test"},
             url=f"{self.public_url}/" if self.public_url else None,
         )
-        attempt = await deliver(
-            client, row.type, self.box.decrypt(row.url_encrypted), payload, self.secret_of(row)
-        )
+        attempt = await sender.send(row.type, self.target_of(row), payload, self.secret_of(row))
         async with self.db.session() as session:
             session.add(
                 Notification(
@@ -145,21 +146,32 @@ class NotifierService:
             )
         return attempt
 
+    def target_of(self, row: Notifier) -> dict[str, Any]:
+        """``{"url": …}`` or ``{"recipients": […]}``, decrypted: for sending, never for showing."""
+        target = self.box.decrypt(row.url_encrypted)
+        if target.startswith("mailto:"):
+            return {"recipients": [a for a in target.removeprefix("mailto:").split(",") if a]}
+        return {"url": target}
+
     def secret_of(self, row: Notifier) -> str | None:
         token = row.config.get(SECRET_FIELD)
         return self.box.decrypt(token) if token else None
 
     def view(self, row: Notifier) -> dict[str, Any]:
         """The notifier as anyone may see it: URL masked, secrets left out."""
+        target = self.box.decrypt(row.url_encrypted)
+        recipients = self.target_of(row).get("recipients", [])
         return {
             **self._spec_fields(row),
-            "url": mask_url(self.box.decrypt(row.url_encrypted)),
+            "url": mask_url(target),
+            "recipients": [mask_address(address) for address in recipients],
             "has_secret": SECRET_FIELD in row.config,
         }
 
     @staticmethod
     def _spec_fields(row: Notifier) -> dict[str, Any]:
-        fields = {name: getattr(row, name) for name in NotifierSpec.model_fields if name != "url"}
+        names = [name for name in NotifierSpec.model_fields if name not in ("url", "recipients")]
+        fields = {name: getattr(row, name) for name in names}
         fields["config"] = {k: v for k, v in row.config.items() if not k.startswith("_")}
         return fields
 

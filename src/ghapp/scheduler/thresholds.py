@@ -23,6 +23,7 @@ from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import insert_ignoring_conflicts
 from ghapp.db.models import Job, Run, RunStatus, ThresholdCheck, TriggerType
+from ghapp.notify.outbox import queue_event
 from ghapp.signals import Signals
 
 log = logging.getLogger("ghapp.scheduler")
@@ -107,6 +108,8 @@ class ThresholdChecker:
             last_fired = await _last_fired(conn, job.id, check.scheduled_for)
             fire = met and should_fire(previous, last_fired, threshold, now)
             run_id = await _queue_threshold_run(conn, job, check, value, now) if fire else None
+            if fire:
+                await _queue_alert(conn, job, value, now)
             await conn.execute(
                 update(ThresholdCheck)
                 .where(ThresholdCheck.id == check.id)
@@ -119,6 +122,8 @@ class ThresholdChecker:
                     checked_at=now,
                 )
             )
+        if fire:
+            self.signals.notifications_queued.set()
         log.info(
             "threshold checked",
             extra={"job_id": job.id, "value": value, "condition_met": met, "fired": fire},
@@ -163,6 +168,14 @@ async def _latest_check(conn: AsyncConnection, job_id: int, before: datetime, wh
         .limit(1)
     )
     return (await conn.execute(query)).one_or_none()
+
+
+async def _queue_alert(conn: AsyncConnection, job: Any, value: float, now: datetime) -> None:
+    threshold = job.threshold
+    message = f"{threshold['metric']} is {value:g} ({threshold['operator']} {threshold['value']:g})"
+    extra = {"threshold": {"metric": threshold["metric"], "operator": threshold["operator"],
+                           "value": threshold["value"], "measured": value}}  # fmt: skip
+    await queue_event(conn, "threshold_triggered", job, now, message=message, extra=extra)
 
 
 async def _queue_threshold_run(

@@ -30,6 +30,7 @@ from sqlalchemy import select, text
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.models import Job, Run, RunStatus
+from ghapp.notify.outbox import queue_event
 from ghapp.runs import finish_run
 from ghapp.signals import Signals
 from ghapp.worker.claim import Claimed, RunQueue, bind_params
@@ -71,6 +72,7 @@ class PoolSettings:
     poll: timedelta = timedelta(seconds=5)  # fallback when no wake-up arrives
     backoff_base: timedelta = timedelta(seconds=10)
     backoff_max: timedelta = timedelta(minutes=30)
+    public_url: str = ""  # for links in notifications
 
 
 class WorkerPool:
@@ -145,6 +147,8 @@ class WorkerPool:
         context = await self._context(claimed)
         if context is None:  # the job was deleted under us
             return
+        if context.job.notifier_ids:
+            await self._notify_start(context)
         execution = asyncio.create_task(self.executor.execute(context))
         self._executing[claimed.run_id] = execution
         beating = asyncio.create_task(self._heartbeat(claimed.run_id, context, execution))
@@ -158,6 +162,15 @@ class WorkerPool:
             beating.cancel()
             self._executing.pop(claimed.run_id, None)
         await self._record(claimed, context, result)
+
+    async def _notify_start(self, context: RunContext) -> None:
+        async with self.db.write() as conn:
+            queued = await queue_event(
+                conn, "task_started", context.job, self.clock.now(),
+                run=context.run, public_url=self.settings.public_url,
+            )  # fmt: skip
+        if queued:
+            self.signals.notifications_queued.set()
 
     async def _context(self, claimed: Claimed) -> RunContext | None:
         async with self.db.read() as conn:
@@ -208,9 +221,11 @@ class WorkerPool:
             return
         async with self.db.write() as conn:
             dependents = await finish_run(
-                conn, claimed.run_id, result.status, now, error=result.error, **result.counters
-            )
+                conn, claimed.run_id, result.status, now, error=result.error,
+                public_url=self.settings.public_url, **result.counters,
+            )  # fmt: skip
         self.finished.append((claimed.run_id, result.status.value))
+        self.signals.notifications_queued.set()
         if dependents:
             self.signals.runs_queued()
 

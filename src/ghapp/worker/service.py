@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+
+import httpx
 
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.github.app import GitHubApp
+from ghapp.notify.crypto import SecretBox
+from ghapp.notify.dispatch import Dispatcher
+from ghapp.notify.email import SmtpSettings
+from ghapp.notify.sender import Sender
+from ghapp.notify.service import NotifierService
 from ghapp.settings import Settings
 from ghapp.signals import Signals
 from ghapp.worker.claim import Limits, RunQueue
@@ -21,10 +29,21 @@ from ghapp.worker.pool import PoolSettings, WorkerPool
 class Worker:
     pool: WorkerPool
     github: GitHubApp
+    dispatcher: Dispatcher
+    http: httpx.AsyncClient
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.pool.start()
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="notifications"))
 
     async def close(self) -> None:
         await self.pool.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.github.aclose()
+        await self.http.aclose()
 
 
 def build_worker(
@@ -39,7 +58,25 @@ def build_worker(
         running=settings.max_running,
     )
     pool_settings = PoolSettings(
-        concurrency=concurrency, heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds)
+        concurrency=concurrency,
+        heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds),
+        public_url=settings.public_url,
     )
     pool = WorkerPool(db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings)
-    return Worker(pool, github)
+    http, dispatcher = build_dispatcher(settings, db, clock, signals)
+    return Worker(pool, github, dispatcher, http)
+
+
+def build_dispatcher(
+    settings: Settings, db: Database, clock: Clock, signals: Signals
+) -> tuple[httpx.AsyncClient, Dispatcher]:
+    http = httpx.AsyncClient(follow_redirects=False)
+    sender = Sender(http, SmtpSettings.from_settings(settings), settings.notify_timeout_seconds)
+    dispatcher = Dispatcher(db, clock, signals, notifier_service(settings, db, clock), sender,
+                            max_attempts=settings.notify_max_attempts)  # fmt: skip
+    return http, dispatcher
+
+
+def notifier_service(settings: Settings, db: Database, clock: Clock) -> NotifierService:
+    key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    return NotifierService(db, clock, SecretBox(key), settings.public_url)

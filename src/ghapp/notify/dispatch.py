@@ -1,0 +1,199 @@
+"""Delivering queued notifications, off every run's path, surviving restarts.
+
+Each replica running workers runs one :class:`Dispatcher`. It claims due rows (``pending``,
+or ``sending`` whose claim lapsed because a process died mid-send) by moving them to
+``sending`` with a claim deadline — an UPDATE guarded by the status it read, so two
+replicas never send the same row. Each attempt is appended to the row's ``attempt_log``.
+Network errors, 5xx and 429 (honouring ``Retry-After``) are retried with exponential
+backoff up to ``GHAPP_NOTIFY_MAX_ATTEMPTS``; other 4xx fail at once. Ten failed attempts
+in a row disable the notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from ghapp.clock import Clock
+from ghapp.db import Database
+from ghapp.db.models import AuditEntry, Notification, Notifier
+from ghapp.notify.send import Attempt
+from ghapp.notify.sender import Sender
+from ghapp.notify.service import NotifierService
+from ghapp.signals import Signals
+
+log = logging.getLogger("ghapp.notify")
+
+DISABLE_AFTER = 10  # consecutive failed attempts
+CLAIM_FOR = timedelta(minutes=2)  # a send never takes longer than the timeout; this is slack
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(minutes=10)
+BATCH = 20
+POLL = timedelta(seconds=30)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        signals: Signals,
+        notifiers: NotifierService,
+        sender: Sender,
+        *,
+        max_attempts: int = 5,
+        jitter: Callable[[float], float] = lambda cap: random.uniform(cap / 2, cap),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.signals = signals
+        self.notifiers = notifiers
+        self.sender = sender
+        self.max_attempts = max_attempts
+        self.jitter = jitter
+
+    async def run(self) -> None:
+        """Deliver what is due, then sleep until the next is due or a new one is queued."""
+        while True:
+            self.signals.notifications_queued.clear()
+            try:
+                await self.deliver_due()
+                wake = await self.next_due()
+            except Exception:  # one bad round must not stop delivery for good
+                log.exception("notification round failed")
+                wake = None
+            cap = self.clock.now() + POLL
+            await self.clock.sleep_until(min(wake, cap) if wake else cap,
+                                         self.signals.notifications_queued)  # fmt: skip
+
+    async def deliver_due(self) -> int:
+        """Claim and send every due notification; return how many were attempted."""
+        total = 0
+        while True:
+            claimed = await self._claim(self.clock.now())
+            if not claimed:
+                return total
+            await asyncio.gather(*(self._attempt(row) for row in claimed))
+            total += len(claimed)
+
+    async def next_due(self) -> datetime | None:
+        async with self.db.read() as conn:
+            return await conn.scalar(
+                select(Notification.next_attempt_at)
+                .where(Notification.status.in_(("pending", "sending")))
+                .order_by(Notification.next_attempt_at)
+                .limit(1)
+            )
+
+    async def _claim(self, now: datetime) -> list[Any]:
+        async with self.db.write() as conn:
+            due = (
+                await conn.execute(
+                    select(Notification.id, Notification.status)
+                    .where(Notification.status.in_(("pending", "sending")),
+                           Notification.next_attempt_at <= now)
+                    .order_by(Notification.next_attempt_at, Notification.id)
+                    .limit(BATCH)
+                )
+            ).all()  # fmt: skip
+            claimed = []
+            for notification_id, status in due:
+                result = await conn.execute(
+                    update(Notification)
+                    .where(Notification.id == notification_id, Notification.status == status,
+                           Notification.next_attempt_at <= now)
+                    .values(status="sending", next_attempt_at=now + CLAIM_FOR,
+                            attempts=Notification.attempts + 1)
+                )  # fmt: skip
+                if result.rowcount == 1:
+                    claimed.append(notification_id)
+            if not claimed:
+                return []
+            return list(
+                (await conn.execute(select(Notification).where(Notification.id.in_(claimed)))).all()
+            )
+
+    async def _attempt(self, row: Any) -> None:
+        notifier = await self._notifier(row.notifier_id)
+        if notifier is None or not notifier.enabled:
+            await self._give_up(row, "the notifier is disabled or deleted")
+            return
+        try:
+            attempt = await self.sender.send(
+                notifier.type, self.notifiers.target_of(notifier), row.payload,
+                self.notifiers.secret_of(notifier),
+            )  # fmt: skip
+        except Exception as exc:  # a bug or a bad key: recorded, not raised
+            log.exception("notification send failed", extra={"notification_id": row.id})
+            attempt = Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], 0)
+        await self._record(row, notifier, attempt)
+
+    async def _notifier(self, notifier_id: int) -> Any:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(Notifier).where(Notifier.id == notifier_id))).first()
+
+    async def _record(self, row: Any, notifier: Any, attempt: Attempt) -> None:
+        now = self.clock.now()
+        entry = {"at": now.isoformat(), "status_code": attempt.status_code,
+                 "error": attempt.error, "duration_ms": attempt.duration_ms}  # fmt: skip
+        values: dict[str, Any] = {"http_status": attempt.status_code, "error": attempt.error,
+                                  "attempt_log": [*row.attempt_log, entry]}  # fmt: skip
+        if attempt.ok:
+            values.update(status="sent", sent_at=now)
+        elif attempt.retryable and row.attempts < self.max_attempts:
+            delay = self._delay(row.attempts, attempt)
+            values.update(status="pending", next_attempt_at=now + delay)
+        else:
+            values["status"] = "failed"
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(Notification).where(Notification.id == row.id).values(**values)
+            )
+            await self._count(conn, notifier, attempt.ok, now)
+        log.info("notification attempt", extra={
+            "notification_id": row.id, "notifier_id": notifier.id, "event": row.event,
+            "ok": attempt.ok, "status_code": attempt.status_code, "attempt": row.attempts,
+            "outcome": values["status"]})  # fmt: skip
+
+    async def _count(self, conn: Any, notifier: Any, ok: bool, now: datetime) -> None:
+        """Success resets the failure count; the tenth failure in a row disables."""
+        if ok:
+            await conn.execute(update(Notifier).where(Notifier.id == notifier.id)
+                               .values(failure_count=0, last_used_at=now))  # fmt: skip
+            return
+        failures = int(await conn.scalar(
+            update(Notifier).where(Notifier.id == notifier.id)
+            .values(failure_count=Notifier.failure_count + 1, last_used_at=now)
+            .returning(Notifier.failure_count)
+        ) or 0)  # fmt: skip
+        if failures >= DISABLE_AFTER and notifier.enabled:
+            await conn.execute(update(Notifier).where(Notifier.id == notifier.id)
+                               .values(enabled=False, updated_at=now))  # fmt: skip
+            await conn.execute(
+                AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
+                    actor="ghapp", action="notifier.disable", object_type="notifier",
+                    object_id=str(notifier.id), before={"enabled": True},
+                    after={"enabled": False, "reason": f"{failures} failed attempts in a row"},
+                    created_at=now,
+                )
+            )  # fmt: skip
+            log.warning("notifier disabled", extra={"notifier_id": notifier.id,
+                                                    "failures": failures})  # fmt: skip
+
+    async def _give_up(self, row: Any, reason: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(update(Notification).where(Notification.id == row.id)
+                               .values(status="failed", error=reason))  # fmt: skip
+
+    def _delay(self, attempts: int, attempt: Attempt) -> timedelta:
+        if attempt.retry_after is not None:
+            return timedelta(seconds=min(attempt.retry_after, BACKOFF_MAX.total_seconds()))
+        cap = min(BACKOFF_MAX.total_seconds(),
+                  BACKOFF_BASE.total_seconds() * 2 ** (attempts - 1))  # fmt: skip
+        return timedelta(seconds=self.jitter(cap))

@@ -1,0 +1,145 @@
+"""Queueing notifications: rows written in the same transaction as the event they tell of.
+
+A run that ends, starts, or crosses a threshold adds one ``notifications`` row per notifier
+that wants the event — in the transaction that records the event, so a crash can lose
+neither. The dispatcher (``dispatch.py``) delivers them off the run's path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ghapp.db.models import Job, Notification, Notifier, Run, RunStatus
+from ghapp.notify.formats import event_payload
+
+FAILED = frozenset({RunStatus.failed.value, RunStatus.timed_out.value})
+HEALTH_ALERT_AFTER = 3  # consecutive failed runs of a job
+
+
+def event_of_end(status: str) -> str | None:
+    if status == RunStatus.completed.value:
+        return "task_completed"
+    if status in FAILED:
+        return "task_failed"
+    return None  # skipped and cancelled runs tell nobody
+
+
+def wanted(job: Any, event: str) -> bool:
+    """The job's own switches: seed 2's notifyOnSuccess / notifyOnFailure."""
+    if event == "task_completed":
+        return bool(job.notify_on_success)
+    if event == "task_failed":
+        return bool(job.notify_on_failure)
+    return True
+
+
+async def queue_event(
+    conn: AsyncConnection,
+    event: str,
+    job: Any,
+    now: datetime,
+    *,
+    run: Any = None,
+    message: str = "",
+    public_url: str = "",
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Queue ``event`` for every enabled notifier of ``job`` subscribed to it."""
+    if not job.notifier_ids or not wanted(job, event):
+        return 0
+    rows = await conn.execute(
+        select(Notifier.id, Notifier.event_types).where(
+            Notifier.id.in_(list(job.notifier_ids)), Notifier.enabled.is_(True)
+        )
+    )
+    targets = [notifier_id for notifier_id, events in rows if event in (events or [])]
+    if not targets:
+        return 0
+    payload = run_payload(event, job, run, now, message, public_url, extra)
+    await conn.execute(
+        Notification.__table__.insert(),  # type: ignore[attr-defined]
+        [
+            {"notifier_id": notifier_id, "run_id": run.id if run is not None else None,
+             "event": event, "payload": payload, "status": "pending", "attempts": 0,
+             "attempt_log": [], "next_attempt_at": now, "created_at": now}
+            for notifier_id in targets
+        ],
+    )  # fmt: skip
+    return len(targets)
+
+
+def run_payload(
+    event: str,
+    job: Any,
+    run: Any,
+    now: datetime,
+    message: str,
+    public_url: str,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Seed 2's WebhookPayload for a job (and its run, when there is one)."""
+    task = {"id": str(job.id), "name": job.name, "taskType": job.task_type}
+    execution = metrics = None
+    url = None
+    if run is not None:
+        execution = {"id": str(run.id), "status": run.status, "durationMs": run.duration_ms,
+                     "triggerType": run.trigger_type}  # fmt: skip
+        metrics = {
+            "projectsProcessed": run.items_processed,
+            "issuesFound": run.items_found,
+            "tokensSaved": 0,
+            "itemsFound": run.items_found,
+            "itemsProcessed": run.items_processed,
+            "itemsFailed": run.items_failed,
+            "costUsd": round(float(run.cost_usd or 0), 4),
+        }
+        if public_url:
+            url = f"{public_url.rstrip('/')}/runs/{run.id}"
+    payload = event_payload(event, now, task=task, execution=execution, metrics=metrics,
+                            message=message, url=url)  # fmt: skip
+    if extra:
+        payload.update(extra)
+    return payload
+
+
+async def queue_run_end(
+    conn: AsyncConnection, run_id: int, now: datetime, public_url: str = ""
+) -> int:
+    """After ``finish_run``: task_completed / task_failed, and a health alert on a streak."""
+    run = (await conn.execute(select(Run).where(Run.id == run_id))).one()
+    job = (await conn.execute(select(Job).where(Job.id == run.job_id))).one_or_none()
+    event = event_of_end(run.status)
+    if job is None or event is None:
+        return 0
+    message = run.error or f"{run.items_processed} of {run.items_found} items processed"
+    queued = await queue_event(conn, event, job, now, run=run, message=message,
+                               public_url=public_url)  # fmt: skip
+    if event == "task_failed" and await _failing_streak(conn, job.id) == HEALTH_ALERT_AFTER:
+        queued += await queue_event(
+            conn, "health_alert", job, now, run=run, public_url=public_url,
+            message=f"{job.name} failed {HEALTH_ALERT_AFTER} times in a row: {run.error or ''}",
+        )  # fmt: skip
+    return queued
+
+
+async def _failing_streak(conn: AsyncConnection, job_id: int) -> int:
+    """How many of the job's latest finished runs failed in a row."""
+    statuses = (
+        await conn.execute(
+            select(Run.status)
+            .where(Run.job_id == job_id, Run.completed_at.is_not(None),
+                   Run.status.in_([*FAILED, RunStatus.completed.value]))
+            .order_by(Run.completed_at.desc(), Run.id.desc())
+            .limit(HEALTH_ALERT_AFTER + 1)
+        )
+    ).scalars()  # fmt: skip
+    streak = 0
+    for status in statuses:
+        if status not in FAILED:
+            break
+        streak += 1
+    return streak
