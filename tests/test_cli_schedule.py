@@ -122,7 +122,7 @@ async def test_create_with_flags_then_list_in_words(server) -> None:
     listed = await server.cli("schedule", "list")
     assert listed.exit_code == 0, listed.output
     [row] = table_rows(listed.stdout)
-    assert row[:5] == [str(job.id), "Weekday analysis", str(REPO_ID), "active",
+    assert row[:5] == [str(job.id), "Weekday analysis", REPO, "active",
                        "At 09:00, Monday through Friday (Europe/Berlin)"]  # fmt: skip
     assert row[6] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00", row[5])
 
@@ -311,7 +311,7 @@ async def test_quick_setups(server) -> None:
     assert asked.exit_code == 0, asked.output  # no task yet: the repository is asked for
     assert "Repository" in asked.stdout
     alone = await server.cli("schedule", "quick", "weekly-optimize")  # the only repository
-    assert alone.exit_code == 0 and f"using repository {REPO_ID}" in alone.stdout
+    assert alone.exit_code == 0 and f"using repository {REPO}" in alone.stdout
     alert = await server.cli("schedule", "quick", "threshold-alert", "--repo", REPO)
     assert alert.exit_code == 0, alert.output
     daily, weekly, low = await server.jobs()

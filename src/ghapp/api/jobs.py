@@ -33,6 +33,7 @@ from ghapp.api.views import (
     keyset_page,
     load_job,
     repo_exists,
+    repo_names,
     resolve_repo,
     run_fields,
     schedule_out,
@@ -232,7 +233,9 @@ async def list_tasks(call: Call) -> Any:
     if q.source:
         query = query.where(Job.source == q.source)
     async with call.state.db.read() as conn:
-        tasks = [task_out(row) for row in await conn.execute(query.order_by(Job.id))]
+        rows = list(await conn.execute(query.order_by(Job.id)))
+    names = await repo_names(call.state.db, rows)
+    tasks = [task_out(row, names) for row in rows]
     return TasksPage(tasks=tasks, total=len(tasks))
 
 
@@ -250,9 +253,9 @@ async def create_task(call: Call) -> Any:
     body = call.body.model_dump(exclude_unset=True)
     data = task_spec(body, current=None)
     if body.get("repo"):
-        data["repo_id"] = await resolve_repo(call.state.db, body["repo"])
+        data["repo_id"] = await resolve_repo(call.state.db, body["repo"], "body")
     await call.principal.check_repo(call.state.db, data.get("repo_id"))
-    return task_out(await call.state.jobs.create(data, actor=call.actor))
+    return await _task(call, await call.state.jobs.create(data, actor=call.actor))
 
 
 @tasks.route(
@@ -264,7 +267,7 @@ async def create_task(call: Call) -> Any:
     errors=(404,),
 )
 async def get_task(call: Call) -> Any:
-    return task_out(await load_job(call.state.db, call.principal, call.path["task_id"]))
+    return await _task(call, await load_job(call.state.db, call.principal, call.path["task_id"]))
 
 
 @tasks.route(
@@ -282,10 +285,10 @@ async def update_task(call: Call) -> Any:
     body = call.body.model_dump(exclude_unset=True)
     changes = task_spec(body, current=job)
     if body.get("repo"):
-        changes["repo_id"] = await resolve_repo(call.state.db, body["repo"])
+        changes["repo_id"] = await resolve_repo(call.state.db, body["repo"], "body")
     if "repo_id" in changes:
         await call.principal.check_repo(call.state.db, changes["repo_id"])
-    return task_out(await call.state.jobs.update(job.id, changes, actor=call.actor))
+    return await _task(call, await call.state.jobs.update(job.id, changes, actor=call.actor))
 
 
 @tasks.route(
@@ -317,6 +320,10 @@ async def run_task(call: Call) -> Any:
     trigger = TriggerType(call.body.trigger_type).value
     run_id = await call.state.jobs.run_now(job.id, actor=call.actor, trigger_type=trigger)
     return ExecutionStarted(execution_id=run_id)
+
+
+async def _task(call: Call, job: Job) -> Any:
+    return task_out(job, await repo_names(call.state.db, [job]))
 
 
 # -- seed 2's names → JobSpec ------------------------------------------------------------------

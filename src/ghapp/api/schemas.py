@@ -148,6 +148,7 @@ TaskOut = create_model(  # type: ignore[call-overload]
     threshold_value=(float | None, None),
     threshold_operator=(str | None, None),
     webhook_ids=(list[int], ...),
+    repo=(str | None, Field(default=None, description="owner/name of repoId")),
     **_spec_fields(),
     **BOOKKEEPING,
 )

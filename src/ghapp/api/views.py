@@ -66,7 +66,7 @@ async def scoped(query: Select[Any], repo_column: Any, who: Principal, db: Datab
     return query.where(repo_column.in_(sorted(await who.repo_ids(db))))
 
 
-async def resolve_repo(db: Database, repo: str) -> int:
+async def resolve_repo(db: Database, repo: str, where: str = "query") -> int:
     """A repository by id or ``owner/name`` (case-insensitive)."""
     async with db.read() as conn:
         if repo.isdigit():
@@ -76,7 +76,7 @@ async def resolve_repo(db: Database, repo: str) -> int:
                 select(Repository.id).where(func.lower(Repository.full_name) == repo.lower())
             )
     if found is None:
-        raise invalid("repo", f"unknown repository {repo!r}", "query")
+        raise invalid("repo", f"unknown repository {repo!r}", where)
     return int(found)
 
 
@@ -142,7 +142,18 @@ def schedule_type(job: Any) -> str:
     return "manual"
 
 
-def task_out(job: Any) -> Any:
+async def repo_names(db: Database, jobs: Iterable[Any]) -> dict[int, str]:
+    ids = sorted({job.repo_id for job in jobs if job.repo_id is not None})
+    if not ids:
+        return {}
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(Repository.id, Repository.full_name).where(Repository.id.in_(ids))
+        )
+        return {repo_id: name for repo_id, name in rows}
+
+
+def task_out(job: Any, names: dict[int, str] | None = None) -> Any:
     threshold = job.threshold or {}
     seed_names = {ours: theirs for theirs, ours in SEED2_METRICS.items()}
     metric = threshold.get("metric")
@@ -155,6 +166,7 @@ def task_out(job: Any) -> Any:
             "threshold_value": threshold.get("value"),
             "threshold_operator": threshold.get("operator"),
             "webhook_ids": list(job.notifier_ids),
+            "repo": (names or {}).get(job.repo_id),
         }
     )
 

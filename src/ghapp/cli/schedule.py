@@ -192,7 +192,7 @@ def describe_schedule(task: dict[str, Any]) -> str:
 
 def repo_label(task: dict[str, Any]) -> str:
     if task.get("repoId"):
-        return str(task["repoId"])
+        return str(task.get("repo") or task["repoId"])
     if task.get("installationId"):
         return f"installation {task['installationId']}"
     return NONE
@@ -528,7 +528,8 @@ def quick(
 
 def choose_repo(ctx: typer.Context, client: ApiClient) -> str:
     """The only repository that has tasks, or the one the user names."""
-    known = sorted({str(t["repoId"]) for t in client.get(TASKS)["tasks"] if t.get("repoId")})
+    tasks = client.get(TASKS)["tasks"]
+    known = sorted({str(t.get("repo") or t["repoId"]) for t in tasks if t.get("repoId")})
     if len(known) == 1:
         say(ONLY_REPO.format(repo=known[0]))
         return known[0]

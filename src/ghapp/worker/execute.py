@@ -175,7 +175,8 @@ class SessionExecutor:
                 processed += 1
             else:
                 failed += 1
-                errors.append(f"{item.kind} {item.number or ''}: {outcome.error}".strip())
+                where = f"{item.kind} #{item.number}" if item.number else item.kind
+                errors.append(f"{where}: {outcome.error}")
         counters = {**found, "items_processed": processed, "items_failed": failed,
                     "cost_usd": cost}  # fmt: skip
         if context.cancel.is_set():
