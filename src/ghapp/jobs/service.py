@@ -21,6 +21,7 @@ from ghapp.db.models import (
     AuditEntry,
     Job,
     JobStatus,
+    Notifier,
     Repository,
     Run,
     RunStatus,
@@ -240,6 +241,9 @@ class JobService:
                 )
         if spec.after_job_id is not None:
             await _check_chain(session, spec.after_job_id, job_id)
+        for notifier_id in spec.notifier_ids:
+            if await session.get(Notifier, notifier_id) is None:
+                raise JobError("notifier_ids", f"unknown notifier {notifier_id}")
 
 
 def spec_of(job: Job) -> dict[str, Any]:

@@ -88,6 +88,9 @@ async def send_email(smtp: SmtpSettings, recipients: list[str], payload: dict[st
         )
         return Attempt(False, exc.smtp_code, text[:500], f"SMTP {exc.smtp_code}",
                        _ms(started), retryable=400 <= exc.smtp_code < 500)  # fmt: skip
+    except (smtplib.SMTPNotSupportedError, smtplib.SMTPRecipientsRefused) as exc:
+        # The server cannot do what we ask (no AUTH, no such mailbox): trying again won't help.
+        return Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started))
     except (smtplib.SMTPException, OSError) as exc:
         return Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started),
                        retryable=True)  # fmt: skip

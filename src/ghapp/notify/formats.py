@@ -111,11 +111,18 @@ def discord(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def plain(payload: dict[str, Any]) -> dict[str, Any]:
-    """n8n and generic receivers get the event JSON itself."""
+    """Generic receivers get the event JSON itself."""
     return payload
 
 
-FORMATTERS = {"slack": slack, "discord": discord, "n8n": plain, "generic": plain}
+def n8n(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event JSON; the task also under seed 2's n8n name ``type``."""
+    if "task" not in payload:
+        return payload
+    return {**payload, "task": {**payload["task"], "type": payload["task"].get("taskType")}}
+
+
+FORMATTERS = {"slack": slack, "discord": discord, "n8n": n8n, "generic": plain}
 
 
 def format_for(notifier_type: str, payload: dict[str, Any]) -> dict[str, Any]:
