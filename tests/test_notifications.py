@@ -386,3 +386,62 @@ def db_file(url: str):
     from pathlib import Path
 
     return Path(url.split("///", 1)[1])
+
+
+# -- wiring: a worker's run wakes the dispatcher; the API's test route -------------------------
+
+
+async def test_a_finished_run_is_delivered_by_the_running_dispatcher(setup):
+    import asyncio
+
+    from ghapp.worker.claim import RunQueue
+    from ghapp.worker.pool import PoolSettings, RunResult, WorkerPool
+
+    class Done:
+        async def execute(self, context: Any) -> RunResult:
+            return RunResult(RunStatus.completed, counters={"items_found": 1, "items_processed": 1})
+
+    async with receiver() as (url, got):
+        job = await setup.job([await setup.notifier(url=url, event_types=["task_started",
+                                                                          "task_completed"])])  # fmt: skip
+        async with setup.db.write() as conn:
+            await conn.execute(insert(Run).values(job_id=job, repo_id=REPO, trigger_type="manual",
+                                                  queued_at=NOW, run_after=NOW))  # fmt: skip
+        pool = WorkerPool(setup.db, setup.clock, setup.signals, RunQueue(setup.db, "w1"), Done(),
+                          PoolSettings(concurrency=1, public_url=PUBLIC))  # fmt: skip
+        delivering = asyncio.create_task(setup.dispatcher().run())
+        try:
+            await pool.process(await pool.queue.claim(setup.clock.now()))
+            while len(got.got) < 2:  # woken by the pool's signal, not by time passing
+                got.arrived.clear()
+                await got.arrived.wait()
+        finally:
+            delivering.cancel()
+    assert sorted(r.json()["event"] for r in got.got) == ["task_completed", "task_started"]
+
+
+async def test_the_api_test_route_reports_the_receivers_answer(db_url, db, tmp_path):
+    from tests.api_support import api_under_test
+
+    async with api_under_test(db_url, db, tmp_path) as api, receiver(503) as (url, got):
+        made = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
+            "name": "ops", "webhookType": "slack", "webhookUrl": url})  # fmt: skip
+        hook_id = made.json()["id"]
+        answer = await api.http.post(f"/api/scheduler/webhooks/{hook_id}/test", headers=api.admin())
+        assert answer.status_code == 200
+        result = answer.json()
+        assert (result["ok"], result["statusCode"], result["error"]) == (False, 503, "HTTP 503")
+        assert '"status":503' in result["response"]
+        assert got.got[0].json()["blocks"][0]["text"]["text"].startswith("✅ Task completed")
+        again = await api.http.post(f"/api/scheduler/webhooks/{hook_id}/test", headers=api.admin())
+        assert again.json()["ok"] is True
+        shown = (await api.http.get(f"/api/scheduler/webhooks/{hook_id}", headers=api.admin())).json()
+        assert shown["lastUsedAt"] is not None and url not in str(shown)
+        refused = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
+            "name": "mail", "webhookType": "email", "webhookUrl": "https://x.example/"})  # fmt: skip
+        assert refused.status_code == 422
+        mail = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
+            "name": "mail", "webhookType": "email", "recipients": ["ops@example.com"]})  # fmt: skip
+        assert mail.status_code == 201, mail.text
+        assert mail.json()["recipients"] == ["o***@example.com"]
+        assert mail.json()["webhookUrl"] == "mailto:1 recipient"
