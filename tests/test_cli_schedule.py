@@ -455,3 +455,16 @@ async def test_webhooks_add_asks_and_test_reports_failure(server) -> None:
         "webhookUrl: must be an http:// or https:// URL with a host"
     )
     assert len(await notifiers(server.db)) == 1
+
+
+async def test_webhooks_add_email_asks_for_addresses(server) -> None:
+    answers = "email\nops@example.com, dev@example.org\nmail\ntask_failed\n"
+    added = await server.cli("schedule", "webhooks", "add", input=answers)
+    assert added.exit_code == 0, added.output
+    last = added.stdout.strip().splitlines()[-1]  # the prompts echo what was typed
+    assert last == "added webhook 1 'mail' (email, mailto:2 recipients): task_failed"
+    [row] = await notifiers(server.db)
+    assert (row.type, row.event_types) == ("email", ["task_failed"])
+    bad = await server.cli("schedule", "webhooks", "add", "--type", "email", "--to", "nope",
+                           "--name", "x", "--events", "")  # fmt: skip
+    assert "'nope' is not an e-mail address" in one_line_error(bad)

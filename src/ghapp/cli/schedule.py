@@ -43,6 +43,7 @@ ASK_CRON = "Cron expression, e.g. 0 9 * * 1-5 (empty: run only when asked)"
 ASK_PROMPT = "Prompt for the session"
 ASK_WEBHOOK_TYPE = "Webhook type"
 ASK_WEBHOOK_URL = "Webhook URL"
+ASK_RECIPIENTS = "E-mail addresses (comma-separated)"
 ASK_EVENTS = "Events, comma-separated (empty: the server's default)"
 NO_ANSWER = "no answer to {question!r}: give it as an option"
 CRON_OR_INTERVAL = "give --cron or --interval, not both"
@@ -85,6 +86,7 @@ class WebhookType(StrEnum):
     discord = "discord"
     n8n = "n8n"
     generic = "generic"
+    email = "email"
 
 
 class Quick(StrEnum):
@@ -563,6 +565,12 @@ def add_webhook(
     ctx: typer.Context,
     webhook_type: Annotated[WebhookType | None, typer.Option("--type")] = None,
     url: Annotated[str | None, typer.Option("--url", help="Where to post.")] = None,
+    recipients: Annotated[
+        str | None, typer.Option("--to", help="email: comma-separated addresses.")
+    ] = None,
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="generic: HMAC key for the signature.")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name")] = None,
     events: Annotated[
         str | None, typer.Option("--events", help="Comma-separated, e.g. task_failed.")
@@ -570,12 +578,16 @@ def add_webhook(
 ) -> None:
     """Add a notification target; asks for what is not given."""
     kind = flatten(webhook_type or ask(ctx, ASK_WEBHOOK_TYPE, type=WebhookType, default="slack"))
-    url = url or ask(ctx, ASK_WEBHOOK_URL)
+    target: dict[str, Any]
+    if kind == WebhookType.email:
+        addresses = recipients or ask(ctx, ASK_RECIPIENTS)
+        target = {"recipients": [a.strip() for a in addresses.split(",") if a.strip()]}
+    else:
+        target = {"webhookUrl": url or ask(ctx, ASK_WEBHOOK_URL), "secret": secret}
     name = name or ask(ctx, ASK_NAME)
     if events is None:
         events = ask(ctx, ASK_EVENTS, default="", show_default=False)
-    body = {"name": name, "webhookType": kind, "webhookUrl": url,
-            "eventTypes": event_list(ctx, events)}  # fmt: skip
+    body = {"name": name, "webhookType": kind, **target, "eventTypes": event_list(ctx, events)}
     hook = call(ctx, "POST", WEBHOOKS, body=compact(body))
     say(f"added webhook {hook['id']} {hook['name']!r} ({hook.get('webhookType')}, "
         f"{hook.get('webhookUrl')}): {', '.join(hook.get('eventTypes') or [])}")  # fmt: skip
