@@ -141,3 +141,25 @@ async def test_after_triggers_chain_jobs(world, outcome, expected) -> None:
     finished = (await runs_of(world.db, upstream.id))[0]
     assert finished.status == outcome.value and finished.duration_ms == 42_000
     assert (await world.jobs.get(upstream.id)).last_run_status == outcome.value
+
+
+async def test_a_crossing_queues_a_threshold_triggered_notification(world) -> None:
+    from cryptography.fernet import Fernet
+
+    from ghapp.db.models import Notification
+    from ghapp.notify.crypto import SecretBox
+    from ghapp.notify.service import NotifierService
+
+    service = NotifierService(world.db, world.clock, SecretBox(Fernet.generate_key().decode()))
+    alerts = await service.create({"name": "alerts", "type": "n8n", "url": "https://n8n.example/h",
+                                   "event_types": ["threshold_triggered"]}, actor="t")  # fmt: skip
+    await world.jobs.create({**threshold_spec(), "notifier_ids": [alerts.id]}, actor="t")
+    await run_checks(world, Scripted([5, 3, 3]), 3)
+    async with world.db.read() as conn:
+        rows = list((await conn.execute(select(Notification))).all())
+    [row] = rows  # one crossing, one message (the second low reading is not an edge)
+    assert row.event == "threshold_triggered" and row.status == "pending"
+    assert row.payload["message"] == "context_score is 3 (lt 4)"
+    assert row.payload["threshold"] == {"metric": "context_score", "operator": "lt",
+                                        "value": 4, "measured": 3.0}  # fmt: skip
+    assert world.signals.notifications_queued.is_set()
