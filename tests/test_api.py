@@ -485,3 +485,17 @@ async def test_openapi_documents_every_route_and_parameter(api):
     )
     assert "422" in tasks["responses"] and "401" in tasks["responses"]
     assert _document() == document
+
+
+async def test_task_lists_are_paged(api):
+    made = [await api.job(name=f"job {i}") for i in range(5)]
+    seen, cursor = [], None
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await api.http.get(f"/api/scheduler/tasks?{query}", headers=api.admin())).json()
+        assert page["total"] == 5
+        seen += [t["id"] for t in page["tasks"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [job["id"] for job in made]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -117,6 +118,10 @@ def create_app(
         if workers:
             worker = build_worker(settings, state.db, state.clock, state.signals, workers)
             worker.start()
+        # Everything built so far lives as long as the process: move it out of the garbage
+        # collector's sight. A full collection walking it cost ~60 ms at the p99 of the API.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

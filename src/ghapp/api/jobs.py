@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ghapp.api.core import Api, Call
 from ghapp.api.errors import ApiError, camel_field, invalid
@@ -30,6 +30,8 @@ from ghapp.api.schemas import (
     TaskUpdate,
 )
 from ghapp.api.views import (
+    decode_cursor,
+    encode_cursor,
     keyset_page,
     load_job,
     repo_exists,
@@ -232,11 +234,17 @@ async def list_tasks(call: Call) -> Any:
         query = query.where(Job.status == q.status)
     if q.source:
         query = query.where(Job.source == q.source)
+    after = decode_cursor(q.cursor)
+    page = query.where(Job.id > after) if after is not None else query
     async with call.state.db.read() as conn:
-        rows = list(await conn.execute(query.order_by(Job.id)))
+        rows = list(await conn.execute(page.order_by(Job.id).limit(q.limit + 1)))
+        total = await conn.scalar(select(func.count()).select_from(query.subquery()))
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
     names = await repo_names(call.state.db, rows)
     tasks = [task_out(row, names) for row in rows]
-    return TasksPage(tasks=tasks, total=len(tasks))
+    cursor = encode_cursor(rows[-1].id) if more else None
+    return TasksPage(tasks=tasks, total=total or 0, next_cursor=cursor)
 
 
 @tasks.route(

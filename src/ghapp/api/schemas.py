@@ -156,7 +156,8 @@ TaskOut = create_model(  # type: ignore[call-overload]
 
 class TasksPage(Camel):
     tasks: list[TaskOut]  # type: ignore[valid-type]
-    total: int
+    total: int = Field(description="how many tasks match, over all pages")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
 
 
 class TasksQuery(Query):
@@ -167,6 +168,8 @@ class TasksQuery(Query):
     )
     status: Literal["active", "paused", "disabled"] | None = None
     source: Literal["api", "config"] | None = None
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=64)
 
 
 class SessionOut(Camel):

@@ -253,11 +253,18 @@ def list_tasks(
     json_: Json = False,
 ) -> None:
     """List tasks: their schedule in words, next and last run."""
-    page = call(ctx, "GET", TASKS, params={"enabled": True if enabled else None, "repo": repo})
+    params = {"enabled": True if enabled else None, "repo": repo, "limit": 500}
+    tasks: list[dict[str, Any]] = []
+    while True:  # every page: a listing shows everything
+        page = call(ctx, "GET", TASKS, params=params)
+        tasks += page["tasks"]
+        if not page.get("nextCursor"):
+            break
+        params["cursor"] = page["nextCursor"]
     if json_:
-        dump_json(page)
+        dump_json({"tasks": tasks, "total": len(tasks)})
         return
-    show_tasks(page["tasks"])
+    show_tasks(tasks)
 
 
 @schedule_app.command()

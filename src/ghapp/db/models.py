@@ -219,6 +219,8 @@ class Run(SQLModel, table=True):
         # Any number of schedulers fire an occurrence exactly once.
         UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_scheduled_for"),
         Index("ix_runs_status_run_after", "status", "run_after"),
+        # History filtered by status, newest first (SQLite would sort every match otherwise).
+        Index("ix_runs_status_id", "status", "id"),
         Index("ix_runs_job_id_id", "job_id", "id"),
     )
 
