@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
+from ghapp.db.wakeups import PgWakeups
 from ghapp.jobs.service import JobService
 from ghapp.notify.service import NotifierService
 from ghapp.scheduler.loop import Scheduler
@@ -63,6 +64,15 @@ class AppState:
             scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
             notifiers=notifier_service(settings, db, clock),
         )
+
+
+async def start_wakeups(state: AppState) -> PgWakeups | None:
+    """On PostgreSQL, wake-ups reach the other replicas through LISTEN/NOTIFY."""
+    if state.db.dialect != "postgresql":
+        return None
+    wakeups = PgWakeups(state.settings.database_url, state.signals)
+    await wakeups.start()
+    return wakeups
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -111,6 +121,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        wakeups = await start_wakeups(state)
         background = (
             [asyncio.create_task(state.scheduler.run(), name="scheduler")] if run_scheduler else []
         )
@@ -132,6 +143,8 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             await state.scheduler.thresholds.drain()
             await state.store.close()
+            if wakeups is not None:
+                await wakeups.close()
             if db is None:  # we made it, we close it
                 await state.db.dispose()
 

@@ -64,12 +64,13 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
     import asyncio
     import signal
 
-    from ghapp.app import AppState
+    from ghapp.app import AppState, start_wakeups
     from ghapp.clock import SystemClock
     from ghapp.db import Database
     from ghapp.worker.service import build_worker
 
     state = AppState.build(settings, Database(settings.database_url), SystemClock())
+    wakeups = await start_wakeups(state)
     worker = build_worker(settings, state.db, state.clock, state.signals, concurrency)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,4 +85,6 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
         scheduler.cancel()
         await asyncio.gather(scheduler, return_exceptions=True)
         await state.store.close()
+        if wakeups is not None:
+            await wakeups.close()
         await state.db.dispose()

@@ -18,12 +18,18 @@ class Signals:
     work_available: asyncio.Event = field(default_factory=asyncio.Event)
     notifications_queued: asyncio.Event = field(default_factory=asyncio.Event)
     jobs_changed: list[Callable[[], None]] = field(default_factory=list)
+    # Tells the other processes (PostgreSQL NOTIFY, see ghapp.db.wakeups); None: alone.
+    publish: Callable[[str], None] | None = None
 
     def job_changed(self) -> None:
         """A job was created, edited, paused, resumed or deleted in this process."""
         self.scheduler_wake.set()
         for callback in self.jobs_changed:
             callback()
+        if self.publish is not None:
+            self.publish("jobs")
 
     def runs_queued(self) -> None:
         self.work_available.set()
+        if self.publish is not None:
+            self.publish("runs")
