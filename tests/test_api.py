@@ -499,3 +499,19 @@ async def test_task_lists_are_paged(api):
         if cursor is None:
             break
     assert seen == [job["id"] for job in made]
+
+
+async def test_running_a_task_queues_an_execution_at_once(api):
+    job = await api.job()
+    api.state.signals.work_available.clear()
+    started = await api.http.post(f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(),
+                                  json={"triggerType": "api"})  # fmt: skip
+    assert started.status_code == 202
+    execution = started.json()["executionId"]
+    assert api.state.signals.work_available.is_set()
+    detail = (await api.http.get(f"/api/scheduler/executions/{execution}",
+                                 headers=api.admin())).json()  # fmt: skip
+    assert (detail["triggerType"], detail["status"], detail["taskId"]) == ("api", "queued", job["id"])
+    bad = await api.http.post(f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(),
+                              json={"triggerType": "cron"})  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "triggerType"
