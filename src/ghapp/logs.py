@@ -7,13 +7,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+# Ids of what is being worked on (delivery, run, session): on every line logged meanwhile,
+# including lines from tasks started inside (asyncio copies the context).
+_IDS: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "ghapp_log_ids", default=None
+)
+
+
+@contextlib.contextmanager
+def bind(**ids: Any) -> Iterator[None]:
+    token = _IDS.set({**(_IDS.get() or {}), **ids})
+    try:
+        yield
+    finally:
+        _IDS.reset(token)
 
 
 class JSONFormatter(logging.Formatter):
@@ -23,6 +43,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **(_IDS.get() or {}),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

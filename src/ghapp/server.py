@@ -55,7 +55,7 @@ def run_server(settings: Settings, workers: int = 4) -> None:
     uvicorn.Server(uvicorn_config(settings, workers=workers)).run()
 
 
-async def run_worker(settings: Settings, concurrency: int) -> None:
+async def run_worker(settings: Settings, concurrency: int, metrics_port: int | None = None) -> None:
     """``ghapp worker``: the scheduler loop and a worker pool, no web server.
 
     Stops on SIGTERM or SIGINT: no new claims, running sessions get the grace period,
@@ -71,7 +71,12 @@ async def run_worker(settings: Settings, concurrency: int) -> None:
 
     state = AppState.build(settings, Database(settings.database_url), SystemClock())
     wakeups = await start_wakeups(state)
-    worker = build_worker(settings, state.db, state.clock, state.signals, concurrency)
+    if metrics_port is not None:  # counters of this process: sessions, runs, notifications
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host, registry=state.metrics.registry)
+    worker = build_worker(settings, state.db, state.clock, state.signals, concurrency,
+                          metrics=state.metrics)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

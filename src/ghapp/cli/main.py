@@ -59,6 +59,9 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Worker slots.")] = 4,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this process's Prometheus metrics on this port.")
+    ] = None,
 ) -> None:
     """Run the scheduler and a worker pool without the web server (scale-out)."""
     from ghapp.server import run_worker
@@ -68,7 +71,7 @@ def worker(
     for note in _prepare(settings):
         console.print(f"[bold]ghapp:[/] {note}")
     console.print(f"[bold]ghapp:[/] worker with {concurrency} slots")
-    asyncio.run(run_worker(settings, concurrency))
+    asyncio.run(run_worker(settings, concurrency, metrics_port=metrics_port))
 
 
 @db_app.command("upgrade")

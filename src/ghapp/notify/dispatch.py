@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.models import AuditEntry, Notification, Notifier
+from ghapp.metrics import Metrics
 from ghapp.notify.send import Attempt
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
@@ -49,7 +50,9 @@ class Dispatcher:
         *,
         max_attempts: int = 5,
         jitter: Callable[[float], float] = lambda cap: random.uniform(cap / 2, cap),
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.db = db
         self.clock = clock
         self.signals = signals
@@ -156,6 +159,9 @@ class Dispatcher:
                 update(Notification).where(Notification.id == row.id).values(**values)
             )
             await self._count(conn, notifier, attempt.ok, now)
+        if self.metrics is not None:
+            outcome = {"sent": "sent", "pending": "retry"}.get(values["status"], "failed")
+            self.metrics.notifications.labels(notifier.type, outcome).inc()
         log.info("notification attempt", extra={
             "notification_id": row.id, "notifier_id": notifier.id, "event": row.event,
             "ok": attempt.ok, "status_code": attempt.status_code, "attempt": row.attempts,

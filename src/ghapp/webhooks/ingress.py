@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from gidgethub import ValidationFailure, sansio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from ghapp import logs
 from ghapp.webhooks.store import BadPayload, StorageUnavailable
 
 log = logging.getLogger("ghapp.webhooks")
@@ -44,20 +46,29 @@ class Rejected(Exception):
 class Outcome:
     status: int
     body: dict[str, Any]
+    event: str = "-"
 
 
 async def github_webhook(request: Request) -> JSONResponse:
     state = request.app.state.ghapp
     delivery = request.headers.get("x-github-delivery", "-")[:64]
-    try:
-        outcome = await receive(request, state)
-    except Rejected as refusal:
-        log.warning(
-            "webhook refused",
-            extra={"delivery_id": delivery, "status": refusal.status, "reason": refusal.reason},
-        )
-        return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+    started = time.perf_counter()
+    with logs.bind(delivery_id=delivery):
+        try:
+            outcome = await receive(request, state)
+        except Rejected as refusal:
+            log.warning("webhook refused",
+                        extra={"status": refusal.status, "reason": refusal.reason})  # fmt: skip
+            # Unverified requests get no event label: a sender must not mint label values.
+            _observe(state, started, "-", f"rejected_{refusal.status}")
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+    _observe(state, started, outcome.event, str(outcome.body.get("status")))
     return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+def _observe(state: Any, started: float, event: str, outcome: str) -> None:
+    state.metrics.webhook_seconds.observe(time.perf_counter() - started)
+    state.metrics.deliveries.labels(event, outcome).inc()
 
 
 async def receive(request: Request, state: Any) -> Outcome:
@@ -178,7 +189,7 @@ async def store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
             extra={"delivery_id": event.delivery_id, "reason": stored.duplicate_reason},
         )
         body = {"status": "duplicate", "delivery": event.delivery_id}
-        return Outcome(200, {**body, "reason": stored.duplicate_reason})
+        return Outcome(200, {**body, "reason": stored.duplicate_reason}, event.event)
     log.info(
         "webhook stored",
         extra={
@@ -189,7 +200,6 @@ async def store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
         },
     )
     if event.event == "ping":
-        return Outcome(200, {"status": "pong", "delivery": event.delivery_id})
-    return Outcome(
-        202, {"status": "accepted", "delivery": event.delivery_id, "runs": stored.runs_queued}
-    )
+        return Outcome(200, {"status": "pong", "delivery": event.delivery_id}, event.event)
+    body = {"status": "accepted", "delivery": event.delivery_id, "runs": stored.runs_queued}
+    return Outcome(202, body, event.event)

@@ -26,12 +26,14 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
 from sqlalchemy import insert, select, update
 
+from ghapp import logs
 from ghapp.clock import Clock
 from ghapp.commands import render_prompt
 from ghapp.db import Database
 from ghapp.db.models import Repository, RunStatus, Session, SessionStatus, TriggerType
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RateLimited
+from ghapp.metrics import Metrics
 from ghapp.runners.builtin import run_builtin
 from ghapp.runners.claude import Outcome, SessionOptions, run_claude
 from ghapp.runners.shell import run_shell
@@ -74,11 +76,13 @@ class SessionExecutor:
         github: GitHubApp,
         clock: Clock,
         authorizer: Authorizer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.github = github
         self.clock = clock
+        self.metrics = metrics
         self.authorizer = authorizer or Authorizer()
 
     async def execute(self, context: RunContext) -> RunResult:
@@ -195,6 +199,20 @@ class SessionExecutor:
         arguments = (run.trigger_detail or {}).get("args", "")
         prompt = render_prompt(job.command_id, job.custom_prompt, item.data, arguments)
         session_id = await self._session_row(run.id, item, prompt, job.runner)
+        with logs.bind(session_id=session_id):
+            return await self._session(gh, context, repo, installation_id, item, prompt, session_id)
+
+    async def _session(
+        self,
+        gh: GitHubAPI,
+        context: RunContext,
+        repo: Any,
+        installation_id: int,
+        item: Item,
+        prompt: str,
+        session_id: int,
+    ) -> Outcome:
+        run, job = context.run, context.job
         run_url = f"{self.settings.public_url}/runs/{run.id}"
         token = await self.github.token(installation_id)
         pull_number = item.number if item.kind == "pr" else None
@@ -218,6 +236,10 @@ class SessionExecutor:
             num_turns=outcome.num_turns, duration_ms=outcome.duration_ms,
             exit_code=outcome.exit_code, completed_at=self.clock.now(),
         )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.session_seconds.labels(job.runner, str(outcome.status)).observe(
+                (outcome.duration_ms or 0) / 1000
+            )
         facts = facts_line(turns=outcome.num_turns, cost_usd=outcome.cost_usd,
                            duration_ms=outcome.duration_ms)  # fmt: skip
         text = result_text(job.name, ok=outcome.ok, result=outcome.result_text,

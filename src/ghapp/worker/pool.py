@@ -27,9 +27,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import select, text
 
+from ghapp import logs
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.models import Job, Run, RunStatus
+from ghapp.metrics import Metrics
 from ghapp.notify.outbox import queue_event
 from ghapp.runs import finish_run
 from ghapp.signals import Signals
@@ -86,7 +88,9 @@ class WorkerPool:
         settings: PoolSettings | None = None,
         *,
         jitter: Callable[[float], float] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.db = db
         self.clock = clock
         self.signals = signals
@@ -144,6 +148,10 @@ class WorkerPool:
 
     async def process(self, claimed: Claimed) -> None:
         """Execute one claimed run to its end (or until its lease is lost)."""
+        with logs.bind(run_id=claimed.run_id):
+            await self._process(claimed)
+
+    async def _process(self, claimed: Claimed) -> None:
         context = await self._context(claimed)
         if context is None:  # the job was deleted under us
             return
@@ -225,6 +233,8 @@ class WorkerPool:
                 public_url=self.settings.public_url, **result.counters,
             )  # fmt: skip
         self.finished.append((claimed.run_id, result.status.value))
+        if self.metrics is not None:
+            self.metrics.runs_finished.labels(result.status.value).inc()
         self.signals.notifications_queued.set()
         if dependents:
             self.signals.runs_queued()

@@ -13,6 +13,7 @@ import httpx
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.github.app import GitHubApp
+from ghapp.metrics import Metrics
 from ghapp.notify.crypto import SecretBox
 from ghapp.notify.dispatch import Dispatcher
 from ghapp.notify.email import SmtpSettings
@@ -47,11 +48,18 @@ class Worker:
 
 
 def build_worker(
-    settings: Settings, db: Database, clock: Clock, signals: Signals, concurrency: int = 4
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    signals: Signals,
+    concurrency: int = 4,
+    metrics: Metrics | None = None,
 ) -> Worker:
     github = GitHubApp(settings, clock)
+    if metrics is not None:
+        metrics.watch_github(github)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    executor = SessionExecutor(db, settings, github, clock)
+    executor = SessionExecutor(db, settings, github, clock, metrics=metrics)
     limits = Limits(
         per_installation=settings.max_running_per_installation,
         lease=timedelta(seconds=settings.worker_lease_seconds),
@@ -62,18 +70,19 @@ def build_worker(
         heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds),
         public_url=settings.public_url,
     )
-    pool = WorkerPool(db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings)
-    http, dispatcher = build_dispatcher(settings, db, clock, signals)
+    pool = WorkerPool(db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings,
+                      metrics=metrics)  # fmt: skip
+    http, dispatcher = build_dispatcher(settings, db, clock, signals, metrics)
     return Worker(pool, github, dispatcher, http)
 
 
 def build_dispatcher(
-    settings: Settings, db: Database, clock: Clock, signals: Signals
+    settings: Settings, db: Database, clock: Clock, signals: Signals, metrics: Metrics | None = None
 ) -> tuple[httpx.AsyncClient, Dispatcher]:
     http = httpx.AsyncClient(follow_redirects=False)
     sender = Sender(http, SmtpSettings.from_settings(settings), settings.notify_timeout_seconds)
     dispatcher = Dispatcher(db, clock, signals, notifier_service(settings, db, clock), sender,
-                            max_attempts=settings.notify_max_attempts)  # fmt: skip
+                            max_attempts=settings.notify_max_attempts, metrics=metrics)  # fmt: skip
     return http, dispatcher
 
 

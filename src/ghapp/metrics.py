@@ -1,0 +1,94 @@
+"""Prometheus metrics (``GET /metrics``), one registry per app so tests can build many.
+
+Counters and histograms are bumped where things happen (webhook ingress, run ends, sessions,
+notification attempts); gauges that describe the database (runs by status, queue depth)
+are read when scraped, and GitHub's remaining rate limit per installation comes from the
+GitHub clients of this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from ghapp.db import Database
+from ghapp.db.models import Run, RunStatus
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SESSION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+
+class _Snapshot(Collector):
+    """Gauges read from the database and the GitHub clients at scrape time."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, int] = {}
+        self.queue_depth = 0
+        self.github_apps: list[Any] = []
+
+    def collect(self) -> Iterator[Metric]:
+        runs = GaugeMetricFamily("ghapp_runs", "Runs in the database by status", labels=["status"])
+        for status in RunStatus:
+            runs.add_metric([status.value], self.runs.get(status.value, 0))
+        yield runs
+        yield GaugeMetricFamily("ghapp_queue_depth", "Queued runs that may start now",
+                                value=self.queue_depth)  # fmt: skip
+        remaining = GaugeMetricFamily(
+            "ghapp_github_rate_limit_remaining",
+            "GitHub API requests left in the current window, per installation",
+            labels=["installation"],
+        )
+        for app in self.github_apps:
+            for installation, left in dict(app.rate_limit_remaining).items():
+                remaining.add_metric([str(installation or "app")], left)
+        yield remaining
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.deliveries = Counter(
+            "ghapp_webhook_deliveries", "Webhook deliveries by event and outcome",
+            ["event", "outcome"], registry=r,
+        )  # fmt: skip
+        self.webhook_seconds = Histogram(
+            "ghapp_webhook_seconds", "Time to answer a webhook delivery",
+            buckets=WEBHOOK_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.runs_finished = Counter(
+            "ghapp_runs_finished", "Runs ended by this process, by status", ["status"],
+            registry=r,
+        )  # fmt: skip
+        self.session_seconds = Histogram(
+            "ghapp_session_seconds", "Session durations", ["runner", "status"],
+            buckets=SESSION_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.notifications = Counter(
+            "ghapp_notifications", "Notification attempts by notifier type and outcome",
+            ["type", "outcome"], registry=r,
+        )  # fmt: skip
+        self.snapshot = _Snapshot()
+        r.register(self.snapshot)
+
+    def watch_github(self, app: Any) -> None:
+        self.snapshot.github_apps.append(app)
+
+    async def refresh(self, db: Database, now: datetime) -> None:
+        async with db.read() as conn:
+            rows = await conn.execute(select(Run.status, func.count()).group_by(Run.status))
+            self.snapshot.runs = {status: count for status, count in rows}
+            self.snapshot.queue_depth = int(await conn.scalar(
+                select(func.count()).select_from(Run)
+                .where(Run.status == RunStatus.queued.value, Run.run_after <= now)
+            ) or 0)  # fmt: skip
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
