@@ -40,7 +40,6 @@ import multiprocessing
 import os
 import re
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from ghapp.signing import delivery_headers
-from ghapp.standins.claude import write_executable
+from ghapp.standins.claude import write_replay_executable
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 
@@ -78,44 +77,6 @@ with open({record!r}, "a") as f:
 from ghapp.standins.claude import main
 raise SystemExit(main())
 """
-
-# The same stream as the Python stand-in's ``success`` scenario, replayed by bash with
-# builtins only (no fork): the Python stand-in costs two interpreter start-ups (~150 ms CPU
-# here), which would otherwise be most of what the bench measures. The session id and the
-# working directory are filled in per run; /proc/self/stat is read by bash itself.
-FAST_WRAPPER = """#!/bin/bash
-read -r -a stat < /proc/self/stat
-started=$EPOCHREALTIME
-issue=null
-[[ "$*" =~ ISSUE\\ \\#([0-9]+) ]] && issue=${{BASH_REMATCH[1]}}
-printf '{{"issue": %s, "ticks": %s, "started": %s}}\\n' \\
-  "$issue" "${{stat[21]}}" "$started" >> {record}
-sid=$(( $$ * 100000 + RANDOM ))-bench
-while IFS= read -r line; do
-  line=${{line//@SID@/$sid}}
-  printf '%s\\n' "${{line//@CWD@/$PWD}}"
-done < {template}
-"""
-
-
-def fast_wrapper(root: Path, record: Path) -> Path:
-    """A bash Claude stand-in replaying the Python stand-in's ``success`` stream."""
-    sample = root / "sample"
-    sample.mkdir()
-    (sample / "README.md").write_text("# Hello\n")
-    python = write_executable(root)
-    out = subprocess.run([str(python), "-p", "ISSUE #0", "--output-format", "stream-json",
-                          "--verbose"], cwd=sample, capture_output=True, text=True,
-                         env={**os.environ, "GHAPP_FAKE_CLAUDE_SCENARIO": "success"},
-                         check=True).stdout  # fmt: skip
-    session_id = json.loads(out.splitlines()[0])["session_id"]
-    template = root / "stream.jsonl"
-    template.write_text(out.replace(session_id, "@SID@").replace(str(sample), "@CWD@"))
-    wrapper = root / "claude-fast"
-    wrapper.write_text(FAST_WRAPPER.format(record=record, template=template))
-    wrapper.chmod(0o755)
-    return wrapper
-
 
 class TimedGitHub(GitHubStandIn):
     """The stand-in, noting when each issue's comment first says "finished"."""
@@ -294,7 +255,7 @@ def main() -> int:
         root = Path(tmp)
         record = root / "sessions.jsonl"
         if args.claude == "bash":
-            wrapper = fast_wrapper(root, record)
+            wrapper = write_replay_executable(root, record=record)
         else:
             wrapper = root / "claude"
             wrapper.write_text(WRAPPER.format(python=sys.executable, record=str(record)))

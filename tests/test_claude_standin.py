@@ -487,3 +487,29 @@ def test_main_in_process(capfd: pytest.CaptureFixture[str]) -> None:
     assert "Claude Code" in capfd.readouterr().out
     assert claude.main(["--bogus"]) == 2
     assert "unrecognized arguments" in capfd.readouterr().err
+
+
+def test_the_bash_replay_prints_the_same_stream_with_its_own_session_and_directory(tmp_path):
+    import json as _json
+    import subprocess as _subprocess
+
+    from ghapp.standins.claude import write_replay_executable
+
+    record = tmp_path / "record.jsonl"
+    replay = write_replay_executable(tmp_path, record=record)
+    work = tmp_path / "work"
+    work.mkdir()
+    outputs = []
+    for number in (7, 8):
+        done = _subprocess.run([str(replay), "-p", f"Triage ISSUE #{number}", "--output-format",
+                                "stream-json", "--verbose"], cwd=work, capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        outputs.append([_json.loads(line) for line in done.stdout.splitlines()])
+    first, second = outputs
+    assert [e["type"] for e in first] == [e["type"] for e in second]
+    assert first[0]["subtype"] == "init" and first[-1]["type"] == "result"
+    assert first[-1]["is_error"] is False and first[0]["cwd"] == str(work)
+    assert first[0]["session_id"] != second[0]["session_id"]
+    assert {e["session_id"] for e in first} == {first[0]["session_id"]}
+    lines = [_json.loads(line) for line in record.read_text().splitlines()]
+    assert [line["issue"] for line in lines] == [7, 8] and all(line["ticks"] > 0 for line in lines)

@@ -666,3 +666,51 @@ def write_executable(directory: Path) -> Path:
     path.write_text(f"#!{sys.executable}\n{script}")
     path.chmod(0o755)
     return path
+
+
+# The stream of a scenario, replayed by bash with builtins only (no fork): what the Python
+# stand-in prints, for a fraction of its cost (an interpreter start-up is ~120 ms of CPU
+# here), so load tests and benches measure ghapp rather than the stand-in. The session id
+# and working directory are filled in per run. With a record file, each invocation appends
+# {"issue": N from "ISSUE #N" in its arguments, "ticks": its start time in clock ticks
+# since boot (/proc/self/stat, read by bash itself), "started": $EPOCHREALTIME}.
+_REPLAY = """#!/bin/bash
+{record_lines}sid=$(( $$ * 100000 + RANDOM ))-replay
+while IFS= read -r line; do
+  line=${{line//@SID@/$sid}}
+  printf '%s\\n' "${{line//@CWD@/$PWD}}"
+done < {template}
+"""
+_RECORD = """read -r -a stat < /proc/self/stat
+started=$EPOCHREALTIME
+issue=null
+[[ "$*" =~ ISSUE\\ \\#([0-9]+) ]] && issue=${{BASH_REMATCH[1]}}
+printf '{{"issue": %s, "ticks": %s, "started": %s}}\\n' \\
+  "$issue" "${{stat[21]}}" "$started" >> {record}
+"""
+
+
+def write_replay_executable(
+    directory: Path, scenario: str = "success", record: Path | None = None
+) -> Path:
+    """A bash executable replaying this stand-in's ``scenario`` stream (see above)."""
+    import subprocess
+
+    directory = Path(directory)
+    sample = directory / "replay-sample"
+    sample.mkdir(exist_ok=True)
+    (sample / "README.md").write_text("# Hello\n")
+    python = write_executable(directory)
+    out = subprocess.run(  # noqa: S603 (our own executable)
+        [str(python), "-p", "ISSUE #0", "--output-format", "stream-json", "--verbose"],
+        cwd=sample, capture_output=True, text=True, check=False,
+        env={**os.environ, "GHAPP_FAKE_CLAUDE_SCENARIO": scenario},
+    ).stdout  # fmt: skip
+    session_id = json.loads(out.splitlines()[0])["session_id"]
+    template = directory / f"replay-{scenario}.jsonl"
+    template.write_text(out.replace(session_id, "@SID@").replace(str(sample), "@CWD@"))
+    record_lines = _RECORD.format(record=record) if record is not None else ""
+    path = directory / "claude-replay"
+    path.write_text(_REPLAY.format(record_lines=record_lines, template=template))
+    path.chmod(0o755)
+    return path
