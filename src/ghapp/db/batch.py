@@ -209,6 +209,9 @@ _SQLITE_ITEM_ERRORS = (
 )
 
 
+DEADLOCK_RETRIES = 5
+
+
 class _ItemFailed(Exception):
     """One item of an optimistic batch failed: redo the batch with savepoints."""
 
@@ -220,6 +223,20 @@ class _PostgresApplier:
         self._db = db
 
     async def __call__(self, items: list[InsertThen]) -> list[Result]:
+        import asyncpg
+
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                return await self._apply_all(items)
+            except asyncpg.TransactionRollbackError:
+                # Two replicas' batches waited on each other's rows (the same delivery sent
+                # to both, the same installation row): PostgreSQL aborted one. Nothing of it
+                # was written; doing it again sees what the other committed.
+                if attempt == DEADLOCK_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _apply_all(self, items: list[InsertThen]) -> list[Result]:
         async with self._db.engine.connect() as sa_conn:
             raw = (await sa_conn.get_raw_connection()).driver_connection
             assert raw is not None
