@@ -431,3 +431,7 @@ class SchedulerState(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(64), primary_key=True))
     value: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = _created()
+
+
+# Tables defined next to their feature, registered on SQLModel.metadata with the rest.
+from ghapp.analysis.models import AnalysisResult  # noqa: E402, F401

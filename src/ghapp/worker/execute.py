@@ -282,7 +282,7 @@ class SessionExecutor:
             return await run_shell(job.shell_command, work, time_limit=job.timeout_seconds,
                                    cancel=cancel)  # fmt: skip
         if job.runner == "builtin":
-            return await run_builtin(job.command_id, work, job)
+            return await run_builtin(job.command_id, work, job, db=self.db)
         disallowed = list(job.disallowed_tools or ())
         if item.fork and not (job.task_config or {}).get("allow_write_on_forks"):
             # A fork's head is someone else's code: no tool that writes or runs commands.
