@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ghapp.analysis.metrics import build_metric_providers
 from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
 from ghapp.db.wakeups import PgWakeups
+from ghapp.github.app import GitHubApp
 from ghapp.jobs.service import JobService
 from ghapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ghapp.metrics import Metrics
@@ -47,6 +49,7 @@ class AppState:
     index: JobIndex
     store: DeliveryStore
     scheduler: Scheduler
+    github: GitHubApp  # for metric providers; workers keep their own
     notifiers: NotifierService
     metrics: Metrics
 
@@ -55,7 +58,9 @@ class AppState:
         signals = Signals()
         index = JobIndex(db)
         signals.jobs_changed.append(index.invalidate)
-        thresholds = ThresholdChecker(db, clock, signals, providers={})
+        github = GitHubApp(settings, clock)  # no network until a check measures something
+        providers = build_metric_providers(settings, db, clock, github)
+        thresholds = ThresholdChecker(db, clock, signals, providers=providers)
         return cls(
             settings=settings,
             db=db,
@@ -65,6 +70,7 @@ class AppState:
             index=index,
             store=DeliveryStore(db, index, signals),
             scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
+            github=github,
             notifiers=notifier_service(settings, db, clock),
             metrics=Metrics(),
         )
@@ -155,6 +161,7 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             await state.scheduler.thresholds.drain()
             await state.store.close()
+            await state.github.aclose()
             if wakeups is not None:
                 await wakeups.close()
             if db is None:  # we made it, we close it

@@ -90,6 +90,7 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
         scheduler.cancel()
         await asyncio.gather(scheduler, return_exceptions=True)
         await state.store.close()
+        await state.github.aclose()
         if wakeups is not None:
             await wakeups.close()
         await state.db.dispose()
