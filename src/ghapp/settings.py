@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     private_key_path: Path | None = Field(
         None, description="Path to the GitHub App's private key file (instead of private_key)."
     )
+    client_id: str | None = Field(
+        None, description="The GitHub App's client id (written by `ghapp setup`)."
+    )
+    client_secret: SecretStr | None = Field(
+        None, description="The GitHub App's client secret (written by `ghapp setup`)."
+    )
     github_api_url: str = Field(
         "https://api.github.com",
         description="GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3).",

@@ -13,6 +13,7 @@ from ghapp import logs
 from ghapp.cli.output import err, fail
 from ghapp.cli.receive import receive_command
 from ghapp.cli.schedule import schedule_app
+from ghapp.cli.setup import setup_command
 from ghapp.cli.tokens import token_app
 from ghapp.server import prepare_database, run_server
 from ghapp.settings import Settings
@@ -25,6 +26,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("receive")(receive_command)
+app.command("setup")(setup_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(token_app, name="token")
 

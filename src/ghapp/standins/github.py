@@ -63,6 +63,7 @@ MAX_COMMENT_LENGTH = 65536  # GitHub's limit on issue, PR and comment bodies
 JWT_MAX_LIFETIME = 600  # seconds between iat and exp that GitHub accepts
 CLOCK_SKEW = 60  # seconds an iat may lie in the future
 TOKEN_LIFETIME = 3600
+MANIFEST_CODE_LIFETIME = 3600  # a manifest flow's code converts once, within the hour
 SEARCH_RESULT_CAP = 1000  # GitHub serves only the first 1000 search results
 REACTIONS = frozenset({"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"})
 ROLES = {  # role_name -> the coarse "permission" GitHub reports for it
@@ -191,6 +192,14 @@ class _Token:
 
 
 @dataclass
+class _ManifestCode:
+    manifest: dict[str, Any]
+    owner: str
+    owner_type: str
+    issued_at: float
+
+
+@dataclass
 class _Bucket:
     limit: int
     remaining: int
@@ -297,6 +306,8 @@ class GitHubStandIn:
         self._files: dict[tuple[str, str], dict[str, str]] = {}  # (repo, ref) -> path -> text
         self._pr_files: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self.statuses: list[dict[str, Any]] = []
+        self.created_apps: list[dict[str, Any]] = []  # manifest conversions' answers
+        self._manifest_codes: dict[str, _ManifestCode] = {}
         self._tokens: dict[str, _Token] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._faults: list[_Fault] = []
@@ -535,6 +546,25 @@ class GitHubStandIn:
         kind: AuthKind = "app-jwt" if installation_id is None else "installation-token"
         with self._lock:
             self._bucket(self._bucket_key(kind, installation_id)).remaining = remaining
+
+    def add_manifest_code(
+        self,
+        code: str,
+        manifest: dict[str, Any] | None = None,
+        *,
+        owner: str = "octocat",
+        owner_type: str = "User",
+        issued_at: float | None = None,
+    ) -> None:
+        """A code GitHub's manifest flow would hand to ``redirect_url`` after someone
+        registered an app from ``manifest`` (what the form posted). ``POST
+        /app-manifests/{code}/conversions`` converts it once, within an hour of
+        ``issued_at`` (a ``time.time()``, default now); unknown, used or expired: 404."""
+        with self._lock:
+            self._manifest_codes[code] = _ManifestCode(
+                dict(manifest or {}), owner, owner_type,
+                time.time() if issued_at is None else issued_at,
+            )  # fmt: skip
 
     # == faults =========================================================================
 
@@ -815,6 +845,8 @@ class GitHubStandIn:
 
     def _authorise(self, route: _Route, auth: _Auth) -> None:
         """App endpoints want the app JWT; everything else an installation token."""
+        if route.auth == "none":  # e.g. a manifest conversion: the code is the credential
+            return
         wanted = "app-jwt" if route.auth == "jwt" else "installation-token"
         if auth.kind == wanted:
             return
@@ -865,6 +897,9 @@ class GitHubStandIn:
             ("POST", "/app/installations/{id:int}/access_tokens", self._create_token, "jwt",
              "none"),
             ("GET", f"{r}/installation", self._repo_installation, "jwt", "any"),
+            # the manifest flow (no credentials)
+            ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "none",
+             "none"),
             # installation (token)
             ("GET", "/installation/repositories", self._installation_repos, "token", "none"),
             ("GET", "/search/issues", self._search_issues, "token", "none"),
@@ -914,6 +949,39 @@ class GitHubStandIn:
             "permissions": dict(TOKEN_PERMISSIONS), "events": APP_EVENTS,
             "installations_count": len(self._installations),
         })  # fmt: skip
+
+    def _convert_manifest(self, call: _Call) -> _Reply:
+        """``POST /app-manifests/{code}/conversions``: the new app with its secrets and a
+        fresh private key (PKCS#1 PEM, as GitHub sends it); 404 if the code is unknown,
+        used or older than an hour."""
+        entry = self._manifest_codes.pop(call.params["code"], None)
+        if entry is None or time.time() - entry.issued_at > MANIFEST_CODE_LIFETIME:
+            raise _not_found()
+        manifest = entry.manifest
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        app_id = next(self._ids)
+        name = str(manifest.get("name") or f"app-{app_id}")
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"app-{app_id}"
+        now = _iso(_now())
+        created = {
+            "id": app_id, "slug": slug, "node_id": f"A_{app_id}",
+            "owner": self._user(entry.owner, entry.owner_type), "name": name,
+            "description": manifest.get("description") or "",
+            "external_url": manifest.get("url") or "", "html_url": f"{self.web_url}/apps/{slug}",
+            "created_at": now, "updated_at": now,
+            "permissions": {"metadata": "read", **(manifest.get("default_permissions") or {})},
+            "events": list(manifest.get("default_events") or []),
+            "installations_count": 0,
+            "client_id": f"Iv1.{secrets.token_hex(8)}", "client_secret": secrets.token_hex(20),
+            "webhook_secret": secrets.token_hex(20), "pem": pem,
+        }  # fmt: skip
+        self.created_apps.append(created)
+        return _Reply(201, created)
 
     def _list_installations(self, call: _Call) -> _Reply:
         objs = [self._installation_obj(i) for i in self._installations.values()]
