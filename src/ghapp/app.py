@@ -25,6 +25,7 @@ from ghapp.jobs.service import JobService
 from ghapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ghapp.metrics import Metrics
 from ghapp.notify.service import NotifierService
+from ghapp.repo_commands import CommandCatalogs
 from ghapp.scheduler.loop import Scheduler
 from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.settings import Settings
@@ -49,7 +50,8 @@ class AppState:
     index: JobIndex
     store: DeliveryStore
     scheduler: Scheduler
-    github: GitHubApp  # for metric providers; workers keep their own
+    github: GitHubApp  # for metric providers and command catalogs; workers keep their own
+    commands: CommandCatalogs
     notifiers: NotifierService
     metrics: Metrics
 
@@ -61,16 +63,18 @@ class AppState:
         github = GitHubApp(settings, clock)  # no network until a check measures something
         providers = build_metric_providers(settings, db, clock, github)
         thresholds = ThresholdChecker(db, clock, signals, providers=providers)
+        commands = CommandCatalogs(db, github, clock)
         return cls(
             settings=settings,
             db=db,
             clock=clock,
             signals=signals,
-            jobs=JobService(db, clock, signals),
+            jobs=JobService(db, clock, signals, repository_commands=commands),
             index=index,
             store=DeliveryStore(db, index, signals),
             scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
             github=github,
+            commands=commands,
             notifiers=notifier_service(settings, db, clock),
             metrics=Metrics(),
         )

@@ -3,7 +3,7 @@
 A command is a named prompt template (``issue/triage``, ``pr/security-review``). The item's
 context — title, body, labels, author, URL, PR base/head — is given to the template, which
 is rendered by Jinja2's sandboxed environment: repository content never executes code in
-ghapp. (Repository commands from ``.claude/commands/`` join these in a later issue.)
+ghapp. Repository commands from ``.claude/commands/`` join these: see ``repo_commands``.
 """
 
 from __future__ import annotations
@@ -91,9 +91,16 @@ def _compiled(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
+def item_block(item: dict[str, Any] | None, arguments: str) -> str:
+    """The item's details (and the command's arguments), as every prompt ends."""
+    return _compiled(_ITEM).render(item=item_context(item), arguments=arguments).strip()
+
+
 def render_prompt(
     command_id: str | None, custom_prompt: str | None, item: dict[str, Any] | None, arguments: str
 ) -> str:
+    if command_id and command_id not in BUILTIN:  # a repository's own: read from its checkout
+        return f"(the repository command {command_id}, read from the checkout)\n"
     source = BUILTIN[command_id] if command_id else (custom_prompt or "")
     if command_id is None and custom_prompt and item:
         source += "\n\n" + _ITEM

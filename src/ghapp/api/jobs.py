@@ -15,6 +15,9 @@ from ghapp.api.core import Api, Call
 from ghapp.api.errors import ApiError, camel_field, invalid
 from ghapp.api.schemas import (
     SEED2_METRICS,
+    CommandOut,
+    CommandsPage,
+    CommandsQuery,
     ExecutionStarted,
     Queued,
     RunRequest,
@@ -208,6 +211,26 @@ async def list_schedule_runs(call: Call) -> Any:
     sessions = await sessions_of(call.state.db, [row.id for row in rows])
     runs = [run_fields(row, sessions.get(row.id, ())) for row in rows]
     return RunsPage.model_validate({"runs": runs, "next_cursor": cursor})
+
+
+@api.route("GET", "/api/repos/{repo_id}/commands", summary="Commands for this repository's "
+           "jobs: built-ins and its .claude/commands, by target type", tag="schedules",
+           query=CommandsQuery, response=CommandsPage, errors=(404, 502))  # fmt: skip
+async def list_commands(call: Call) -> Any:
+    repo_id = await _repo(call)
+    try:
+        catalog = await call.state.commands.of(repo_id)
+    except Exception as exc:  # GitHub unreachable or the app not configured
+        reason = f"could not read the repository's commands: {type(exc).__name__}"
+        raise ApiError(502, reason) from None
+    return CommandsPage(
+        commands=[
+            CommandOut(id=c.id, description=c.description, targets=sorted(c.targets),
+                       source=c.source, argument_hint=c.argument_hint, path=c.path)  # type: ignore[arg-type]
+            for c in catalog.for_target(call.query.target)
+        ],
+        problems=catalog.problems,
+    )
 
 
 # -- seed 2 -----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ REASONS = {
     409: "The object is not in a state this action applies to",
     413: "The body is too large",
     422: "Invalid input: each problem names its field and reason",
+    502: "GitHub could not be reached for what this needs",
 }
 
 

@@ -103,6 +103,24 @@ class RunsQuery(Query):
     status: str | None = Field(default=None, max_length=16)
 
 
+class CommandOut(Snake):
+    id: str
+    description: str
+    targets: list[str] = Field(description="target types it is for; empty: any")
+    source: Literal["builtin", "repository"]
+    argument_hint: str | None
+    path: str | None = Field(description="the file in the repository, for repository commands")
+
+
+class CommandsPage(Snake):
+    commands: list[CommandOut]
+    problems: list[str] = Field(description="repository command files that could not be read")
+
+
+class CommandsQuery(Query):
+    target: Literal["issues", "prs", "codebase", "custom"] | None = None
+
+
 class Queued(Snake):
     run_id: int
     status: Literal["queued"] = "queued"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -51,6 +51,10 @@ class JobNotFound(LookupError):
     pass
 
 
+class RepositoryCommands(Protocol):
+    async def of(self, repo_id: int) -> Any: ...
+
+
 class RunNotFound(LookupError):
     pass
 
@@ -71,17 +75,35 @@ class JobService:
         *,
         commands: Mapping[str, frozenset[str]] | None = None,
         metrics: frozenset[str] | None = None,
+        repository_commands: RepositoryCommands | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.signals = signals
         self.commands = commands if commands is not None else BUILTIN_COMMANDS
         self.metrics = metrics if metrics is not None else BUILTIN_METRICS
+        self.repository_commands = repository_commands
 
-    def validate(self, data: Mapping[str, Any]) -> JobSpec:
+    def validate(
+        self, data: Mapping[str, Any], commands: Mapping[str, frozenset[str]] | None = None
+    ) -> JobSpec:
         """Raises pydantic's ValidationError naming each bad field."""
-        context = {"commands": self.commands, "metrics": self.metrics}
+        context = {"commands": commands or self.commands, "metrics": self.metrics}
         return JobSpec.model_validate(dict(data), context=context)
+
+    async def commands_for(self, data: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        """Built-ins, plus the repository's own ``.claude/commands`` when the job names one."""
+        command_id, repo_id = data.get("command_id"), data.get("repo_id")
+        if (
+            self.repository_commands is None or not command_id or command_id in self.commands
+            or not isinstance(repo_id, int)
+        ):
+            return self.commands
+        try:
+            catalog = await self.repository_commands.of(repo_id)
+        except Exception:  # GitHub unreachable: judge by the built-ins (and say it is unknown)
+            return self.commands
+        return {**self.commands, **catalog.targets()}
 
     async def get(self, job_id: int) -> Job:
         async with self.db.read_session() as session:
@@ -91,7 +113,7 @@ class JobService:
         return job
 
     async def create(self, data: Mapping[str, Any], actor: str, source: str = "api") -> Job:
-        spec = self.validate(data)
+        spec = self.validate(data, await self.commands_for(data))
         now = self.clock.now()
         async with self.db.session() as session:
             await self._check_references(session, spec, job_id=None)
@@ -111,7 +133,7 @@ class JobService:
             job = await _load(session, job_id)
             before = spec_of(job)
             merged = {**before, **changes}
-            spec = self.validate(merged)
+            spec = self.validate(merged, await self.commands_for(merged))
             await self._check_references(session, spec, job_id=job_id)
             for name, value in spec.model_dump().items():
                 setattr(job, name, value)

@@ -26,7 +26,7 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
 from sqlalchemy import insert, select, update
 
-from ghapp import logs
+from ghapp import logs, repo_commands
 from ghapp.clock import Clock
 from ghapp.commands import render_prompt
 from ghapp.db import Database
@@ -34,6 +34,7 @@ from ghapp.db.models import Repository, RunStatus, Session, SessionStatus, Trigg
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RateLimited
 from ghapp.metrics import Metrics
+from ghapp.repo_commands import Command
 from ghapp.runners.builtin import run_builtin
 from ghapp.runners.claude import Outcome, SessionOptions, run_claude
 from ghapp.runners.shell import run_shell
@@ -225,7 +226,10 @@ class SessionExecutor:
             async with checkout(self.settings.git_url, repo.full_name, token,
                                 pull_number=pull_number) as work:  # fmt: skip
                 comment = await commenting
-                outcome = await self._run(job, prompt, work, item, context.cancel)
+                command = await self._repository_command(job, work, item, run, session_id)
+                if command is not None:
+                    prompt = command.render(item.data, (run.trigger_detail or {}).get("args", ""))
+                outcome = await self._run(job, prompt, work, item, context.cancel, command)
         finally:
             if not commenting.done():
                 commenting.cancel()
@@ -275,8 +279,27 @@ class SessionExecutor:
                                    comment_url=comment.url)  # fmt: skip
         return comment
 
+    async def _repository_command(
+        self, job: Any, work: Path, item: Item, run: Any, session_id: int
+    ) -> Command | None:
+        """The repository's own command of this id, if it has one (it overrides a built-in)."""
+        if not job.command_id or job.runner != "claude":
+            return None
+        command = repo_commands.from_checkout(work).commands.get(job.command_id)
+        if command is None or command.source != "repository":
+            return None
+        arguments = (run.trigger_detail or {}).get("args", "")
+        await self._update_session(session_id, prompt=command.render(item.data, arguments))
+        return command
+
     async def _run(
-        self, job: Any, prompt: str, work: Path, item: Item, cancel: asyncio.Event
+        self,
+        job: Any,
+        prompt: str,
+        work: Path,
+        item: Item,
+        cancel: asyncio.Event,
+        command: Command | None = None,
     ) -> Outcome:
         if job.runner == "shell":
             return await run_shell(job.shell_command, work, time_limit=job.timeout_seconds,
@@ -287,9 +310,12 @@ class SessionExecutor:
         if item.fork and not (job.task_config or {}).get("allow_write_on_forks"):
             # A fork's head is someone else's code: no tool that writes or runs commands.
             disallowed += [tool for tool in WRITE_TOOLS if tool not in disallowed]
+        # The job's settings win; a repository command's front matter fills in the rest.
+        allowed = tuple(job.allowed_tools or ()) or (command.allowed_tools if command else ())
         options = SessionOptions(
-            permission_mode=job.permission_mode, allowed_tools=tuple(job.allowed_tools or ()),
-            disallowed_tools=tuple(disallowed), max_turns=job.max_turns, model=job.model,
+            permission_mode=job.permission_mode, allowed_tools=allowed,
+            disallowed_tools=tuple(disallowed), max_turns=job.max_turns,
+            model=job.model or (command.model if command else None),
             append_system_prompt=job.append_system_prompt,
         )  # fmt: skip
         return await run_claude(self.settings.claude_bin, prompt, work, options,
