@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ghapp.analysis.metrics import build_metric_providers
 from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
+from ghapp.dashboard import dashboard_routes
 from ghapp.db import Database
 from ghapp.db.wakeups import PgWakeups
 from ghapp.github.app import GitHubApp
@@ -177,6 +178,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *api_routes(),
+        *dashboard_routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -1,0 +1,290 @@
+"""The dashboard's plumbing: templates, who is signed in, CSRF, errors, redirects.
+
+Every page handler is wrapped by :meth:`Dashboard.page`: it resolves the session cookie to
+a :class:`~ghapp.api.auth.Principal` (or redirects to ``/login``), checks the CSRF token on
+every POST (``403`` otherwise) and turns refusals into small HTML error pages.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from jinja2 import PackageLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ghapp.api.auth import Principal
+from ghapp.api.errors import ApiError
+from ghapp.dashboard import describe
+from ghapp.dashboard.markdown import render_markdown
+from ghapp.dashboard.session import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    DashboardSession,
+    Signer,
+    csrf_matches,
+    principal_of,
+)
+from ghapp.jobs.service import JobNotFound, RunNotFound
+from ghapp.notify.crypto import SecretKeyError
+from ghapp.notify.service import NotifierNotFound
+
+if TYPE_CHECKING:
+    from ghapp.app import AppState
+
+log = logging.getLogger("ghapp.dashboard")
+
+STATIC = Path(__file__).parent / "static"
+MAX_FORM_BYTES = 1_000_000
+MAX_ID = 2**31 - 1  # our ids are INTEGER; larger numbers name nothing
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class PageError(Exception):
+    """A refusal shown as an HTML page: 403 out of scope, 404 unknown, 409 not applicable."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Form:
+    """A submitted ``application/x-www-form-urlencoded`` form."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, name: str, default: str = "") -> str:
+        for key, value in self.pairs:
+            if key == name:
+                return value
+        return default
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.pairs if key == name]
+
+    def has(self, name: str) -> bool:
+        return any(key == name for key, _ in self.pairs)
+
+
+@dataclass
+class Ctx:
+    """What a page handler gets."""
+
+    request: Request
+    state: AppState
+    principal: Principal
+    session: DashboardSession
+    dashboard: Dashboard
+    form: Form = field(default_factory=Form)
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    @property
+    def now(self) -> datetime:
+        return self.state.clock.now()
+
+    def render(self, template: str, code: int = 200, **values: Any) -> HTMLResponse:
+        return self.dashboard.render(self.request, template, code, self, **values)
+
+    @property
+    def here(self) -> str:
+        return here(self.request)
+
+    def int_param(self, name: str) -> int:
+        raw = str(self.request.path_params.get(name, ""))
+        if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+            raise PageError(404, "Not found.")
+        return int(raw)
+
+    async def check_repo(self, repo_id: int | None) -> None:
+        try:
+            await self.principal.check_repo(self.state.db, repo_id)
+        except ApiError as exc:
+            raise PageError(
+                exc.status, "Your token is not allowed to see that repository."
+            ) from None
+
+    def wants_json(self) -> bool:
+        return self.request.headers.get("x-requested-with") == "ghapp-dashboard"
+
+    def done(self, message: str, to: str, **extra: Any) -> Response:
+        """After an action: JSON for the page's script, a redirect otherwise."""
+        if self.wants_json():
+            return JSONResponse({"ok": True, "message": message, "location": to, **extra})
+        signed = self.dashboard.signer(self.state).dumps({"n": message})
+        return RedirectResponse(with_notice(to, signed), status_code=303)
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+class Dashboard:
+    """Templates and the signing key, built once per app."""
+
+    def __init__(self) -> None:
+        self.env = SandboxedEnvironment(
+            loader=PackageLoader("ghapp.dashboard", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            extensions=["jinja2.ext.do"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(
+            markdown=render_markdown,
+            duration=describe.duration,
+            money=describe.money,
+            badge=describe.status_class,
+            absolute=describe.absolute,
+        )
+        self.env.globals.update(event_line=describe.event_line)
+        # Used only when the server has no secret at all: sessions then end with the process.
+        self._fallback_key = secrets.token_bytes(32)
+
+    def signer(self, state: AppState) -> Signer:
+        return Signer.for_settings(state.settings, self._fallback_key)
+
+    def secure_cookies(self, state: AppState) -> bool:
+        return state.settings.public_url.lower().startswith("https://")
+
+    def render(
+        self, request: Request, template: str, code: int, ctx: Ctx | None, **values: Any
+    ) -> HTMLResponse:
+        now = ctx.now if ctx is not None else None
+        notice = ""
+        if ctx is not None and request.query_params.get("notice"):
+            signed = self.signer(ctx.state).loads(request.query_params["notice"])
+            notice = str(signed.get("n", "")) if isinstance(signed, dict) else ""
+        page = self.env.get_template(template).render(
+            request_path=request.url.path,
+            here=here(request),
+            principal=ctx.principal if ctx is not None else None,
+            csrf=ctx.session.csrf if ctx is not None else values.pop("csrf", ""),
+            csrf_field=CSRF_FIELD,
+            notice=notice,
+            now=now,
+            rel=(lambda moment: describe.relative(moment, now)) if now else describe.absolute,
+            **values,
+        )
+        return HTMLResponse(page, status_code=code, headers=SECURITY_HEADERS)
+
+    async def session_of(self, request: Request, state: AppState) -> DashboardSession | None:
+        data = self.signer(state).loads(request.cookies.get(SESSION_COOKIE))
+        session = DashboardSession.from_dict(data)
+        if session is None or session.expires <= int(state.clock.now().timestamp()):
+            return None
+        return session
+
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            state: AppState = request.app.state.ghapp
+            session = await self.session_of(request, state)
+            principal = await principal_of(state, session) if session is not None else None
+            if session is None or principal is None:
+                return self._to_login(request)
+            ctx = Ctx(request, state, principal, session, self)
+            if request.method == "POST":
+                ctx.form = await read_form(request)
+                given = request.headers.get(CSRF_HEADER) or ctx.form.get(CSRF_FIELD)
+                if not csrf_matches(session.csrf, given):
+                    return self.error(
+                        ctx,
+                        403,
+                        "The form has expired or did not come from "
+                        "this dashboard (CSRF check failed). Reload and retry.",
+                    )
+            try:
+                return await handler(ctx)
+            except PageError as exc:
+                return self.error(ctx, exc.status, exc.message)
+            except ApiError as exc:
+                return self.error(ctx, exc.status, exc.message)
+            except (JobNotFound, RunNotFound, NotifierNotFound):
+                return self.error(ctx, 404, "Not found: it may have been deleted.")
+            except SecretKeyError as exc:
+                return self.error(ctx, 503, str(exc))
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    def error(self, ctx: Ctx, status: int, message: str) -> Response:
+        if ctx.wants_json():
+            return JSONResponse({"ok": False, "error": message}, status_code=status)
+        return ctx.render("error.html", code=status, status_code=status, message=message)
+
+    def _to_login(self, request: Request) -> Response:
+        if request.headers.get("x-requested-with") == "ghapp-dashboard":
+            return JSONResponse({"ok": False, "error": "signed out", "location": "/login"}, 401)
+        target = request.url.path
+        if request.url.query and request.method == "GET":
+            target += "?" + request.url.query
+        location = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
+        return RedirectResponse(location, status_code=303)
+
+
+async def read_form(request: Request) -> Form:
+    """The urlencoded body (a multipart or oversized body reads as an empty form)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return Form()
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_FORM_BYTES:
+            raise PageError(413, "The form is too large.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Form()
+    return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=2000))
+
+
+def safe_next(value: str | None, default: str = "/") -> str:
+    """A local path to go to after an action (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    if any(char.isspace() or ord(char) < 32 for char in value):  # "/\t/evil.example"
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def with_notice(location: str, message: str) -> str:
+    base, _, anchor = location.partition("#")
+    parts = urlsplit(base)
+    pairs = [(k, v) for k, v in parse_qsl(parts.query) if k != "notice"]
+    pairs.append(("notice", message))
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
+    return f"{parts.path}?{query}" + (f"#{anchor}" if anchor else "")
+
+
+def here(request: Request) -> str:
+    """This page's address without the fragment and notice parameters (to come back to)."""
+    pairs = [(k, v) for k, v in request.query_params.multi_items()
+             if k not in ("fragment", "notice")]  # fmt: skip
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
+    return request.url.path + ("?" + query if query else "")
