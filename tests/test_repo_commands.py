@@ -134,6 +134,9 @@ async def test_a_job_may_use_a_repository_command_and_sessions_run_it(world):
         [session] = (await conn.execute(select(Session))).all()
     assert session.status == "completed", session.error
     assert session.prompt.startswith("Label this issue for the Hello-World team. Focus: .")
+    kinds = [event["type"] for event in session.event_log]  # the log the dashboard shows live
+    assert kinds[0] == "system" and kinds[-1] == "result" and "assistant" in kinds
+    assert session.agent_session_id and session.num_turns >= 1
     call = json.loads(record.read_text().splitlines()[0])
     assert "Label this issue for the Hello-World team" in call["prompt"]
     argv = call["argv"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -36,7 +37,7 @@ from ghapp.github.transport import RateLimited
 from ghapp.metrics import Metrics
 from ghapp.repo_commands import Command
 from ghapp.runners.builtin import run_builtin
-from ghapp.runners.claude import Outcome, SessionOptions, run_claude
+from ghapp.runners.claude import Outcome, Progress, SessionOptions, run_claude
 from ghapp.runners.shell import run_shell
 from ghapp.settings import Settings
 from ghapp.worker import budget
@@ -59,6 +60,31 @@ GITHUB_TROUBLE = (GitHubBroken, RateLimitExceeded, RateLimited, httpx.TransportE
 RECENT = timedelta(days=7)  # items a job processed this recently are not redone
 WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit", "Bash")
 
+
+PROGRESS_EVERY_S = 1.0  # how often a running session's event log is written
+EVENT_LOG_KEPT = 200  # the latest events of a session's log
+
+
+class ProgressLog:
+    """Stores a running session's event log as it goes (the dashboard shows it live):
+    the first event at once, then at most once a second, and everything at the end."""
+
+    def __init__(self, executor: SessionExecutor, session_id: int | None) -> None:
+        self.executor = executor
+        self.session_id = session_id
+        self.progress: Progress | None = None
+        self.written_at: float | None = None
+
+    async def on_event(self, progress: Progress, event: dict[str, Any]) -> None:
+        self.progress = progress
+        now = time.monotonic()
+        if self.written_at is None or now - self.written_at >= PROGRESS_EVERY_S:
+            self.written_at = now
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.progress is not None and self.session_id is not None:
+            await self.executor.store_progress(self.session_id, self.progress)
 
 @dataclass(frozen=True)
 class Item:
@@ -229,7 +255,8 @@ class SessionExecutor:
                 command = await self._repository_command(job, work, item, run, session_id)
                 if command is not None:
                     prompt = command.render(item.data, (run.trigger_detail or {}).get("args", ""))
-                outcome = await self._run(job, prompt, work, item, context.cancel, command)
+                outcome = await self._run(job, prompt, work, item, context.cancel, command,
+                                          session_id=session_id)  # fmt: skip
         finally:
             if not commenting.done():
                 commenting.cancel()
@@ -300,6 +327,8 @@ class SessionExecutor:
         item: Item,
         cancel: asyncio.Event,
         command: Command | None = None,
+        *,
+        session_id: int | None = None,
     ) -> Outcome:
         if job.runner == "shell":
             return await run_shell(job.shell_command, work, time_limit=job.timeout_seconds,
@@ -318,8 +347,18 @@ class SessionExecutor:
             model=job.model or (command.model if command else None),
             append_system_prompt=job.append_system_prompt,
         )  # fmt: skip
-        return await run_claude(self.settings.claude_bin, prompt, work, options,
-                                time_limit=job.timeout_seconds, cancel=cancel)  # fmt: skip
+        log_progress = ProgressLog(self, session_id)
+        outcome = await run_claude(self.settings.claude_bin, prompt, work, options,
+                                   time_limit=job.timeout_seconds, cancel=cancel,
+                                   on_event=log_progress.on_event)  # fmt: skip
+        await log_progress.flush()
+        return outcome
+
+    async def store_progress(self, session_id: int, progress: Progress) -> None:
+        await self._update_session(
+            session_id, event_log=progress.events[-EVENT_LOG_KEPT:],
+            agent_session_id=progress.agent_session_id, num_turns=progress.turns,
+        )  # fmt: skip
 
     async def _session_row(self, run_id: int, item: Item, prompt: str, runner: str) -> int:
         """The run's session for this item: reused when the run is retried or taken over."""
