@@ -45,6 +45,7 @@ from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checkout import CheckoutError, checkout
 from ghapp.worker.items import search_items
 from ghapp.worker.pool import RunContext, RunResult
+from ghapp.worker.publish import comment_section, publish_changes
 from ghapp.worker.report import (
     Posted,
     facts_line,
@@ -167,8 +168,18 @@ class SessionExecutor:
             max_items=job.max_items, now=self.clock.now(), recently_processed=recent,
         )  # fmt: skip
         kind = "pr" if job.target_type == "prs" else "issue"
-        items = [Item(kind, i["number"], i.get("title", ""), i) for i in found.items]
+        items = [
+            Item(kind, i["number"], i.get("title", ""), i,
+                 fork=kind == "pr" and await self._from_fork(gh, repo, i["number"]))
+            for i in found.items
+        ]  # fmt: skip
         return items, {"items_found": found.found, "items_skipped": found.skipped}
+
+    async def _from_fork(self, gh: GitHubAPI, repo: str, number: int) -> bool:
+        """Search results do not say where a PR's head lives: ask (forks get no write tools)."""
+        pull = await gh.getitem(f"/repos/{repo}/pulls/{number}")
+        head_repo = (pull.get("head") or {}).get("repo") or {}
+        return head_repo.get("full_name", "").lower() != repo.lower()
 
     async def _recently_processed(self, job_id: int) -> set[int]:
         from ghapp.db.models import Run
@@ -257,6 +268,13 @@ class SessionExecutor:
                     prompt = command.render(item.data, (run.trigger_detail or {}).get("args", ""))
                 outcome = await self._run(job, prompt, work, item, context.cancel, command,
                                           session_id=session_id)  # fmt: skip
+                published = None
+                if outcome.ok:  # publish_changes does nothing unless the job allows it
+                    published = await publish_changes(
+                        gh, work, repo=repo.full_name, default_branch=repo.default_branch,
+                        token=token, job=job, item=item, settings=self.settings,
+                        session_id=session_id,
+                    )  # fmt: skip
         finally:
             if not commenting.done():
                 commenting.cancel()
@@ -275,6 +293,8 @@ class SessionExecutor:
                            duration_ms=outcome.duration_ms)  # fmt: skip
         text = result_text(job.name, ok=outcome.ok, result=outcome.result_text,
                            error=outcome.error, facts=facts, run_url=run_url)  # fmt: skip
+        if published is not None and (section := comment_section(published)):
+            text = f"{text}\n\n{section}"
         if comment is not None:
             await finish_comment(gh, repo.full_name, comment.comment_id, session_id, text, run_url)
         elif item.number is None and job.report == "issue":
