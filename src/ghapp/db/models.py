@@ -435,3 +435,4 @@ class SchedulerState(SQLModel, table=True):
 
 # Tables defined next to their feature, registered on SQLModel.metadata with the rest.
 from ghapp.analysis.models import AnalysisResult  # noqa: E402, F401
+from ghapp.config.models import ConfigSync  # noqa: E402, F401

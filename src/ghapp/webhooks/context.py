@@ -57,6 +57,7 @@ class DeliveryContext:
     statements: list[Statement] = field(default_factory=list)
     rows_written: list[tuple[Hashable, Hashable]] = field(default_factory=list)
     runs_queued: int = 0
+    config_syncs_queued: int = 0  # .github/ghapp.yml reads for workers (ghapp.config)
 
     def add(self, statement: Statement) -> None:
         self.statements.append(statement)

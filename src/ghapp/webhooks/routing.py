@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from gidgethub import routing
 
+from ghapp.config import webhooks as config
 from ghapp.webhooks import installations, triggers
 from ghapp.webhooks.normalize import ITEM_EVENTS
 
-router = routing.Router(installations.router, triggers.router)
+router = routing.Router(installations.router, triggers.router, config.router)
 
 # Events ghapp acts on; anything else is stored with outcome "ignored".
 HANDLED_EVENTS = (

@@ -84,7 +84,7 @@ class DeliveryStore:
         if result is None:
             return Stored(event.delivery_id, 0, await self._duplicate_reason(event.delivery_id))
         self._known.remember(ctx.rows_written)
-        if ctx.runs_queued and self._signals is not None:
+        if (ctx.runs_queued or ctx.config_syncs_queued) and self._signals is not None:
             self._signals.runs_queued()
         return Stored(event.delivery_id, ctx.runs_queued)
 
