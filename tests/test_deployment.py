@@ -102,8 +102,9 @@ def test_app_yml_events_are_exactly_what_the_code_routes() -> None:
     assert events == list(manifest.EVENTS)
     routed = set(router._shallow_routes) | set(router._deep_routes)
     assert set(events) == routed - ALWAYS_SENT  # a handler for each, none without one
-    assert set(events) == set(KNOWN_EVENTS)  # what jobs may trigger on
-    assert set(events) == ITEM_EVENTS  # what queues runs
+    jobs = set(events) - {"push"}  # push is for config as code only
+    assert jobs == set(KNOWN_EVENTS)  # what jobs may trigger on
+    assert jobs == ITEM_EVENTS  # what queues runs
     assert set(events) <= HANDLED_EVENTS
     assert ALWAYS_SENT <= routed
 
@@ -122,6 +123,10 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("GET", r"/repos/\{\w+\}/collaborators/\{\w+\}/permission", {"metadata"}),
     ("GET", r"/repos/\{\w+\}/contents(/.*)?", {"contents"}),
     ("GET", r"/repos/\{\w+\}/installation", set()),  # the app JWT: no permission
+    ("POST", r"/repos/\{\w+\}/statuses/\{\w+\}", {"statuses"}),
+    ("GET", r"/repos/\{\w+\}/pulls(/\{\w+\})?", {"pull_requests"}),
+    ("POST", r"/repos/\{\w+\}/pulls", {"pull_requests"}),
+    ("PATCH", r"/repos/\{\w+\}/pulls/\{\w+\}", {"pull_requests"}),
 ]
 EVENT_PERMISSIONS = {
     "issues": "issues",
@@ -129,6 +134,7 @@ EVENT_PERMISSIONS = {
     "pull_request": "pull_requests",
     "pull_request_review": "pull_requests",
     "pull_request_review_comment": "pull_requests",
+    "push": "contents",
 }
 CALL = re.compile(r"\.(getitem|getiter|post|patch|put|delete)\(\s*f?\"(/[^\"]*)\"")
 VERBS = {"getitem": "GET", "getiter": "GET", "post": "POST", "patch": "PATCH", "put": "PUT",
@@ -164,6 +170,9 @@ def test_app_yml_permissions_are_exactly_what_the_api_calls_need() -> None:
     # worker/checkout.py clones with the installation token: contents read.
     assert '"clone"' in (SRC / "worker" / "checkout.py").read_text()
     needed.setdefault("contents", "read")
+    # worker/publish.py pushes ghapp/<job>/<item> branches with the token: contents write.
+    assert '"push"' in (SRC / "worker" / "publish.py").read_text()
+    needed["contents"] = "write"
     for event in APP_YML["default_events"]:  # GitHub sends an event only with its permission
         needed.setdefault(EVENT_PERMISSIONS[event], "read")
     assert needed == APP_YML["default_permissions"]

@@ -185,3 +185,11 @@ async def test_delete_cancels_queued_runs(service, db) -> None:
         assert (await session.exec(select(Run))).all() == []  # runs go with their job
         actions = [e.action for e in (await session.exec(select(AuditEntry))).all()]
     assert actions == ["job.create", "job.delete"]
+
+
+async def test_concurrent_changes_bump_the_jobs_version_once_each(service):
+    import asyncio
+
+    await asyncio.gather(*(service.create(cron_job(name=f"job {i}"), actor="t") for i in range(8)))
+    async with service.db.read() as conn:
+        assert await jobs_version(conn) == 8  # no lost increment, no clash creating the row

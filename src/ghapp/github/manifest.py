@@ -7,10 +7,9 @@ API calls the worker makes. ``ghapp setup`` posts this manifest (or ``./app.yml`
 GitHub with the URLs filled in.
 
 ``installation`` and ``installation_repositories`` are not listed: GitHub sends them to
-every app without a subscription (``webhooks/installations.py`` handles them). ``push``
-is not listed either: ``webhooks/routing.py`` stores a push delivery it receives as
-"stored" rather than "ignored", but no handler or job trigger acts on it, and subscribing
-would store a delivery for every push to every installed repository.
+every app without a subscription (``webhooks/installations.py`` handles them). ``push`` is
+for config as code only (``config/webhooks.py``: pushes that change ``.github/ghapp.yml``);
+jobs cannot trigger on it.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ EVENTS: tuple[str, ...] = (
     "pull_request",  # event triggers on PRs: opened, synchronize, ready_for_review...
     "pull_request_review",  # event triggers on reviews: submitted, edited, dismissed
     "pull_request_review_comment",  # slash commands and triggers in review comments
+    "push",  # config/webhooks.py: a push changing .github/ghapp.yml queues a config sync
 )
 
 # default_permissions: what the worker's GitHub API calls and clones need (GitHub's
@@ -46,11 +46,14 @@ PERMISSIONS: dict[str, str] = {
     # pull_requests for a PR's conversation), and the pull_request* events.
     "pull_requests": "write",
     # worker/checkout.py: git clone of the default branch or fetch of refs/pull/N/head;
-    # repo_commands.py: GET /repos/{repo}/contents/.claude/commands/...
-    "contents": "read",
+    # repo_commands.py and config/sync.py: GET /repos/{repo}/contents/...; worker/publish.py:
+    # git push of ghapp/<job>/<item> branches with a session's changes.
+    "contents": "write",
     # worker/authorize.py: GET /repos/{repo}/collaborators/{login}/permission (documented as
     # needing metadata: read); GitHub grants it to every app with repository permissions.
     "metadata": "read",
+    # config/sync.py: POST /repos/{repo}/statuses/{sha} (the ghapp/config status).
+    "statuses": "write",
 }
 
 

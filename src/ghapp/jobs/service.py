@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ghapp.clock import Clock
 from ghapp.db import Database
+from ghapp.db.core import dialect_insert
 from ghapp.db.models import (
     AuditEntry,
     Job,
@@ -314,12 +315,17 @@ async def stop_runs(conn: AsyncConnection, job_id: int, now: datetime) -> None:
 
 
 async def bump_jobs_version(session: AsyncSession, now: datetime) -> None:
-    state = await session.get(SchedulerState, JOBS_VERSION)
-    if state is None:
-        session.add(SchedulerState(key=JOBS_VERSION, value="1", updated_at=now))
-    else:
-        state.value = str(int(state.value) + 1)
-        state.updated_at = now
+    """One atomic upsert: concurrent changes (replicas, config syncs) never lose a bump or
+    collide creating the row."""
+    conn = await session.connection()
+    table = SchedulerState.__table__  # type: ignore[attr-defined]
+    stmt = dialect_insert(conn, table).values(key=JOBS_VERSION, value="1", updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"],
+        set_={"value": cast(cast(table.c.value, Integer) + 1, Text),
+              "updated_at": stmt.excluded.updated_at},
+    )  # fmt: skip
+    await conn.execute(stmt)
 
 
 async def jobs_version(conn: AsyncConnection) -> int:

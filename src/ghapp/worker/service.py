@@ -11,6 +11,7 @@ from datetime import timedelta
 import httpx
 
 from ghapp.clock import Clock
+from ghapp.config.sync import ConfigSyncer, build_config_syncer
 from ghapp.db import Database
 from ghapp.github.app import GitHubApp
 from ghapp.metrics import Metrics
@@ -32,11 +33,14 @@ class Worker:
     github: GitHubApp
     dispatcher: Dispatcher
     http: httpx.AsyncClient
+    config: ConfigSyncer | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.pool.start()
         self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="notifications"))
+        if self.config is not None:  # .github/ghapp.yml syncs queued by webhooks
+            self._tasks.append(asyncio.create_task(self.config.run(), name="config-sync"))
 
     async def close(self) -> None:
         await self.pool.stop()
@@ -73,7 +77,8 @@ def build_worker(
     pool = WorkerPool(db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings,
                       metrics=metrics)  # fmt: skip
     http, dispatcher = build_dispatcher(settings, db, clock, signals, metrics)
-    return Worker(pool, github, dispatcher, http)
+    config = build_config_syncer(db, clock, signals, github, owner=f"{owner}:config")
+    return Worker(pool, github, dispatcher, http, config)
 
 
 def build_dispatcher(
