@@ -515,3 +515,16 @@ async def test_running_a_task_queues_an_execution_at_once(api):
     bad = await api.http.post(f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(),
                               json={"triggerType": "cron"})  # fmt: skip
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "triggerType"
+
+
+async def test_seed_two_optimize_tasks_propose_their_changes_as_a_pull_request(api):
+    async def made(config):
+        answer = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
+            "name": "Weekly Optimization", "taskType": "optimize", "scheduleType": "cron",
+            "cronExpression": "0 8 * * 1", "repoId": REPO_A, "taskConfig": config})  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    pr = await made({"strategy": "moderate", "dryRun": False})
+    assert pr["commandId"] == "context/optimize" and pr["taskConfig"]["publish"] == "pr"
+    assert (await made({"dryRun": True}))["taskConfig"]["publish"] == "dry_run"

@@ -377,6 +377,10 @@ def task_spec(body: dict[str, Any], current: Job | None) -> dict[str, Any]:
     work_given = {"command_id", "custom_prompt", "runner", "shell_command"} & data.keys()
     if current is None and not work_given and body.get("task_type") in _TASK_TYPE_WORK:
         data = {**_TASK_TYPE_WORK[body["task_type"]], **data}
+        if body["task_type"] == "optimize":  # seed 2's optimize proposes its changes as a PR
+            config = dict(data.get("task_config") or {})
+            config.setdefault("publish", "dry_run" if config.get("dryRun") else "pr")
+            data["task_config"] = config
     threshold = _threshold(body, current)
     if threshold is not None:
         data["threshold"] = threshold
