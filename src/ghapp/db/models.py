@@ -221,6 +221,8 @@ class Run(SQLModel, table=True):
         Index("ix_runs_status_run_after", "status", "run_after"),
         # History filtered by status, newest first (SQLite would sort every match otherwise).
         Index("ix_runs_status_id", "status", "id"),
+        # Today's counts (dashboard overview, scheduler status) without a scan of all runs.
+        Index("ix_runs_queued_at", "queued_at"),
         Index("ix_runs_job_id_id", "job_id", "id"),
     )
 
