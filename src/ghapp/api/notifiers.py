@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from ghapp.api.core import Api, Call
 from ghapp.api.errors import ApiError, camel_field
 from ghapp.api.schemas import (
@@ -17,8 +15,6 @@ from ghapp.api.schemas import (
     TestResult,
 )
 from ghapp.db.models import Notifier
-from ghapp.notify.email import SmtpSettings
-from ghapp.notify.sender import Sender
 
 api = Api(
     field_names=lambda name: camel_field(name, {"url": "webhook_url", "type": "webhook_type"})
@@ -160,11 +156,7 @@ async def delete_webhook(call: Call) -> None:
 )
 async def test_webhook(call: Call) -> Any:
     row = await _load(call)
-    settings = call.state.settings
-    async with httpx.AsyncClient() as client:
-        sender = Sender(client, SmtpSettings.from_settings(settings),
-                        settings.notify_timeout_seconds)  # fmt: skip
-        attempt = await call.state.notifiers.test(row.id, call.actor, sender)
+    attempt = await call.state.notifiers.test_now(row.id, call.actor, call.state.settings)
     return TestResult(
         ok=attempt.ok,
         status_code=attempt.status_code,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
@@ -19,8 +18,6 @@ from ghapp.api.views import scoped
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.forms import named_field
 from ghapp.db.models import Notifier, Repository
-from ghapp.notify.email import SmtpSettings
-from ghapp.notify.sender import Sender
 from ghapp.notify.spec import DEFAULT_EVENTS, EVENTS
 
 TYPES = (("slack", "Slack"), ("discord", "Discord"), ("n8n", "n8n"), ("generic", "Generic webhook"),
@@ -100,11 +97,7 @@ async def update_notifier(ctx: Ctx) -> Response:
 
 async def test_notifier(ctx: Ctx) -> Response:
     row = await _load(ctx)
-    settings = ctx.state.settings
-    async with httpx.AsyncClient() as client:
-        sender = Sender(client, SmtpSettings.from_settings(settings),
-                        settings.notify_timeout_seconds)  # fmt: skip
-        attempt = await ctx.state.notifiers.test(row.id, ctx.actor, sender)
+    attempt = await ctx.state.notifiers.test_now(row.id, ctx.actor, ctx.state.settings)
     result = {
         "id": row.id,
         "name": row.name,

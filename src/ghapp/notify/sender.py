@@ -17,6 +17,10 @@ class Sender:
     smtp: SmtpSettings
     timeout_s: float = TIMEOUT_S
 
+    @classmethod
+    def from_settings(cls, client: httpx.AsyncClient, settings: Any) -> Sender:
+        return cls(client, SmtpSettings.from_settings(settings), settings.notify_timeout_seconds)
+
     async def send(
         self,
         notifier_type: str,

@@ -153,6 +153,13 @@ class NotifierService:
             return {"recipients": [a for a in target.removeprefix("mailto:").split(",") if a]}
         return {"url": target}
 
+    async def test_now(self, notifier_id: int, actor: str, settings: Any) -> Attempt:
+        """:meth:`test` with a sender made from the settings (API and dashboard buttons)."""
+        import httpx
+
+        async with httpx.AsyncClient() as client:
+            return await self.test(notifier_id, actor, Sender.from_settings(client, settings))
+
     def secret_of(self, row: Notifier) -> str | None:
         token = row.config.get(SECRET_FIELD)
         return self.box.decrypt(token) if token else None

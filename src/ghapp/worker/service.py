@@ -17,7 +17,6 @@ from ghapp.github.app import GitHubApp
 from ghapp.metrics import Metrics
 from ghapp.notify.crypto import SecretBox
 from ghapp.notify.dispatch import Dispatcher
-from ghapp.notify.email import SmtpSettings
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
 from ghapp.settings import Settings
@@ -85,7 +84,7 @@ def build_dispatcher(
     settings: Settings, db: Database, clock: Clock, signals: Signals, metrics: Metrics | None = None
 ) -> tuple[httpx.AsyncClient, Dispatcher]:
     http = httpx.AsyncClient(follow_redirects=False)
-    sender = Sender(http, SmtpSettings.from_settings(settings), settings.notify_timeout_seconds)
+    sender = Sender.from_settings(http, settings)
     dispatcher = Dispatcher(db, clock, signals, notifier_service(settings, db, clock), sender,
                             max_attempts=settings.notify_max_attempts, metrics=metrics)  # fmt: skip
     return http, dispatcher
