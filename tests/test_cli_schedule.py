@@ -322,7 +322,8 @@ async def test_quick_setups(server) -> None:
     assert (weekly.name, weekly.cron_expression, weekly.repo_id) == (
         "Weekly Optimization", "0 8 * * 1", REPO_ID,
     )  # fmt: skip
-    assert weekly.task_config == {"strategy": "moderate", "dryRun": False}
+    # seed 2's optimize proposes its changes as a pull request
+    assert weekly.task_config == {"strategy": "moderate", "dryRun": False, "publish": "pr"}
     assert weekly.notify_on_success and weekly.notify_on_failure
     assert (low.name, low.threshold["metric"], low.threshold["operator"]) == (
         "Low Score Alert", "context_score", "lt",
