@@ -44,7 +44,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-EXAMPLES = 12
+EXAMPLES = 8
 
 
 async def _seed(db: Database, app_state: object) -> None:
@@ -122,7 +122,7 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=3, deadline=None, derandomize=True,
+@settings(max_examples=2, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))  # fmt: skip
 def test_without_a_token_every_operation_is_401(case: schemathesis.Case) -> None:
     response = case.call(headers={"Authorization": "Bearer wrong"})
