@@ -513,3 +513,22 @@ def test_the_bash_replay_prints_the_same_stream_with_its_own_session_and_directo
     assert {e["session_id"] for e in first} == {first[0]["session_id"]}
     lines = [_json.loads(line) for line in record.read_text().splitlines()]
     assert [line["issue"] for line in lines] == [7, 8] and all(line["ticks"] > 0 for line in lines)
+
+
+def test_the_bash_replay_can_take_a_while_before_its_last_line(tmp_path: Path) -> None:
+    from ghapp.standins.claude import write_replay_executable
+
+    plain, slow = tmp_path / "plain", tmp_path / "slow"
+    plain.mkdir()
+    slow.mkdir()
+    assert "sleep" not in write_replay_executable(plain).read_text()  # at once, as before
+    replay = write_replay_executable(slow, delay_s=0.5)
+    started = time.monotonic()
+    with subprocess.Popen([str(replay), "-p", "ISSUE #1", *FLAGS], cwd=slow,
+                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        lines = [(json.loads(line), time.monotonic()) for line in proc.stdout]
+        assert proc.wait(timeout=TIMEOUT) == 0
+    assert lines[0][0]["subtype"] == "init" and lines[-1][0]["type"] == "result"
+    assert lines[-1][1] - started >= 0.5
+    assert lines[-1][1] - lines[-2][1] >= 0.25  # the pause comes before the last line only

@@ -677,10 +677,11 @@ def write_executable(directory: Path) -> Path:
 _REPLAY = """#!/bin/bash
 {record_lines}sid=$(( $$ * 100000 + RANDOM ))-replay
 while IFS= read -r line; do
-  line=${{line//@SID@/$sid}}
+  {pause}line=${{line//@SID@/$sid}}
   printf '%s\\n' "${{line//@CWD@/$PWD}}"
 done < {template}
 """
+_PAUSE = "(( ++replay_line == {last} )) && sleep {delay}\n  "  # before the last line (delay_s)
 _RECORD = """read -r -a stat < /proc/self/stat
 started=$EPOCHREALTIME
 issue=null
@@ -691,9 +692,13 @@ printf '{{"issue": %s, "ticks": %s, "started": %s}}\\n' \\
 
 
 def write_replay_executable(
-    directory: Path, scenario: str = "success", record: Path | None = None
+    directory: Path, scenario: str = "success", record: Path | None = None, delay_s: float = 0
 ) -> Path:
-    """A bash executable replaying this stand-in's ``scenario`` stream (see above)."""
+    """A bash executable replaying this stand-in's ``scenario`` stream (see above).
+
+    ``delay_s`` > 0: it ``sleep``s that long before the stream's last line, a session that
+    takes a while (the rest of the stream is printed at once).
+    """
     import subprocess
 
     directory = Path(directory)
@@ -710,7 +715,8 @@ def write_replay_executable(
     template = directory / f"replay-{scenario}.jsonl"
     template.write_text(out.replace(session_id, "@SID@").replace(str(sample), "@CWD@"))
     record_lines = _RECORD.format(record=record) if record is not None else ""
+    pause = _PAUSE.format(last=len(out.splitlines()), delay=f"{delay_s:f}") if delay_s > 0 else ""
     path = directory / "claude-replay"
-    path.write_text(_REPLAY.format(record_lines=record_lines, template=template))
+    path.write_text(_REPLAY.format(record_lines=record_lines, pause=pause, template=template))
     path.chmod(0o755)
     return path
