@@ -99,6 +99,7 @@ class WorkerPool:
         self.settings = settings or PoolSettings()
         self.jitter = jitter or (lambda cap: random.uniform(0, cap))
         self._stopping = asyncio.Event()
+        self._listening = asyncio.Lock()
         self._slots: list[asyncio.Task[None]] = []
         self._executing: dict[int, asyncio.Task[RunResult]] = {}
         self._processing: set[asyncio.Task[None]] = set()
@@ -132,8 +133,11 @@ class WorkerPool:
         while not self._stopping.is_set():
             claimed = await self.queue.claim(self.clock.now())
             if claimed is None:
-                wake_at = self.clock.now() + self.settings.poll
-                await self.clock.sleep_until(wake_at, self.signals.work_available)
+                # One idle slot listens for work; the others wait behind it. A wake-up
+                # then costs one claim, not one per idle slot (which lost the race anyway).
+                async with self._listening:
+                    wake_at = self.clock.now() + self.settings.poll
+                    await self.clock.sleep_until(wake_at, self.signals.work_available)
                 continue
             self.signals.work_available.set()  # there may be more: wake a sibling slot
             task = asyncio.create_task(self.process(claimed))
