@@ -48,11 +48,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from timed_github import TimedGitHub  # bench/ is on sys.path when a bench runs
 
 from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_replay_executable
 from ghapp.standins.git import bare_repository
-from ghapp.standins.github import GitHubStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = ROOT / "tests" / "fixtures" / "github-payloads" / "issues" / "opened.payload.json"
@@ -77,22 +77,6 @@ with open({record!r}, "a") as f:
 from ghapp.standins.claude import main
 raise SystemExit(main())
 """
-
-class TimedGitHub(GitHubStandIn):
-    """The stand-in, noting when each issue's comment first says "finished"."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.finished: dict[int, float] = {}
-
-    def _update_comment(self, call: Any) -> Any:
-        reply = super()._update_comment(call)
-        body = call.body().get("body") or ""
-        if "finished" in body and "✅" in body:
-            number = self._comment(call)["number"]
-            self.finished.setdefault(int(number), time.time())
-        return reply
-
 
 # == the server process ==================================================================
 
