@@ -60,7 +60,6 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -73,6 +72,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from common import free_port  # bench/ is on sys.path when a bench runs
 from sqlalchemy import insert, text
 
 from ghapp.commands import BUILTIN
@@ -481,11 +481,6 @@ def server_main(values: dict[str, Any], port: int) -> None:
     config = uvicorn_config(settings, workers=0, host="127.0.0.1", port=port, log_level="warning")
     uvicorn.Server(config).run()
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(base: str, server: Any) -> bool:

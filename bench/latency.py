@@ -39,7 +39,6 @@ import json
 import multiprocessing
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from timed_github import TimedGitHub  # bench/ is on sys.path when a bench runs
+from common import TimedGitHub, free_port, pct  # bench/ is on sys.path when a bench runs
 
 from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_replay_executable
@@ -197,22 +196,11 @@ def cpu_seconds(pid: int | None = None) -> float:
     return sum(int(v) for v in parts[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
 
 def ms(values: list[float]) -> str:
     return (f"p50 {pct(values, .5) * 1e3:8.1f}  p90 {pct(values, .9) * 1e3:8.1f}  "
             f"p99 {pct(values, .99) * 1e3:8.1f}  max {pct(values, 1) * 1e3:8.1f} ms")  # fmt: skip
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> int:

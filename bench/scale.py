@@ -68,7 +68,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,7 +77,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from timed_github import TimedGitHub  # bench/ is on sys.path when a bench runs
+from common import TimedGitHub, free_port, pct  # bench/ is on sys.path when a bench runs
 
 from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_replay_executable
@@ -151,11 +150,6 @@ async def prepare(settings: Any) -> None:
 
 # == processes ===========================================================================
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers(url: str) -> bool:
@@ -366,12 +360,6 @@ async def _pg_activity() -> tuple[list[int], int]:
         await conn.close()
     return [int(row["pid"]) for row in rows], int(xacts or 0)
 
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def ms(values: list[float]) -> str:

@@ -1,8 +1,9 @@
-"""The GitHub stand-in, noting when each issue's tracking comment first says "finished"
-(shared by the benches that time sessions end to end)."""
+"""What the benches share: a free loopback port, percentiles, and the GitHub stand-in noting
+when each issue's tracking comment first says "finished"."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -21,3 +22,17 @@ class TimedGitHub(GitHubStandIn):
             number = self._comment(call)["number"]
             self.finished.setdefault(int(number), time.time())
         return reply
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
