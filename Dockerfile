@@ -14,10 +14,15 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY src ./src
-# The README's install command (without -e: the image keeps no checkout to edit).
-RUN python3 -m pip install .
+# The locked versions, installed the way the README's deployment section does (not editable:
+# the image keeps no checkout to edit), into a virtual environment of the image's own.
+ENV UV_PROJECT_ENVIRONMENT=/opt/ghapp \
+    PATH=/opt/ghapp/bin:$PATH
+RUN python3 -m pip install uv==0.13.9 \
+    && python3 -m uv sync --locked --no-editable \
+    && python3 -m pip uninstall -y uv
 
 # Never root: a fixed uid, so Kubernetes' runAsNonRoot can check it.
 RUN useradd --create-home --uid 10001 --user-group ghapp

@@ -482,7 +482,6 @@ def server_main(values: dict[str, Any], port: int) -> None:
     uvicorn.Server(config).run()
 
 
-
 def wait_ready(base: str, server: Any) -> bool:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and server.is_alive():

@@ -74,13 +74,19 @@ def bench_backend(name: str, url: str, args: argparse.Namespace, directory: Path
     print(f"\n== {name} ==")
     data = build_data(args.jobs, args.runs, args.runs // 2, args.seed)
     migrated, inserted = asyncio.run(load(url, data))
-    print(f"setup: {len(data.jobs):,} jobs, {len(data.runs):,} runs, {len(data.sessions):,} "
-          f"sessions in {migrated + inserted:.1f} s")  # fmt: skip
+    print(
+        f"setup: {len(data.jobs):,} jobs, {len(data.runs):,} runs, {len(data.sessions):,} "
+        f"sessions in {migrated + inserted:.1f} s"
+    )
     port = free_port()
     values = {
-        "database_url": url, "admin_token": ADMIN_TOKEN, "data_dir": str(directory / "d"),
-        "webhook_secret": "bench-secret", "secret_key": None, "log_level": "warning",
-    }  # fmt: skip
+        "database_url": url,
+        "admin_token": ADMIN_TOKEN,
+        "data_dir": str(directory / "d"),
+        "webhook_secret": "bench-secret",
+        "secret_key": None,
+        "log_level": "warning",
+    }
     server = multiprocessing.get_context("spawn").Process(target=server_main, args=(values, port))
     server.start()
     problems: list[str] = []
@@ -88,14 +94,20 @@ def bench_backend(name: str, url: str, args: argparse.Namespace, directory: Path
     run_ids = [row["id"] for row in data.runs]
     pages = {
         "GET /": (lambda: "/", lambda text: text.count('<tr id="job-') == len(data.jobs)),
-        "GET /?fragment=live": (lambda: "/?fragment=live",
-                                lambda text: text.count('<tr id="job-') == len(data.jobs)),
+        "GET /?fragment=live": (
+            lambda: "/?fragment=live",
+            lambda text: text.count('<tr id="job-') == len(data.jobs),
+        ),
         "GET /runs": (lambda: "/runs", lambda text: text.count('<tr id="run-') == 50),
-        "GET /runs?status=failed": (lambda: "/runs?status=failed",
-                                    lambda text: text.count('data-status="failed"') == 50),
-        "GET /runs/{id}": (lambda: f"/runs/{rng.choice(run_ids)}",
-                           lambda text: "<h1>Run #" in text),
-    }  # fmt: skip
+        "GET /runs?status=failed": (
+            lambda: "/runs?status=failed",
+            lambda text: text.count('data-status="failed"') == 50,
+        ),
+        "GET /runs/{id}": (
+            lambda: f"/runs/{rng.choice(run_ids)}",
+            lambda text: "<h1>Run #" in text,
+        ),
+    }
     try:
         base = f"http://127.0.0.1:{port}"
         if not wait_ready(base, server):
@@ -119,9 +131,11 @@ def bench_backend(name: str, url: str, args: argparse.Namespace, directory: Path
                 if not timings:
                     continue
                 p95 = percentile(timings, 0.95)
-                print(f"{label:<26} {size / 1000:>7.1f} {statistics.median(timings):>6.1f}ms "
-                      f"{p95:>6.1f}ms {percentile(timings, 0.99):>6.1f}ms {max(timings):>6.1f}ms"
-                      f"  {'ok' if p95 < GOAL_MS else 'MISSED'}")  # fmt: skip
+                print(
+                    f"{label:<26} {size / 1000:>7.1f} {statistics.median(timings):>6.1f}ms "
+                    f"{p95:>6.1f}ms {percentile(timings, 0.99):>6.1f}ms {max(timings):>6.1f}ms"
+                    f"  {'ok' if p95 < GOAL_MS else 'MISSED'}"
+                )
     finally:
         if server.is_alive():
             server.terminate()

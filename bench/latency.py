@@ -95,19 +95,46 @@ async def _serve(settings_values: dict[str, Any], workers: int, port: int) -> No
     db = Database(settings.database_url)
     async with db.write() as conn:
         now = utcnow()
-        await upsert_row(conn, Installation.__table__,
-                         {"id": INSTALLATION, "account_login": "Codertocat", "permissions": {},
-                          "events": [], "created_at": now, "updated_at": now})  # fmt: skip
-        await upsert_row(conn, Repository.__table__,
-                         {"id": REPO_ID, "full_name": REPO, "installation_id": INSTALLATION,
-                          "default_branch": "master", "created_at": utcnow(),
-                          "updated_at": utcnow()})  # fmt: skip
+        await upsert_row(
+            conn,
+            Installation.__table__,
+            {
+                "id": INSTALLATION,
+                "account_login": "Codertocat",
+                "permissions": {},
+                "events": [],
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        await upsert_row(
+            conn,
+            Repository.__table__,
+            {
+                "id": REPO_ID,
+                "full_name": REPO,
+                "installation_id": INSTALLATION,
+                "default_branch": "master",
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            },
+        )
     await db.dispose()
-    config = uvicorn_config(settings, workers=workers, host="127.0.0.1", port=port,
-                            log_level="warning", http="httptools")  # fmt: skip
-    job = {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
-           "command_id": "issue/triage",
-           "event_triggers": [{"event": "issues.opened"}]}  # fmt: skip
+    config = uvicorn_config(
+        settings,
+        workers=workers,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http="httptools",
+    )
+    job = {
+        "name": "Triage",
+        "repo_id": REPO_ID,
+        "target_type": "issues",
+        "command_id": "issue/triage",
+        "event_triggers": [{"event": "issues.opened"}],
+    }
     await config.app.state.ghapp.jobs.create(job, actor="bench")  # type: ignore[attr-defined]
     await uvicorn.Server(config).serve()
 
@@ -153,8 +180,12 @@ def build_requests(count: int) -> list[tuple[int, bytes, dict[str, str]]]:
     for i in range(count):
         number = FIRST_ISSUE + i
         data = copy.deepcopy(base)
-        data["issue"].update(number=number, id=10_000_000 + i, title=f"Bench issue {number}",
-                             body=f"Bench body {number} {time.time_ns()}")  # fmt: skip
+        data["issue"].update(
+            number=number,
+            id=10_000_000 + i,
+            title=f"Bench issue {number}",
+            body=f"Bench body {number} {time.time_ns()}",
+        )
         body = json.dumps(data, separators=(",", ":")).encode()
         built.append((number, body, delivery_headers("issues", body, SECRET)))
     return built
@@ -196,11 +227,11 @@ def cpu_seconds(pid: int | None = None) -> float:
     return sum(int(v) for v in parts[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-
 def ms(values: list[float]) -> str:
-    return (f"p50 {pct(values, .5) * 1e3:8.1f}  p90 {pct(values, .9) * 1e3:8.1f}  "
-            f"p99 {pct(values, .99) * 1e3:8.1f}  max {pct(values, 1) * 1e3:8.1f} ms")  # fmt: skip
-
+    return (
+        f"p50 {pct(values, 0.5) * 1e3:8.1f}  p90 {pct(values, 0.9) * 1e3:8.1f}  "
+        f"p99 {pct(values, 0.99) * 1e3:8.1f}  max {pct(values, 1) * 1e3:8.1f} ms"
+    )
 
 
 def main() -> int:
@@ -214,12 +245,19 @@ def main() -> int:
         default=300.0,
         help="at most this long to wait for sessions after the last event",
     )
-    parser.add_argument("--database-url", default=None,
-                        help="PostgreSQL URL of a scratch database to create and drop "
-                        "(default: SQLite file in a temporary directory)")  # fmt: skip
-    parser.add_argument("--claude", choices=["bash", "python"], default="bash",
-                        help="the Claude Code stand-in: the Python one behind a Python wrapper, "
-                        "or its success stream replayed by a bash script (default)")  # fmt: skip
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL URL of a scratch database to create and drop "
+        "(default: SQLite file in a temporary directory)",
+    )
+    parser.add_argument(
+        "--claude",
+        choices=["bash", "python"],
+        default="bash",
+        help="the Claude Code stand-in: the Python one behind a Python wrapper, "
+        "or its success stream replayed by a bash script (default)",
+    )
     args = parser.parse_args()
     count = max(1, int(args.rate * args.seconds))
 
@@ -245,18 +283,26 @@ def main() -> int:
         for i in range(count):
             github.add_issue(REPO, FIRST_ISSUE + i, title=f"Bench issue {FIRST_ISSUE + i}")
         requests = build_requests(count)
-        print(f"{count} events at {args.rate:g}/s for {args.seconds:g} s, {args.workers} worker "
-              f"slots, {'PostgreSQL' if args.database_url else 'SQLite'}, "
-              f"{os.cpu_count()} CPUs")  # fmt: skip
+        print(
+            f"{count} events at {args.rate:g}/s for {args.seconds:g} s, {args.workers} worker "
+            f"slots, {'PostgreSQL' if args.database_url else 'SQLite'}, "
+            f"{os.cpu_count()} CPUs"
+        )
 
         port = free_port()
         server = None
         try:
             with github.serve_in_thread() as api_url:
-                values = {"database_url": db_url, "webhook_secret": SECRET,
-                          "data_dir": str(root / "data"), "github_api_url": api_url,
-                          "git_url": git_url, "claude_bin": str(wrapper), "app_id": APP_ID,
-                          "private_key": github.private_key_pem}  # fmt: skip
+                values = {
+                    "database_url": db_url,
+                    "webhook_secret": SECRET,
+                    "data_dir": str(root / "data"),
+                    "github_api_url": api_url,
+                    "git_url": git_url,
+                    "claude_bin": str(wrapper),
+                    "app_id": APP_ID,
+                    "private_key": github.private_key_pem,
+                }
                 env = {"GHAPP_FAKE_CLAUDE_SCENARIO": "success"}
                 ctx = multiprocessing.get_context("spawn")
                 server = ctx.Process(target=server_main, args=(values, args.workers, port, env))
@@ -294,8 +340,11 @@ def main() -> int:
                     server.kill()
             if args.database_url:
                 asyncio.run(_pg(args.database_url, create=False))
-        starts = [json.loads(line) for line in record.read_text().splitlines()] \
-            if record.exists() else []  # fmt: skip
+        starts = (
+            [json.loads(line) for line in record.read_text().splitlines()]
+            if record.exists()
+            else []
+        )
     boot_offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     for line in starts:
         if "ticks" in line:  # the bash wrapper leaves the conversion to us
@@ -314,33 +363,47 @@ def main() -> int:
     last = max(finished.values(), default=first)
     span = last - first
     send_span = send_end - first
-    print(f"sent {len(sent)} in {send_span:.1f} s ({len(sent) / send_span:.1f}/s), "
-          f"{len(sent) - len(rejected)} answered 202; {len(started)} sessions started, "
-          f"{len(finished)} finished comments")  # fmt: skip
+    print(
+        f"sent {len(sent)} in {send_span:.1f} s ({len(sent) / send_span:.1f}/s), "
+        f"{len(sent) - len(rejected)} answered 202; {len(started)} sessions started, "
+        f"{len(finished)} finished comments"
+    )
     print(f"202 latency               {ms(answer)}")
     print(f"event → session spawn     {ms(spawn)}   (/proc start time, 10 ms resolution)")
     print(f"event → wrapper running   {ms(boot)}   (after Python start-up)")
     print(f"event → comment finished  {ms(done)}")
     rate = len(finished) / span if span > 0 else 0.0
-    print(f"sessions/s sustained      {rate:.2f}  ({len(finished)} in {span:.1f} s from first "
-          f"event to last finished comment; offered {args.rate:g}/s)")  # fmt: skip
-    print(f"CPU (cores, over {wall:.0f} s)  machine busy {machine_cpu:.2f} of {os.cpu_count()}, "
-          f"server process + its reaped children {server_cpu:.2f}")  # fmt: skip
+    print(
+        f"sessions/s sustained      {rate:.2f}  ({len(finished)} in {span:.1f} s from first "
+        f"event to last finished comment; offered {args.rate:g}/s)"
+    )
+    print(
+        f"CPU (cores, over {wall:.0f} s)  machine busy {machine_cpu:.2f} of {os.cpu_count()}, "
+        f"server process + its reaped children {server_cpu:.2f}"
+    )
     saturated = rate < 0.9 * args.rate or machine_cpu > 0.75 * (os.cpu_count() or 1)
     if saturated:
-        print("SATURATED: the machine did not keep up with the offered rate (each session is a "
-              "git clone plus a stand-in process); latencies include queueing. "
-              "Use a lower --rate to see the unloaded figures.")  # fmt: skip
+        print(
+            "SATURATED: the machine did not keep up with the offered rate (each session is a "
+            "git clone plus a stand-in process); latencies include queueing. "
+            "Use a lower --rate to see the unloaded figures."
+        )
     p50, p99 = pct(spawn, 0.5), pct(spawn, 0.99)
-    print(f"goal event → session start p50 < 50 ms:  {'MET' if p50 < 0.05 else 'NOT MET'} "
-          f"({p50 * 1e3:.1f} ms)")  # fmt: skip
-    print(f"goal event → session start p99 < 250 ms: {'MET' if p99 < 0.25 else 'NOT MET'} "
-          f"({p99 * 1e3:.1f} ms)")  # fmt: skip
+    print(
+        f"goal event → session start p50 < 50 ms:  {'MET' if p50 < 0.05 else 'NOT MET'} "
+        f"({p50 * 1e3:.1f} ms)"
+    )
+    print(
+        f"goal event → session start p99 < 250 ms: {'MET' if p99 < 0.25 else 'NOT MET'} "
+        f"({p99 * 1e3:.1f} ms)"
+    )
     lost = count - len(finished)
     if rejected or len(started) < count or lost:
         missing = sorted(set(range(FIRST_ISSUE, FIRST_ISSUE + count)) - set(finished))
-        print(f"LOST: {len(rejected)} not 202, {count - len(started)} without a session, "
-              f"{lost} without a finished comment (first: {missing[:10]})")  # fmt: skip
+        print(
+            f"LOST: {len(rejected)} not 202, {count - len(started)} without a session, "
+            f"{lost} without a finished comment (first: {missing[:10]})"
+        )
         return 1
     return 0
 

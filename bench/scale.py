@@ -132,24 +132,44 @@ async def prepare(settings: Any) -> None:
     db = Database(settings.database_url)
     async with db.write() as conn:
         now = utcnow()
-        await upsert_row(conn, Installation.__table__,
-                         {"id": INSTALLATION, "account_login": "Codertocat", "permissions": {},
-                          "events": [], "created_at": now, "updated_at": now})  # fmt: skip
-        await upsert_row(conn, Repository.__table__,
-                         {"id": REPO_ID, "full_name": REPO, "installation_id": INSTALLATION,
-                          "default_branch": "master", "created_at": now,
-                          "updated_at": now})  # fmt: skip
+        await upsert_row(
+            conn,
+            Installation.__table__,
+            {
+                "id": INSTALLATION,
+                "account_login": "Codertocat",
+                "permissions": {},
+                "events": [],
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        await upsert_row(
+            conn,
+            Repository.__table__,
+            {
+                "id": REPO_ID,
+                "full_name": REPO,
+                "installation_id": INSTALLATION,
+                "default_branch": "master",
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
     state = AppState.build(settings, db, SystemClock())
-    job = {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
-           "command_id": "issue/triage",
-           "event_triggers": [{"event": "issues.opened"}]}  # fmt: skip
+    job = {
+        "name": "Triage",
+        "repo_id": REPO_ID,
+        "target_type": "issues",
+        "command_id": "issue/triage",
+        "event_triggers": [{"event": "issues.opened"}],
+    }
     await state.jobs.create(job, actor="bench")
     await state.store.close()
     await db.dispose()
 
 
 # == processes ===========================================================================
-
 
 
 def answers(url: str) -> bool:
@@ -172,9 +192,15 @@ class Cluster:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.cwd / f"{name}.log").open("ab")
         try:
-            return subprocess.Popen([sys.executable, "-m", "ghapp", *args], cwd=self.cwd,
-                                    env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            return subprocess.Popen(
+                [sys.executable, "-m", "ghapp", *args],
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         finally:
             log.close()
 
@@ -190,9 +216,10 @@ class Cluster:
         self.web = self._spawn("web", ["serve", "--no-worker", "--port", str(self.web_port)])
         for n in range(workers):
             port = free_port()
-            process = self._spawn(f"worker-{n + 1}", ["worker", "--concurrency",
-                                                      str(concurrency), "--metrics-port",
-                                                      str(port)])  # fmt: skip
+            process = self._spawn(
+                f"worker-{n + 1}",
+                ["worker", "--concurrency", str(concurrency), "--metrics-port", str(port)],
+            )
             self.workers.append((process, port))
         urls = [f"{self.base}/readyz", *(f"http://127.0.0.1:{p}/metrics" for _, p in self.workers)]
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -209,8 +236,10 @@ class Cluster:
                 name = "web" if process is self.web else f"worker-{self._worker_number(process)}"
                 log = (self.cwd / f"{name}.log").read_text(errors="replace").strip()
                 tail = "\n".join(log.splitlines()[-15:])
-                raise RuntimeError(f"the {name} process exited with {process.returncode}; "
-                                   f"the end of its output:\n{tail}")  # fmt: skip
+                raise RuntimeError(
+                    f"the {name} process exited with {process.returncode}; "
+                    f"the end of its output:\n{tail}"
+                )
 
     def _worker_number(self, process: subprocess.Popen[bytes]) -> int:
         return 1 + [w for w, _ in self.workers].index(process)
@@ -223,8 +252,9 @@ class Cluster:
             except httpx.HTTPError:
                 out.append(-1)
                 continue
-            match = re.search(r'^ghapp_runs_finished_total\{status="completed"\} (\S+)$', text,
-                              re.MULTILINE)  # fmt: skip
+            match = re.search(
+                r'^ghapp_runs_finished_total\{status="completed"\} (\S+)$', text, re.MULTILINE
+            )
             out.append(int(float(match.group(1))) if match else 0)
         return out
 
@@ -253,8 +283,12 @@ def build_requests(first: int, count: int) -> list[tuple[int, bytes, dict[str, s
     built = []
     for number in range(first, first + count):
         data = copy.deepcopy(base)
-        data["issue"].update(number=number, id=10_000_000 + number, title=f"Bench issue {number}",
-                             body=f"Bench body {number} {time.time_ns()}")  # fmt: skip
+        data["issue"].update(
+            number=number,
+            id=10_000_000 + number,
+            title=f"Bench issue {number}",
+            body=f"Bench body {number} {time.time_ns()}",
+        )
         body = json.dumps(data, separators=(",", ":")).encode()
         headers = delivery_headers("issues", body, SECRET, f"bench-scale-{number}-{time.time_ns()}")
         built.append((number, body, headers))
@@ -352,19 +386,23 @@ async def _pg_activity() -> tuple[list[int], int]:
 
     conn = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres")
     try:
-        rows = await conn.fetch("SELECT pid FROM pg_stat_activity "
-                                "WHERE datname = $1 OR datname IS NULL", PG_DATABASE)  # fmt: skip
-        xacts = await conn.fetchval("SELECT xact_commit + xact_rollback FROM pg_stat_database "
-                                    "WHERE datname = $1", PG_DATABASE)  # fmt: skip
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 OR datname IS NULL", PG_DATABASE
+        )
+        xacts = await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1",
+            PG_DATABASE,
+        )
     finally:
         await conn.close()
     return [int(row["pid"]) for row in rows], int(xacts or 0)
 
 
-
 def ms(values: list[float]) -> str:
-    return (f"p50 {pct(values, .5) * 1e3:7.1f}  p90 {pct(values, .9) * 1e3:7.1f}  "
-            f"p99 {pct(values, .99) * 1e3:7.1f}  max {pct(values, 1) * 1e3:7.1f} ms")  # fmt: skip
+    return (
+        f"p50 {pct(values, 0.5) * 1e3:7.1f}  p90 {pct(values, 0.9) * 1e3:7.1f}  "
+        f"p99 {pct(values, 0.99) * 1e3:7.1f}  max {pct(values, 1) * 1e3:7.1f} ms"
+    )
 
 
 @dataclass
@@ -394,8 +432,14 @@ class Phase:
         return len(self.finished) / self.span if self.span > 0 else 0.0
 
 
-def run_phase(root: Path, workers: int, concurrency: int, count: int, rate: float | None,
-              per_installation: int) -> Phase:  # fmt: skip
+def run_phase(
+    root: Path,
+    workers: int,
+    concurrency: int,
+    count: int,
+    rate: float | None,
+    per_installation: int,
+) -> Phase:
     """One scratch database, stand-in and set of processes; send, wait, measure, clean up."""
     from ghapp.settings import Settings
 
@@ -415,19 +459,28 @@ def run_phase(root: Path, workers: int, concurrency: int, count: int, rate: floa
     asyncio.run(_pg(create=True))
     try:
         with github.serve_in_thread() as api_url:
-            values = {"database_url": db_url, "webhook_secret": SECRET,
-                      "data_dir": str(root / "data"), "github_api_url": api_url,
-                      "git_url": git_url, "claude_bin": str(replay), "app_id": APP_ID,
-                      "private_key": github.private_key_pem}  # fmt: skip
+            values = {
+                "database_url": db_url,
+                "webhook_secret": SECRET,
+                "data_dir": str(root / "data"),
+                "github_api_url": api_url,
+                "git_url": git_url,
+                "claude_bin": str(replay),
+                "app_id": APP_ID,
+                "private_key": github.private_key_pem,
+            }
             asyncio.run(prepare(Settings(_env_file=None, **values)))  # type: ignore[call-arg]
             env = {k: v for k, v in os.environ.items() if not k.startswith("GHAPP_")}
             env.update({f"GHAPP_{k.upper()}": str(v) for k, v in values.items()})
-            env.update(GHAPP_LOG_LEVEL="warning",
-                       GHAPP_MAX_RUNNING_PER_INSTALLATION=str(per_installation))  # fmt: skip
+            env.update(
+                GHAPP_LOG_LEVEL="warning", GHAPP_MAX_RUNNING_PER_INSTALLATION=str(per_installation)
+            )
             cluster = Cluster(env, root)
             cluster.start(workers, concurrency)
-            pids = {"web": [cluster.processes[0].pid],
-                    "workers": [p.pid for p, _ in cluster.workers]}  # fmt: skip
+            pids = {
+                "web": [cluster.processes[0].pid],
+                "workers": [p.pid for p, _ in cluster.workers],
+            }
 
             def sample() -> dict[str, float]:
                 return {
@@ -474,27 +527,44 @@ def run_phase(root: Path, workers: int, concurrency: int, count: int, rate: floa
         if line["issue"] is not None:
             line["spawned"] = boot_offset + int(line["ticks"]) / CLK_TCK
             started.setdefault(int(line["issue"]), line)
-    return Phase(workers, count, sent, finished, started, runs, last - first, send_end - first,
-                 cpu, per_worker, background)  # fmt: skip
+    return Phase(
+        workers,
+        count,
+        sent,
+        finished,
+        started,
+        runs,
+        last - first,
+        send_end - first,
+        cpu,
+        per_worker,
+        background,
+    )
 
 
 def describe(phase: Phase) -> None:
     cores = os.cpu_count() or 1
     cpu = phase.cpu
-    print(f"  sent {len(phase.sent)} in {phase.send_span:.2f} s "
-          f"({len(phase.sent) / phase.send_span:.0f}/s), {len(phase.sent) - len(phase.rejected)} "
-          f"answered 202; {len(phase.finished)} finished comments; runs completed per worker: "
-          f"{' / '.join(map(str, phase.per_worker))}")  # fmt: skip
-    print(f"  CPU (cores): machine {cpu['machine']:.2f} of {cores} = web {cpu['web']:.2f} + "
-          f"workers {cpu['workers']:.2f} + their children (git, replay) {cpu['children']:.2f}"
-          f" + PostgreSQL {cpu['postgres']:.2f}"
-          f" + bench (stand-in, sender) {cpu['bench']:.2f} + other {cpu['other']:.2f}; "
-          f"{cpu['per_session'] * 1e3:.0f} ms of CPU per session (without other: "
-          f"{cores / max(cpu['per_session'], 1e-9):.0f}/s would use every CPU), "
-          f"{cpu['xacts_per_session']:.0f} PostgreSQL transactions per session")  # fmt: skip
+    print(
+        f"  sent {len(phase.sent)} in {phase.send_span:.2f} s "
+        f"({len(phase.sent) / phase.send_span:.0f}/s), {len(phase.sent) - len(phase.rejected)} "
+        f"answered 202; {len(phase.finished)} finished comments; runs completed per worker: "
+        f"{' / '.join(map(str, phase.per_worker))}"
+    )
+    print(
+        f"  CPU (cores): machine {cpu['machine']:.2f} of {cores} = web {cpu['web']:.2f} + "
+        f"workers {cpu['workers']:.2f} + their children (git, replay) {cpu['children']:.2f}"
+        f" + PostgreSQL {cpu['postgres']:.2f}"
+        f" + bench (stand-in, sender) {cpu['bench']:.2f} + other {cpu['other']:.2f}; "
+        f"{cpu['per_session'] * 1e3:.0f} ms of CPU per session (without other: "
+        f"{cores / max(cpu['per_session'], 1e-9):.0f}/s would use every CPU), "
+        f"{cpu['xacts_per_session']:.0f} PostgreSQL transactions per session"
+    )
     if max(phase.background, cpu["other"]) > 0.15:
-        print(f"  WARNING: something else used the machine ({phase.background:.2f} cores "
-              f"before the phase, {cpu['other']:.2f} during it): the figures are low")  # fmt: skip
+        print(
+            f"  WARNING: something else used the machine ({phase.background:.2f} cores "
+            f"before the phase, {cpu['other']:.2f} during it): the figures are low"
+        )
 
 
 def main() -> int:
@@ -508,39 +578,51 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="slots per worker process")
     parser.add_argument("--rate", type=float, default=10.0, help="events/s, latency phase")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency phase length")
-    parser.add_argument("--per-installation", type=int, default=0,
-                        help="GHAPP_MAX_RUNNING_PER_INSTALLATION (default: workers x "
-                        "concurrency, so that it does not bind)")  # fmt: skip
+    parser.add_argument(
+        "--per-installation",
+        type=int,
+        default=0,
+        help="GHAPP_MAX_RUNNING_PER_INSTALLATION (default: workers x "
+        "concurrency, so that it does not bind)",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n.strip()]
     c = args.concurrency
     t0 = time.monotonic()
-    print(f"PostgreSQL {PG_SERVER}, {os.cpu_count()} CPUs, sessions of {SESSION_S * 1e3:.0f} ms "
-          f"(bash replay), {c} slots per worker, one web process")  # fmt: skip
+    print(
+        f"PostgreSQL {PG_SERVER}, {os.cpu_count()} CPUs, sessions of {SESSION_S * 1e3:.0f} ms "
+        f"(bash replay), {c} slots per worker, one web process"
+    )
     failed = False
     results: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="ghapp-bench-scale-") as tmp:
         try:
             for n in counts:
                 limit = args.per_installation or n * c
-                print(f"\n== throughput: {n} worker process{'es' if n > 1 else ''} x {c} slots, "
-                      f"{args.events} events as fast as accepted, per-installation limit "
-                      f"{limit} ==")  # fmt: skip
+                print(
+                    f"\n== throughput: {n} worker process{'es' if n > 1 else ''} x {c} slots, "
+                    f"{args.events} events as fast as accepted, per-installation limit "
+                    f"{limit} =="
+                )
                 phase = run_phase(Path(tmp) / f"workers-{n}", n, c, args.events, None, limit)
                 results.append(phase)
                 ceiling = min(n * c, limit) / SESSION_S
                 speedup = phase.rate / results[0].rate if results[0].rate else float("nan")
-                print(f"  sessions/s {phase.rate:.1f} ({len(phase.finished)} in {phase.span:.1f} s"
-                      f"; slots allow < {ceiling:.0f}/s), speed-up vs {results[0].workers} "
-                      f"worker{'s' if results[0].workers > 1 else ''}: "
-                      f"{speedup:.2f}x")  # fmt: skip
+                print(
+                    f"  sessions/s {phase.rate:.1f} ({len(phase.finished)} in {phase.span:.1f} s"
+                    f"; slots allow < {ceiling:.0f}/s), speed-up vs {results[0].workers} "
+                    f"worker{'s' if results[0].workers > 1 else ''}: "
+                    f"{speedup:.2f}x"
+                )
                 describe(phase)
                 failed |= report_losses(phase)
 
             count = max(1, int(args.rate * args.seconds))
             limit = args.per_installation or LATENCY_WORKERS * c
-            print(f"\n== latency: web + {LATENCY_WORKERS} workers x {c} slots, {count} events at "
-                  f"{args.rate:g}/s (open loop), per-installation limit {limit} ==")  # fmt: skip
+            print(
+                f"\n== latency: web + {LATENCY_WORKERS} workers x {c} slots, {count} events at "
+                f"{args.rate:g}/s (open loop), per-installation limit {limit} =="
+            )
             phase = run_phase(Path(tmp) / "latency", LATENCY_WORKERS, c, count, args.rate, limit)
             spawn, running, done, queued, claimed, to_spawn = [], [], [], [], [], []
             for number, s in phase.sent.items():
@@ -567,10 +649,14 @@ def main() -> int:
             print(f"  sessions/s {phase.rate:.1f} sustained (offered {args.rate:g}/s)")
             describe(phase)
             p50, p99 = pct(spawn, 0.5), pct(spawn, 0.99)
-            print(f"  goal event → session start p50 < 50 ms:  "
-                  f"{'MET' if p50 < 0.05 else 'NOT MET'} ({p50 * 1e3:.1f} ms)")  # fmt: skip
-            print(f"  goal event → session start p99 < 250 ms: "
-                  f"{'MET' if p99 < 0.25 else 'NOT MET'} ({p99 * 1e3:.1f} ms)")  # fmt: skip
+            print(
+                f"  goal event → session start p50 < 50 ms:  "
+                f"{'MET' if p50 < 0.05 else 'NOT MET'} ({p50 * 1e3:.1f} ms)"
+            )
+            print(
+                f"  goal event → session start p99 < 250 ms: "
+                f"{'MET' if p99 < 0.25 else 'NOT MET'} ({p99 * 1e3:.1f} ms)"
+            )
             failed |= report_losses(phase)
             if len(phase.started) < phase.count:
                 failed = True
@@ -582,8 +668,10 @@ def main() -> int:
     if len(results) > 1 and results[0].rate > 0:
         print("\nworkers  sessions/s  speed-up  machine CPU")
         for phase in results:
-            print(f"{phase.workers:7d}  {phase.rate:10.1f}  {phase.rate / results[0].rate:7.2f}x"
-                  f"  {phase.cpu['machine']:.2f} cores")  # fmt: skip
+            print(
+                f"{phase.workers:7d}  {phase.rate:10.1f}  {phase.rate / results[0].rate:7.2f}x"
+                f"  {phase.cpu['machine']:.2f} cores"
+            )
     print(f"\nbench took {time.monotonic() - t0:.0f} s")
     return 1 if failed else 0
 

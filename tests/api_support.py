@@ -47,8 +47,13 @@ class ApiUnderTest:
         return {"Authorization": f"Bearer {self.scoped_token}"}
 
     async def job(self, repo_id: int = REPO_A, **changes: Any) -> dict[str, Any]:
-        body = {"name": "Daily triage", "cron_expression": "0 9 * * 1-5",
-                "target_type": "issues", "command_id": "issue/triage", **changes}  # fmt: skip
+        body = {
+            "name": "Daily triage",
+            "cron_expression": "0 9 * * 1-5",
+            "target_type": "issues",
+            "command_id": "issue/triage",
+            **changes,
+        }
         answer = await self.http.post(
             f"/api/repos/{repo_id}/schedules", json=body, headers=self.admin()
         )
@@ -59,10 +64,12 @@ class ApiUnderTest:
 @asynccontextmanager
 async def api_under_test(db_url: str, db: Database, tmp_path: Path) -> AsyncIterator[ApiUnderTest]:
     await add_repository(db)
-    await add_repository(db, repo_id=REPO_B, full_name=REPO_B_NAME, installation_id=42,
-                         account="octo-org")  # fmt: skip
-    settings = make_settings(db_url, tmp_path, admin_token=ADMIN_TOKEN,
-                             secret_key=Fernet.generate_key().decode())  # fmt: skip
+    await add_repository(
+        db, repo_id=REPO_B, full_name=REPO_B_NAME, installation_id=42, account="octo-org"
+    )
+    settings = make_settings(
+        db_url, tmp_path, admin_token=ADMIN_TOKEN, secret_key=Fernet.generate_key().decode()
+    )
     clock = FakeClock(NOW)
     app = create_app(settings, db=db, clock=clock)
     created = await create_token(db, "team-b", [REPO_B_NAME], is_admin=False, actor="test")

@@ -89,8 +89,9 @@ class Mailbox:
         self.loop = asyncio.get_running_loop()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.original_content or envelope.content,
-                                     policy=policy.default)  # fmt: skip
+        message = message_from_bytes(
+            envelope.original_content or envelope.content, policy=policy.default
+        )
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
         self.loop.call_soon_threadsafe(self.arrived.set)
         return "250 OK"
@@ -102,19 +103,30 @@ def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
@@ -124,15 +136,18 @@ def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 def authenticator(user: str, password: str) -> Any:
     def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-            user.encode(), password.encode())  # fmt: skip
+            user.encode(),
+            password.encode(),
+        )
         return AuthResult(success=ok, handled=False)
 
     return check
 
 
 @asynccontextmanager
-async def smtp_server(mode: str, tls: ssl.SSLContext | None = None,
-                      auth: tuple[str, str] | None = None) -> AsyncIterator[tuple[int, Mailbox]]:  # fmt: skip
+async def smtp_server(
+    mode: str, tls: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None
+) -> AsyncIterator[tuple[int, Mailbox]]:
     """aiosmtpd on loopback: ``starttls`` (required), ``tls`` (implicit) or ``plain``."""
     mailbox = Mailbox()
     options: dict[str, Any] = {"hostname": "127.0.0.1", "port": closed_port()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -89,15 +90,27 @@ async def add_repository(
         await upsert_row(
             conn,
             Installation.__table__,
-            {"id": installation_id, "account_login": account, "permissions": {}, "events": [],
-             "created_at": utcnow(), "updated_at": utcnow()},
-        )  # fmt: skip
+            {
+                "id": installation_id,
+                "account_login": account,
+                "permissions": {},
+                "events": [],
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            },
+        )
         await upsert_row(
             conn,
             Repository.__table__,
-            {"id": repo_id, "full_name": full_name, "installation_id": installation_id,
-             "default_branch": "main", "created_at": utcnow(), "updated_at": utcnow()},
-        )  # fmt: skip
+            {
+                "id": repo_id,
+                "full_name": full_name,
+                "installation_id": installation_id,
+                "default_branch": "main",
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            },
+        )
 
 
 async def runs_of(db: Database, job_id: int | None = None) -> list[Any]:
@@ -108,3 +121,27 @@ async def runs_of(db: Database, job_id: int | None = None) -> list[Any]:
         query = query.where(Run.job_id == job_id)
     async with db.read() as conn:
         return list((await conn.execute(query)).all())
+
+
+# -- the dashboard ----------------------------------------------------------------------
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+async def sign_in(http: httpx.AsyncClient, token: str) -> str:
+    """Sign in with ``token``; the session's CSRF token."""
+    form = await http.get("/login")
+    assert form.status_code == 200
+    answer = await http.post(
+        "/login", data={"csrf_token": csrf_of(form.text), "token": token, "next": "/"}
+    )
+    assert answer.status_code == 303, answer.text
+    page = await http.get("/")
+    assert page.status_code == 200
+    return csrf_of(page.text)

@@ -135,19 +135,38 @@ def test_issues_and_score(checkout: Path) -> None:
     # Existing paths (src/app.py, docs/style.md, docs/setup.md#install, @README.md,
     # ../README.md from pkg/) and the non-paths on line 6 and in the fence are not issues.
     text = " ".join(messages)
-    for fine in ("src/app.py", "style.md", "setup.md", "README", "example.com", "**",
-                 "Node.js", "owner/repo", "<path>", "~/", "dist/", "npm", "fence", "fenced"):
+    for fine in (
+        "src/app.py",
+        "style.md",
+        "setup.md",
+        "README",
+        "example.com",
+        "**",
+        "Node.js",
+        "owner/repo",
+        "<path>",
+        "~/",
+        "dist/",
+        "npm",
+        "fence",
+        "fenced",
+    ):
         assert fine not in text, fine
     # 100 - 2x5 (paths) - 3 (empty) - 1 (short) - 2x2 (duplicates) - 15 (oversized)
     assert analysis.score == 67
-    assert analysis.deductions == {"missing_path": 10, "empty_section": 3,
-                                   "short_section": 1, "duplicate_line": 4,
-                                   "oversized_file": 15}  # fmt: skip
+    assert analysis.deductions == {
+        "missing_path": 10,
+        "empty_section": 3,
+        "short_section": 1,
+        "duplicate_line": 4,
+        "oversized_file": 15,
+    }
 
 
 def test_very_oversized_and_capped_deductions(tmp_path: Path) -> None:
-    big = "\n".join(f"Rule {i}: module number {i} keeps its public functions small."
-                    for i in range(800))  # fmt: skip
+    big = "\n".join(
+        f"Rule {i}: module number {i} keeps its public functions small." for i in range(800)
+    )
     refs = "\n".join(f"- See `docs/missing-{i}.md`." for i in range(8))
     analysis = analyze(write_tree(tmp_path, {"CLAUDE.md": f"# Big\n{refs}\n{big}\n"}))
     kinds = [i.kind for i in analysis.issues]
@@ -184,17 +203,21 @@ def test_report_markdown(checkout: Path) -> None:
     report = render_report(analyze(checkout), commit="0123456789abcdef0123")
     assert report.startswith("## CLAUDE.md analysis: 67/100\n")
     assert "3 files, 5,661 tokens at `0123456789ab` (estimated: ceil((ceil(characters / 4)" in (
-        report)  # fmt: skip
+        report
+    )
     assert "| `CLAUDE.md` | 144 | 18 | 4 | 4 |" in report
     assert "| `pkg/CLAUDE.md` | 5,502 | 405 | 1 | 2 |" in report
     assert "### Issues (7)" in report
-    assert ("- **missing_path** `CLAUDE.md:3`: `src/old_module.py` does not exist in the "
-            "checkout") in report  # fmt: skip
+    assert (
+        "- **missing_path** `CLAUDE.md:3`: `src/old_module.py` does not exist in the checkout"
+    ) in report
     assert "- **duplicate_line** `.claude/CLAUDE.md:2`: repeats `CLAUDE.md:13`" in report
     assert "| 15 | `## Empty` | 3 |" in report
-    assert report.endswith("<sub>Score: 100 minus 10 for missing_path, 3 for empty_section, "
-                           "1 for short_section, 4 for duplicate_line, "
-                           "15 for oversized_file.</sub>")  # fmt: skip
+    assert report.endswith(
+        "<sub>Score: 100 minus 10 for missing_path, 3 for empty_section, "
+        "1 for short_section, 4 for duplicate_line, "
+        "15 for oversized_file.</sub>"
+    )
 
 
 def test_report_keeps_repository_text_in_code_spans(tmp_path: Path) -> None:
@@ -210,10 +233,15 @@ async def test_results_are_stored_and_trend_is_newest_first(db, checkout: Path) 
     analysis = analyze(checkout)
     start = datetime(2025, 6, 2, 9, tzinfo=UTC)
     ids = [
-        await store_result(db, analysis, repo_id=REPO_ID, commit_sha=f"{n:040x}",
-                           created_at=start + timedelta(days=n))
+        await store_result(
+            db,
+            analysis,
+            repo_id=REPO_ID,
+            commit_sha=f"{n:040x}",
+            created_at=start + timedelta(days=n),
+        )
         for n in (0, 2, 1)
-    ]  # fmt: skip
+    ]
     rows = await trend(db, REPO_ID)
     assert [r.id for r in rows] == [ids[1], ids[2], ids[0]]
     assert [r.id for r in await trend(db, REPO_ID, limit=2)] == [ids[1], ids[2]]
@@ -221,9 +249,12 @@ async def test_results_are_stored_and_trend_is_newest_first(db, checkout: Path) 
     latest = rows[0]
     assert (latest.score, latest.total_tokens, latest.files) == (67, 5661, 3)
     assert latest.created_at == start + timedelta(days=2)
-    assert latest.issues[0] == Issue(
-        "missing_path", "CLAUDE.md", 3, "`src/old_module.py` does not exist in the checkout"
-    ).as_dict()
+    assert (
+        latest.issues[0]
+        == Issue(
+            "missing_path", "CLAUDE.md", 3, "`src/old_module.py` does not exist in the checkout"
+        ).as_dict()
+    )
 
 
 async def test_the_builtin_analyzer_stores_a_result_per_run(db, tmp_path: Path) -> None:
@@ -240,8 +271,9 @@ async def test_the_builtin_analyzer_stores_a_result_per_run(db, tmp_path: Path) 
     assert (await run_builtin("context/analyze", work, several, db=db)).ok
     assert (await run_builtin("context/analyze", work, several)).ok  # no db: nothing stored
     rows = await trend(db, REPO_ID)
-    head = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "-C", str(work), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert len(rows) == 2 and {r.commit_sha for r in rows} == {head}
     assert all(r.score == 67 for r in rows)
 
@@ -268,9 +300,15 @@ async def worker(db_url, db, tmp_path):
     github.add_repo(REPO, 957387, repo_id=REPO_ID, default_branch="master")
     git_url = bare_repository(tmp_path, REPO, files=FIXTURE)
     async with github.serve() as base_url:
-        settings = make_settings(db_url, tmp_path, github_api_url=base_url, git_url=git_url,
-                                 claude_bin=sys.executable, app_id=99,
-                                 private_key=github.private_key_pem)  # fmt: skip
+        settings = make_settings(
+            db_url,
+            tmp_path,
+            github_api_url=base_url,
+            git_url=git_url,
+            claude_bin=sys.executable,
+            app_id=99,
+            private_key=github.private_key_pem,
+        )
         client = GitHubApp(settings, SystemClock(), RetryPolicy(attempts=2, base_delay=0.01))
         signals = Signals()
         executor = SessionExecutor(db, settings, client, SystemClock())
@@ -282,11 +320,17 @@ async def worker(db_url, db, tmp_path):
 async def test_an_analyze_job_reports_and_stores_each_run(worker, db) -> None:
     github, jobs, pool = worker
     job = await jobs.create(
-        {"name": "Context analysis", "repo_id": REPO_ID, "target_type": "codebase",
-         "runner": "builtin", "command_id": "context/analyze", "report": "issue",
-         "cron_expression": "0 9 * * *"},
+        {
+            "name": "Context analysis",
+            "repo_id": REPO_ID,
+            "target_type": "codebase",
+            "runner": "builtin",
+            "command_id": "context/analyze",
+            "report": "issue",
+            "cron_expression": "0 9 * * *",
+        },
         actor="t",
-    )  # fmt: skip
+    )
     for _ in range(2):
         await jobs.run_now(job.id, actor="t")
         while (claimed := await pool.queue.claim(datetime.now(UTC))) is not None:
@@ -299,5 +343,6 @@ async def test_an_analyze_job_reports_and_stores_each_run(worker, db) -> None:
     async with db.read() as conn:
         rows = list((await conn.execute(select(AnalysisResult))).all())
     assert [(r.repo_id, r.job_id, r.score, r.files) for r in rows] == [
-        (REPO_ID, job.id, 67, 3), (REPO_ID, job.id, 67, 3)
-    ]  # fmt: skip
+        (REPO_ID, job.id, 67, 3),
+        (REPO_ID, job.id, 67, 3),
+    ]

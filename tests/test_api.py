@@ -37,11 +37,16 @@ async def add_run(api: ApiUnderTest, job_id: int, status: str = "queued", **valu
     async with api.db.write() as conn:
         result = await conn.execute(
             Run.__table__.insert().values(
-                job_id=job_id, repo_id=values.pop("repo_id", REPO_A), trigger_type="manual",
-                trigger_detail={}, status=status, queued_at=api.clock.now(),
-                run_after=api.clock.now(), **values,
+                job_id=job_id,
+                repo_id=values.pop("repo_id", REPO_A),
+                trigger_type="manual",
+                trigger_detail={},
+                status=status,
+                queued_at=api.clock.now(),
+                run_after=api.clock.now(),
+                **values,
             )
-        )  # fmt: skip
+        )
         return int(result.inserted_primary_key[0])
 
 
@@ -69,10 +74,18 @@ async def test_every_api_route_refuses_a_missing_or_unknown_token(api):
 async def test_a_token_limited_to_one_repository_gets_403_everywhere_else(api):
     job = await api.job(REPO_A)
     run_id = await add_run(api, job["id"], status="failed")
-    hook = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
-        "name": "ops", "webhookType": "slack", "webhookUrl": "https://hooks.example/x"})  # fmt: skip
-    ids = {"repo_id": REPO_A, "job_id": job["id"], "task_id": job["id"],
-           "execution_id": run_id, "webhook_id": hook.json()["id"]}  # fmt: skip
+    hook = await api.http.post(
+        "/api/scheduler/webhooks",
+        headers=api.admin(),
+        json={"name": "ops", "webhookType": "slack", "webhookUrl": "https://hooks.example/x"},
+    )
+    ids = {
+        "repo_id": REPO_A,
+        "job_id": job["id"],
+        "task_id": job["id"],
+        "execution_id": run_id,
+        "webhook_id": hook.json()["id"],
+    }
     refused = []
     for endpoint in build_api().endpoints:
         if not endpoint.path_params and endpoint.method == "GET":
@@ -86,9 +99,16 @@ async def test_a_token_limited_to_one_repository_gets_403_everywhere_else(api):
         assert answer.status_code == 403, (endpoint.method, url, answer.text)
         refused.append((endpoint.method, endpoint.path))
     assert ("POST", "/api/scheduler/stop") in refused
-    answer = await api.http.post("/api/scheduler/webhooks", headers=api.scoped(), json={
-        "name": "x", "webhookType": "slack", "webhookUrl": "https://h.example/x",
-        "repoIds": [REPO_A]})  # fmt: skip
+    answer = await api.http.post(
+        "/api/scheduler/webhooks",
+        headers=api.scoped(),
+        json={
+            "name": "x",
+            "webhookType": "slack",
+            "webhookUrl": "https://h.example/x",
+            "repoIds": [REPO_A],
+        },
+    )
     assert answer.status_code == 403
     # Nothing changed: the job is still there and active, the run not retried.
     still = await api.http.get(f"/api/scheduler/tasks/{job['id']}", headers=api.admin())
@@ -133,12 +153,22 @@ async def test_tokens_are_stored_hashed_and_revocation_takes_effect(api):
 async def test_tokens_and_notifier_urls_never_reach_responses_or_logs(api, caplog):
     caplog.set_level(logging.DEBUG)
     secret_url = "https://hooks.example/services/T000/B000/very-secret-path"
-    made = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
-        "name": "ops", "webhookType": "generic", "webhookUrl": secret_url,
-        "secret": "signing-secret"})  # fmt: skip
+    made = await api.http.post(
+        "/api/scheduler/webhooks",
+        headers=api.admin(),
+        json={
+            "name": "ops",
+            "webhookType": "generic",
+            "webhookUrl": secret_url,
+            "secret": "signing-secret",
+        },
+    )
     assert made.status_code == 201
-    await api.http.patch(f"/api/scheduler/webhooks/{made.json()['id']}", headers=api.admin(),
-                         json={"webhookUrl": secret_url + "2", "enabled": False})  # fmt: skip
+    await api.http.patch(
+        f"/api/scheduler/webhooks/{made.json()['id']}",
+        headers=api.admin(),
+        json={"webhookUrl": secret_url + "2", "enabled": False},
+    )
     await api.http.get("/api/scheduler/tasks", headers=api.scoped())
     texts = [made.text]
     for path in ("/api/scheduler/webhooks", "/api/scheduler/audit?limit=500"):
@@ -195,8 +225,9 @@ async def test_runs_page_with_a_cursor_newest_first(api):
     url = f"/api/repos/{REPO_A}/schedules/{job['id']}/runs?limit=2"
     seen, cursor = [], None
     for _ in range(5):
-        answer = (await api.http.get(url + (f"&cursor={cursor}" if cursor else ""),
-                                     headers=api.admin())).json()  # fmt: skip
+        answer = (
+            await api.http.get(url + (f"&cursor={cursor}" if cursor else ""), headers=api.admin())
+        ).json()
         seen += [r["id"] for r in answer["runs"]]
         cursor = answer["next_cursor"]
         if cursor is None:
@@ -220,8 +251,9 @@ async def test_runs_page_with_a_cursor_newest_first(api):
 )
 async def test_invalid_schedules_are_refused_with_field_and_reason(api, body, field, words):
     good = {"name": "Daily", "cron_expression": "0 9 * * *", "command_id": "issue/triage"}
-    answer = await api.http.post(f"/api/repos/{REPO_A}/schedules", headers=api.admin(),
-                                 json={**good, **body})  # fmt: skip
+    answer = await api.http.post(
+        f"/api/repos/{REPO_A}/schedules", headers=api.admin(), json={**good, **body}
+    )
     assert answer.status_code == 422, answer.text
     problem = answer.json()["detail"][0]
     assert problem["field"] == field and words in problem["reason"]
@@ -230,8 +262,9 @@ async def test_invalid_schedules_are_refused_with_field_and_reason(api, body, fi
 
 async def test_bad_requests_get_clear_4xx_answers(api):
     base = f"/api/repos/{REPO_A}/schedules"
-    raw = await api.http.post(base, headers={**api.admin(), "Content-Type": "application/json"},
-                              content=b"{not json")  # fmt: skip
+    raw = await api.http.post(
+        base, headers={**api.admin(), "Content-Type": "application/json"}, content=b"{not json"
+    )
     assert raw.status_code == 400 and "JSON" in raw.json()["error"]
     assert (await api.http.get("/api/repos/999/schedules", headers=api.admin())).status_code == 404
     for path in (f"{base}/abc", f"{base}/0", f"{base}/{2**64}", "/api/scheduler/tasks/-1"):
@@ -254,16 +287,27 @@ async def test_a_job_is_one_model_behind_both_route_sets(api):
     task = (await api.http.get(f"/api/scheduler/tasks/{job['id']}", headers=api.admin())).json()
     assert task["cronExpression"] == "0 9 * * 1-5" and task["scheduleType"] == "cron"
     assert task["enabled"] is True and task["repoId"] == REPO_A
-    changed = await api.http.patch(f"/api/scheduler/tasks/{job['id']}", headers=api.admin(),
-                                   json={"enabled": False, "cronExpression": "30 7 * * *",
-                                         "webhookIds": []})  # fmt: skip
+    changed = await api.http.patch(
+        f"/api/scheduler/tasks/{job['id']}",
+        headers=api.admin(),
+        json={"enabled": False, "cronExpression": "30 7 * * *", "webhookIds": []},
+    )
     assert changed.status_code == 200, changed.text
-    seen = (await api.http.get(f"/api/repos/{REPO_A}/schedules/{job['id']}",
-                               headers=api.admin())).json()  # fmt: skip
+    seen = (
+        await api.http.get(f"/api/repos/{REPO_A}/schedules/{job['id']}", headers=api.admin())
+    ).json()
     assert seen["status"] == "paused" and seen["cron_expression"] == "30 7 * * *"
-    made = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
-        "name": "Weekly", "taskType": "optimize", "scheduleType": "interval",
-        "intervalMinutes": 10080, "repo": REPO_A_NAME.lower()})  # fmt: skip
+    made = await api.http.post(
+        "/api/scheduler/tasks",
+        headers=api.admin(),
+        json={
+            "name": "Weekly",
+            "taskType": "optimize",
+            "scheduleType": "interval",
+            "intervalMinutes": 10080,
+            "repo": REPO_A_NAME.lower(),
+        },
+    )
     assert made.status_code == 201, made.text
     listed = (await api.http.get(f"/api/repos/{REPO_A}/schedules", headers=api.admin())).json()
     weekly = next(j for j in listed if j["name"] == "Weekly")
@@ -271,39 +315,65 @@ async def test_a_job_is_one_model_behind_both_route_sets(api):
 
 
 async def test_seed_two_tasks_use_seed_two_names(api):
-    made = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
-        "name": "Low Score Alert", "taskType": "analyze", "scheduleType": "threshold",
-        "thresholdMetric": "optimization_score", "thresholdOperator": "lt",
-        "thresholdValue": 60, "repoId": REPO_A, "notifyOnSuccess": True})  # fmt: skip
+    made = await api.http.post(
+        "/api/scheduler/tasks",
+        headers=api.admin(),
+        json={
+            "name": "Low Score Alert",
+            "taskType": "analyze",
+            "scheduleType": "threshold",
+            "thresholdMetric": "optimization_score",
+            "thresholdOperator": "lt",
+            "thresholdValue": 60,
+            "repoId": REPO_A,
+            "notifyOnSuccess": True,
+        },
+    )
     assert made.status_code == 201, made.text
     task = made.json()
     assert task["threshold"]["metric"] == "context_score"  # seed 2's name, mapped
     assert task["thresholdMetric"] == "optimization_score" and task["thresholdValue"] == 60
     assert task["scheduleType"] == "threshold" and task["notifyOnSuccess"] is True
-    raised = await api.http.patch(f"/api/scheduler/tasks/{task['id']}", headers=api.admin(),
-                                  json={"thresholdValue": 40})  # fmt: skip
+    raised = await api.http.patch(
+        f"/api/scheduler/tasks/{task['id']}", headers=api.admin(), json={"thresholdValue": 40}
+    )
     assert raised.json()["threshold"]["value"] == 40
     assert raised.json()["threshold"]["operator"] == "lt"
-    missing = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
-        "name": "x", "taskType": "analyze", "scheduleType": "cron", "repoId": REPO_A})  # fmt: skip
+    missing = await api.http.post(
+        "/api/scheduler/tasks",
+        headers=api.admin(),
+        json={"name": "x", "taskType": "analyze", "scheduleType": "cron", "repoId": REPO_A},
+    )
     assert missing.status_code == 422
     assert missing.json()["detail"] == [
         {"field": "cronExpression", "reason": "required for scheduleType 'cron'", "in": "body"}
     ]
-    bad = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
-        "name": "x", "taskType": "analyze", "cronExpression": "61 * * * *", "repoId": REPO_A})  # fmt: skip
+    bad = await api.http.post(
+        "/api/scheduler/tasks",
+        headers=api.admin(),
+        json={"name": "x", "taskType": "analyze", "cronExpression": "61 * * * *", "repoId": REPO_A},
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "cronExpression"
-    unknown_repo = await api.http.post("/api/scheduler/tasks", headers=api.admin(),
-                                       json={"name": "x", "repo": "no/such"})  # fmt: skip
+    unknown_repo = await api.http.post(
+        "/api/scheduler/tasks", headers=api.admin(), json={"name": "x", "repo": "no/such"}
+    )
     assert unknown_repo.status_code == 422
 
 
 async def test_task_list_filters(api):
     await api.job(name="A")
     await api.job(REPO_B, name="B")
-    made = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
-        "name": "Analyze", "taskType": "analyze", "scheduleType": "manual", "repoId": REPO_A,
-        "enabled": False})  # fmt: skip
+    made = await api.http.post(
+        "/api/scheduler/tasks",
+        headers=api.admin(),
+        json={
+            "name": "Analyze",
+            "taskType": "analyze",
+            "scheduleType": "manual",
+            "repoId": REPO_A,
+            "enabled": False,
+        },
+    )
     assert made.status_code == 201, made.text
 
     async def names(query: str) -> list[str]:
@@ -318,8 +388,9 @@ async def test_task_list_filters(api):
     assert await names("enabled=false") == ["Analyze"]
     assert await names("taskType=analyze") == ["Analyze"]
     assert await names("task_type=analyze&machineId=ignored") == ["Analyze"]
-    assert (await api.http.get("/api/scheduler/tasks?enabled=maybe",
-                               headers=api.admin())).status_code == 422  # fmt: skip
+    assert (
+        await api.http.get("/api/scheduler/tasks?enabled=maybe", headers=api.admin())
+    ).status_code == 422
 
 
 # -- executions -------------------------------------------------------------------------------
@@ -331,12 +402,23 @@ async def test_executions_history_detail_retry_and_cancel(api):
     queued = await add_run(api, job["id"])
     running = await add_run(api, job["id"], status="running")
     async with api.db.write() as conn:
-        await conn.execute(Session.__table__.insert().values(
-            run_id=failed, item_kind="issue", item_number=7, runner="claude", status="failed",
-            comment_url="https://github.com/o/r/issues/7#issuecomment-1", event_log=[],
-            created_at=api.clock.now()))  # fmt: skip
-    history = (await api.http.get(f"/api/scheduler/executions?taskId={job['id']}&status=failed",
-                                  headers=api.admin())).json()  # fmt: skip
+        await conn.execute(
+            Session.__table__.insert().values(
+                run_id=failed,
+                item_kind="issue",
+                item_number=7,
+                runner="claude",
+                status="failed",
+                comment_url="https://github.com/o/r/issues/7#issuecomment-1",
+                event_log=[],
+                created_at=api.clock.now(),
+            )
+        )
+    history = (
+        await api.http.get(
+            f"/api/scheduler/executions?taskId={job['id']}&status=failed", headers=api.admin()
+        )
+    ).json()
     assert [e["id"] for e in history["executions"]] == [failed]
     detail = (await api.http.get(f"/api/scheduler/executions/{failed}", headers=api.admin())).json()
     assert detail["error"] == "boom" and detail["taskName"] == "Daily triage"
@@ -345,15 +427,19 @@ async def test_executions_history_detail_retry_and_cancel(api):
 
     retried = await api.http.post(f"/api/scheduler/executions/{failed}/retry", headers=api.admin())
     assert retried.status_code == 202
-    new = (await api.http.get(f"/api/scheduler/executions/{retried.json()['executionId']}",
-                              headers=api.admin())).json()  # fmt: skip
+    new = (
+        await api.http.get(
+            f"/api/scheduler/executions/{retried.json()['executionId']}", headers=api.admin()
+        )
+    ).json()
     assert new["triggerType"] == "retry" and new["retryOfId"] == failed
     assert new["status"] == "queued"
     busy = await api.http.post(f"/api/scheduler/executions/{queued}/retry", headers=api.admin())
     assert busy.status_code == 409
 
-    cancelled = await api.http.post(f"/api/scheduler/executions/{queued}/cancel",
-                                    headers=api.admin())  # fmt: skip
+    cancelled = await api.http.post(
+        f"/api/scheduler/executions/{queued}/cancel", headers=api.admin()
+    )
     assert cancelled.json() == {"executionId": queued, "status": "cancelled"}
     asked = await api.http.post(f"/api/scheduler/executions/{running}/cancel", headers=api.admin())
     assert asked.json()["status"] == "running"
@@ -372,8 +458,9 @@ async def test_executions_are_paged_with_cursors(api):
     seen, cursor = [], None
     while True:
         query = "limit=3" + (f"&cursor={cursor}" if cursor else "")
-        page = (await api.http.get(f"/api/scheduler/executions?{query}",
-                                   headers=api.admin())).json()  # fmt: skip
+        page = (
+            await api.http.get(f"/api/scheduler/executions?{query}", headers=api.admin())
+        ).json()
         seen += [e["id"] for e in page["executions"]]
         cursor = page["nextCursor"]
         if cursor is None:
@@ -387,8 +474,9 @@ async def test_deleting_a_job_leaves_nothing_running(api):
     job = await api.job()
     queued = await add_run(api, job["id"])
     running = await add_run(api, job["id"], status="running")
-    assert (await api.http.delete(f"/api/scheduler/tasks/{job['id']}",
-                                  headers=api.admin())).status_code == 204  # fmt: skip
+    assert (
+        await api.http.delete(f"/api/scheduler/tasks/{job['id']}", headers=api.admin())
+    ).status_code == 204
     async with api.db.read() as conn:
         rows = {r.id: r for r in (await conn.execute(select(Run))).all()}
     # Runs cascade with their job on delete; whatever a worker holds was told to stop first.
@@ -404,17 +492,23 @@ async def test_scheduler_status_start_stop_and_upcoming(api):
     status = (await api.http.get("/api/scheduler/status", headers=api.admin())).json()
     assert status["state"] == "running" and status["activeTasks"] == 1
     assert status["nextWakeAt"] == "2026-03-02T09:00:00Z"
-    assert status["nextRuns"][0] == {"taskId": 1, "name": "Weekdays",
-                                     "at": "2026-03-02T09:00:00Z", "kind": "run"}  # fmt: skip
+    assert status["nextRuns"][0] == {
+        "taskId": 1,
+        "name": "Weekdays",
+        "at": "2026-03-02T09:00:00Z",
+        "kind": "run",
+    }
     stopped = await api.http.post("/api/scheduler/stop", headers=api.admin())
     assert stopped.json()["state"] == "stopped" and stopped.json()["nextWakeAt"] is None
     assert await api.state.scheduler.is_stopped()
     started = await api.http.post("/api/scheduler/start", headers=api.admin())
     assert started.json()["running"] is True
-    upcoming = (await api.http.get("/api/scheduler/upcoming?hours=72",
-                                   headers=api.admin())).json()  # fmt: skip
+    upcoming = (await api.http.get("/api/scheduler/upcoming?hours=72", headers=api.admin())).json()
     assert [u["at"] for u in upcoming["upcoming"]] == [
-        "2026-03-02T09:00:00Z", "2026-03-03T09:00:00Z", "2026-03-04T09:00:00Z"]  # fmt: skip
+        "2026-03-02T09:00:00Z",
+        "2026-03-03T09:00:00Z",
+        "2026-03-04T09:00:00Z",
+    ]
     for hours in ("0", "-1", "abc", "10000"):
         bad = await api.http.get(f"/api/scheduler/upcoming?hours={hours}", headers=api.admin())
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "hours"
@@ -424,10 +518,14 @@ async def test_scheduler_status_start_stop_and_upcoming(api):
 
 async def test_audit_lists_who_did_what_with_before_and_after(api):
     job = await api.job()
-    await api.http.patch(f"/api/scheduler/tasks/{job['id']}", headers=api.admin(),
-                         json={"maxItems": 5})  # fmt: skip
-    page = (await api.http.get("/api/scheduler/audit?objectType=job&action=job.update",
-                               headers=api.admin())).json()  # fmt: skip
+    await api.http.patch(
+        f"/api/scheduler/tasks/{job['id']}", headers=api.admin(), json={"maxItems": 5}
+    )
+    page = (
+        await api.http.get(
+            "/api/scheduler/audit?objectType=job&action=job.update", headers=api.admin()
+        )
+    ).json()
     entry = page["entries"][0]
     assert entry["actor"] == "token:admin" and entry["objectId"] == str(job["id"])
     assert entry["before"]["max_items"] == 10 and entry["after"]["max_items"] == 5
@@ -439,9 +537,17 @@ async def test_audit_lists_who_did_what_with_before_and_after(api):
 
 
 async def test_webhook_routes_create_edit_and_delete(api):
-    made = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
-        "name": "Alerts", "webhookType": "discord", "webhookUrl": "https://discord.example/h/1",
-        "eventTypes": ["task_failed"], "config": {"username": "ghapp"}})  # fmt: skip
+    made = await api.http.post(
+        "/api/scheduler/webhooks",
+        headers=api.admin(),
+        json={
+            "name": "Alerts",
+            "webhookType": "discord",
+            "webhookUrl": "https://discord.example/h/1",
+            "eventTypes": ["task_failed"],
+            "config": {"username": "ghapp"},
+        },
+    )
     assert made.status_code == 201, made.text
     hook = made.json()
     assert hook["eventTypes"] == ["task_failed"] and hook["failureCount"] == 0
@@ -464,14 +570,17 @@ async def test_webhook_routes_create_edit_and_delete(api):
     assert (await api.http.get(one, headers=api.admin())).status_code == 404
     actions = [e.action for e in await audit(api)]
     assert ["notifier.create", "notifier.update", "notifier.delete"] == [
-        a for a in actions if a.startswith("notifier.")]  # fmt: skip
+        a for a in actions if a.startswith("notifier.")
+    ]
 
 
 async def test_openapi_documents_every_route_and_parameter(api):
     answer = await api.http.get("/openapi.json")
     assert answer.status_code == 200
     document = answer.json()
-    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    documented = {
+        (path, method.upper()) for path, ops in document["paths"].items() for method in ops
+    }
     declared = {(e.path, e.method) for e in build_api().endpoints}
     assert documented == declared
     routes = {route.path for route in api.app.routes if route.path.startswith("/api")}
@@ -504,24 +613,40 @@ async def test_task_lists_are_paged(api):
 async def test_running_a_task_queues_an_execution_at_once(api):
     job = await api.job()
     api.state.signals.work_available.clear()
-    started = await api.http.post(f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(),
-                                  json={"triggerType": "api"})  # fmt: skip
+    started = await api.http.post(
+        f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(), json={"triggerType": "api"}
+    )
     assert started.status_code == 202
     execution = started.json()["executionId"]
     assert api.state.signals.work_available.is_set()
-    detail = (await api.http.get(f"/api/scheduler/executions/{execution}",
-                                 headers=api.admin())).json()  # fmt: skip
-    assert (detail["triggerType"], detail["status"], detail["taskId"]) == ("api", "queued", job["id"])
-    bad = await api.http.post(f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(),
-                              json={"triggerType": "cron"})  # fmt: skip
+    detail = (
+        await api.http.get(f"/api/scheduler/executions/{execution}", headers=api.admin())
+    ).json()
+    assert (detail["triggerType"], detail["status"], detail["taskId"]) == (
+        "api",
+        "queued",
+        job["id"],
+    )
+    bad = await api.http.post(
+        f"/api/scheduler/tasks/{job['id']}/run", headers=api.admin(), json={"triggerType": "cron"}
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "triggerType"
 
 
 async def test_seed_two_optimize_tasks_propose_their_changes_as_a_pull_request(api):
     async def made(config):
-        answer = await api.http.post("/api/scheduler/tasks", headers=api.admin(), json={
-            "name": "Weekly Optimization", "taskType": "optimize", "scheduleType": "cron",
-            "cronExpression": "0 8 * * 1", "repoId": REPO_A, "taskConfig": config})  # fmt: skip
+        answer = await api.http.post(
+            "/api/scheduler/tasks",
+            headers=api.admin(),
+            json={
+                "name": "Weekly Optimization",
+                "taskType": "optimize",
+                "scheduleType": "cron",
+                "cronExpression": "0 8 * * 1",
+                "repoId": REPO_A,
+                "taskConfig": config,
+            },
+        )
         assert answer.status_code == 201, answer.text
         return answer.json()
 

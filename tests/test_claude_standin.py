@@ -501,9 +501,20 @@ def test_the_bash_replay_prints_the_same_stream_with_its_own_session_and_directo
     work.mkdir()
     outputs = []
     for number in (7, 8):
-        done = _subprocess.run([str(replay), "-p", f"Triage ISSUE #{number}", "--output-format",
-                                "stream-json", "--verbose"], cwd=work, capture_output=True,
-                               text=True, check=True)  # fmt: skip
+        done = _subprocess.run(
+            [
+                str(replay),
+                "-p",
+                f"Triage ISSUE #{number}",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         outputs.append([_json.loads(line) for line in done.stdout.splitlines()])
     first, second = outputs
     assert [e["type"] for e in first] == [e["type"] for e in second]
@@ -524,8 +535,9 @@ def test_the_bash_replay_can_take_a_while_before_its_last_line(tmp_path: Path) -
     assert "sleep" not in write_replay_executable(plain).read_text()  # at once, as before
     replay = write_replay_executable(slow, delay_s=0.5)
     started = time.monotonic()
-    with subprocess.Popen([str(replay), "-p", "ISSUE #1", *FLAGS], cwd=slow,
-                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [str(replay), "-p", "ISSUE #1", *FLAGS], cwd=slow, stdout=subprocess.PIPE, text=True
+    ) as proc:
         assert proc.stdout is not None
         lines = [(json.loads(line), time.monotonic()) for line in proc.stdout]
         assert proc.wait(timeout=TIMEOUT) == 0

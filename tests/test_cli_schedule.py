@@ -108,22 +108,39 @@ async def add_task(server: Server, **fields: Any) -> dict[str, Any]:
 
 async def test_create_with_flags_then_list_in_words(server) -> None:
     result = await server.cli(
-        "schedule", "create", "--name", "Weekday analysis", "--type", "analyze",
-        "--repo", REPO, "--cron", "0 9 * * 1-5", "--timezone", "Europe/Berlin",
-    )  # fmt: skip
+        "schedule",
+        "create",
+        "--name",
+        "Weekday analysis",
+        "--type",
+        "analyze",
+        "--repo",
+        REPO,
+        "--cron",
+        "0 9 * * 1-5",
+        "--timezone",
+        "Europe/Berlin",
+    )
     assert result.exit_code == 0, result.output
     [job] = await server.jobs()
     assert (job.name, job.task_type, job.repo_id) == ("Weekday analysis", "analyze", REPO_ID)
     assert (job.cron_expression, job.timezone, job.created_by) == (
-        "0 9 * * 1-5", "Europe/Berlin", "token:admin",
-    )  # fmt: skip
+        "0 9 * * 1-5",
+        "Europe/Berlin",
+        "token:admin",
+    )
     assert f"created task {job.id}" in result.stdout
 
     listed = await server.cli("schedule", "list")
     assert listed.exit_code == 0, listed.output
     [row] = table_rows(listed.stdout)
-    assert row[:5] == [str(job.id), "Weekday analysis", REPO, "active",
-                       "At 09:00, Monday through Friday (Europe/Berlin)"]  # fmt: skip
+    assert row[:5] == [
+        str(job.id),
+        "Weekday analysis",
+        REPO,
+        "active",
+        "At 09:00, Monday through Friday (Europe/Berlin)",
+    ]
     assert row[6] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00", row[5])
 
     as_json = json.loads((await server.cli("schedule", "list", "--json")).stdout)
@@ -154,9 +171,17 @@ async def test_create_without_answers_is_a_usage_error(server) -> None:
 
 async def test_invalid_cron_is_one_line_from_the_server(server) -> None:
     result = await server.cli(
-        "schedule", "create", "--name", "Bad", "--type", "analyze", "--repo", REPO,
-        "--cron", "0 25 * * *",
-    )  # fmt: skip
+        "schedule",
+        "create",
+        "--name",
+        "Bad",
+        "--type",
+        "analyze",
+        "--repo",
+        REPO,
+        "--cron",
+        "0 25 * * *",
+    )
     line = one_line_error(result)
     assert line == (
         "ghapp schedule create: cronExpression: cron expression '0 25 * * *': "
@@ -167,12 +192,19 @@ async def test_invalid_cron_is_one_line_from_the_server(server) -> None:
 
 async def test_each_kind_of_schedule_in_words_and_filters(server) -> None:
     await add_task(server, name="Every 90", scheduleType="interval", intervalMinutes=90)
-    await add_task(server, name="On events", taskType="custom", customPrompt="Look at it",
-                   targetType="issues", eventTriggers=[{"event": "issues.opened"}],
-                   commandTriggers=["/triage"])  # fmt: skip
+    await add_task(
+        server,
+        name="On events",
+        taskType="custom",
+        customPrompt="Look at it",
+        targetType="issues",
+        eventTriggers=[{"event": "issues.opened"}],
+        commandTriggers=["/triage"],
+    )
     await add_task(server, name="By hand", taskType="custom", customPrompt="Do it")
-    quick = await server.cli("schedule", "quick", "threshold-alert", "--score", "45",
-                             "--repo", REPO)  # fmt: skip
+    quick = await server.cli(
+        "schedule", "quick", "threshold-alert", "--score", "45", "--repo", REPO
+    )
     assert quick.exit_code == 0, quick.output
     listed = table_rows((await server.cli("schedule", "list")).stdout)
     assert {row[1]: row[4] for row in listed} == {
@@ -270,10 +302,12 @@ async def test_run_history_cancel_retry(server) -> None:
 
     page = json.loads((await server.cli("schedule", "history", "--json", "--limit", "5")).stdout)
     assert [(e["status"], e["retryOfId"]) for e in page["executions"]] == [
-        ("queued", run.id), ("cancelled", None),
-    ]  # fmt: skip
-    only = json.loads((await server.cli("schedule", "history", "--status", "cancelled",
-                                         "--json")).stdout)  # fmt: skip
+        ("queued", run.id),
+        ("cancelled", None),
+    ]
+    only = json.loads(
+        (await server.cli("schedule", "history", "--status", "cancelled", "--json")).stdout
+    )
     assert [e["id"] for e in only["executions"]] == [run.id]
 
 
@@ -289,15 +323,21 @@ async def test_status_stop_start_upcoming(server) -> None:
     assert (state["running"], state["state"]) == (False, "stopped")
     assert (await server.cli("schedule", "start")).stdout.strip() == "scheduler running"
     async with server.db.read() as conn:
-        actions = (await conn.execute(select(AuditEntry.action, AuditEntry.actor)
-                                      .where(AuditEntry.object_type == "scheduler")
-                                      .order_by(AuditEntry.id))).all()  # fmt: skip
+        actions = (
+            await conn.execute(
+                select(AuditEntry.action, AuditEntry.actor)
+                .where(AuditEntry.object_type == "scheduler")
+                .order_by(AuditEntry.id)
+            )
+        ).all()
     assert [tuple(a) for a in actions] == [
-        ("scheduler.stop", "token:admin"), ("scheduler.start", "token:admin"),
-    ]  # fmt: skip
+        ("scheduler.stop", "token:admin"),
+        ("scheduler.start", "token:admin"),
+    ]
 
-    upcoming = json.loads((await server.cli("schedule", "upcoming", "--hours", "48",
-                                             "--json")).stdout)  # fmt: skip
+    upcoming = json.loads(
+        (await server.cli("schedule", "upcoming", "--hours", "48", "--json")).stdout
+    )
     assert upcoming["hours"] == 48 and len(upcoming["upcoming"]) == 2  # two days at 09:00
     assert all(u["at"].endswith("T09:00:00Z") for u in upcoming["upcoming"])
     table = (await server.cli("schedule", "upcoming", "--hours", "48")).stdout
@@ -316,18 +356,24 @@ async def test_quick_setups(server) -> None:
     assert alert.exit_code == 0, alert.output
     daily, weekly, low = await server.jobs()
     assert (daily.name, daily.cron_expression, daily.task_type) == (
-        "Daily Context Analysis", "0 9 * * *", "analyze",
-    )  # fmt: skip
+        "Daily Context Analysis",
+        "0 9 * * *",
+        "analyze",
+    )
     assert daily.task_config == {"includeHealthScore": True} and daily.notify_on_failure
     assert (weekly.name, weekly.cron_expression, weekly.repo_id) == (
-        "Weekly Optimization", "0 8 * * 1", REPO_ID,
-    )  # fmt: skip
+        "Weekly Optimization",
+        "0 8 * * 1",
+        REPO_ID,
+    )
     # seed 2's optimize proposes its changes as a pull request
     assert weekly.task_config == {"strategy": "moderate", "dryRun": False, "publish": "pr"}
     assert weekly.notify_on_success and weekly.notify_on_failure
     assert (low.name, low.threshold["metric"], low.threshold["operator"]) == (
-        "Low Score Alert", "context_score", "lt",
-    )  # fmt: skip
+        "Low Score Alert",
+        "context_score",
+        "lt",
+    )
     assert low.threshold["value"] == 60 and low.task_config == {"alertOnly": True}
 
 
@@ -342,8 +388,15 @@ async def working_server(db_url, db, tmp_path):
     git_url = bare_repository(tmp_path, REPO, files={"README.md": "# Hello-World\n"})
     async with github.serve() as github_url:
         await add_repository(db)
-        settings = make_settings(db_url, tmp_path, admin_token=ADMIN, github_api_url=github_url,
-                                 git_url=git_url, app_id=99, private_key=github.private_key_pem)  # fmt: skip
+        settings = make_settings(
+            db_url,
+            tmp_path,
+            admin_token=ADMIN,
+            github_api_url=github_url,
+            git_url=git_url,
+            app_id=99,
+            private_key=github.private_key_pem,
+        )
         app = create_app(settings, db=db, workers=1)
         async with live_server(app) as base:
             headers = {"Authorization": f"Bearer {ADMIN}"}
@@ -352,10 +405,17 @@ async def working_server(db_url, db, tmp_path):
 
 
 async def shell_job(server: Server, command: str) -> int:
-    job = await server.api("POST", f"/api/repos/{REPO_ID}/schedules", {
-        "name": f"Shell: {command}", "runner": "shell", "shell_command": command,
-        "target_type": "custom", "report": "none",
-    })  # fmt: skip
+    job = await server.api(
+        "POST",
+        f"/api/repos/{REPO_ID}/schedules",
+        {
+            "name": f"Shell: {command}",
+            "runner": "shell",
+            "shell_command": command,
+            "target_type": "custom",
+            "report": "none",
+        },
+    )
     return int(job["id"])
 
 
@@ -407,8 +467,19 @@ async def notifiers(db) -> list[Any]:
 
 async def test_webhooks_add_list_test_disable_delete(server, receiver) -> None:
     url, received = receiver
-    added = await server.cli("schedule", "webhooks", "add", "--type", "generic", "--url", url,
-                             "--name", "ops", "--events", "task_failed,task_completed")  # fmt: skip
+    added = await server.cli(
+        "schedule",
+        "webhooks",
+        "add",
+        "--type",
+        "generic",
+        "--url",
+        url,
+        "--name",
+        "ops",
+        "--events",
+        "task_failed,task_completed",
+    )
     assert added.exit_code == 0, added.output
     [row] = await notifiers(server.db)
     assert (row.name, row.type, row.enabled) == ("ops", "generic", True)
@@ -447,11 +518,33 @@ async def test_webhooks_add_asks_and_test_reports_failure(server) -> None:
     line = one_line_error(await server.cli("schedule", "webhooks", "test", str(row.id)))
     assert line.startswith("ghapp schedule webhooks test: not delivered") and "405" in line
 
-    unknown = await server.cli("schedule", "webhooks", "add", "--type", "slack", "--url", nowhere,
-                               "--name", "x", "--events", "task_exploded")  # fmt: skip
+    unknown = await server.cli(
+        "schedule",
+        "webhooks",
+        "add",
+        "--type",
+        "slack",
+        "--url",
+        nowhere,
+        "--name",
+        "x",
+        "--events",
+        "task_exploded",
+    )
     assert "unknown event 'task_exploded'" in one_line_error(unknown, code=2)
-    bad = await server.cli("schedule", "webhooks", "add", "--type", "slack", "--url", "ftp://x",
-                           "--name", "x", "--events", "")  # fmt: skip
+    bad = await server.cli(
+        "schedule",
+        "webhooks",
+        "add",
+        "--type",
+        "slack",
+        "--url",
+        "ftp://x",
+        "--name",
+        "x",
+        "--events",
+        "",
+    )
     assert one_line_error(bad).endswith(
         "webhookUrl: must be an http:// or https:// URL with a host"
     )
@@ -466,6 +559,17 @@ async def test_webhooks_add_email_asks_for_addresses(server) -> None:
     assert last == "added webhook 1 'mail' (email, mailto:2 recipients): task_failed"
     [row] = await notifiers(server.db)
     assert (row.type, row.event_types) == ("email", ["task_failed"])
-    bad = await server.cli("schedule", "webhooks", "add", "--type", "email", "--to", "nope",
-                           "--name", "x", "--events", "")  # fmt: skip
+    bad = await server.cli(
+        "schedule",
+        "webhooks",
+        "add",
+        "--type",
+        "email",
+        "--to",
+        "nope",
+        "--name",
+        "x",
+        "--events",
+        "",
+    )
     assert "'nope' is not an e-mail address" in one_line_error(bad)

@@ -82,7 +82,37 @@ def test_serve_creates_its_database_and_secret(served) -> None:
     assert (cwd / "ghapp.db").exists()  # SQLite in the working directory
     assert (cwd / ".ghapp" / "webhook-secret").exists()
     ready = httpx.get(f"{url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": "sqlite"}
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ok",
+        "database": "sqlite",
+        "github_app": "the GitHub App is not configured: GHAPP_APP_ID and GHAPP_PRIVATE_KEY "
+        "(or GHAPP_PRIVATE_KEY_PATH) are not set (`ghapp setup` registers an app and writes them)",
+    }
+
+
+def test_serve_says_first_that_the_app_is_not_configured(tmp_path: Path) -> None:
+    env = clean_env(GHAPP_PORT=str(free_port()), COLUMNS="300")
+    process = subprocess.Popen(
+        [*GHAPP, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        lines: list[str] = []
+        while not lines or "serving on" not in lines[-1]:
+            line = process.stderr.readline()
+            assert line, f"serve ended before it was serving: {lines}"
+            lines.append(line.strip())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    warning = (
+        "ghapp: the GitHub App is not configured: GHAPP_APP_ID and GHAPP_PRIVATE_KEY (or "
+        "GHAPP_PRIVATE_KEY_PATH) are not set (`ghapp setup` registers an app and writes them); "
+        "every run will fail until it is"
+    )
+    assert warning in lines
+    assert lines.index(warning) == len(lines) - 2  # just before "serving on …"
 
 
 def test_receive_signs_and_posts_a_payload(served) -> None:

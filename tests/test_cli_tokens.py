@@ -107,9 +107,23 @@ async def test_repository_scoped_token_drives_the_schedule_commands(live, db) ->
 
     base = str(http.base_url).rstrip("/")
     schedule = {**env, "GHAPP_URL": base, "GHAPP_TOKEN": token}
-    made = await asyncio.to_thread(runner.invoke, cli_app, [
-        "schedule", "create", "--name", "Alice's", "--type", "analyze", "--repo", REPO,
-        "--cron", "0 9 * * *"], env=schedule)  # fmt: skip
+    made = await asyncio.to_thread(
+        runner.invoke,
+        cli_app,
+        [
+            "schedule",
+            "create",
+            "--name",
+            "Alice's",
+            "--type",
+            "analyze",
+            "--repo",
+            REPO,
+            "--cron",
+            "0 9 * * *",
+        ],
+        env=schedule,
+    )
     assert made.exit_code == 0, made.output
     stop = await asyncio.to_thread(runner.invoke, cli_app, ["schedule", "stop"], env=schedule)
     assert (

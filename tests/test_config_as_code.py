@@ -81,9 +81,14 @@ class World:
     syncer: ConfigSyncer
 
     def syncer_with(self, **options: Any) -> ConfigSyncer:
-        return ConfigSyncer(self.state.db, options.pop("clock", SystemClock()),
-                            self.state.signals, self.client, self.state.jobs,
-                            **options)  # fmt: skip
+        return ConfigSyncer(
+            self.state.db,
+            options.pop("clock", SystemClock()),
+            self.state.signals,
+            self.client,
+            self.state.jobs,
+            **options,
+        )
 
 
 @pytest.fixture
@@ -92,9 +97,14 @@ async def world(db_url, db, tmp_path):
     github.add_installation(INSTALLATION, "Codertocat")
     github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
     async with github.serve() as base_url:
-        settings = make_settings(db_url, tmp_path, github_api_url=base_url, app_id=99,
-                                 private_key=github.private_key_pem,
-                                 admin_token=ADMIN_TOKEN)  # fmt: skip
+        settings = make_settings(
+            db_url,
+            tmp_path,
+            github_api_url=base_url,
+            app_id=99,
+            private_key=github.private_key_pem,
+            admin_token=ADMIN_TOKEN,
+        )
         app = create_app(settings, db=db)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
@@ -117,14 +127,29 @@ def push(
     **changes: Any,
 ) -> dict[str, Any]:
     data = copy.deepcopy(load("push/with-installation.payload.json"))
-    commit = {"id": after, "tree_id": sha("tree" + after), "distinct": True,
-              "message": "change", "timestamp": "2024-01-01T00:00:00Z",
-              "url": f"https://github.com/{repo[0]}/commit/{after}",
-              "author": {"name": "C", "email": "c@example.com", "username": "Codertocat"},
-              "committer": {"name": "C", "email": "c@example.com", "username": "Codertocat"},
-              "added": list(added), "modified": list(modified), "removed": list(removed)}  # fmt: skip
-    data.update(ref=ref, before=sha("before" + after), after=after, created=False,
-                deleted=False, forced=False, commits=[commit], head_commit=commit)  # fmt: skip
+    commit = {
+        "id": after,
+        "tree_id": sha("tree" + after),
+        "distinct": True,
+        "message": "change",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "url": f"https://github.com/{repo[0]}/commit/{after}",
+        "author": {"name": "C", "email": "c@example.com", "username": "Codertocat"},
+        "committer": {"name": "C", "email": "c@example.com", "username": "Codertocat"},
+        "added": list(added),
+        "modified": list(modified),
+        "removed": list(removed),
+    }
+    data.update(
+        ref=ref,
+        before=sha("before" + after),
+        after=after,
+        created=False,
+        deleted=False,
+        forced=False,
+        commits=[commit],
+        head_commit=commit,
+    )
     data["installation"] = {"id": INSTALLATION}
     data["repository"].update(full_name=repo[0], id=repo[1], name=repo[0].split("/")[1])
     data.update(changes)
@@ -144,8 +169,9 @@ async def push_file(world: World, label: str, content: str | None, **kind: Any) 
     world.github.add_file(REPO, "README.md", "# Hello\n", ref=commit)  # the commit exists
     if content is not None:
         world.github.add_file(REPO, CONFIG_PATH, content, ref=commit)
-    kind = kind or ({"modified": (CONFIG_PATH,)} if content is not None
-                    else {"removed": (CONFIG_PATH,)})  # fmt: skip
+    kind = kind or (
+        {"modified": (CONFIG_PATH,)} if content is not None else {"removed": (CONFIG_PATH,)}
+    )
     assert (await send(world.http, "push", push(commit, **kind))).status_code == 202
     return commit
 
@@ -172,8 +198,9 @@ async def audit(db: Database, actor: str = ACTOR) -> list[tuple[str, str | None]
 
 
 def statuses_for(github: GitHubStandIn, commit: str) -> list[tuple[str, str, str]]:
-    return [(s["context"], s["state"], s["description"]) for s in github.statuses
-            if s["sha"] == commit]  # fmt: skip
+    return [
+        (s["context"], s["state"], s["description"]) for s in github.statuses if s["sha"] == commit
+    ]
 
 
 # -- installation ----------------------------------------------------------------------
@@ -182,12 +209,17 @@ def statuses_for(github: GitHubStandIn, commit: str) -> list[tuple[str, str, str
 async def test_installation_reads_the_file_and_creates_the_jobs(world, db) -> None:
     await install(world)
     jobs = await jobs_of(db)
-    assert set(jobs) == {("config", "Triage"), ("config", "Nightly health"),
-                         ("config", "Weekly sweep")}  # fmt: skip
+    assert set(jobs) == {
+        ("config", "Triage"),
+        ("config", "Nightly health"),
+        ("config", "Weekly sweep"),
+    }
     triage = jobs[("config", "Triage")]
     assert triage.created_by == ACTOR
-    assert (triage.command_id, triage.event_triggers[0]["event"]) == ("issue/triage",
-                                                                     "issues.opened")  # fmt: skip
+    assert (triage.command_id, triage.event_triggers[0]["event"]) == (
+        "issue/triage",
+        "issues.opened",
+    )
     nightly = jobs[("config", "Nightly health")]
     assert nightly.cron_expression == "0 3 * * *" and nightly.next_run_at is not None
     assert jobs[("config", "Weekly sweep")].filter_query == "label:bug"
@@ -221,8 +253,11 @@ async def test_a_repository_added_to_the_installation_is_read(world, db) -> None
     world.github.add_file(space["full_name"], CONFIG_PATH, V2)
     assert (await send(world.http, "installation_repositories", added)).status_code == 202
     assert await world.syncer.run_pending() == 1
-    assert {name for _, name in await jobs_of(db, space["id"])} == {"Triage", "Weekly sweep",
-                                                                    "Review"}  # fmt: skip
+    assert {name for _, name in await jobs_of(db, space["id"])} == {
+        "Triage",
+        "Weekly sweep",
+        "Review",
+    }
     assert [r.reason for r in await syncs(db)] == ["installation", "repositories_added"]
 
 
@@ -232,8 +267,14 @@ async def test_a_repository_added_to_the_installation_is_read(world, db) -> None
 async def test_a_push_changing_the_file_updates_adds_and_removes_jobs(world, db) -> None:
     await install(world)
     api_job = await world.state.jobs.create(
-        {"name": "Triage", "repo_id": REPO_ID, "command_id": "issue/triage",
-         "command_triggers": ["/triage"]}, actor="token:admin")  # fmt: skip
+        {
+            "name": "Triage",
+            "repo_id": REPO_ID,
+            "command_id": "issue/triage",
+            "command_triggers": ["/triage"],
+        },
+        actor="token:admin",
+    )
     before = await jobs_of(db)
     await world.state.jobs.pause(before[("config", "Weekly sweep")].id, actor="token:admin")
 
@@ -241,8 +282,12 @@ async def test_a_push_changing_the_file_updates_adds_and_removes_jobs(world, db)
     assert await world.syncer.run_pending() == 1
 
     after = await jobs_of(db)
-    assert set(after) == {("api", "Triage"), ("config", "Triage"), ("config", "Weekly sweep"),
-                          ("config", "Review")}  # fmt: skip
+    assert set(after) == {
+        ("api", "Triage"),
+        ("config", "Triage"),
+        ("config", "Weekly sweep"),
+        ("config", "Review"),
+    }
     triage = after[("config", "Triage")]
     assert triage.id == before[("config", "Triage")].id  # updated in place, history kept
     assert (triage.max_turns, triage.command_triggers) == (5, ["/triage"])
@@ -250,8 +295,7 @@ async def test_a_push_changing_the_file_updates_adds_and_removes_jobs(world, db)
     assert sweep.status == "paused"  # the file does not say: paused by hand stays paused
     assert sweep.updated_at == (await world.state.jobs.get(sweep.id)).updated_at
     untouched = after[("api", "Triage")]
-    assert (untouched.updated_at, untouched.command_triggers) == (api_job.updated_at,
-                                                                 ["/triage"])  # fmt: skip
+    assert (untouched.updated_at, untouched.command_triggers) == (api_job.updated_at, ["/triage"])
     assert statuses_for(world.github, commit) == [
         ("ghapp/config", "success", "3 jobs in sync (1 created, 1 updated, 1 removed)")
     ]
@@ -272,15 +316,22 @@ async def test_a_push_changing_the_file_updates_adds_and_removes_jobs(world, db)
 
 
 BROKEN = [
-    pytest.param(V1.replace('"0 3 * * *"', '"0 25 * * *"'),
-                 "line 7: jobs[1].cron: cron expression '0 25 * * *': hour 25 out of range 0-23",
-                 id="bad-cron"),
-    pytest.param(V1.replace('"0 3 * * *"', "*/5 * * * *"),
-                 "line 7: invalid YAML: expected alphabetic or numeric character, but found '/'",
-                 id="invalid-yaml"),
-    pytest.param(V1.replace("    target: codebase\n", "    target: codebase\n    every: day\n"),
-                 "line 9: jobs[1].every: unknown key", id="unknown-key"),
-]  # fmt: skip
+    pytest.param(
+        V1.replace('"0 3 * * *"', '"0 25 * * *"'),
+        "line 7: jobs[1].cron: cron expression '0 25 * * *': hour 25 out of range 0-23",
+        id="bad-cron",
+    ),
+    pytest.param(
+        V1.replace('"0 3 * * *"', "*/5 * * * *"),
+        "line 7: invalid YAML: expected alphabetic or numeric character, but found '/'",
+        id="invalid-yaml",
+    ),
+    pytest.param(
+        V1.replace("    target: codebase\n", "    target: codebase\n    every: day\n"),
+        "line 9: jobs[1].every: unknown key",
+        id="unknown-key",
+    ),
+]
 
 
 @pytest.mark.parametrize(("content", "problem"), BROKEN)
@@ -288,14 +339,18 @@ async def test_a_broken_file_is_reported_on_the_commit_and_changes_nothing(
     world, db, content: str, problem: str
 ) -> None:
     await install(world)
-    before = {key: (job.id, job.updated_at, job.cron_expression)
-              for key, job in (await jobs_of(db)).items()}  # fmt: skip
+    before = {
+        key: (job.id, job.updated_at, job.cron_expression)
+        for key, job in (await jobs_of(db)).items()
+    }
 
     commit = await push_file(world, "broken", content)
     assert await world.syncer.run_pending() == 1
 
-    after = {key: (job.id, job.updated_at, job.cron_expression)
-             for key, job in (await jobs_of(db)).items()}  # fmt: skip
+    after = {
+        key: (job.id, job.updated_at, job.cron_expression)
+        for key, job in (await jobs_of(db)).items()
+    }
     assert after == before
     [(context, state, description)] = statuses_for(world.github, commit)
     assert (context, state) == ("ghapp/config", "failure")
@@ -326,13 +381,14 @@ async def test_the_status_description_fits_githubs_limit(world, db) -> None:
     "payload",
     [
         pytest.param(push(sha("x"), modified=("README.md",)), id="file-not-touched"),
-        pytest.param(push(sha("x"), modified=(CONFIG_PATH,), ref="refs/heads/feature"),
-                     id="other-branch"),
+        pytest.param(
+            push(sha("x"), modified=(CONFIG_PATH,), ref="refs/heads/feature"), id="other-branch"
+        ),
         pytest.param(push(sha("x"), modified=(CONFIG_PATH,), ref="refs/tags/v1"), id="tag"),
         pytest.param(push("0" * 40, removed=(CONFIG_PATH,), deleted=True), id="deleted"),
         pytest.param(push(sha("x"), modified=(".github/ghapp.yml.bak",)), id="other-file"),
     ],
-)  # fmt: skip
+)
 async def test_pushes_that_do_not_change_the_file_queue_nothing(world, db, payload) -> None:
     world.state.signals.work_available.clear()
     assert (await send(world.http, "push", payload)).status_code == 202
@@ -383,8 +439,9 @@ async def test_a_redelivered_push_syncs_once(world, db) -> None:
 
 async def test_removing_the_file_removes_the_config_jobs_only(world, db) -> None:
     await install(world)
-    await world.state.jobs.create({"name": "Mine", "repo_id": REPO_ID,
-                                   "custom_prompt": "hi"}, actor="token:admin")  # fmt: skip
+    await world.state.jobs.create(
+        {"name": "Mine", "repo_id": REPO_ID, "custom_prompt": "hi"}, actor="token:admin"
+    )
     commit = await push_file(world, "rm", None)
     assert await world.syncer.run_pending() == 1
     assert set(await jobs_of(db)) == {("api", "Mine")}
@@ -410,8 +467,11 @@ async def test_jobs_may_use_the_repositorys_own_commands(world, db) -> None:
     await install(world)
     world.state.commands.TTL_S = 3600  # a catalog cached before the push is read afresh
     assert "issue/label" not in (await world.state.commands.of(REPO_ID)).targets()
-    world.github.add_file(REPO, ".claude/commands/issue/label.md",
-                          "---\ndescription: Label it\n---\nLabel this issue.\n")  # fmt: skip
+    world.github.add_file(
+        REPO,
+        ".claude/commands/issue/label.md",
+        "---\ndescription: Label it\n---\nLabel this issue.\n",
+    )
     uses = V1 + "  - name: Labels\n    events: [issues.opened]\n    command: issue/label\n"
     commit = await push_file(world, "labels", uses)
     assert await world.syncer.run_pending() == 1
@@ -429,8 +489,9 @@ async def test_jobs_may_use_the_repositorys_own_commands(world, db) -> None:
 async def test_a_workers_syncer_has_its_own_job_service(world, db) -> None:
     from ghapp.config.sync import build_config_syncer
 
-    syncer = build_config_syncer(db, SystemClock(), world.state.signals, world.client,
-                                 owner="worker")  # fmt: skip
+    syncer = build_config_syncer(
+        db, SystemClock(), world.state.signals, world.client, owner="worker"
+    )
     world.github.add_file(REPO, CONFIG_PATH, V1)
     await send(world.http, "installation", CREATED)
     assert await syncer.run_pending() == 1
@@ -483,12 +544,23 @@ async def test_two_syncers_never_take_the_same_row(world, db) -> None:
     repos = [(f"Codertocat/repo-{n}", 5000 + n) for n in range(5)]
     now = datetime.now(UTC)
     async with db.write() as conn:
-        await conn.execute(insert(ConfigSync), [
-            {"repo_id": repo_id, "installation_id": INSTALLATION, "sha": sha(f"{repo_id}-{k}"),
-             "reason": "push", "status": "pending", "attempts": 0,
-             "run_after": now - timedelta(minutes=1), "queued_at": now + timedelta(seconds=k)}
-            for _, repo_id in repos for k in range(3)
-        ])  # fmt: skip
+        await conn.execute(
+            insert(ConfigSync),
+            [
+                {
+                    "repo_id": repo_id,
+                    "installation_id": INSTALLATION,
+                    "sha": sha(f"{repo_id}-{k}"),
+                    "reason": "push",
+                    "status": "pending",
+                    "attempts": 0,
+                    "run_after": now - timedelta(minutes=1),
+                    "queued_at": now + timedelta(seconds=k),
+                }
+                for _, repo_id in repos
+                for k in range(3)
+            ],
+        )
     one = world.syncer_with(owner="w1")
     two = world.syncer_with(owner="w2")
     claims = await asyncio.gather(*(s.claim() for s in (one, two) * 8))
@@ -501,9 +573,16 @@ async def test_two_syncers_never_take_the_same_row(world, db) -> None:
 async def test_two_syncers_sync_every_push_once_and_in_order(world, db) -> None:
     repos = [(f"Codertocat/repo-{n}", 6000 + n) for n in range(4)]
     installed = copy.deepcopy(CREATED)
-    installed["repositories"] = [{"id": repo_id, "node_id": "x", "name": name.split("/")[1],
-                                  "full_name": name, "private": False}
-                                 for name, repo_id in repos]  # fmt: skip
+    installed["repositories"] = [
+        {
+            "id": repo_id,
+            "node_id": "x",
+            "name": name.split("/")[1],
+            "full_name": name,
+            "private": False,
+        }
+        for name, repo_id in repos
+    ]
     for name, repo_id in repos:
         world.github.add_repo(name, INSTALLATION, repo_id=repo_id)
         world.github.add_file(name, CONFIG_PATH, V1)
@@ -541,8 +620,7 @@ async def test_two_syncers_sync_every_push_once_and_in_order(world, db) -> None:
     for commit in pushed:
         assert len(statuses_for(world.github, commit)) == 1
     for _, repo_id in repos:  # the last push won everywhere
-        assert {n for _, n in await jobs_of(db, repo_id)} == {"Triage", "Nightly health",
-                                                             "Sweep"}  # fmt: skip
+        assert {n for _, n in await jobs_of(db, repo_id)} == {"Triage", "Nightly health", "Sweep"}
 
 
 async def test_the_loop_wakes_on_a_queued_sync(world, db) -> None:

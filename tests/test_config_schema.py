@@ -46,10 +46,14 @@ def test_the_documented_example_is_valid() -> None:
 
 
 def test_short_names_and_jobspec_names_are_both_accepted() -> None:
-    short = jobs("version: 1\njobs:\n  - name: a\n    cron: '@daily'\n    target: codebase\n"
-                 "    command: codebase/health-check\n")  # fmt: skip
-    long = jobs("version: 1\njobs:\n  - name: a\n    cron_expression: '@daily'\n"
-                "    target_type: codebase\n    command_id: codebase/health-check\n")  # fmt: skip
+    short = jobs(
+        "version: 1\njobs:\n  - name: a\n    cron: '@daily'\n    target: codebase\n"
+        "    command: codebase/health-check\n"
+    )
+    long = jobs(
+        "version: 1\njobs:\n  - name: a\n    cron_expression: '@daily'\n"
+        "    target_type: codebase\n    command_id: codebase/health-check\n"
+    )
     assert short["a"].spec == long["a"].spec
     both = "version: 1\njobs:\n  - name: a\n    cron: '@daily'\n    cron_expression: '@hourly'\n"
     assert problems(both + "    prompt: x\n") == [
@@ -88,69 +92,109 @@ def test_a_bad_cron_expression_names_its_line() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("version: 1\njobs:\n  - name: a\n    cron: */5 * * * *\n    prompt: x\n",
-         'line 4: invalid YAML: expected alphabetic or numeric character, but found \'/\' '
-         '(quote values that start with * such as cron: "*/5 * * * *")'),
-        ("version: 1\njobs:\n  - name: a\n    prompt: [x\n",
-         "line 5: invalid YAML: expected ',' or ']', but got '<stream end>'"),
-        ("version: 1\njobs:\n  - name: a\n    cron: '@daily'\n    promt: x\n",
-         "line 5: jobs[0].promt: unknown key (did you mean prompt?)"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    prompt: y\n",
-         "line 5: jobs[0].prompt: duplicate key (first on line 4)"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n  - name: a\n    prompt: y\n",
-         "line 5: jobs[1].name: 'a' is already the name of jobs[0]"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    repo_id: 7\n",
-         "line 5: jobs[0].repo_id: not allowed here: jobs in .github/ghapp.yml are for the "
-         "repository the file is in"),
-        ("version: 1\njobs:\n  - name: a\n    runner: shell\n    prompt: x\n",
-         "line 4: jobs[0].runner: shell jobs can only be created through the API"),
-        ("version: 1\njobs:\n  - name: a\n    shell_command: rm -rf /\n",
-         "line 4: jobs[0].shell_command: not allowed here: shell jobs can only be created "
-         "through the API"),
-        ("version: 1\njobs:\n  - name: a\n    target: codebase\n",
-         "line 3: jobs[0]: a job needs a command or a prompt"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    target: codebase\n"
-         "    filter: label:bug\n",
-         "line 6: jobs[0].filter: filter does not apply to target 'codebase'"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    cron: '@daily'\n"
-         "    interval_minutes: 60\n",
-         "line 5: jobs[0].cron: a job has at most one time trigger, got cron and "
-         "interval_minutes"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    events:\n"
-         "      - issues.opened\n      - event: issues.labeled\n        label: [bug]\n",
-         "line 8: jobs[0].events[1].label: unknown key"),
-        ("version: 1\njobs:\n  - name: a\n    command: issue/nope\n",
-         "line 4: jobs[0].command: unknown command 'issue/nope' (known: codebase/"
-         "health-check, context/analyze, context/optimize, issue/root-cause, issue/triage, "
-         "pr/review, pr/security-review)"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    max_items: lots\n",
-         "line 5: jobs[0].max_items: Input should be a valid integer, unable to parse string "
-         "as an integer"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: x\n    threshold:\n      metric: nope\n"
-         "      operator: lt\n      value: 3\n      check_cron: '@daily'\n",
-         "line 6: jobs[0].threshold.metric: unknown metric 'nope' (known: claude_md_tokens, "
-         "context_score, open_issues, stale_prs)"),
+        (
+            "version: 1\njobs:\n  - name: a\n    cron: */5 * * * *\n    prompt: x\n",
+            "line 4: invalid YAML: expected alphabetic or numeric character, but found '/' "
+            '(quote values that start with * such as cron: "*/5 * * * *")',
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: [x\n",
+            "line 5: invalid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    cron: '@daily'\n    promt: x\n",
+            "line 5: jobs[0].promt: unknown key (did you mean prompt?)",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    prompt: y\n",
+            "line 5: jobs[0].prompt: duplicate key (first on line 4)",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n  - name: a\n    prompt: y\n",
+            "line 5: jobs[1].name: 'a' is already the name of jobs[0]",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    repo_id: 7\n",
+            "line 5: jobs[0].repo_id: not allowed here: jobs in .github/ghapp.yml are for the "
+            "repository the file is in",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    runner: shell\n    prompt: x\n",
+            "line 4: jobs[0].runner: shell jobs can only be created through the API",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    shell_command: rm -rf /\n",
+            "line 4: jobs[0].shell_command: not allowed here: shell jobs can only be created "
+            "through the API",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    target: codebase\n",
+            "line 3: jobs[0]: a job needs a command or a prompt",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    target: codebase\n"
+            "    filter: label:bug\n",
+            "line 6: jobs[0].filter: filter does not apply to target 'codebase'",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    cron: '@daily'\n"
+            "    interval_minutes: 60\n",
+            "line 5: jobs[0].cron: a job has at most one time trigger, got cron and "
+            "interval_minutes",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    events:\n"
+            "      - issues.opened\n      - event: issues.labeled\n        label: [bug]\n",
+            "line 8: jobs[0].events[1].label: unknown key",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    command: issue/nope\n",
+            "line 4: jobs[0].command: unknown command 'issue/nope' (known: codebase/"
+            "health-check, context/analyze, context/optimize, issue/root-cause, issue/triage, "
+            "pr/review, pr/security-review)",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    max_items: lots\n",
+            "line 5: jobs[0].max_items: Input should be a valid integer, unable to parse string "
+            "as an integer",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: x\n    threshold:\n      metric: nope\n"
+            "      operator: lt\n      value: 3\n      check_cron: '@daily'\n",
+            "line 6: jobs[0].threshold.metric: unknown metric 'nope' (known: claude_md_tokens, "
+            "context_score, open_issues, stale_prs)",
+        ),
         ("version: 1\njobs:\n  - prompt: x\n", "line 3: jobs[0]: name: is required (a text)"),
-        ("version: 1\njobs:\n  - just a string\n",
-         "line 3: jobs[0]: each job is a mapping starting with name:"),
+        (
+            "version: 1\njobs:\n  - just a string\n",
+            "line 3: jobs[0]: each job is a mapping starting with name:",
+        ),
         ("version: 2\njobs: []\n", "line 1: version: unsupported version 2 (use 1)"),
         ("jobs: []\n", "line 1: version: is required (version: 1)"),
         ("version: 1\njob: []\n", "line 2: job: unknown key (did you mean jobs?)"),
-        ("version: 1\njobs:\n  name: a\n",
-         "line 2: jobs: must be a list of jobs (each starting with - name: ...)"),
+        (
+            "version: 1\njobs:\n  name: a\n",
+            "line 2: jobs: must be a list of jobs (each starting with - name: ...)",
+        ),
         ("", "line 1: the file is empty (it needs version: 1)"),
         ("[1, 2]\n", "line 1: expected keys version: and jobs:"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: !!python/object/apply:os.system [ls]\n",
-         "line 4: jobs[0].prompt: unsupported YAML tag "
-         "tag:yaml.org,2002:python/object/apply:os.system"),
-        ("version: 1\njobs:\n  - name: a\n    prompt: !!python/name:os.system x\n",
-         "line 4: jobs[0].prompt: invalid YAML: could not determine a constructor for the tag "
-         "'tag:yaml.org,2002:python/name:os.system'"),
-        ("version: 1\n---\nversion: 1\n",
-         "line 2: invalid YAML: expected a single document in the stream, but found another "
-         "document"),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: !!python/object/apply:os.system [ls]\n",
+            "line 4: jobs[0].prompt: unsupported YAML tag "
+            "tag:yaml.org,2002:python/object/apply:os.system",
+        ),
+        (
+            "version: 1\njobs:\n  - name: a\n    prompt: !!python/name:os.system x\n",
+            "line 4: jobs[0].prompt: invalid YAML: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/name:os.system'",
+        ),
+        (
+            "version: 1\n---\nversion: 1\n",
+            "line 2: invalid YAML: expected a single document in the stream, but found another "
+            "document",
+        ),
     ],
-)  # fmt: skip
+)
 def test_problems_name_the_line_and_the_key_written(text: str, expected: str) -> None:
     assert problems(text)[0] == expected
 

@@ -25,44 +25,47 @@ from ghapp.dashboard.markdown import render_markdown
 from ghapp.db.models import AuditEntry, Job, Run, Session
 from tests.api_support import ADMIN_TOKEN, REPO_A, REPO_B, REPO_B_NAME, api_under_test
 from tests.conftest import make_settings
-from tests.support import add_repository, live_server
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_of(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
-
-
-async def sign_in(http: httpx.AsyncClient, token: str) -> str:
-    """Sign in with ``token``; the session's CSRF token."""
-    form = await http.get("/login")
-    assert form.status_code == 200
-    answer = await http.post(
-        "/login", data={"csrf_token": csrf_of(form.text), "token": token, "next": "/"}
-    )
-    assert answer.status_code == 303, answer.text
-    page = await http.get("/")
-    assert page.status_code == 200
-    return csrf_of(page.text)
+from tests.support import add_repository, csrf_of, live_server, sign_in
 
 
 def job_form(**changes: Any) -> dict[str, Any]:
     """The job form as the browser sends it for a new job (JobSpec's defaults)."""
     form = {
-        "name": "Weekday triage", "description": "", "status": "active", "task_type": "custom",
-        "repo_selection": "one", "repo_id": str(REPO_A), "cron_expression": "0 9 * * 1-5",
-        "timezone": "UTC", "interval_minutes": "", "threshold_metric": "",
-        "event_triggers": "", "command_triggers": "", "after_job_id": "",
-        "after_only_on_success": "1", "target_type": "issues", "filter_query": "",
-        "command_id": "issue/triage", "custom_prompt": "", "max_items": "10", "runner": "claude",
-        "shell_command": "", "permission_mode": "", "allowed_tools": "", "disallowed_tools": "",
-        "max_turns": "", "model": "", "append_system_prompt": "", "task_config": "",
-        "report": "comment", "notify_on_failure": "1", "concurrency_policy": "skip",
-        "misfire_grace_seconds": "3600", "timeout_seconds": "900", "max_retries": "2",
-    }  # fmt: skip
+        "name": "Weekday triage",
+        "description": "",
+        "status": "active",
+        "task_type": "custom",
+        "repo_selection": "one",
+        "repo_id": str(REPO_A),
+        "cron_expression": "0 9 * * 1-5",
+        "timezone": "UTC",
+        "interval_minutes": "",
+        "threshold_metric": "",
+        "event_triggers": "",
+        "command_triggers": "",
+        "after_job_id": "",
+        "after_only_on_success": "1",
+        "target_type": "issues",
+        "filter_query": "",
+        "command_id": "issue/triage",
+        "custom_prompt": "",
+        "max_items": "10",
+        "runner": "claude",
+        "shell_command": "",
+        "permission_mode": "",
+        "allowed_tools": "",
+        "disallowed_tools": "",
+        "max_turns": "",
+        "model": "",
+        "append_system_prompt": "",
+        "task_config": "",
+        "report": "comment",
+        "notify_on_failure": "1",
+        "concurrency_policy": "skip",
+        "misfire_grace_seconds": "3600",
+        "timeout_seconds": "900",
+        "max_retries": "2",
+    }
     form.update(changes)
     return {key: value for key, value in form.items() if value is not None}
 
@@ -97,8 +100,15 @@ async def job_row(db: Any, job_id: int) -> Any:
 
 async def test_every_page_but_login_redirects_to_login(dash) -> None:
     http = dash.http
-    for path in ("/", "/runs", "/runs/1", "/jobs/new", "/notifiers", "/events",
-                 "/dashboard/cron?expr=*"):  # fmt: skip
+    for path in (
+        "/",
+        "/runs",
+        "/runs/1",
+        "/jobs/new",
+        "/notifiers",
+        "/events",
+        "/dashboard/cron?expr=*",
+    ):
         answer = await http.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/login"), path
@@ -109,12 +119,18 @@ async def test_every_page_but_login_redirects_to_login(dash) -> None:
     assert page.status_code == 200
     assert '<label for="token">API token</label>' in page.text
     # After signing in, only a path on this server is followed.
-    for target, expected in (("/runs?job=3", "/runs?job=3"), ("//evil.example", "/"),
-                             ("https://evil.example/", "/"), ("/\t/evil.example", "/")):  # fmt: skip
+    for target, expected in (
+        ("/runs?job=3", "/runs?job=3"),
+        ("//evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/\t/evil.example", "/"),
+    ):
         async with browser(dash) as other:
             form = await other.get("/login")
-            answer = await other.post("/login", data={"csrf_token": csrf_of(form.text),
-                                                      "token": ADMIN_TOKEN, "next": target})  # fmt: skip
+            answer = await other.post(
+                "/login",
+                data={"csrf_token": csrf_of(form.text), "token": ADMIN_TOKEN, "next": target},
+            )
             assert answer.headers["location"] == expected, target
 
 
@@ -152,14 +168,16 @@ async def test_session_cookie_flags_and_contents(dash) -> None:
 
 async def test_cookie_is_secure_behind_https(db_url, db, tmp_path) -> None:
     await add_repository(db)
-    settings = make_settings(db_url, tmp_path, admin_token=ADMIN_TOKEN,
-                             public_url="https://ghapp.example.com")  # fmt: skip
+    settings = make_settings(
+        db_url, tmp_path, admin_token=ADMIN_TOKEN, public_url="https://ghapp.example.com"
+    )
     transport = httpx.ASGITransport(app=create_app(settings, db=db))
     async with httpx.AsyncClient(transport=transport, base_url="https://ghapp.test") as http:
         form = await http.get("/login")
         assert "secure" in form.headers["set-cookie"].lower()
-        answer = await http.post("/login", data={"csrf_token": csrf_of(form.text),
-                                                 "token": ADMIN_TOKEN})  # fmt: skip
+        answer = await http.post(
+            "/login", data={"csrf_token": csrf_of(form.text), "token": ADMIN_TOKEN}
+        )
         assert answer.status_code == 303
         cookie = answer.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
@@ -215,8 +233,9 @@ async def test_create_through_the_form_then_see_it_in_the_overview(dash) -> None
     assert re.search(r'<option value="186853002">Codertocat/Hello-World</option>', page.text)
     assert 'value="UTC"' in page.text  # the browser's zone replaces it (script)
 
-    bad = await dash.http.post("/jobs", data={**job_form(cron_expression="0 25 * * *"),
-                                              "csrf_token": csrf})  # fmt: skip
+    bad = await dash.http.post(
+        "/jobs", data={**job_form(cron_expression="0 25 * * *"), "csrf_token": csrf}
+    )
     assert bad.status_code == 422
     error = re.search(r'<p class="field-error" id="cron_expression-error">([^<]*)</p>', bad.text)
     assert error and "hour 25 out of range 0-23" in error.group(1)
@@ -233,8 +252,11 @@ async def test_create_through_the_form_then_see_it_in_the_overview(dash) -> None
     async with dash.db.read() as conn:
         [job] = (await conn.execute(select(Job))).all()
     assert (job.name, job.repo_id, job.cron_expression, job.created_by) == (
-        "Weekday triage", REPO_A, "0 9 * * 1-5", "token:admin",
-    )  # fmt: skip
+        "Weekday triage",
+        REPO_A,
+        "0 9 * * 1-5",
+        "token:admin",
+    )
 
     overview = await dash.http.get(made.headers["location"])
     assert "Created the job “Weekday triage”." in overview.text
@@ -242,8 +264,10 @@ async def test_create_through_the_form_then_see_it_in_the_overview(dash) -> None
     assert row
     assert '<td class="schedule">At 09:00, Monday through Friday</td>' in row.group(0)
     # Now is Monday 08:00 UTC: the next run is in an hour, with the exact time on hover.
-    assert ('<time datetime="2026-03-02T09:00:00+00:00" title="2026-03-02 09:00:00 UTC">'
-            "in 1 hour</time>") in row.group(0)  # fmt: skip
+    assert (
+        '<time datetime="2026-03-02T09:00:00+00:00" title="2026-03-02 09:00:00 UTC">'
+        "in 1 hour</time>"
+    ) in row.group(0)
     assert "issue/triage on issues" in row.group(0)
 
 
@@ -253,10 +277,13 @@ async def test_edit_keeps_values_and_config_jobs_are_read_only(dash) -> None:
     form = await dash.http.get(f"/jobs/{job['id']}/edit")
     assert form.status_code == 200 and 'value="0 2 * * *"' in form.text
     assert "At 02:00" in form.text  # the preview, rendered on the server too
-    saved = await dash.http.post(f"/jobs/{job['id']}", data={
-        **job_form(name="Nightly", cron_expression="30 3 * * *", timezone="Europe/Berlin"),
-        "csrf_token": csrf,
-    })  # fmt: skip
+    saved = await dash.http.post(
+        f"/jobs/{job['id']}",
+        data={
+            **job_form(name="Nightly", cron_expression="30 3 * * *", timezone="Europe/Berlin"),
+            "csrf_token": csrf,
+        },
+    )
     assert saved.status_code == 303
     row = await job_row(dash.db, job["id"])
     assert (row.cron_expression, row.timezone) == ("30 3 * * *", "Europe/Berlin")
@@ -270,25 +297,42 @@ async def test_edit_keeps_values_and_config_jobs_are_read_only(dash) -> None:
     assert (await dash.http.get(f"/jobs/{job['id']}/edit")).status_code == 409
     refused = await dash.http.post(f"/jobs/{job['id']}", data={**job_form(), "csrf_token": csrf})
     assert refused.status_code == 409
-    assert (await dash.http.post(f"/jobs/{job['id']}/delete",
-                                 data={"csrf_token": csrf})).status_code == 409  # fmt: skip
+    assert (
+        await dash.http.post(f"/jobs/{job['id']}/delete", data={"csrf_token": csrf})
+    ).status_code == 409
 
 
 async def test_trigger_summaries_and_an_event_job_round_trip(dash) -> None:
     csrf = await sign_in(dash.http, ADMIN_TOKEN)
-    made = await dash.http.post("/jobs", data={**job_form(
-        name="Low score", cron_expression="", threshold_metric="context_score",
-        threshold_operator="lt", threshold_value="60", threshold_check_interval_minutes="60",
-        event_triggers="issues.opened", command_triggers="/triage", target_type="codebase",
-        command_id="context/optimize",
-    ), "csrf_token": csrf})  # fmt: skip
+    made = await dash.http.post(
+        "/jobs",
+        data={
+            **job_form(
+                name="Low score",
+                cron_expression="",
+                threshold_metric="context_score",
+                threshold_operator="lt",
+                threshold_value="60",
+                threshold_check_interval_minutes="60",
+                event_triggers="issues.opened",
+                command_triggers="/triage",
+                target_type="codebase",
+                command_id="context/optimize",
+            ),
+            "csrf_token": csrf,
+        },
+    )
     assert made.status_code == 303, made.text
     await dash.job(name="Every 90", cron_expression=None, interval_minutes=90)
     await dash.job(name="By hand", cron_expression=None)
     page = await dash.http.get("/")
-    schedules = dict(re.findall(
-        r'class="job-name"[^>]*>([^<]+)</a>.*?<td class="schedule">([^<]*)</td>', page.text, re.S
-    ))  # fmt: skip
+    schedules = dict(
+        re.findall(
+            r'class="job-name"[^>]*>([^<]+)</a>.*?<td class="schedule">([^<]*)</td>',
+            page.text,
+            re.S,
+        )
+    )
     assert schedules == {
         "Low score": "when context_score &lt; 60, checked every hour · on issues.opened · /triage",
         "Every 90": "every 90 minutes",
@@ -302,15 +346,32 @@ async def test_trigger_summaries_and_an_event_job_round_trip(dash) -> None:
     assert '<option value="context_score" selected>' in form.text
     assert 'name="threshold_value" type="number" value="60"' in form.text
     # Saved again unchanged: nothing moves.
-    again = await dash.http.post(f"/jobs/{job.id}", data={**job_form(
-        name="Low score", cron_expression="", threshold_metric="context_score",
-        threshold_operator="lt", threshold_value="60", threshold_check_interval_minutes="60",
-        event_triggers="issues.opened", command_triggers="/triage", target_type="codebase",
-        command_id="context/optimize",
-    ), "csrf_token": csrf})  # fmt: skip
+    again = await dash.http.post(
+        f"/jobs/{job.id}",
+        data={
+            **job_form(
+                name="Low score",
+                cron_expression="",
+                threshold_metric="context_score",
+                threshold_operator="lt",
+                threshold_value="60",
+                threshold_check_interval_minutes="60",
+                event_triggers="issues.opened",
+                command_triggers="/triage",
+                target_type="codebase",
+                command_id="context/optimize",
+            ),
+            "csrf_token": csrf,
+        },
+    )
     assert again.status_code == 303
-    two = await dash.http.post(f"/jobs/{job.id}", data={**job_form(
-        name="Low score", cron_expression="0 9 * * *", interval_minutes="5"), "csrf_token": csrf})
+    two = await dash.http.post(
+        f"/jobs/{job.id}",
+        data={
+            **job_form(name="Low score", cron_expression="0 9 * * *", interval_minutes="5"),
+            "csrf_token": csrf,
+        },
+    )
     assert two.status_code == 422
     assert "a job has at most one time trigger" in two.text
     assert 'id="cron_expression-error">a job has at most one time trigger' in two.text
@@ -333,8 +394,9 @@ async def test_empty_state(dash) -> None:
 
 async def test_cron_preview_endpoint(dash) -> None:
     await sign_in(dash.http, ADMIN_TOKEN)
-    answer = await dash.http.get("/dashboard/cron", params={"expr": "0 9 * * 1-5",
-                                                            "tz": "Europe/Berlin"})  # fmt: skip
+    answer = await dash.http.get(
+        "/dashboard/cron", params={"expr": "0 9 * * 1-5", "tz": "Europe/Berlin"}
+    )
     body = answer.json()
     assert body["description"] == "At 09:00, Monday through Friday" and body["error"] is None
     # Now is Monday 08:00 UTC, 09:00 in Berlin: the next run is on Tuesday.
@@ -359,8 +421,11 @@ async def test_pause_resume_run_delete_are_applied_and_audited(dash) -> None:
     page = await dash.http.get(paused.headers["location"])
     assert "Paused “Daily triage”." in page.text and f'id="resume-{job_id}"' in page.text
 
-    resumed = await dash.http.post(f"/jobs/{job_id}/resume", data={"csrf_token": csrf},
-                                   headers={"X-Requested-With": "ghapp-dashboard"})  # fmt: skip
+    resumed = await dash.http.post(
+        f"/jobs/{job_id}/resume",
+        data={"csrf_token": csrf},
+        headers={"X-Requested-With": "ghapp-dashboard"},
+    )
     assert resumed.json()["ok"] is True  # what the page's script gets
     assert (await job_row(dash.db, job_id)).status == "active"
 
@@ -370,8 +435,10 @@ async def test_pause_resume_run_delete_are_applied_and_audited(dash) -> None:
         [run] = (await conn.execute(select(Run))).all()
     assert ran.headers["location"].startswith(f"/runs/{run.id}?")
     assert (run.status, run.trigger_type, run.trigger_detail["requested_by"]) == (
-        "queued", "manual", "token:team-b",
-    )  # fmt: skip
+        "queued",
+        "manual",
+        "token:team-b",
+    )
     overview = await dash.http.get("/")
     assert f'<a href="/runs/{run.id}"><span class="badge busy">queued</span></a>' in overview.text
 
@@ -397,8 +464,9 @@ async def test_run_page_retry_and_cancel(dash) -> None:
     assert cancelled.status_code == 303
     page = await dash.http.get(f"/runs/{run_id}")
     assert '<span class="badge muted">cancelled</span>' in page.text and 'id="retry"' in page.text
-    assert (await dash.http.post(f"/runs/{run_id}/cancel",
-                                 data={"csrf_token": csrf})).status_code == 409  # fmt: skip
+    assert (
+        await dash.http.post(f"/runs/{run_id}/cancel", data={"csrf_token": csrf})
+    ).status_code == 409
 
     retried = await dash.http.post(f"/runs/{run_id}/retry", data={"csrf_token": csrf})
     assert retried.status_code == 303
@@ -448,8 +516,12 @@ async def test_a_scoped_token_sees_and_acts_only_on_its_repositories(dash) -> No
     assert f'<option value="{REPO_B}" selected>' in form.text  # the only choice
     assert f'<option value="{REPO_A}"' not in form.text
 
-    for path in (f"/jobs/{other['id']}/edit", f"/jobs/{other['id']}/delete",
-                 f"/runs/{other_run}", f"/runs?job={other['id']}"):  # fmt: skip
+    for path in (
+        f"/jobs/{other['id']}/edit",
+        f"/jobs/{other['id']}/delete",
+        f"/runs/{other_run}",
+        f"/runs?job={other['id']}",
+    ):
         answer = await dash.http.get(path)
         assert answer.status_code == 403, path
         assert "not allowed" in answer.text
@@ -459,15 +531,19 @@ async def test_a_scoped_token_sees_and_acts_only_on_its_repositories(dash) -> No
     for action in ("retry", "cancel"):
         answer = await dash.http.post(f"/runs/{other_run}/{action}", data={"csrf_token": csrf})
         assert answer.status_code == 403, action
-    made = await dash.http.post("/jobs", data={**job_form(name="Sneaky", repo_id=str(REPO_A)),
-                                                "csrf_token": csrf})  # fmt: skip
+    made = await dash.http.post(
+        "/jobs", data={**job_form(name="Sneaky", repo_id=str(REPO_A)), "csrf_token": csrf}
+    )
     assert made.status_code == 403
-    wide = await dash.http.post("/jobs", data={**job_form(repo_selection="all",
-                                                          installation_id="957387"),
-                                               "csrf_token": csrf})  # fmt: skip
+    wide = await dash.http.post(
+        "/jobs",
+        data={**job_form(repo_selection="all", installation_id="957387"), "csrf_token": csrf},
+    )
     assert wide.status_code in (403, 422)
-    moved = await dash.http.post(f"/jobs/{mine['id']}", data={
-        **job_form(name="Mine", repo_id=str(REPO_A)), "csrf_token": csrf})  # fmt: skip
+    moved = await dash.http.post(
+        f"/jobs/{mine['id']}",
+        data={**job_form(name="Mine", repo_id=str(REPO_A)), "csrf_token": csrf},
+    )
     assert moved.status_code == 403
     assert (await job_row(dash.db, other["id"])).status == "active"
     assert (await job_row(dash.db, mine["id"])).repo_id == REPO_B
@@ -478,9 +554,15 @@ async def test_a_scoped_token_sees_and_acts_only_on_its_repositories(dash) -> No
     everyone = await dash.state.notifiers.create(
         {"name": "all-repos", "type": "generic", "url": "http://127.0.0.1:9/a"}, actor="test"
     )
-    ours = await dash.state.notifiers.create({"name": "team-b-hook", "type": "generic",
-                                             "url": "http://127.0.0.1:9/b", "repo_ids": [REPO_B]},
-                                            actor="test")  # fmt: skip
+    ours = await dash.state.notifiers.create(
+        {
+            "name": "team-b-hook",
+            "type": "generic",
+            "url": "http://127.0.0.1:9/b",
+            "repo_ids": [REPO_B],
+        },
+        actor="test",
+    )
     listing = await dash.http.get("/notifiers")
     assert "team-b-hook" in listing.text and "all-repos" not in listing.text
     assert (await dash.http.get(f"/notifiers/{everyone.id}/edit")).status_code == 403
@@ -495,15 +577,29 @@ async def test_a_scoped_token_sees_and_acts_only_on_its_repositories(dash) -> No
 async def test_notifier_form_list_enable_disable_delete(dash) -> None:
     csrf = await sign_in(dash.http, ADMIN_TOKEN)
     url = "https://hooks.slack.com/services/T000/B000/very-secret-part"
-    bad = await dash.http.post("/notifiers", data={"csrf_token": csrf, "name": "chat",
-                                                   "type": "slack", "url": "ftp://nope",
-                                                   "event_types": "task_failed"})  # fmt: skip
+    bad = await dash.http.post(
+        "/notifiers",
+        data={
+            "csrf_token": csrf,
+            "name": "chat",
+            "type": "slack",
+            "url": "ftp://nope",
+            "event_types": "task_failed",
+        },
+    )
     assert bad.status_code == 422
     assert 'id="url-error">must be an http:// or https:// URL with a host' in bad.text
-    made = await dash.http.post("/notifiers", data={"csrf_token": csrf, "name": "chat",
-                                                    "type": "slack", "url": url, "enabled": "1",
-                                                    "event_types": ["task_failed",
-                                                                    "task_completed"]})  # fmt: skip
+    made = await dash.http.post(
+        "/notifiers",
+        data={
+            "csrf_token": csrf,
+            "name": "chat",
+            "type": "slack",
+            "url": url,
+            "enabled": "1",
+            "event_types": ["task_failed", "task_completed"],
+        },
+    )
     assert made.status_code == 303
     [row] = await dash.state.notifiers.list()
     listing = await dash.http.get("/notifiers")
@@ -512,10 +608,17 @@ async def test_notifier_form_list_enable_disable_delete(dash) -> None:
     edit = await dash.http.get(f"/notifiers/{row.id}/edit")
     assert "very-secret-part" not in edit.text
 
-    kept = await dash.http.post(f"/notifiers/{row.id}", data={"csrf_token": csrf, "name": "chat 2",
-                                                              "type": "slack", "url": "",
-                                                              "event_types": "task_failed",
-                                                              "enabled": "1"})  # fmt: skip
+    kept = await dash.http.post(
+        f"/notifiers/{row.id}",
+        data={
+            "csrf_token": csrf,
+            "name": "chat 2",
+            "type": "slack",
+            "url": "",
+            "event_types": "task_failed",
+            "enabled": "1",
+        },
+    )
     assert kept.status_code == 303
     row = await dash.state.notifiers.get(row.id)
     assert row.name == "chat 2" and dash.state.notifiers.target_of(row) == {"url": url}
@@ -528,25 +631,31 @@ async def test_notifier_form_list_enable_disable_delete(dash) -> None:
     assert gone.status_code == 303
     assert await dash.state.notifiers.list() == []
     actions = [entry.action for entry in await audit(dash.db, "notifier.update")]
-    assert len(actions) == 3 and all(e.actor == "token:admin"
-                                     for e in await audit(dash.db, "notifier.update"))  # fmt: skip
+    assert len(actions) == 3 and all(
+        e.actor == "token:admin" for e in await audit(dash.db, "notifier.update")
+    )
 
 
 # -- results rendered safely -------------------------------------------------------------------
 
 
 def test_markdown_is_escaped_and_links_are_http_only() -> None:
-    html = str(render_markdown(
-        "# Findings <img src=x onerror=alert(1)>\n\n"
-        "Run <script>alert('x')</script> **now**; see [docs](https://example.com/a?b=1&c=2)\n"
-        "and [click](javascript:alert(1)) or [data](data:text/html,<b>x</b>).\n\n"
-        "- one `<b>code</b>`\n- two\n\n"
-        "```\n<script>evil()</script>\n```\n"
-    ))  # fmt: skip
+    html = str(
+        render_markdown(
+            "# Findings <img src=x onerror=alert(1)>\n\n"
+            "Run <script>alert('x')</script> **now**; see [docs](https://example.com/a?b=1&c=2)\n"
+            "and [click](javascript:alert(1)) or [data](data:text/html,<b>x</b>).\n\n"
+            "- one `<b>code</b>`\n- two\n\n"
+            "```\n<script>evil()</script>\n```\n"
+        )
+    )
     assert "<script>" not in html and "<img" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
     assert "<h1>Findings &lt;img src=x onerror=alert(1)&gt;</h1>" in html
-    assert '<a href="https://example.com/a?b=1&amp;c=2" rel="nofollow noopener noreferrer">docs</a>' in html
+    assert (
+        '<a href="https://example.com/a?b=1&amp;c=2" rel="nofollow noopener noreferrer">docs</a>'
+        in html
+    )
     assert "javascript:" not in html and "data:text" not in html
     assert "and click or data." in html
     assert "<ul><li>one <code>&lt;b&gt;code&lt;/b&gt;</code></li><li>two</li></ul>" in html
@@ -558,21 +667,35 @@ async def test_run_page_shows_sessions_safely(dash) -> None:
     job = await dash.job()
     run_id = await dash.state.jobs.run_now(job["id"], actor="test")
     async with dash.db.write() as conn:
-        await conn.execute(Session.__table__.insert().values(
-            run_id=run_id, item_kind="issue", item_number=7, item_title="<i>Crash</i>",
-            runner="claude", status="completed", cost_usd=0.42, num_turns=6, duration_ms=61_000,
-            result_text="## Triage\n<script>alert(1)</script>\n[x](javascript:alert(1))",
-            comment_url="https://github.com/Codertocat/Hello-World/issues/7#issuecomment-1",
-            event_log=[{"type": "tool_use", "tool": "Read"}, {"type": "result", "text": "done"}],
-        ))  # fmt: skip
+        await conn.execute(
+            Session.__table__.insert().values(
+                run_id=run_id,
+                item_kind="issue",
+                item_number=7,
+                item_title="<i>Crash</i>",
+                runner="claude",
+                status="completed",
+                cost_usd=0.42,
+                num_turns=6,
+                duration_ms=61_000,
+                result_text="## Triage\n<script>alert(1)</script>\n[x](javascript:alert(1))",
+                comment_url="https://github.com/Codertocat/Hello-World/issues/7#issuecomment-1",
+                event_log=[
+                    {"type": "tool_use", "tool": "Read"},
+                    {"type": "result", "text": "done"},
+                ],
+            )
+        )
     await sign_in(dash.http, ADMIN_TOKEN)
     page = await dash.http.get(f"/runs/{run_id}")
     assert page.status_code == 200
     assert "<script>alert(1)</script>" not in page.text and "javascript:" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<h2>Triage</h2>" in page.text
     assert "Issue #7: &lt;i&gt;Crash&lt;/i&gt;" in page.text
-    assert ('<a href="https://github.com/Codertocat/Hello-World/issues/7#issuecomment-1" '
-            'class="comment-link"') in page.text  # fmt: skip
+    assert (
+        '<a href="https://github.com/Codertocat/Hello-World/issues/7#issuecomment-1" '
+        'class="comment-link"'
+    ) in page.text
     assert "$0.42" in page.text and "1 min 1 s" in page.text and "<dd>6</dd>" in page.text
     assert "tool_use: Read" in page.text and "result: done" in page.text
     fragment = await dash.http.get(f"/runs/{run_id}", params={"fragment": "detail"})
@@ -610,12 +733,14 @@ async def read_event(lines: Any) -> tuple[str, dict[str, Any]]:
 
 async def test_events_stream_announces_a_queued_run(db_url, db, tmp_path) -> None:
     await add_repository(db)
-    settings = make_settings(db_url, tmp_path, admin_token=ADMIN_TOKEN,
-                             secret_key=Fernet.generate_key().decode())  # fmt: skip
+    settings = make_settings(
+        db_url, tmp_path, admin_token=ADMIN_TOKEN, secret_key=Fernet.generate_key().decode()
+    )
     app = create_app(settings, db=db)
     state = app.state.ghapp
-    job = await state.jobs.create({"name": "Triage", "repo_id": REPO_A,
-                                   "command_id": "issue/triage"}, actor="test")  # fmt: skip
+    job = await state.jobs.create(
+        {"name": "Triage", "repo_id": REPO_A, "command_id": "issue/triage"}, actor="test"
+    )
     async with live_server(app) as base, httpx.AsyncClient(base_url=base) as http:
         await sign_in(http, ADMIN_TOKEN)
         async with http.stream("GET", "/events", timeout=30) as stream:
@@ -631,7 +756,8 @@ async def test_events_stream_announces_a_queued_run(db_url, db, tmp_path) -> Non
             assert change["fingerprint"] != hello["fingerprint"]
             assert change["fingerprint"].split(".")[0] == str(run_id)
         # A page that was rendered before the change is told at once.
-        async with http.stream("GET", "/events", params={"since": hello["fingerprint"]},
-                               timeout=30) as stream:  # fmt: skip
+        async with http.stream(
+            "GET", "/events", params={"since": hello["fingerprint"]}, timeout=30
+        ) as stream:
             name, _ = await read_event(stream.aiter_lines())
             assert name == "change"

@@ -47,8 +47,9 @@ LIVE = 20_000  # ms: a run goes through the worker (clone, shell) before it show
 
 if not CHROMIUM.exists():
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is missing: CI installs Debian's chromium package (.ci/run)",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            f"{CHROMIUM} is missing: CI installs Debian's chromium package (.ci/run)", pytrace=False
+        )
     pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
@@ -67,10 +68,13 @@ class Server:
 
 async def _seed(db: Database, state: Any, server: Server) -> None:
     await add_repository(db)
-    await add_repository(db, repo_id=OTHER_REPO_ID, full_name=OTHER_REPO, installation_id=42,
-                         account="octo-org")  # fmt: skip
-    other = await state.jobs.create({"name": "Other team's job", "repo_id": OTHER_REPO_ID,
-                                     "command_id": "issue/triage"}, actor="test")  # fmt: skip
+    await add_repository(
+        db, repo_id=OTHER_REPO_ID, full_name=OTHER_REPO, installation_id=42, account="octo-org"
+    )
+    other = await state.jobs.create(
+        {"name": "Other team's job", "repo_id": OTHER_REPO_ID, "command_id": "issue/triage"},
+        actor="test",
+    )
     server.other_job = other.id
     made = await create_token(db, "team-a", [REPO], is_admin=False, actor="test")
     server.token = made.token
@@ -90,8 +94,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         return JSONResponse({"status": RECEIVER_ANSWER})
 
     async def start(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on",
-                                loop="asyncio")  # fmt: skip
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, lifespan="on", loop="asyncio"
+        )
         uv = uvicorn.Server(config)
         task = asyncio.create_task(uv.serve())
         while not uv.started:
@@ -110,15 +115,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             db = Database(url)
             await upgrade(db)
             settings = make_settings(
-                url, tmp, admin_token=ADMIN, secret_key=Fernet.generate_key().decode(),
-                github_api_url=github_url, git_url=git_url, app_id=99,
+                url,
+                tmp,
+                admin_token=ADMIN,
+                secret_key=Fernet.generate_key().decode(),
+                github_api_url=github_url,
+                git_url=git_url,
+                app_id=99,
                 private_key=github.private_key_pem,
-            )  # fmt: skip
+            )
             app = create_app(settings, db=db, workers=1)
             await _seed(db, app.state.ghapp, info)
             web, web_task = await start(app)
-            hook, hook_task = await start(Starlette(routes=[Route("/hook", receive,
-                                                                  methods=["POST"])]))  # fmt: skip
+            hook, hook_task = await start(
+                Starlette(routes=[Route("/hook", receive, methods=["POST"])])
+            )
             info.base = f"http://127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
             port = hook.servers[0].sockets[0].getsockname()[1]
             info.receiver = f"http://127.0.0.1:{port}/hook"
@@ -163,8 +174,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, server: Server) -> Iterator[Page]:
     """A signed-in tab in a browser set to Berlin time."""
-    context = browser.new_context(base_url=server.base, timezone_id="Europe/Berlin",
-                                  viewport={"width": 1280, "height": 900})  # fmt: skip
+    context = browser.new_context(
+        base_url=server.base, timezone_id="Europe/Berlin", viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(10_000)
     tab = context.new_page()
     sign_in(tab, server.token)
@@ -258,11 +270,10 @@ def test_create_a_cron_job_with_live_preview_and_validation(page: Page) -> None:
     page.get_by_role("button", name="Create job").click()
     expect(page.get_by_role("status")).to_have_text("Created the job “Echo”.")
     row = job_row(page, "Echo")
-    expect(row.locator(".schedule")).to_have_text(
-        "At 09:00, Monday through Friday (Europe/Berlin)"
-    )
+    expect(row.locator(".schedule")).to_have_text("At 09:00, Monday through Friday (Europe/Berlin)")
     expect(row.locator(".next-run time")).to_have_attribute(
-        "datetime", re.compile(r"T0[78]:00:00\+00:00$")  # 09:00 in Berlin, in UTC
+        "datetime",
+        re.compile(r"T0[78]:00:00\+00:00$"),  # 09:00 in Berlin, in UTC
     )
     expect(row.locator(".next-run time")).to_have_text(re.compile(r"^in \d+ (minute|hour|day)s?$"))
     expect(row.locator(".target")).to_have_text("shell: echo hi")

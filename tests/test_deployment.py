@@ -137,8 +137,14 @@ EVENT_PERMISSIONS = {
     "push": "contents",
 }
 CALL = re.compile(r"\.(getitem|getiter|post|patch|put|delete)\(\s*f?\"(/[^\"]*)\"")
-VERBS = {"getitem": "GET", "getiter": "GET", "post": "POST", "patch": "PATCH", "put": "PUT",
-         "delete": "DELETE"}  # fmt: skip
+VERBS = {
+    "getitem": "GET",
+    "getiter": "GET",
+    "post": "POST",
+    "patch": "PATCH",
+    "put": "PUT",
+    "delete": "DELETE",
+}
 
 
 def github_calls() -> list[tuple[str, str, str]]:
@@ -156,12 +162,18 @@ def github_calls() -> list[tuple[str, str, str]]:
 def test_app_yml_permissions_are_exactly_what_the_api_calls_need() -> None:
     assert APP_YML["default_permissions"] == manifest.PERMISSIONS
     calls = github_calls()
-    assert {file for file, _, _ in calls} >= {"worker/report.py", "worker/authorize.py",
-                                              "worker/items.py"}  # fmt: skip
+    assert {file for file, _, _ in calls} >= {
+        "worker/report.py",
+        "worker/authorize.py",
+        "worker/items.py",
+    }
     needed: dict[str, str] = {}
     for file, method, template in calls:
-        matches = [perms for m, pattern, perms in ENDPOINTS
-                   if m == method and re.fullmatch(pattern, template)]  # fmt: skip
+        matches = [
+            perms
+            for m, pattern, perms in ENDPOINTS
+            if m == method and re.fullmatch(pattern, template)
+        ]
         assert matches, f"{file}: {method} {template} is not in ENDPOINTS: add its permission"
         for name in matches[0]:
             access = "write" if method in ("POST", "PATCH", "PUT", "DELETE") else "read"
@@ -225,8 +237,11 @@ def test_procfile_has_web_worker_and_release() -> None:
 
 def dockerfile() -> list[tuple[str, str]]:
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    return [tuple(line.split(None, 1)) for line in text.splitlines()  # type: ignore[misc]
-            if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    return [
+        tuple(line.split(None, 1))
+        for line in text.splitlines()  # type: ignore[misc]
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_dockerfile_installs_and_runs_as_the_readme_shows() -> None:
@@ -234,11 +249,15 @@ def test_dockerfile_installs_and_runs_as_the_readme_shows() -> None:
     assert instructions[0] == ("FROM", "python:3.11-slim")
     runs = [arg for op, arg in instructions if op == "RUN"]
     assert any(re.search(r"apt-get install .*\bgit\b", run) for run in runs)
-    # The README's first command's install part, without -e (no checkout to edit).
-    readme_install = sh_blocks()[0].split("&&")[0].strip()
-    assert readme_install == "python3 -m pip install -e ."
-    assert readme_install.replace(" -e ", " ") in runs
-    assert "python3 -m pip install ." in README
+    # The README's deployment install: the locked versions, not editable.
+    readme_install = (
+        "python3 -m pip install uv==0.13.9 && python3 -m uv sync --locked --no-editable"
+    )
+    assert readme_install in [block.strip() for block in sh_blocks()]
+    assert any(" ".join(run.split()).startswith(readme_install) for run in runs), runs
+    assert ("ENV", "UV_PROJECT_ENVIRONMENT=/opt/ghapp PATH=/opt/ghapp/bin:$PATH") in [
+        (op, " ".join(arg.split())) for op, arg in instructions
+    ]
     (cmd,) = [json.loads(arg) for op, arg in instructions if op == "CMD"]
     assert cmd == ["ghapp", "serve", "--host", "0.0.0.0"]
     assert " ".join(cmd) in readme_command_lines()
@@ -254,8 +273,12 @@ def test_dockerfile_installs_and_runs_as_the_readme_shows() -> None:
 def test_every_manifest_validates_against_the_kubernetes_schemas() -> None:
     found = documents()
     assert {name for name, _ in found} == {
-        "configmap.yaml", "migrate.yaml", "secret.example.yaml", "web.yaml", "worker.yaml"
-    }  # fmt: skip
+        "configmap.yaml",
+        "migrate.yaml",
+        "secret.example.yaml",
+        "web.yaml",
+        "worker.yaml",
+    }
     for name, doc in found:
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
@@ -263,10 +286,13 @@ def test_every_manifest_validates_against_the_kubernetes_schemas() -> None:
             pytest.fail(f"{name} {doc['kind']}: {exc.message}")
     kinds = sorted((name, doc["kind"]) for name, doc in found)
     assert kinds == [
-        ("configmap.yaml", "ConfigMap"), ("migrate.yaml", "Job"),
-        ("secret.example.yaml", "Secret"), ("web.yaml", "Deployment"),
-        ("web.yaml", "Service"), ("worker.yaml", "Deployment"),
-    ]  # fmt: skip
+        ("configmap.yaml", "ConfigMap"),
+        ("migrate.yaml", "Job"),
+        ("secret.example.yaml", "Secret"),
+        ("web.yaml", "Deployment"),
+        ("web.yaml", "Service"),
+        ("worker.yaml", "Deployment"),
+    ]
 
 
 def test_the_schema_check_catches_mistakes() -> None:
@@ -323,9 +349,13 @@ def test_every_variable_is_a_setting_and_comes_from_the_secret_and_configmap() -
     secret = workload("secret.example.yaml", "Secret")
     config = workload("configmap.yaml", "ConfigMap")
     assert set(secret["stringData"]) == {
-        "GHAPP_DATABASE_URL", "GHAPP_WEBHOOK_SECRET", "GHAPP_APP_ID", "GHAPP_PRIVATE_KEY",
-        "GHAPP_SECRET_KEY", "GHAPP_ADMIN_TOKEN",
-    }  # fmt: skip
+        "GHAPP_DATABASE_URL",
+        "GHAPP_WEBHOOK_SECRET",
+        "GHAPP_APP_ID",
+        "GHAPP_PRIVATE_KEY",
+        "GHAPP_SECRET_KEY",
+        "GHAPP_ADMIN_TOKEN",
+    }
     assert {"GHAPP_PUBLIC_URL", "GHAPP_LOG_LEVEL"} <= set(config["data"])
     names = set(secret["stringData"]) | set(config["data"])
     assert names <= SETTINGS, names - SETTINGS
@@ -335,8 +365,11 @@ def test_every_variable_is_a_setting_and_comes_from_the_secret_and_configmap() -
     Settings.model_validate(  # the non-secret values are valid settings as they stand
         {key.removeprefix("GHAPP_").lower(): value for key, value in config["data"].items()}
     )
-    for file, kind in (("web.yaml", "Deployment"), ("worker.yaml", "Deployment"),
-                       ("migrate.yaml", "Job")):  # fmt: skip
+    for file, kind in (
+        ("web.yaml", "Deployment"),
+        ("worker.yaml", "Deployment"),
+        ("migrate.yaml", "Job"),
+    ):
         (container,) = pod_spec(workload(file, kind))["containers"]
         sources = container["envFrom"]
         assert {"configMapRef": {"name": config["metadata"]["name"]}} in sources

@@ -33,9 +33,11 @@ INSTALLATION = 957387
 def bare_repository(root: Path) -> str:
     """Codertocat/Hello-World with a README on master and PR #2's head."""
     return standin_repository(
-        root, REPO, files={"README.md": "# Hello-World\n"},
+        root,
+        REPO,
+        files={"README.md": "# Hello-World\n"},
         pull_requests={2: {"pr-change.txt": "changed in pull request 2\n"}},
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -53,9 +55,14 @@ async def world(db_url, db, tmp_path, monkeypatch):
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
     async with github.serve() as base_url:
         settings = make_settings(
-            db_url, tmp_path, github_api_url=base_url, git_url=bare_repository(tmp_path),
-            claude_bin=str(fake), app_id=99, private_key=github.private_key_pem,
-        )  # fmt: skip
+            db_url,
+            tmp_path,
+            github_api_url=base_url,
+            git_url=bare_repository(tmp_path),
+            claude_bin=str(fake),
+            app_id=99,
+            private_key=github.private_key_pem,
+        )
         app = create_app(settings, db=db)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
@@ -73,9 +80,13 @@ async def work_off(pool: WorkerPool) -> None:
 
 
 def triage_job(**changes: object) -> dict:
-    job: dict[str, object] = {"name": "Triage", "repo_id": REPO_ID, "target_type": "issues",
-                              "command_id": "issue/triage",
-                              "event_triggers": [{"event": "issues.opened"}]}  # fmt: skip
+    job: dict[str, object] = {
+        "name": "Triage",
+        "repo_id": REPO_ID,
+        "target_type": "issues",
+        "command_id": "issue/triage",
+        "event_triggers": [{"event": "issues.opened"}],
+    }
     job.update(changes)
     return job
 
@@ -154,11 +165,17 @@ async def test_scheduled_issue_job_works_its_filter_and_skips_recent_items(world
     github.add_issue(REPO, 13, title="Closed", labels=["needs-triage"], state="closed")
     github.add_issue(REPO, 14, title="Other label", labels=["bug"])
     job = await state.jobs.create(
-        {"name": "Morning triage", "repo_id": REPO_ID, "cron_expression": "0 9 * * 1-5",
-         "target_type": "issues", "filter_query": "state:open label:needs-triage",
-         "command_id": "issue/triage", "max_items": 10},
+        {
+            "name": "Morning triage",
+            "repo_id": REPO_ID,
+            "cron_expression": "0 9 * * 1-5",
+            "target_type": "issues",
+            "filter_query": "state:open label:needs-triage",
+            "command_id": "issue/triage",
+            "max_items": 10,
+        },
         actor="t",
-    )  # fmt: skip
+    )
     await state.jobs.run_now(job.id, actor="t")
     await work_off(pool)
     await state.jobs.run_now(job.id, actor="t")  # again: the same items were done just now
@@ -216,11 +233,16 @@ async def test_pull_request_opened_runs_on_the_pr_head(world, db) -> None:
     github, http, state, pool = world
     github.add_issue(REPO, 2, title="Update the README", pull=True, head="changes", base="master")
     job = await state.jobs.create(
-        {"name": "Check the PR", "repo_id": REPO_ID, "target_type": "prs", "runner": "shell",
-         "shell_command": "cat pr-change.txt",
-         "event_triggers": [{"event": "pull_request.opened"}]},
+        {
+            "name": "Check the PR",
+            "repo_id": REPO_ID,
+            "target_type": "prs",
+            "runner": "shell",
+            "shell_command": "cat pr-change.txt",
+            "event_triggers": [{"event": "pull_request.opened"}],
+        },
         actor="t",
-    )  # fmt: skip
+    )
     opened = copy.deepcopy(load("pull_request/opened.payload.json"))
     opened["installation"] = {"id": INSTALLATION}
     assert (await send(http, "pull_request", opened)).json()["runs"] == 1
@@ -234,10 +256,15 @@ async def test_pull_request_opened_runs_on_the_pr_head(world, db) -> None:
 async def test_codebase_job_keeps_one_report_issue(world, db) -> None:
     github, _http, state, pool = world
     job = await state.jobs.create(
-        {"name": "Weekly health report", "repo_id": REPO_ID, "target_type": "codebase",
-         "command_id": "codebase/health-check", "report": "issue"},
+        {
+            "name": "Weekly health report",
+            "repo_id": REPO_ID,
+            "target_type": "codebase",
+            "command_id": "codebase/health-check",
+            "report": "issue",
+        },
         actor="t",
-    )  # fmt: skip
+    )
     for _ in range(2):
         await state.jobs.run_now(job.id, actor="t")
         await work_off(pool)
@@ -252,9 +279,13 @@ async def test_codebase_job_keeps_one_report_issue(world, db) -> None:
 
 @pytest.mark.parametrize(
     ("scenario", "words"),
-    [("is_error", "API Error"), ("no_result", "without a result"), ("crash", "TypeError"),
-     ("budget", "error_max_budget_usd")],
-)  # fmt: skip
+    [
+        ("is_error", "API Error"),
+        ("no_result", "without a result"),
+        ("crash", "TypeError"),
+        ("budget", "error_max_budget_usd"),
+    ],
+)
 async def test_each_runner_failure_is_reported(world, db, monkeypatch, scenario, words) -> None:
     github, http, state, pool = world
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", scenario)
@@ -278,10 +309,16 @@ async def test_builtin_runner_and_its_interface(world, db) -> None:
 
     try:
         job = await state.jobs.create(
-            {"name": "Count", "repo_id": REPO_ID, "target_type": "codebase", "runner": "builtin",
-             "command_id": "codebase/health-check", "report": "issue"},
+            {
+                "name": "Count",
+                "repo_id": REPO_ID,
+                "target_type": "codebase",
+                "runner": "builtin",
+                "command_id": "codebase/health-check",
+                "report": "issue",
+            },
             actor="t",
-        )  # fmt: skip
+        )
         await state.jobs.run_now(job.id, actor="t")
         await work_off(pool)
     finally:
@@ -298,14 +335,26 @@ async def test_fork_head_runs_without_write_tools(world, db, tmp_path, monkeypat
     github, http, state, pool = world
     record = tmp_path / "calls.jsonl"
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_RECORD", str(record))
-    github.add_issue(REPO, 2, title="From a fork", pull=True, head="changes", base="master",
-                     head_repo="mallory/Hello-World")  # fmt: skip
+    github.add_issue(
+        REPO,
+        2,
+        title="From a fork",
+        pull=True,
+        head="changes",
+        base="master",
+        head_repo="mallory/Hello-World",
+    )
     await state.jobs.create(
-        {"name": "Review", "repo_id": REPO_ID, "target_type": "prs", "command_id": "pr/review",
-         "allowed_tools": ["Read", "Bash(git diff:*)"],
-         "event_triggers": [{"event": "pull_request.opened"}]},
+        {
+            "name": "Review",
+            "repo_id": REPO_ID,
+            "target_type": "prs",
+            "command_id": "pr/review",
+            "allowed_tools": ["Read", "Bash(git diff:*)"],
+            "event_triggers": [{"event": "pull_request.opened"}],
+        },
         actor="t",
-    )  # fmt: skip
+    )
     opened = copy.deepcopy(load("pull_request/opened.payload.json"))
     opened["installation"] = {"id": INSTALLATION}
     opened["pull_request"]["head"]["repo"] = dict(
@@ -331,27 +380,48 @@ async def test_scheduled_job_pages_through_search_past_recent_items(world, db) -
     for number in range(100, 205):  # 105 open issues needing triage
         github.add_issue(REPO, number, title=f"Backlog {number}", labels=["needs-triage"])
     job = await state.jobs.create(
-        {"name": "Backlog", "repo_id": REPO_ID, "cron_expression": "0 9 * * *",
-         "target_type": "issues", "filter_query": "label:needs-triage",
-         "command_id": "issue/triage", "max_items": 2},
+        {
+            "name": "Backlog",
+            "repo_id": REPO_ID,
+            "cron_expression": "0 9 * * *",
+            "target_type": "issues",
+            "filter_query": "label:needs-triage",
+            "command_id": "issue/triage",
+            "max_items": 2,
+        },
         actor="t",
-    )  # fmt: skip
+    )
     now = datetime.now(UTC)
     async with db.write() as conn:  # an earlier run already did the 103 oldest
-        earlier = (await conn.execute(insert(Run).values(
-            job_id=job.id, trigger_type="manual", status="completed"))).inserted_primary_key[0]  # fmt: skip
-        await conn.execute(insert(Session), [
-            {"run_id": earlier, "item_kind": "issue", "item_number": n, "status": "completed",
-             "completed_at": now} for n in range(100, 203)
-        ])  # fmt: skip
+        earlier = (
+            await conn.execute(
+                insert(Run).values(job_id=job.id, trigger_type="manual", status="completed")
+            )
+        ).inserted_primary_key[0]
+        await conn.execute(
+            insert(Session),
+            [
+                {
+                    "run_id": earlier,
+                    "item_kind": "issue",
+                    "item_number": n,
+                    "status": "completed",
+                    "completed_at": now,
+                }
+                for n in range(100, 203)
+            ],
+        )
         due = now - timedelta(seconds=1)  # the occurrence fell due a moment ago
         await conn.execute(update(Job).where(Job.id == job.id).values(next_run_at=due))
     await Scheduler(db, FakeClock(now), state.signals).tick()
     await work_off(pool)
     run = next(r for r in await runs_of(db, job.id) if r.trigger_type == "scheduled")
     assert (run.status, run.items_found, run.items_skipped, run.items_processed) == (
-        "completed", 105, 103, 2
-    )  # fmt: skip
+        "completed",
+        105,
+        103,
+        2,
+    )
     pages = [r.query["page"] for r in github.find_requests("GET", r"^/search/issues$")]
     assert pages == ["1", "2"]
     assert [len(github.comments_on(REPO, n)) for n in (203, 204)] == [1, 1]

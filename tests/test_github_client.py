@@ -51,9 +51,11 @@ def clock() -> SkippingClock:
 @pytest.fixture
 async def app(github, clock):
     settings = Settings(
-        _env_file=None, app_id=github.app_id, private_key=github.private_key_pem,
+        _env_file=None,
+        app_id=github.app_id,
+        private_key=github.private_key_pem,
         github_api_url=github.base_url,
-    )  # fmt: skip
+    )
     client = GitHubApp(settings, clock, RetryPolicy(attempts=4, base_delay=0.5))
     yield client
     await client.aclose()

@@ -461,9 +461,13 @@ async def test_comment_body_limit(env: Env) -> None:
     assert too_long.status_code == 422
     assert too_long.json()["message"] == "Validation Failed"
     assert too_long.json()["errors"] == [
-        {"resource": "IssueComment", "code": "custom", "field": "body",
-         "message": "body is too long (maximum is 65536 characters)"}
-    ]  # fmt: skip
+        {
+            "resource": "IssueComment",
+            "code": "custom",
+            "field": "body",
+            "message": "body is too long (maximum is 65536 characters)",
+        }
+    ]
     cid = ok.json()["id"]
     patch = await env.patch(f"/repos/acme/widgets/issues/comments/{cid}", {"body": "y" * 70000})
     assert patch.status_code == 422
@@ -508,8 +512,15 @@ async def test_issue_create_and_update(env: Env) -> None:
 
 async def test_pull_requests(env: Env) -> None:
     env.gh.add_issue("acme/widgets", title="An issue")
-    env.gh.add_issue("acme/widgets", title="A fork's PR", pull=True, head="patch-1",
-                     head_repo="carol/widgets", draft=True, user="carol")  # fmt: skip
+    env.gh.add_issue(
+        "acme/widgets",
+        title="A fork's PR",
+        pull=True,
+        head="patch-1",
+        head_repo="carol/widgets",
+        draft=True,
+        user="carol",
+    )
     env.gh.set_pr_files("acme/widgets", 2, ["README.md", ("new.py", "added")])
     pull = (await env.get("/repos/acme/widgets/pulls/2")).json()
     assert pull["head"]["ref"] == "patch-1"
@@ -566,8 +577,13 @@ async def test_commit_status(env: Env) -> None:
 
 async def test_collaborator_permission(env: Env) -> None:
     env.gh.add_repo("alice/tools", A)
-    for login, role in [("alice", "admin"), ("bob", "write"), ("carol", "maintain"),
-                        ("dave", "read"), ("erin", "none")]:  # fmt: skip
+    for login, role in [
+        ("alice", "admin"),
+        ("bob", "write"),
+        ("carol", "maintain"),
+        ("dave", "read"),
+        ("erin", "none"),
+    ]:
         env.gh.set_permission("acme/widgets", login, role)
 
     async def permission(repo: str, login: str) -> tuple[int, Any]:
@@ -601,8 +617,10 @@ async def test_contents(env: Env) -> None:
     assert base64.b64decode(config["content"]) == b"jobs: []\n"
     root = (await env.get("/repos/acme/widgets/contents/")).json()
     assert [(e["type"], e["name"]) for e in root] == [
-        ("dir", ".github"), ("file", "README.md"), ("dir", "docs")
-    ]  # fmt: skip
+        ("dir", ".github"),
+        ("file", "README.md"),
+        ("dir", "docs"),
+    ]
     docs = (await env.get("/repos/acme/widgets/contents/docs")).json()
     assert [(e["type"], e["path"]) for e in docs] == [("file", "docs/a.md"), ("dir", "docs/sub")]
     dev = await env.get("/repos/acme/widgets/contents/README.md", params={"ref": "dev"})
@@ -638,8 +656,15 @@ async def test_injected_429_and_secondary_limit(env: Env) -> None:
     assert secondary.headers["retry-after"] == "2"
     assert "secondary rate limit" in secondary.json()["message"]
     assert int(secondary.headers["x-ratelimit-remaining"]) > 0
-    env.gh.inject("*", "comments", 403, body={"message": "You have exceeded a secondary rate "
-                  "limit and have been temporarily blocked."}, headers={"Retry-After": "1"})  # fmt: skip
+    env.gh.inject(
+        "*",
+        "comments",
+        403,
+        body={
+            "message": "You have exceeded a secondary rate limit and have been temporarily blocked."
+        },
+        headers={"Retry-After": "1"},
+    )
     custom = await env.get(path)
     assert custom.json()["message"].startswith("You have exceeded a secondary rate limit")
     assert [c["body"] for c in env.gh.comments_on("acme/widgets", 1)] == ["hi"]
@@ -683,8 +708,10 @@ async def test_requests_are_recorded(env: Env) -> None:
     await env.client.get("/no/such/route", headers=as_token(env.token))
     comment, app, anonymous, unknown = env.gh.requests
     assert (comment.method, comment.path, comment.json) == (
-        "POST", "/repos/acme/widgets/issues/1/comments", {"body": "hello"}
-    )  # fmt: skip
+        "POST",
+        "/repos/acme/widgets/issues/1/comments",
+        {"body": "hello"},
+    )
     assert (comment.auth, comment.installation_id, comment.status) == ("installation-token", A, 201)
     assert comment.headers["authorization"] == f"token {env.token}"
     assert (app.auth, app.installation_id, app.json) == ("app-jwt", None, None)
@@ -704,8 +731,9 @@ def test_serve_in_thread_from_sync_code() -> None:
         issue = client.get("/repos/acme/widgets/issues/1", headers=as_token(token.json()["token"]))
         assert issue.json()["title"] == "sync"
         gh.add_comment("acme/widgets", 1, "added while serving")  # state shared across threads
-        comments = client.get("/repos/acme/widgets/issues/1/comments",
-                              headers=as_token(token.json()["token"]))  # fmt: skip
+        comments = client.get(
+            "/repos/acme/widgets/issues/1/comments", headers=as_token(token.json()["token"])
+        )
         assert [c["body"] for c in comments.json()] == ["added while serving"]
     assert gh.base_url is None
     with pytest.raises(httpx.ConnectError):

@@ -49,8 +49,9 @@ def context(missing: int = 0, oversized: bool = False, duplicates: int = 0) -> s
     lines += [f"See `docs/missing-{i}.md` for part {i}." for i in range(missing)]
     lines += ["Always run the whole test suite before pushing."] * (duplicates + bool(duplicates))
     if oversized:
-        lines += [f"Rule {i}: module number {i} keeps its public functions small."
-                  for i in range(800)]  # fmt: skip
+        lines += [
+            f"Rule {i}: module number {i} keeps its public functions small." for i in range(800)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -68,15 +69,23 @@ class World:
 
     def push(self, claude_md: str) -> None:
         """A new commit on the bare repository's master with this CLAUDE.md."""
-        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        }
         work = self.tmp_path / "pusher"
         bare = self.tmp_path / "remote" / f"{REPO}.git"
         if not work.exists():
             subprocess.run(["git", "clone", "-q", str(bare), str(work)], check=True, env=env)
         (work / "CLAUDE.md").write_text(claude_md)
-        for args in (["add", "-A"], ["commit", "-qm", "update CLAUDE.md"],
-                     ["push", "-q", "origin", "HEAD:master"]):  # fmt: skip
+        for args in (
+            ["add", "-A"],
+            ["commit", "-qm", "update CLAUDE.md"],
+            ["push", "-q", "origin", "HEAD:master"],
+        ):
             subprocess.run(["git", *args], cwd=work, check=True, env=env, capture_output=True)
 
 
@@ -88,16 +97,23 @@ async def world(db_url, db, tmp_path):
     github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
     git_url = bare_repository(tmp_path, REPO, files={"CLAUDE.md": GOOD, "src/app.py": ""})
     async with github.serve() as base_url:
-        settings = make_settings(db_url, tmp_path, github_api_url=base_url, git_url=git_url,
-                                 app_id=99, private_key=github.private_key_pem)  # fmt: skip
+        settings = make_settings(
+            db_url,
+            tmp_path,
+            github_api_url=base_url,
+            git_url=git_url,
+            app_id=99,
+            private_key=github.private_key_pem,
+        )
         world = World(db, github, settings, tmp_path)
         yield world
         await world.app.aclose()
 
 
 def job(threshold: dict | None = None, repo_id: int | None = REPO_ID) -> SimpleNamespace:
-    return SimpleNamespace(id=None, repo_id=repo_id, installation_id=None,
-                           threshold=threshold or {})  # fmt: skip
+    return SimpleNamespace(
+        id=None, repo_id=repo_id, installation_id=None, threshold=threshold or {}
+    )
 
 
 def test_the_factory_covers_the_builtin_metrics(world) -> None:
@@ -151,10 +167,21 @@ async def test_open_issues_counts_the_filter_query(world) -> None:
 
 async def test_stale_prs_counts_open_prs_not_updated_for_n_days(world) -> None:
     github = world.github
-    for number, days, state in ((1, 30, "open"), (2, 15, "open"), (3, 14, "open"),
-                                (4, 2, "open"), (5, 30, "closed")):  # fmt: skip
-        github.add_issue(REPO, number, title=f"pr {number}", pull=True, state=state,
-                         updated_at=NOW - timedelta(days=days))  # fmt: skip
+    for number, days, state in (
+        (1, 30, "open"),
+        (2, 15, "open"),
+        (3, 14, "open"),
+        (4, 2, "open"),
+        (5, 30, "closed"),
+    ):
+        github.add_issue(
+            REPO,
+            number,
+            title=f"pr {number}",
+            pull=True,
+            state=state,
+            updated_at=NOW - timedelta(days=days),
+        )
     github.add_issue(REPO, 6, title="an issue", updated_at=NOW - timedelta(days=30))
     provider = world.providers["stale_prs"]
     assert isinstance(provider, StalePrs)
@@ -178,12 +205,22 @@ async def test_an_incomplete_search_is_asked_again(world) -> None:
 
 async def test_a_context_score_threshold_fires_on_downward_crossings_only(world) -> None:
     threshold_job = await world.jobs.create(
-        {"name": "context alert", "repo_id": REPO_ID, "target_type": "codebase",
-         "runner": "builtin", "command_id": "context/analyze", "concurrency_policy": "allow",
-         "threshold": {"metric": "context_score", "operator": "lt", "value": 60,
-                       "check_interval_minutes": 10}},
+        {
+            "name": "context alert",
+            "repo_id": REPO_ID,
+            "target_type": "codebase",
+            "runner": "builtin",
+            "command_id": "context/analyze",
+            "concurrency_policy": "allow",
+            "threshold": {
+                "metric": "context_score",
+                "operator": "lt",
+                "value": 60,
+                "check_interval_minutes": 10,
+            },
+        },
         actor="t",
-    )  # fmt: skip
+    )
     checker = ThresholdChecker(world.db, world.clock, world.signals, world.providers)
     scheduler = Scheduler(world.db, world.clock, world.signals, thresholds=checker)
     versions = [

@@ -28,22 +28,42 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 async def test_metrics_count_deliveries_latency_runs_and_queue(client, db):
     await add_repository(db)
     app = client._transport.app  # type: ignore[attr-defined]
-    await app.state.ghapp.jobs.create({"name": "triage", "repo_id": 186853002,
-                                       "command_id": "issue/triage",
-                                       "event_triggers": [{"event": "issues.opened"}]}, actor="t")  # fmt: skip
+    await app.state.ghapp.jobs.create(
+        {
+            "name": "triage",
+            "repo_id": 186853002,
+            "command_id": "issue/triage",
+            "event_triggers": [{"event": "issues.opened"}],
+        },
+        actor="t",
+    )
     payload = load("issues/opened.payload.json")
     assert (await send(client, "issues", payload)).status_code == 202
     assert (await send(client, "issues", payload)).status_code == 200  # the duplicate
-    refused = await client.post("/webhooks/github", content=b"{}", headers={
-        "content-type": "application/json", "x-github-event": "issues",
-        "x-github-delivery": "d-1", "x-hub-signature-256": "sha256=00"})  # fmt: skip
+    refused = await client.post(
+        "/webhooks/github",
+        content=b"{}",
+        headers={
+            "content-type": "application/json",
+            "x-github-event": "issues",
+            "x-github-delivery": "d-1",
+            "x-hub-signature-256": "sha256=00",
+        },
+    )
     assert refused.status_code == 401
     answer = await client.get("/metrics")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
     got = samples(answer.text)
-    assert got[("ghapp_webhook_deliveries_total", (("event", "issues"), ("outcome", "accepted")))] == 1
-    assert got[("ghapp_webhook_deliveries_total", (("event", "issues"), ("outcome", "duplicate")))] == 1
-    assert got[("ghapp_webhook_deliveries_total", (("event", "-"), ("outcome", "rejected_401")))] == 1
+    assert (
+        got[("ghapp_webhook_deliveries_total", (("event", "issues"), ("outcome", "accepted")))] == 1
+    )
+    assert (
+        got[("ghapp_webhook_deliveries_total", (("event", "issues"), ("outcome", "duplicate")))]
+        == 1
+    )
+    assert (
+        got[("ghapp_webhook_deliveries_total", (("event", "-"), ("outcome", "rejected_401")))] == 1
+    )
     assert got[("ghapp_webhook_seconds_count", ())] == 3
     assert got[("ghapp_runs", (("status", RunStatus.queued.value),))] == 1
     assert got[("ghapp_runs", (("status", RunStatus.failed.value),))] == 0

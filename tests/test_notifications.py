@@ -44,8 +44,15 @@ class Setup:
     def dispatcher(self, db: Database | None = None, timeout_s: float = 5.0) -> Dispatcher:
         service = NotifierService(db or self.db, self.clock, self.box, PUBLIC)
         sender = Sender(self.http, self.smtp, timeout_s)
-        return Dispatcher(db or self.db, self.clock, self.signals, service, sender,
-                          max_attempts=5, jitter=lambda cap: cap)  # fmt: skip
+        return Dispatcher(
+            db or self.db,
+            self.clock,
+            self.signals,
+            service,
+            sender,
+            max_attempts=5,
+            jitter=lambda cap: cap,
+        )
 
     async def notifier(self, **spec: Any) -> int:
         values = {"name": "ops", "type": "generic", **spec}
@@ -55,21 +62,42 @@ class Setup:
 
     async def job(self, notifier_ids: list[int], **values: Any) -> int:
         async with self.db.write() as conn:
-            values = {"name": "Daily Context Analysis", "repo_id": REPO, "task_type": "analyze",
-                      "notifier_ids": notifier_ids, "notify_on_success": True,
-                      "notify_on_failure": True, **values}  # fmt: skip
+            values = {
+                "name": "Daily Context Analysis",
+                "repo_id": REPO,
+                "task_type": "analyze",
+                "notifier_ids": notifier_ids,
+                "notify_on_success": True,
+                "notify_on_failure": True,
+                **values,
+            }
             result = await conn.execute(insert(Job).values(**values))
             return int(result.inserted_primary_key[0])
 
     async def finished_run(self, job_id: int, status: str = "completed", **counters: Any) -> int:
         """A run that started 1.2 s ago and ends now: the notification is queued with it."""
         async with self.db.write() as conn:
-            result = await conn.execute(insert(Run).values(
-                job_id=job_id, repo_id=REPO, trigger_type="scheduled", status="running",
-                queued_at=NOW, run_after=NOW, started_at=self.clock.now() - timedelta(seconds=1.2)))  # fmt: skip
+            result = await conn.execute(
+                insert(Run).values(
+                    job_id=job_id,
+                    repo_id=REPO,
+                    trigger_type="scheduled",
+                    status="running",
+                    queued_at=NOW,
+                    run_after=NOW,
+                    started_at=self.clock.now() - timedelta(seconds=1.2),
+                )
+            )
             run_id = int(result.inserted_primary_key[0])
-            await finish_run(conn, run_id, RunStatus(status), self.clock.now(), public_url=PUBLIC,
-                             error="boom" if status == "failed" else None, **counters)  # fmt: skip
+            await finish_run(
+                conn,
+                run_id,
+                RunStatus(status),
+                self.clock.now(),
+                public_url=PUBLIC,
+                error="boom" if status == "failed" else None,
+                **counters,
+            )
         return run_id
 
     async def notifications(self) -> list[Any]:
@@ -102,12 +130,18 @@ async def test_slack_gets_block_kit_with_the_facts_and_a_link(setup):
         assert await setup.dispatcher().deliver_due() == 1
     message = got.got[0].json()
     header, section, context = message["blocks"]
-    assert header == {"type": "header", "text": {"type": "plain_text",
-                      "text": "✅ Task completed: Daily Context Analysis"}}  # fmt: skip
+    assert header == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "✅ Task completed: Daily Context Analysis"},
+    }
     assert section["type"] == "section"
     assert [f["text"] for f in section["fields"]] == [
-        "*Task:*\nDaily Context Analysis", "*Duration:*\n1.2 seconds", "*Items:*\n3 of 5",
-        "*Cost:*\n$0.12", "*Status:*\ncompleted"]  # fmt: skip
+        "*Task:*\nDaily Context Analysis",
+        "*Duration:*\n1.2 seconds",
+        "*Items:*\n3 of 5",
+        "*Cost:*\n$0.12",
+        "*Status:*\ncompleted",
+    ]
     assert all(f["type"] == "mrkdwn" for f in section["fields"])
     assert context["type"] == "context"
     assert context["elements"][0]["text"] == (
@@ -126,7 +160,8 @@ async def test_discord_gets_an_embed_coloured_by_status(setup):
     assert embed["color"] == 15548997
     assert embed["fields"][:2] == [
         {"name": "Task", "value": "Daily Context Analysis", "inline": True},
-        {"name": "Duration", "value": "1.2 seconds", "inline": True}]  # fmt: skip
+        {"name": "Duration", "value": "1.2 seconds", "inline": True},
+    ]
     assert embed["footer"] == {"text": "boom"}
     assert embed["timestamp"] == "2026-01-19T09:00:00.000Z"
 
@@ -139,10 +174,18 @@ async def test_n8n_gets_the_seed_event_json(setup):
     body = got.got[0].json()
     assert body["event"] == "task_completed"
     assert body["timestamp"] == "2026-01-19T09:00:00.000Z"
-    assert body["task"] == {"id": str(job), "name": "Daily Context Analysis",
-                            "taskType": "analyze", "type": "analyze"}  # fmt: skip
-    assert body["execution"] == {"id": str(run_id), "status": "completed", "durationMs": 1200,
-                                 "triggerType": "scheduled"}  # fmt: skip
+    assert body["task"] == {
+        "id": str(job),
+        "name": "Daily Context Analysis",
+        "taskType": "analyze",
+        "type": "analyze",
+    }
+    assert body["execution"] == {
+        "id": str(run_id),
+        "status": "completed",
+        "durationMs": 1200,
+        "triggerType": "scheduled",
+    }
     assert body["metrics"]["projectsProcessed"] == 3 and body["metrics"]["issuesFound"] == 5
     assert body["metrics"]["tokensSaved"] == 0
 
@@ -164,12 +207,22 @@ async def test_email_over_smtp_with_both_bodies(db, tmp_path, mode):
     await add_repository(db)
     server_tls, client_tls = self_signed(tmp_path)
     async with smtp_server(mode, server_tls, auth=("ghapp", "pw")) as (port, mailbox):
-        state = Setup(db, SmtpSettings(host="127.0.0.1", port=port, security=mode,
-                                       username="ghapp", password="pw",
-                                       sender="ghapp@example.com", ssl_context=client_tls))  # fmt: skip
+        state = Setup(
+            db,
+            SmtpSettings(
+                host="127.0.0.1",
+                port=port,
+                security=mode,
+                username="ghapp",
+                password="pw",
+                sender="ghapp@example.com",
+                ssl_context=client_tls,
+            ),
+        )
         try:
-            notifier = await state.notifier(type="email", recipients=["a@example.com",
-                                                                      "b@example.org"])  # fmt: skip
+            notifier = await state.notifier(
+                type="email", recipients=["a@example.com", "b@example.org"]
+            )
             job = await state.job([notifier])
             run_id = await state.finished_run(job, status="failed", **COUNTERS)
             assert await state.dispatcher().deliver_due() == 1
@@ -183,8 +236,14 @@ async def test_email_over_smtp_with_both_bodies(db, tmp_path, mode):
     text, html = (part for part in message.walk() if part.get_content_maintype() == "text")
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
     plain = text.get_payload(decode=True).decode()
-    for line in ("Task: Daily Context Analysis", "Duration: 1.2 seconds", "Items: 3 of 5",
-                 "Cost: $0.12", "boom", f"Details: {PUBLIC}/runs/{run_id}"):  # fmt: skip
+    for line in (
+        "Task: Daily Context Analysis",
+        "Duration: 1.2 seconds",
+        "Items: 3 of 5",
+        "Cost: $0.12",
+        "boom",
+        f"Details: {PUBLIC}/runs/{run_id}",
+    ):
         assert line in plain
     page = html.get_payload(decode=True).decode()
     assert "<th align='left'>Duration</th><td>1.2 seconds</td>" in page
@@ -196,10 +255,16 @@ async def test_email_over_smtp_with_both_bodies(db, tmp_path, mode):
 async def test_email_refused_permanently_is_not_retried(db, tmp_path):
     await add_repository(db)
     async with smtp_server("plain") as (port, _mailbox):
-        state = Setup(db, SmtpSettings(host="127.0.0.1", port=port, security="none",
-                                       username="nobody", password="x"))  # fmt: skip
+        state = Setup(
+            db,
+            SmtpSettings(
+                host="127.0.0.1", port=port, security="none", username="nobody", password="x"
+            ),
+        )
         try:
-            job = await state.job([await state.notifier(type="email", recipients=["a@example.com"])])
+            job = await state.job(
+                [await state.notifier(type="email", recipients=["a@example.com"])]
+            )
             await state.finished_run(job)
             await state.dispatcher().deliver_due()
         finally:
@@ -216,8 +281,9 @@ async def test_email_refused_permanently_is_not_retried(db, tmp_path):
 async def test_only_subscribed_enabled_notifiers_get_events_the_job_wants(setup):
     async with receiver() as (url, got):
         failures_only = await setup.notifier(url=url, event_types=["task_failed"])
-        everything = await setup.notifier(url=url, event_types=["task_started", "task_completed",
-                                                               "task_failed"])  # fmt: skip
+        everything = await setup.notifier(
+            url=url, event_types=["task_started", "task_completed", "task_failed"]
+        )
         disabled = await setup.notifier(url=url, enabled=False)
         quiet_job = await setup.job([failures_only, everything, disabled], notify_on_success=False)
         await setup.finished_run(quiet_job)  # success, but the job does not notify on it
@@ -226,7 +292,9 @@ async def test_only_subscribed_enabled_notifiers_get_events_the_job_wants(setup)
         await setup.dispatcher().deliver_due()
     rows = await setup.notifications()
     assert sorted((r.notifier_id, r.event) for r in rows) == [
-        (failures_only, "task_failed"), (everything, "task_failed")]  # fmt: skip
+        (failures_only, "task_failed"),
+        (everything, "task_failed"),
+    ]
     assert len(got.got) == 2
 
 
@@ -347,8 +415,11 @@ async def test_pending_and_half_sent_notifications_survive_a_restart(setup, db_u
         # A process claims the first and dies before sending: the claim lapses.
         async with setup.db.write() as conn:
             first = (await conn.execute(select(Notification.id).order_by(Notification.id))).scalar()
-            await conn.execute(update(Notification).where(Notification.id == first).values(
-                status="sending", next_attempt_at=NOW + timedelta(minutes=2), attempts=1))  # fmt: skip
+            await conn.execute(
+                update(Notification)
+                .where(Notification.id == first)
+                .values(status="sending", next_attempt_at=NOW + timedelta(minutes=2), attempts=1)
+            )
         await setup.db.dispose()
         fresh = Database(db_url)  # "after the restart": a new engine on the same database
         try:
@@ -402,13 +473,23 @@ async def test_a_finished_run_is_delivered_by_the_running_dispatcher(setup):
             return RunResult(RunStatus.completed, counters={"items_found": 1, "items_processed": 1})
 
     async with receiver() as (url, got):
-        job = await setup.job([await setup.notifier(url=url, event_types=["task_started",
-                                                                          "task_completed"])])  # fmt: skip
+        job = await setup.job(
+            [await setup.notifier(url=url, event_types=["task_started", "task_completed"])]
+        )
         async with setup.db.write() as conn:
-            await conn.execute(insert(Run).values(job_id=job, repo_id=REPO, trigger_type="manual",
-                                                  queued_at=NOW, run_after=NOW))  # fmt: skip
-        pool = WorkerPool(setup.db, setup.clock, setup.signals, RunQueue(setup.db, "w1"), Done(),
-                          PoolSettings(concurrency=1, public_url=PUBLIC))  # fmt: skip
+            await conn.execute(
+                insert(Run).values(
+                    job_id=job, repo_id=REPO, trigger_type="manual", queued_at=NOW, run_after=NOW
+                )
+            )
+        pool = WorkerPool(
+            setup.db,
+            setup.clock,
+            setup.signals,
+            RunQueue(setup.db, "w1"),
+            Done(),
+            PoolSettings(concurrency=1, public_url=PUBLIC),
+        )
         delivering = asyncio.create_task(setup.dispatcher().run())
         try:
             await pool.process(await pool.queue.claim(setup.clock.now()))
@@ -424,8 +505,11 @@ async def test_the_api_test_route_reports_the_receivers_answer(db_url, db, tmp_p
     from tests.api_support import api_under_test
 
     async with api_under_test(db_url, db, tmp_path) as api, receiver(503) as (url, got):
-        made = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
-            "name": "ops", "webhookType": "slack", "webhookUrl": url})  # fmt: skip
+        made = await api.http.post(
+            "/api/scheduler/webhooks",
+            headers=api.admin(),
+            json={"name": "ops", "webhookType": "slack", "webhookUrl": url},
+        )
         hook_id = made.json()["id"]
         answer = await api.http.post(f"/api/scheduler/webhooks/{hook_id}/test", headers=api.admin())
         assert answer.status_code == 200
@@ -435,13 +519,21 @@ async def test_the_api_test_route_reports_the_receivers_answer(db_url, db, tmp_p
         assert got.got[0].json()["blocks"][0]["text"]["text"].startswith("✅ Task completed")
         again = await api.http.post(f"/api/scheduler/webhooks/{hook_id}/test", headers=api.admin())
         assert again.json()["ok"] is True
-        shown = (await api.http.get(f"/api/scheduler/webhooks/{hook_id}", headers=api.admin())).json()
+        shown = (
+            await api.http.get(f"/api/scheduler/webhooks/{hook_id}", headers=api.admin())
+        ).json()
         assert shown["lastUsedAt"] is not None and url not in str(shown)
-        refused = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
-            "name": "mail", "webhookType": "email", "webhookUrl": "https://x.example/"})  # fmt: skip
+        refused = await api.http.post(
+            "/api/scheduler/webhooks",
+            headers=api.admin(),
+            json={"name": "mail", "webhookType": "email", "webhookUrl": "https://x.example/"},
+        )
         assert refused.status_code == 422
-        mail = await api.http.post("/api/scheduler/webhooks", headers=api.admin(), json={
-            "name": "mail", "webhookType": "email", "recipients": ["ops@example.com"]})  # fmt: skip
+        mail = await api.http.post(
+            "/api/scheduler/webhooks",
+            headers=api.admin(),
+            json={"name": "mail", "webhookType": "email", "recipients": ["ops@example.com"]},
+        )
         assert mail.status_code == 201, mail.text
         assert mail.json()["recipients"] == ["o***@example.com"]
         assert mail.json()["webhookUrl"] == "mailto:1 recipient"

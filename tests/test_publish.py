@@ -55,11 +55,17 @@ class Item:  # the fields of ghapp.worker.execute.Item that publishing reads
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
-    env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "GIT_AUTHOR_NAME": "Mona",
-           "GIT_AUTHOR_EMAIL": "mona@example.com", "GIT_COMMITTER_NAME": "Mona",
-           "GIT_COMMITTER_EMAIL": "mona@example.com"}  # fmt: skip
-    done = subprocess.run([REAL_GIT, *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True)  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": "/nonexistent",
+        "GIT_AUTHOR_NAME": "Mona",
+        "GIT_AUTHOR_EMAIL": "mona@example.com",
+        "GIT_COMMITTER_NAME": "Mona",
+        "GIT_COMMITTER_EMAIL": "mona@example.com",
+    }
+    done = subprocess.run(
+        [REAL_GIT, *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    )
     return done.stdout
 
 
@@ -74,20 +80,39 @@ class World:
     tmp: Path
 
     async def publish(
-        self, write: dict[str, str] | None = None, *, job: Job | None = None,
-        item: Item | None = None, session_id: int = 41, edit: bool = False,
+        self,
+        write: dict[str, str] | None = None,
+        *,
+        job: Job | None = None,
+        item: Item | None = None,
+        session_id: int = 41,
+        edit: bool = False,
         prepare: Any = None,
-    ) -> Published:  # fmt: skip
+    ) -> Published:
         """A fresh checkout (as the worker makes it), the session's changes, publishing."""
         item = item or Item()
         pull = item.number if item.kind == "pr" else None
-        async with checkout(self.settings.git_url, REPO, self.token, pull_number=pull,
-                            parent=self.tmp) as work:  # fmt: skip
+        async with checkout(
+            self.settings.git_url, REPO, self.token, pull_number=pull, parent=self.tmp
+        ) as work:
             if edit:  # the Claude Code stand-in edits README.md, writes ghapp-change.txt
                 env = {**os.environ, "GHAPP_FAKE_CLAUDE_SCENARIO": "edit"}
-                subprocess.run([sys.executable, "-m", "ghapp.standins.claude", "-p", "Tidy it",
-                                "--output-format", "stream-json", "--verbose"], cwd=work,
-                               env=env, check=True, capture_output=True)  # fmt: skip
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ghapp.standins.claude",
+                        "-p",
+                        "Tidy it",
+                        "--output-format",
+                        "stream-json",
+                        "--verbose",
+                    ],
+                    cwd=work,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
             for path, text in (write or {}).items():
                 (work / path).parent.mkdir(parents=True, exist_ok=True)
                 (work / path).write_text(text)
@@ -95,9 +120,16 @@ class World:
                 prepare(work)
             gh = await self.client.for_installation(INSTALLATION)
             return await publish_changes(
-                gh, work, repo=REPO, default_branch="master", token=self.token,
-                job=job or Job(), item=item, settings=self.settings, session_id=session_id,
-            )  # fmt: skip
+                gh,
+                work,
+                repo=REPO,
+                default_branch="master",
+                token=self.token,
+                job=job or Job(),
+                item=item,
+                settings=self.settings,
+                session_id=session_id,
+            )
 
     def log(self, ref: str = BRANCH) -> list[str]:
         return git("--git-dir", str(self.bare), "log", "--format=%H %ae %s", ref).splitlines()
@@ -128,13 +160,15 @@ async def world(tmp_path, monkeypatch, app_key):
         'case "$GIT_CONFIG_KEY_0" in http.extraHeader) t=token;; *) t=-;; esac\n'
         f'echo "$t $*" >> {calls}\n'
         f'exec {REAL_GIT} "$@"\n'
-    )  # fmt: skip
+    )
     (shim / "git").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
     git_url = bare_repository(
-        tmp_path, REPO, files={"README.md": "# Hello-World\n"},
+        tmp_path,
+        REPO,
+        files={"README.md": "# Hello-World\n"},
         pull_requests={2: {"feature.txt": "in PR 2\n"}, 3: {"fork.txt": "in PR 3\n"}},
-    )  # fmt: skip
+    )
     bare = tmp_path / "remote" / f"{REPO}.git"
     git("--git-dir", str(bare), "config", "receive.denyNonFastForwards", "true")
     calls.write_text("")  # what follows is publishing's
@@ -143,11 +177,17 @@ async def world(tmp_path, monkeypatch, app_key):
     github.add_repo(REPO, INSTALLATION, default_branch="master")
     github.add_issue(REPO, 1, title="The README is untidy")
     github.add_issue(REPO, 2, title="A feature", pull=True, head="feature")
-    github.add_issue(REPO, 3, title="From a fork", pull=True, head="patch-1",
-                     head_repo="stranger/Hello-World")  # fmt: skip
+    github.add_issue(
+        REPO, 3, title="From a fork", pull=True, head="patch-1", head_repo="stranger/Hello-World"
+    )
     async with github.serve() as base_url:
-        settings = Settings(_env_file=None, app_id=99, private_key=github.private_key_pem,
-                            github_api_url=base_url, git_url=git_url)  # fmt: skip
+        settings = Settings(
+            _env_file=None,
+            app_id=99,
+            private_key=github.private_key_pem,
+            github_api_url=base_url,
+            git_url=git_url,
+        )
         client = GitHubApp(settings, SystemClock(), RetryPolicy(attempts=2, base_delay=0.01))
         token = await client.token(INSTALLATION)
         yield World(github, client, settings, bare, token, calls, tmp_path)
@@ -186,8 +226,11 @@ async def test_a_change_is_pushed_to_its_branch_and_a_pull_request_opened(world)
     assert world.token not in world.calls.read_text()
     assert world.token not in (world.bare / "config").read_text()
     assert world.token not in pull["body"] + pull["title"] + message
-    calls = [line.split()[:2] for line in world.calls.read_text().splitlines()
-             if line.startswith(("token ", "- "))]  # fmt: skip
+    calls = [
+        line.split()[:2]
+        for line in world.calls.read_text().splitlines()
+        if line.startswith(("token ", "- "))
+    ]
     with_token = {command for carried, command in calls if carried == "token"}
     assert with_token == {"clone", "ls-remote", "push"}  # the network; never a local step
 
@@ -197,8 +240,10 @@ async def test_a_second_run_adds_a_commit_and_updates_the_same_pull_request(worl
     second = await world.publish({"notes.txt": "two\n"}, session_id=42)
     assert (first.action, second.action) == ("opened", "updated")
     assert (second.pr_number, second.pr_url, second.branch) == (
-        first.pr_number, first.pr_url, first.branch,
-    )  # fmt: skip
+        first.pr_number,
+        first.pr_url,
+        first.branch,
+    )
     assert len(pulls(world)) == 1
     mine = [line for line in world.log() if BOT_EMAIL in line]
     assert [line.split()[0] for line in mine] == [second.commit, first.commit]
@@ -253,8 +298,9 @@ async def test_workflow_changes_are_refused_and_nothing_is_pushed(world) -> None
     assert comment_section(published).startswith("**Changes not published:** the session")
     assert "ghapp/" not in world.refs() and world.pushes() == []
     assert world.github.find_requests("POST", r"/pulls") == []
-    dry = await world.publish({".github/workflows/x.yml": "on: push\n"},
-                              job=Job(task_config={"publish": "dry_run"}))  # fmt: skip
+    dry = await world.publish(
+        {".github/workflows/x.yml": "on: push\n"}, job=Job(task_config={"publish": "dry_run"})
+    )
     assert dry.action == "refused" and dry.diff is None
 
 
@@ -275,13 +321,15 @@ async def test_a_pull_request_item_gets_a_pull_request_stacked_on_its_branch(wor
     assert (pull["head"]["ref"], pull["base"]["ref"]) == (published.branch, "feature")
     assert "Refs #2" in pull["body"] and pull["title"] == "ghapp: Tidy the README! (PR #2)"
     parent = git("--git-dir", str(world.bare), "log", "-1", "--format=%P", published.branch)
-    assert parent.strip() == git("--git-dir", str(world.bare), "rev-parse",
-                                 "refs/pull/2/head").strip()  # fmt: skip
+    assert (
+        parent.strip() == git("--git-dir", str(world.bare), "rev-parse", "refs/pull/2/head").strip()
+    )
 
 
 async def test_codebase_item(world) -> None:
-    published = await world.publish({"CLAUDE.md": "short\n"}, item=Item("codebase", None),
-                                    job=Job(name="Weekly optimize"))  # fmt: skip
+    published = await world.publish(
+        {"CLAUDE.md": "short\n"}, item=Item("codebase", None), job=Job(name="Weekly optimize")
+    )
     assert published.branch == "ghapp/weekly-optimize/codebase"
     pull = world.github.pull(REPO, published.pr_number)
     assert pull["title"] == "ghapp: Weekly optimize (codebase)" and "Refs #" not in pull["body"]

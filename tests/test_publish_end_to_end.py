@@ -14,18 +14,25 @@ BRANCH = "ghapp/tidy-the-readme/issue-1"
 
 
 def bot_commits(bare: Path) -> list[str]:
-    done = subprocess.run(["git", "--git-dir", str(bare), "log", "--format=%an|%s", BRANCH],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "--format=%an|%s", BRANCH],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [line for line in done.stdout.splitlines() if line.startswith("ghapp[bot]|")]
 
 
 async def test_a_session_that_edits_opens_and_then_updates_a_pull_request(
-    world, monkeypatch, tmp_path  # noqa: F811
+    world,  # noqa: F811
+    monkeypatch,
+    tmp_path,
 ):
     github, http, state, pool = world
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "edit")
-    job = await state.jobs.create(triage_job(name="Tidy the README",
-                                             task_config={"publish": "pr"}), actor="t")  # fmt: skip
+    job = await state.jobs.create(
+        triage_job(name="Tidy the README", task_config={"publish": "pr"}), actor="t"
+    )
     assert (await send(http, "issues", opened_issue())).status_code == 202
     await work_off(pool)
     bare = tmp_path / "remote" / f"{REPO}.git"
@@ -37,8 +44,12 @@ async def test_a_session_that_edits_opens_and_then_updates_a_pull_request(
     assert "Refs #1" in pull["body"]
     [comment] = [c for c in github.comments_on(REPO, 1) if c["user"]["type"] == "Bot"]
     assert pull["html_url"] in comment["body"]
-    default = subprocess.run(["git", "--git-dir", str(bare), "log", "--format=%an", "master"],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    default = subprocess.run(
+        ["git", "--git-dir", str(bare), "log", "--format=%an", "master"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "ghapp[bot]" not in default  # never the default branch
 
     [run] = [r for r in pool.finished if r[1] == "completed"]

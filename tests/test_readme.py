@@ -17,8 +17,10 @@ def shell_blocks() -> list[str]:
 
 def test_first_two_commands_run_the_demo_then_the_tests() -> None:
     first, second = shell_blocks()[:2]
-    assert first == "python3 -m pip install -e . && python3 -m ghapp demo"
-    assert second == "python3 -m pip install -e '.[test]' && python3 -m pytest"
+    assert first == "python3 -m pip install uv==0.13.9 && python3 -m uv run --locked ghapp demo"
+    assert second == (
+        "python3 -m pip install uv==0.13.9 && python3 -m uv run --locked --extra test pytest"
+    )
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -36,8 +36,11 @@ LABEL = "Pick one label from bug, docs, question.\n"
 
 def test_a_command_file_gives_id_front_matter_and_targets():
     command = parse_command("issue/triage.md", TRIAGE)
-    assert (command.id, command.source, command.targets) == ("issue/triage", "repository",
-                                                               frozenset({"issues"}))  # fmt: skip
+    assert (command.id, command.source, command.targets) == (
+        "issue/triage",
+        "repository",
+        frozenset({"issues"}),
+    )
     assert command.description == "Triage the way this project does it"
     assert command.allowed_tools == ("Read", "Grep") and command.model == "claude-sonnet-4-5"
     assert command.argument_hint == "[area]"
@@ -60,7 +63,10 @@ def test_repository_commands_override_built_ins_and_bad_files_are_reported(tmp_p
     assert catalog.commands["issue/triage"].source == "repository"
     assert catalog.commands["pr/review"].source == "builtin"
     assert [c.id for c in catalog.for_target("issues")] == [
-        "issue/label", "issue/root-cause", "issue/triage"]  # fmt: skip
+        "issue/label",
+        "issue/root-cause",
+        "issue/triage",
+    ]
     assert "codebase/health-check" in [c.id for c in catalog.for_target("codebase")]
     assert len(catalog.problems) == 1 and "broken.md" not in catalog.commands
     assert merge({}).commands["issue/triage"].source == "builtin"
@@ -79,26 +85,37 @@ async def world(db_url, db, tmp_path, monkeypatch):
     github.add_installation(INSTALLATION, "Codertocat")
     github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
     github.add_issue(REPO, 1, title="Spelling error in the README file", user="Codertocat")
-    files = {"README.md": "# Hello-World\n", ".claude/commands/issue/triage.md": TRIAGE,
-             ".claude/commands/issue/label.md": LABEL}  # fmt: skip
+    files = {
+        "README.md": "# Hello-World\n",
+        ".claude/commands/issue/triage.md": TRIAGE,
+        ".claude/commands/issue/label.md": LABEL,
+    }
     for path, text in files.items():
         github.add_file(REPO, path, text)
     fake = tmp_path / "claude"
-    fake.write_text(f"#!{sys.executable}\nfrom ghapp.standins.claude import main\n"
-                    "raise SystemExit(main())\n")  # fmt: skip
+    fake.write_text(
+        f"#!{sys.executable}\nfrom ghapp.standins.claude import main\nraise SystemExit(main())\n"
+    )
     fake.chmod(0o755)
     record = tmp_path / "calls.jsonl"
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
     monkeypatch.setenv("GHAPP_FAKE_CLAUDE_RECORD", str(record))
     async with github.serve() as base_url:
-        settings = make_settings(db_url, tmp_path, github_api_url=base_url,
-                                 git_url=bare_repository(tmp_path, REPO, files=files),
-                                 claude_bin=str(fake), app_id=99,
-                                 private_key=github.private_key_pem, admin_token="adm")  # fmt: skip
+        settings = make_settings(
+            db_url,
+            tmp_path,
+            github_api_url=base_url,
+            git_url=bare_repository(tmp_path, REPO, files=files),
+            claude_bin=str(fake),
+            app_id=99,
+            private_key=github.private_key_pem,
+            admin_token="adm",
+        )
         app = create_app(settings, db=db)
         state = app.state.ghapp
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as http:  # fmt: skip
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
             executor = SessionExecutor(db, settings, state.github, state.clock)
             pool = WorkerPool(db, state.clock, state.signals, RunQueue(db, "w"), executor)
             yield http, state, pool, record
@@ -107,8 +124,9 @@ async def world(db_url, db, tmp_path, monkeypatch):
 
 async def test_the_api_lists_commands_by_target_with_the_repositorys_own(world):
     http, _state, _pool, _record = world
-    answer = await http.get(f"/api/repos/{REPO_ID}/commands?target=issues",
-                            headers={"Authorization": "Bearer adm"})  # fmt: skip
+    answer = await http.get(
+        f"/api/repos/{REPO_ID}/commands?target=issues", headers={"Authorization": "Bearer adm"}
+    )
     assert answer.status_code == 200, answer.text
     listed = {c["id"]: c for c in answer.json()["commands"]}
     assert list(listed) == ["issue/label", "issue/root-cause", "issue/triage"]
@@ -119,15 +137,24 @@ async def test_the_api_lists_commands_by_target_with_the_repositorys_own(world):
 
 async def test_a_job_may_use_a_repository_command_and_sessions_run_it(world):
     http, state, pool, record = world
-    job = await state.jobs.create({"name": "Label", "repo_id": REPO_ID, "target_type": "issues",
-                                   "command_id": "issue/triage",
-                                   "event_triggers": [{"event": "issues.opened"}]}, actor="t")  # fmt: skip
-    label = await state.jobs.create({"name": "Label", "repo_id": REPO_ID,
-                                     "command_id": "issue/label"}, actor="t")  # fmt: skip
+    job = await state.jobs.create(
+        {
+            "name": "Label",
+            "repo_id": REPO_ID,
+            "target_type": "issues",
+            "command_id": "issue/triage",
+            "event_triggers": [{"event": "issues.opened"}],
+        },
+        actor="t",
+    )
+    label = await state.jobs.create(
+        {"name": "Label", "repo_id": REPO_ID, "command_id": "issue/label"}, actor="t"
+    )
     assert label.command_id == "issue/label"  # a repository-only id is accepted on save
     with pytest.raises(Exception, match="unknown command_id 'issue/nope'"):
-        await state.jobs.create({"name": "x", "repo_id": REPO_ID, "command_id": "issue/nope"},
-                                actor="t")  # fmt: skip
+        await state.jobs.create(
+            {"name": "x", "repo_id": REPO_ID, "command_id": "issue/nope"}, actor="t"
+        )
     assert (await send(http, "issues", opened_issue())).status_code == 202
     await work_off(pool)
     async with state.db.read() as conn:

@@ -46,9 +46,14 @@ async def test_success(fake_claude, checkout) -> None:
         events.append(event["type"])
 
     outcome = await run_claude(
-        fake_claude, "Triage issue #1\nMore context", checkout, SessionOptions(max_turns=5),
-        time_limit=60, on_event=seen, env=env("success"),
-    )  # fmt: skip
+        fake_claude,
+        "Triage issue #1\nMore context",
+        checkout,
+        SessionOptions(max_turns=5),
+        time_limit=60,
+        on_event=seen,
+        env=env("success"),
+    )
     assert outcome.ok and outcome.status == "completed" and outcome.exit_code == 0
     assert "Triage issue #1" in outcome.result_text
     assert outcome.num_turns == 2 and outcome.cost_usd > 0
@@ -96,9 +101,15 @@ async def test_cancellation_stops_a_running_session(fake_claude, checkout) -> No
             cancel.set()  # cancel as soon as it has started
 
     outcome = await run_claude(
-        fake_claude, "wait", checkout, SessionOptions(), time_limit=60, cancel=cancel,
-        on_event=on_event, env=env("hang"),
-    )  # fmt: skip
+        fake_claude,
+        "wait",
+        checkout,
+        SessionOptions(),
+        time_limit=60,
+        cancel=cancel,
+        on_event=on_event,
+        env=env("hang"),
+    )
     assert outcome.status == "cancelled"
 
 
@@ -109,9 +120,14 @@ async def test_progress_is_visible_while_it_runs(fake_claude, checkout) -> None:
         seen_turns.append((event["type"], progress.turns, list(progress.tools)))
 
     outcome = await run_claude(
-        fake_claude, "slowly", checkout, SessionOptions(), time_limit=60, on_event=on_event,
+        fake_claude,
+        "slowly",
+        checkout,
+        SessionOptions(),
+        time_limit=60,
+        on_event=on_event,
         env=env("slow", GHAPP_FAKE_CLAUDE_DELAY="0.05"),
-    )  # fmt: skip
+    )
     assert outcome.ok
     assert seen_turns[1] == ("assistant", 1, ["Glob"])  # known before the session ended
 
@@ -123,15 +139,33 @@ async def test_missing_binary_is_a_clear_failure(checkout) -> None:
 
 async def test_command_line_and_environment(fake_claude, checkout, tmp_path, monkeypatch) -> None:
     options = SessionOptions(
-        permission_mode="plan", allowed_tools=["Read", "Bash(git:*)"], disallowed_tools=["Write"],
-        max_turns=7, model="sonnet", append_system_prompt="Be brief.",
-    )  # fmt: skip
+        permission_mode="plan",
+        allowed_tools=["Read", "Bash(git:*)"],
+        disallowed_tools=["Write"],
+        max_turns=7,
+        model="sonnet",
+        append_system_prompt="Be brief.",
+    )
     assert command_line("claude", "P", options) == [
-        "claude", "-p", "P", "--output-format", "stream-json", "--verbose",
-        "--permission-mode", "plan", "--allowedTools", "Read,Bash(git:*)",
-        "--disallowedTools", "Write", "--max-turns", "7", "--model", "sonnet",
-        "--append-system-prompt", "Be brief.",
-    ]  # fmt: skip
+        "claude",
+        "-p",
+        "P",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        "plan",
+        "--allowedTools",
+        "Read,Bash(git:*)",
+        "--disallowedTools",
+        "Write",
+        "--max-turns",
+        "7",
+        "--model",
+        "sonnet",
+        "--append-system-prompt",
+        "Be brief.",
+    ]
     monkeypatch.setenv("GHAPP_WEBHOOK_SECRET", "hush")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
     record = tmp_path / "calls.jsonl"

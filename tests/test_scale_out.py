@@ -47,9 +47,14 @@ def free_port() -> int:
 
 
 def spawn(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "ghapp", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "ghapp", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def wait_until(condition: Any, what: str, timeout: float = DEADLINE_S) -> None:
@@ -66,8 +71,12 @@ def deliveries() -> list[tuple[str, bytes]]:
     for number in range(1, DISTINCT + 1):
         data = copy.deepcopy(template)
         data["installation"] = {"id": INSTALLATION}
-        data["issue"].update(number=number, id=10_000 + number, title=f"Issue {number}",
-                             body=f"Something is wrong, take {number}.")  # fmt: skip
+        data["issue"].update(
+            number=number,
+            id=10_000 + number,
+            title=f"Issue {number}",
+            body=f"Something is wrong, take {number}.",
+        )
         out.append((f"delivery-{number}", httpx.Request("POST", "/", json=data).content))
     return out
 
@@ -106,13 +115,18 @@ async def counts(url: str) -> dict[str, int]:
     db = Database(url)
     try:
         async with db.read() as conn:
-            by_status = dict((await conn.execute(
-                select(Run.status, func.count()).group_by(Run.status))).all())  # fmt: skip
+            by_status = dict(
+                (await conn.execute(select(Run.status, func.count()).group_by(Run.status))).all()
+            )
             by_status["deliveries"] = await conn.scalar(select(func.count()).select_from(Delivery))
             by_status["sessions"] = await conn.scalar(select(func.count()).select_from(Session))
-            per_run = (await conn.execute(
-                select(Session.run_id, func.count()).group_by(Session.run_id)
-                .having(func.count() > 1))).all()  # fmt: skip
+            per_run = (
+                await conn.execute(
+                    select(Session.run_id, func.count())
+                    .group_by(Session.run_id)
+                    .having(func.count() > 1)
+                )
+            ).all()
             by_status["runs with several sessions"] = len(per_run)
             return by_status
     finally:
@@ -126,18 +140,31 @@ def test_two_web_and_three_worker_processes_run_everything_once(pg_url: str, tmp
     for number in range(1, DISTINCT + 1):
         github.add_issue(REPO, number, title=f"Issue {number}", user="Codertocat")
     with github.serve_in_thread() as api_url:
-        settings = make_settings(pg_url, tmp_path, webhook_secret=SECRET, github_api_url=api_url,
-                                 git_url=bare_repository(tmp_path), app_id=7,
-                                 claude_bin=str(write_replay_executable(tmp_path)),
-                                 private_key=github.private_key_pem)  # fmt: skip
+        settings = make_settings(
+            pg_url,
+            tmp_path,
+            webhook_secret=SECRET,
+            github_api_url=api_url,
+            git_url=bare_repository(tmp_path),
+            app_id=7,
+            claude_bin=str(write_replay_executable(tmp_path)),
+            private_key=github.private_key_pem,
+        )
         asyncio.run(prepare(settings))
         env = {k: v for k, v in os.environ.items() if not k.startswith("GHAPP_")}
-        env.update(GHAPP_DATABASE_URL=pg_url, GHAPP_WEBHOOK_SECRET=SECRET,
-                   GHAPP_GITHUB_API_URL=api_url, GHAPP_GIT_URL=settings.git_url,
-                   GHAPP_CLAUDE_BIN=settings.claude_bin, GHAPP_APP_ID="7",
-                   GHAPP_PRIVATE_KEY=github.private_key_pem, GHAPP_LOG_LEVEL="warning",
-                   GHAPP_WORKER_LEASE_SECONDS="5", GHAPP_WORKER_HEARTBEAT_SECONDS="1",
-                   GHAPP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+        env.update(
+            GHAPP_DATABASE_URL=pg_url,
+            GHAPP_WEBHOOK_SECRET=SECRET,
+            GHAPP_GITHUB_API_URL=api_url,
+            GHAPP_GIT_URL=settings.git_url,
+            GHAPP_CLAUDE_BIN=settings.claude_bin,
+            GHAPP_APP_ID="7",
+            GHAPP_PRIVATE_KEY=github.private_key_pem,
+            GHAPP_LOG_LEVEL="warning",
+            GHAPP_WORKER_LEASE_SECONDS="5",
+            GHAPP_WORKER_HEARTBEAT_SECONDS="1",
+            GHAPP_DATA_DIR=str(tmp_path / "data"),
+        )
         ports = [free_port(), free_port()]
         webs = [spawn(["serve", "--no-worker", "--port", str(p)], env, tmp_path) for p in ports]
         workers = [spawn(["worker", "--concurrency", "3"], env, tmp_path) for _ in range(3)]

@@ -280,8 +280,11 @@ async def test_upcoming_lists_every_occurrence_in_the_window(world) -> None:
     await world.jobs.pause(paused.id, actor="t")
     items = await upcoming(world.db, START, hours=12)
     assert [(u.at.hour, u.at.minute, u.name) for u in items] == [
-        (11, 0, "b"), (12, 0, "a"), (16, 0, "b"), (18, 0, "a"),
-    ]  # fmt: skip
+        (11, 0, "b"),
+        (12, 0, "a"),
+        (16, 0, "b"),
+        (18, 0, "a"),
+    ]
     assert {u.job_id for u in items} == {a.id, b.id}
 
 

@@ -182,8 +182,14 @@ def test_setup_registers_the_app_and_writes_env(
     text = env_file.read_text()
     assert text.startswith("# my settings\nGHAPP_LOG_LEVEL=debug\n")
     assert "OLD" not in text and text.count("GHAPP_APP_ID=") == 1
-    written = ["GHAPP_APP_ID", "GHAPP_PRIVATE_KEY", "GHAPP_WEBHOOK_SECRET", "GHAPP_CLIENT_ID",
-               "GHAPP_CLIENT_SECRET", "GHAPP_PUBLIC_URL"]  # fmt: skip
+    written = [
+        "GHAPP_APP_ID",
+        "GHAPP_PRIVATE_KEY",
+        "GHAPP_WEBHOOK_SECRET",
+        "GHAPP_CLIENT_ID",
+        "GHAPP_CLIENT_SECRET",
+        "GHAPP_PUBLIC_URL",
+    ]
     assert result.written == written
 
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
@@ -209,8 +215,9 @@ def test_org_and_enterprise_server_urls(workdir: Path, start: Callable[..., Runn
     with github.serve_in_thread() as base_url:
         server = base_url.removesuffix("/api/v3")
         env_file = workdir / "ghapp.env"
-        running = start(org="octo-org", github_url=server + "/", public_url=PUBLIC,
-                        env_file=env_file)  # fmt: skip
+        running = start(
+            org="octo-org", github_url=server + "/", public_url=PUBLIC, env_file=env_file
+        )
         action, query, manifest = read_form(running.url)
         assert action == f"{server}/organizations/octo-org/settings/apps/new"
         assert manifest["default_events"] == yaml.safe_load(APP_YML.read_text())["default_events"]
@@ -292,16 +299,21 @@ def test_the_command_prints_what_it_wrote_and_what_to_do_next(
     assert result.exit_code == 0, result.stderr
     (line,) = result.stdout.splitlines()
     (created,) = standin.created_apps
-    assert "GHAPP_APP_ID, GHAPP_PRIVATE_KEY, GHAPP_WEBHOOK_SECRET, GHAPP_CLIENT_ID, " \
-           "GHAPP_CLIENT_SECRET" in line  # fmt: skip
+    assert (
+        "GHAPP_APP_ID, GHAPP_PRIVATE_KEY, GHAPP_WEBHOOK_SECRET, GHAPP_CLIENT_ID, "
+        "GHAPP_CLIENT_SECRET" in line
+    )
     assert f"(id {created['id']}) to .env (mode 600)" in line
     assert f"{created['html_url']}/installations/new" in line
     assert "GitHub cannot deliver webhooks to http://127.0.0.1:8000" in result.stderr
     assert created["pem"] not in result.stdout + result.stderr
     assert set(dotenv_values(workdir / ".env")) == {
-        "GHAPP_APP_ID", "GHAPP_PRIVATE_KEY", "GHAPP_WEBHOOK_SECRET", "GHAPP_CLIENT_ID",
+        "GHAPP_APP_ID",
+        "GHAPP_PRIVATE_KEY",
+        "GHAPP_WEBHOOK_SECRET",
+        "GHAPP_CLIENT_ID",
         "GHAPP_CLIENT_SECRET",
-    }  # fmt: skip
+    }
 
 
 def test_a_busy_port_is_one_clear_error(workdir: Path) -> None:
@@ -320,16 +332,37 @@ def test_a_busy_port_is_one_clear_error(workdir: Path) -> None:
 
 def test_standin_converts_a_code_once_within_the_hour(standin: GitHubStandIn) -> None:
     base = standin.base_url
-    standin.add_manifest_code("one", {"name": "My App", "url": PUBLIC,
-                                      "default_events": ["issues"],
-                                      "default_permissions": {"issues": "write"}})  # fmt: skip
+    standin.add_manifest_code(
+        "one",
+        {
+            "name": "My App",
+            "url": PUBLIC,
+            "default_events": ["issues"],
+            "default_permissions": {"issues": "write"},
+        },
+    )
     standin.add_manifest_code("late", {}, issued_at=time.time() - 3601)
     first = httpx.post(f"{base}/app-manifests/one/conversions")
     assert first.status_code == 201
     app = first.json()
-    for key in ("id", "slug", "node_id", "owner", "name", "description", "external_url",
-                "html_url", "created_at", "updated_at", "permissions", "events", "client_id",
-                "client_secret", "webhook_secret", "pem"):  # fmt: skip
+    for key in (
+        "id",
+        "slug",
+        "node_id",
+        "owner",
+        "name",
+        "description",
+        "external_url",
+        "html_url",
+        "created_at",
+        "updated_at",
+        "permissions",
+        "events",
+        "client_id",
+        "client_secret",
+        "webhook_secret",
+        "pem",
+    ):
         assert key in app, key
     assert app["slug"] == "my-app" and app["name"] == "My App"
     assert app["html_url"] == "https://github.com/apps/my-app"
@@ -377,8 +410,14 @@ def test_a_posix_shell_reads_the_env_file_the_same(workdir: Path) -> None:
     pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB+/=\nabc\n-----END RSA PRIVATE KEY-----\n"
     write_env_file(workdir / ".env", {"GHAPP_PRIVATE_KEY": pem, "GHAPP_APP_ID": "7"})
     shown = subprocess.run(
-        ["sh", "-c", 'set -a && . ./.env && set +a && printf "%s|%s" "$GHAPP_APP_ID" '
-         '"$GHAPP_PRIVATE_KEY"'],
-        cwd=workdir, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "sh",
+            "-c",
+            'set -a && . ./.env && set +a && printf "%s|%s" "$GHAPP_APP_ID" "$GHAPP_PRIVATE_KEY"',
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout == f"7|{pem}"

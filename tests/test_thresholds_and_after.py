@@ -33,8 +33,9 @@ class Scripted:
 def threshold_spec(**threshold: object) -> dict[str, object]:
     rule = {"metric": "context_score", "operator": "lt", "value": 4, "check_interval_minutes": 10}
     rule.update(threshold)
-    return job_spec(name="low score", cron_expression=None, threshold=rule,
-                    command_id="context/analyze")  # fmt: skip
+    return job_spec(
+        name="low score", cron_expression=None, threshold=rule, command_id="context/analyze"
+    )
 
 
 async def run_checks(world: World, provider: Scripted, count: int, replicas: int = 1) -> list:
@@ -77,8 +78,9 @@ async def test_fires_only_when_the_condition_becomes_true(world) -> None:
     assert [c.fired for c in checks] == [False, True, False, False, True]
     runs = await runs_of(world.db, job.id)
     assert [(r.trigger_type, r.trigger_detail["value"]) for r in runs] == [
-        ("threshold", 3.0), ("threshold", 2.0)
-    ]  # fmt: skip
+        ("threshold", 3.0),
+        ("threshold", 2.0),
+    ]
     assert [r.id for r in runs] == [c.run_id for c in checks if c.fired]
 
 
@@ -108,9 +110,10 @@ async def test_a_failed_measurement_is_recorded_and_fires_nothing(world) -> None
 async def manual_run(world: World, job_id: int) -> int:
     async with world.db.write() as conn:
         result = await conn.execute(
-            insert(Run).values(job_id=job_id, trigger_type="manual", status="running",
-                               started_at=world.clock.now())
-        )  # fmt: skip
+            insert(Run).values(
+                job_id=job_id, trigger_type="manual", status="running", started_at=world.clock.now()
+            )
+        )
         return result.inserted_primary_key[0]
 
 
@@ -123,10 +126,14 @@ async def test_after_triggers_chain_jobs(world, outcome, expected) -> None:
     names = {}
     for name, only_success in (("on success", True), ("always", False)):
         job = await world.jobs.create(
-            job_spec(name=name, cron_expression=None, after_job_id=upstream.id,
-                     after_only_on_success=only_success),
+            job_spec(
+                name=name,
+                cron_expression=None,
+                after_job_id=upstream.id,
+                after_only_on_success=only_success,
+            ),
             actor="t",
-        )  # fmt: skip
+        )
         names[job.id] = name
     run_id = await manual_run(world, upstream.id)
     world.clock.advance(timedelta(seconds=42))
@@ -151,8 +158,15 @@ async def test_a_crossing_queues_a_threshold_triggered_notification(world) -> No
     from ghapp.notify.service import NotifierService
 
     service = NotifierService(world.db, world.clock, SecretBox(Fernet.generate_key().decode()))
-    alerts = await service.create({"name": "alerts", "type": "n8n", "url": "https://n8n.example/h",
-                                   "event_types": ["threshold_triggered"]}, actor="t")  # fmt: skip
+    alerts = await service.create(
+        {
+            "name": "alerts",
+            "type": "n8n",
+            "url": "https://n8n.example/h",
+            "event_types": ["threshold_triggered"],
+        },
+        actor="t",
+    )
     await world.jobs.create({**threshold_spec(), "notifier_ids": [alerts.id]}, actor="t")
     await run_checks(world, Scripted([5, 3, 3]), 3)
     async with world.db.read() as conn:
@@ -160,6 +174,10 @@ async def test_a_crossing_queues_a_threshold_triggered_notification(world) -> No
     [row] = rows  # one crossing, one message (the second low reading is not an edge)
     assert row.event == "threshold_triggered" and row.status == "pending"
     assert row.payload["message"] == "context_score is 3 (lt 4)"
-    assert row.payload["threshold"] == {"metric": "context_score", "operator": "lt",
-                                        "value": 4, "measured": 3.0}  # fmt: skip
+    assert row.payload["threshold"] == {
+        "metric": "context_score",
+        "operator": "lt",
+        "value": 4,
+        "measured": 3.0,
+    }
     assert world.signals.notifications_queued.is_set()

@@ -109,16 +109,27 @@ async def test_pull_request_conditions(app, http, db) -> None:
     jobs = app.state.ghapp.jobs
     pr_spec = {"target_type": "prs", "command_id": "pr/review"}
     ready = await jobs.create(
-        spec(name="ready", **pr_spec,
-             event_triggers=[{"event": "pull_request.opened", "draft": False,
-                              "base_branches": ["master", "release/*"]}]),
+        spec(
+            name="ready",
+            **pr_spec,
+            event_triggers=[
+                {
+                    "event": "pull_request.opened",
+                    "draft": False,
+                    "base_branches": ["master", "release/*"],
+                }
+            ],
+        ),
         actor="t",
-    )  # fmt: skip
+    )
     drafts = await jobs.create(
-        spec(name="drafts", **pr_spec,
-             event_triggers=[{"event": "pull_request.opened", "draft": True}]),
+        spec(
+            name="drafts",
+            **pr_spec,
+            event_triggers=[{"event": "pull_request.opened", "draft": True}],
+        ),
         actor="t",
-    )  # fmt: skip
+    )
     await send(http, "pull_request", load("pull_request/opened.payload.json"))
     assert [r.job_id for r in await runs_of(db)] == [ready.id]
     assert not await runs_of(db, drafts.id)
@@ -197,15 +208,26 @@ async def test_installation_wide_job_covers_its_selected_repositories(app, http,
     await add_repository(db, repo_id=555, full_name="Codertocat/Other")
     jobs = app.state.ghapp.jobs
     everywhere = await jobs.create(
-        spec(name="all", repo_id=None, installation_id=INSTALLATION, repo_selection="all",
-             event_triggers=[{"event": "issues.opened"}]),
+        spec(
+            name="all",
+            repo_id=None,
+            installation_id=INSTALLATION,
+            repo_selection="all",
+            event_triggers=[{"event": "issues.opened"}],
+        ),
         actor="t",
-    )  # fmt: skip
+    )
     elsewhere = await jobs.create(
-        spec(name="list", repo_id=None, installation_id=INSTALLATION, repo_selection="list",
-             repo_ids=[555], event_triggers=[{"event": "issues.opened"}]),
+        spec(
+            name="list",
+            repo_id=None,
+            installation_id=INSTALLATION,
+            repo_selection="list",
+            repo_ids=[555],
+            event_triggers=[{"event": "issues.opened"}],
+        ),
         actor="t",
-    )  # fmt: skip
+    )
     plain = load("issues/opened.payload.json")  # a plain repository webhook: no installation
     await send(http, "issues", plain)
     runs = await runs_of(db)

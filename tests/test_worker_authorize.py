@@ -8,8 +8,9 @@ from tests.test_github_client import REPO, SkippingClock, app, clock, github  # 
 
 async def decide(app, authorizer, login: str, comment_id: int = 77):  # noqa: F811
     gh = await app.for_installation(11)
-    return await authorizer.decide(gh, repo=REPO, issue_number=1, comment_id=comment_id,
-                                   login=login, command="/triage")  # fmt: skip
+    return await authorizer.decide(
+        gh, repo=REPO, issue_number=1, comment_id=comment_id, login=login, command="/triage"
+    )
 
 
 async def test_writer_is_accepted_with_eyes(app, github) -> None:  # noqa: F811

@@ -41,9 +41,14 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
 
 def start_worker(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ghapp", "worker", "--concurrency", "1"], cwd=cwd, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "ghapp", "worker", "--concurrency", "1"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def bot_comments(github: GitHubStandIn) -> list[dict]:
@@ -57,10 +62,14 @@ def test_killed_worker_run_is_taken_over_with_one_comment(pg_url: str, tmp_path:
     github.add_issue(REPO, 1, title="Spelling error in the README file", user="Codertocat")
     with github.serve_in_thread() as api_url:
         settings = make_settings(
-            pg_url, tmp_path, github_api_url=api_url, git_url=bare_repository(tmp_path),
-            claude_bin=str(write_executable(tmp_path)), app_id=7,
+            pg_url,
+            tmp_path,
+            github_api_url=api_url,
+            git_url=bare_repository(tmp_path),
+            claude_bin=str(write_executable(tmp_path)),
+            app_id=7,
             private_key=github.private_key_pem,
-        )  # fmt: skip
+        )
 
         async def queue_a_run() -> int:
             db = Database(pg_url)
@@ -77,17 +86,25 @@ def test_killed_worker_run_is_taken_over_with_one_comment(pg_url: str, tmp_path:
         job_id = asyncio.run(queue_a_run())
         env = {k: v for k, v in os.environ.items() if not k.startswith("GHAPP_")}
         env.update(
-            GHAPP_DATABASE_URL=pg_url, GHAPP_WEBHOOK_SECRET="s", GHAPP_GITHUB_API_URL=api_url,
-            GHAPP_GIT_URL=settings.git_url, GHAPP_CLAUDE_BIN=settings.claude_bin,
-            GHAPP_APP_ID="7", GHAPP_PRIVATE_KEY=github.private_key_pem,
-            GHAPP_WORKER_LEASE_SECONDS="5", GHAPP_WORKER_HEARTBEAT_SECONDS="1",
+            GHAPP_DATABASE_URL=pg_url,
+            GHAPP_WEBHOOK_SECRET="s",
+            GHAPP_GITHUB_API_URL=api_url,
+            GHAPP_GIT_URL=settings.git_url,
+            GHAPP_CLAUDE_BIN=settings.claude_bin,
+            GHAPP_APP_ID="7",
+            GHAPP_PRIVATE_KEY=github.private_key_pem,
+            GHAPP_WORKER_LEASE_SECONDS="5",
+            GHAPP_WORKER_HEARTBEAT_SECONDS="1",
             GHAPP_LOG_LEVEL="warning",
-            GHAPP_FAKE_CLAUDE_SCENARIO="slow", GHAPP_FAKE_CLAUDE_DELAY="1.0",
-        )  # fmt: skip
+            GHAPP_FAKE_CLAUDE_SCENARIO="slow",
+            GHAPP_FAKE_CLAUDE_DELAY="1.0",
+        )
         first = start_worker(env, tmp_path)
         try:
-            wait_for(lambda: any("is working on this" in c["body"] for c in bot_comments(github)),
-                     "the first worker to start the session")  # fmt: skip
+            wait_for(
+                lambda: any("is working on this" in c["body"] for c in bot_comments(github)),
+                "the first worker to start the session",
+            )
         finally:
             os.killpg(first.pid, signal.SIGKILL)  # mid-session, no goodbye
             first.wait()
@@ -97,8 +114,10 @@ def test_killed_worker_run_is_taken_over_with_one_comment(pg_url: str, tmp_path:
         env["GHAPP_FAKE_CLAUDE_DELAY"] = "0.05"
         second = start_worker(env, tmp_path)
         try:
-            wait_for(lambda: any("finished" in c["body"] for c in bot_comments(github)),
-                     "the second worker to finish the run")  # fmt: skip
+            wait_for(
+                lambda: any("finished" in c["body"] for c in bot_comments(github)),
+                "the second worker to finish the run",
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             _, stderr = second.communicate(timeout=60)

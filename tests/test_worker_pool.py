@@ -57,8 +57,15 @@ async def setup(db):
 
 
 def pool(db, clock, executor, owner="w1") -> WorkerPool:
-    return WorkerPool(db, clock, Signals(), RunQueue(db, owner), executor, PoolSettings(concurrency=1),
-                      jitter=lambda cap: cap)  # fmt: skip
+    return WorkerPool(
+        db,
+        clock,
+        Signals(),
+        RunQueue(db, owner),
+        executor,
+        PoolSettings(concurrency=1),
+        jitter=lambda cap: cap,
+    )
 
 
 async def test_completed_run_is_recorded_and_after_jobs_queued(setup) -> None:

@@ -22,8 +22,14 @@ async def test_comment_is_created_then_edited_with_the_result(app, github) -> No
     assert not posted.reused
     [comment] = github.comments_on(REPO, 1)
     assert "is working on this" in comment["body"] and marker(42) in comment["body"]
-    text = result_text("Triage", ok=True, result="Looks like a typo.", error=None,
-                       facts=facts_line(turns=2, cost_usd=0.0123, duration_ms=4200), run_url=RUN_URL)  # fmt: skip
+    text = result_text(
+        "Triage",
+        ok=True,
+        result="Looks like a typo.",
+        error=None,
+        facts=facts_line(turns=2, cost_usd=0.0123, duration_ms=4200),
+        run_url=RUN_URL,
+    )
     await finish_comment(gh, REPO, posted.comment_id, 42, text)
     [comment] = github.comments_on(REPO, 1)
     assert (
@@ -52,6 +58,12 @@ async def test_long_results_are_cut_to_githubs_limit(app, github) -> None:  # no
 
 
 def test_failure_text_says_why() -> None:
-    text = result_text("Triage", ok=False, result=None, error="timed out after 900 s",
-                       facts="0 turns", run_url=RUN_URL)  # fmt: skip
+    text = result_text(
+        "Triage",
+        ok=False,
+        result=None,
+        error="timed out after 900 s",
+        facts="0 turns",
+        run_url=RUN_URL,
+    )
     assert text.startswith("❌ **Triage** did not finish: timed out after 900 s")

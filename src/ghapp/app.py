@@ -103,14 +103,18 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database answers."""
+    """Readiness: the database answers. It also says whether runs can reach GitHub: a server
+    without the app's credentials still takes deliveries (they wait for nothing), but every
+    run it starts fails, and whoever looks here should be told why."""
     state: AppState = request.app.state.ghapp
+    github_app = state.settings.github_app_problem() or "configured"
     try:
         await state.db.ping()
     except Exception as exc:  # any failure means "not ready", never a stack trace
         log.warning("readiness check failed", extra={"error": type(exc).__name__})
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-    return JSONResponse({"status": "ok", "database": state.db.dialect})
+        body = {"status": "unavailable", "database": "unreachable", "github_app": github_app}
+        return JSONResponse(body, 503)
+    return JSONResponse({"status": "ok", "database": state.db.dialect, "github_app": github_app})
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -149,8 +153,9 @@ def create_app(
         )
         worker = None
         if workers:
-            worker = build_worker(settings, state.db, state.clock, state.signals, workers,
-                                  metrics=state.metrics)  # fmt: skip
+            worker = build_worker(
+                settings, state.db, state.clock, state.signals, workers, metrics=state.metrics
+            )
             worker.start()
         # Everything built so far lives as long as the process: move it out of the garbage
         # collector's sight. A full collection walking it cost ~60 ms at the p99 of the API.

@@ -38,8 +38,9 @@ class _Snapshot(Collector):
         for status in RunStatus:
             runs.add_metric([status.value], self.runs.get(status.value, 0))
         yield runs
-        yield GaugeMetricFamily("ghapp_queue_depth", "Queued runs that may start now",
-                                value=self.queue_depth)  # fmt: skip
+        yield GaugeMetricFamily(
+            "ghapp_queue_depth", "Queued runs that may start now", value=self.queue_depth
+        )
         remaining = GaugeMetricFamily(
             "ghapp_github_rate_limit_remaining",
             "GitHub API requests left in the current window, per installation",
@@ -56,25 +57,36 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.deliveries = Counter(
-            "ghapp_webhook_deliveries", "Webhook deliveries by event and outcome",
-            ["event", "outcome"], registry=r,
-        )  # fmt: skip
-        self.webhook_seconds = Histogram(
-            "ghapp_webhook_seconds", "Time to answer a webhook delivery",
-            buckets=WEBHOOK_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.runs_finished = Counter(
-            "ghapp_runs_finished", "Runs ended by this process, by status", ["status"],
+            "ghapp_webhook_deliveries",
+            "Webhook deliveries by event and outcome",
+            ["event", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.webhook_seconds = Histogram(
+            "ghapp_webhook_seconds",
+            "Time to answer a webhook delivery",
+            buckets=WEBHOOK_BUCKETS,
+            registry=r,
+        )
+        self.runs_finished = Counter(
+            "ghapp_runs_finished",
+            "Runs ended by this process, by status",
+            ["status"],
+            registry=r,
+        )
         self.session_seconds = Histogram(
-            "ghapp_session_seconds", "Session durations", ["runner", "status"],
-            buckets=SESSION_BUCKETS, registry=r,
-        )  # fmt: skip
+            "ghapp_session_seconds",
+            "Session durations",
+            ["runner", "status"],
+            buckets=SESSION_BUCKETS,
+            registry=r,
+        )
         self.notifications = Counter(
-            "ghapp_notifications", "Notification attempts by notifier type and outcome",
-            ["type", "outcome"], registry=r,
-        )  # fmt: skip
+            "ghapp_notifications",
+            "Notification attempts by notifier type and outcome",
+            ["type", "outcome"],
+            registry=r,
+        )
         self.snapshot = _Snapshot()
         r.register(self.snapshot)
 
@@ -85,10 +97,14 @@ class Metrics:
         async with db.read() as conn:
             rows = await conn.execute(select(Run.status, func.count()).group_by(Run.status))
             self.snapshot.runs = {status: count for status, count in rows}
-            self.snapshot.queue_depth = int(await conn.scalar(
-                select(func.count()).select_from(Run)
-                .where(Run.status == RunStatus.queued.value, Run.run_after <= now)
-            ) or 0)  # fmt: skip
+            self.snapshot.queue_depth = int(
+                await conn.scalar(
+                    select(func.count())
+                    .select_from(Run)
+                    .where(Run.status == RunStatus.queued.value, Run.run_after <= now)
+                )
+                or 0
+            )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -85,11 +85,17 @@ class Catalog:
 
 
 def builtin_catalog() -> Catalog:
-    return Catalog({
-        command_id: Command(command_id, BUILTIN[command_id], DESCRIPTIONS.get(command_id, ""),
-                            BUILTIN_COMMANDS[command_id])
-        for command_id in BUILTIN_COMMANDS
-    })  # fmt: skip
+    return Catalog(
+        {
+            command_id: Command(
+                command_id,
+                BUILTIN[command_id],
+                DESCRIPTIONS.get(command_id, ""),
+                BUILTIN_COMMANDS[command_id],
+            )
+            for command_id in BUILTIN_COMMANDS
+        }
+    )
 
 
 def command_id_of(relative: str) -> str | None:
@@ -122,12 +128,16 @@ def parse_command(relative: str, text: str) -> Command:
         tools = [tool.strip() for tool in tools.split(",") if tool.strip()]
     first = command_id.split("/", 1)[0]
     return Command(
-        id=command_id, prompt=body.strip() + "\n", description=str(meta.get("description") or ""),
-        targets=TARGETS_BY_DIR.get(first, frozenset()), allowed_tools=tuple(map(str, tools)),
+        id=command_id,
+        prompt=body.strip() + "\n",
+        description=str(meta.get("description") or ""),
+        targets=TARGETS_BY_DIR.get(first, frozenset()),
+        allowed_tools=tuple(map(str, tools)),
         model=str(meta["model"]) if meta.get("model") else None,
         argument_hint=str(meta["argument-hint"]) if meta.get("argument-hint") else None,
-        source="repository", path=f"{COMMANDS_DIR}/{relative}",
-    )  # fmt: skip
+        source="repository",
+        path=f"{COMMANDS_DIR}/{relative}",
+    )
 
 
 def merge(files: dict[str, str]) -> Catalog:

@@ -13,9 +13,14 @@ from ghapp.db.models import Job, JobStatus, Run, RunStatus, TriggerType
 from ghapp.notify.outbox import queue_run_end
 
 FINAL = frozenset(
-    {RunStatus.completed, RunStatus.failed, RunStatus.skipped, RunStatus.cancelled,
-     RunStatus.timed_out}
-)  # fmt: skip
+    {
+        RunStatus.completed,
+        RunStatus.failed,
+        RunStatus.skipped,
+        RunStatus.cancelled,
+        RunStatus.timed_out,
+    }
+)
 
 
 async def finish_run(

@@ -75,8 +75,9 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=settings.host, registry=state.metrics.registry)
-    worker = build_worker(settings, state.db, state.clock, state.signals, concurrency,
-                          metrics=state.metrics)  # fmt: skip
+    worker = build_worker(
+        settings, state.db, state.clock, state.signals, concurrency, metrics=state.metrics
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -137,6 +137,28 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    def github_app_problem(self) -> str | None:
+        """Why ghapp cannot act as the GitHub App, naming the settings; None if it can.
+
+        Every run needs the app (an installation token to clone, read and comment), so a run
+        on a server without it fails at once with this sentence instead of being retried.
+        """
+        missing = []
+        if self.app_id is None:
+            missing.append("GHAPP_APP_ID")
+        if self.private_key is None and self.private_key_path is None:
+            missing.append("GHAPP_PRIVATE_KEY (or GHAPP_PRIVATE_KEY_PATH)")
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            return (
+                f"the GitHub App is not configured: {' and '.join(missing)} {verb} not set "
+                "(`ghapp setup` registers an app and writes them)"
+            )
+        path = self.private_key_path
+        if self.private_key is None and path is not None and not os.access(path, os.R_OK):
+            return f"the GitHub App is not configured: GHAPP_PRIVATE_KEY_PATH={path} cannot be read"
+        return None
+
     def private_key_pem(self) -> str | None:
         if self.private_key is not None:
             return self.private_key.get_secret_value()

@@ -17,6 +17,8 @@ class Signals:
     scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
     work_available: asyncio.Event = field(default_factory=asyncio.Event)
     notifications_queued: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when someone asks a running run to stop: every heartbeat looks at its run at once.
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
     jobs_changed: list[Callable[[], None]] = field(default_factory=list)
     # Tells the other processes (PostgreSQL NOTIFY, see ghapp.db.wakeups); None: alone.
     publish: Callable[[str], None] | None = None
@@ -28,6 +30,13 @@ class Signals:
             callback()
         if self.publish is not None:
             self.publish("jobs")
+
+    def run_cancel_requested(self) -> None:
+        """A running run was asked to stop (API, dashboard, a deleted job, a newer run)."""
+        self.cancel_requested.set()
+        self.work_available.set()  # a run whose worker is gone is ended by the next claim
+        if self.publish is not None:
+            self.publish("cancels")
 
     def runs_queued(self) -> None:
         self.work_available.set()

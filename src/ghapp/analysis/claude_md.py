@@ -78,12 +78,37 @@ from typing import Any
 from ghapp.runners.builtin import analyzer, current
 
 CLAUDE_MD_NAMES = frozenset({"CLAUDE.md", "CLAUDE.local.md"})
-SKIP_DIRS = frozenset({
-    ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", ".venv", "venv",
-    "env", "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    "dist", "build", "target", "out", ".next", ".nuxt", ".gradle", ".idea", ".terraform",
-    "site-packages", "coverage", ".cache",
-})  # fmt: skip
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "bower_components",
+        "vendor",
+        ".venv",
+        "venv",
+        "env",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "dist",
+        "build",
+        "target",
+        "out",
+        ".next",
+        ".nuxt",
+        ".gradle",
+        ".idea",
+        ".terraform",
+        "site-packages",
+        "coverage",
+        ".cache",
+    }
+)
 MAX_FILE_BYTES = 2_000_000  # a CLAUDE.md this large is far past any useful size anyway
 MAX_FILES = 500  # CLAUDE.md files analysed per checkout
 
@@ -105,20 +130,114 @@ DEDUCTIONS: dict[str, tuple[int, int]] = {
 ESTIMATE_METHOD = "ceil((ceil(characters / 4) + words and punctuation marks) / 2)"
 
 # File extensions a slash-free name must have to be taken for a file.
-KNOWN_EXTENSIONS = frozenset({
-    "md", "mdx", "txt", "rst", "adoc", "py", "pyi", "ipynb", "js", "mjs", "cjs", "ts", "tsx",
-    "jsx", "json", "jsonc", "yml", "yaml", "toml", "ini", "cfg", "conf", "env", "lock", "sh",
-    "bash", "zsh", "ps1", "rs", "go", "java", "kt", "kts", "scala", "rb", "php", "cs", "c",
-    "h", "cc", "cpp", "hpp", "m", "swift", "dart", "lua", "sql", "graphql", "proto", "html",
-    "css", "scss", "sass", "less", "vue", "svelte", "xml", "gradle", "tf", "ex", "exs", "erl",
-    "hs", "ml", "r", "jl", "mk", "cmake", "dockerfile", "csv", "svg", "png",
-})  # fmt: skip
+KNOWN_EXTENSIONS = frozenset(
+    {
+        "md",
+        "mdx",
+        "txt",
+        "rst",
+        "adoc",
+        "py",
+        "pyi",
+        "ipynb",
+        "js",
+        "mjs",
+        "cjs",
+        "ts",
+        "tsx",
+        "jsx",
+        "json",
+        "jsonc",
+        "yml",
+        "yaml",
+        "toml",
+        "ini",
+        "cfg",
+        "conf",
+        "env",
+        "lock",
+        "sh",
+        "bash",
+        "zsh",
+        "ps1",
+        "rs",
+        "go",
+        "java",
+        "kt",
+        "kts",
+        "scala",
+        "rb",
+        "php",
+        "cs",
+        "c",
+        "h",
+        "cc",
+        "cpp",
+        "hpp",
+        "m",
+        "swift",
+        "dart",
+        "lua",
+        "sql",
+        "graphql",
+        "proto",
+        "html",
+        "css",
+        "scss",
+        "sass",
+        "less",
+        "vue",
+        "svelte",
+        "xml",
+        "gradle",
+        "tf",
+        "ex",
+        "exs",
+        "erl",
+        "hs",
+        "ml",
+        "r",
+        "jl",
+        "mk",
+        "cmake",
+        "dockerfile",
+        "csv",
+        "svg",
+        "png",
+    }
+)
 # "Node.js" is a runtime, not a file: .js names whose stem is one of these are names.
-JS_NAMES = frozenset({
-    "node", "vue", "next", "nuxt", "nest", "express", "three", "d3", "chart", "ember",
-    "backbone", "react", "angular", "deno", "solid", "alpine", "p5", "moment", "socket",
-    "pixi", "babylon", "anime", "video", "paper", "fabric", "handlebars", "knockout",
-})  # fmt: skip
+JS_NAMES = frozenset(
+    {
+        "node",
+        "vue",
+        "next",
+        "nuxt",
+        "nest",
+        "express",
+        "three",
+        "d3",
+        "chart",
+        "ember",
+        "backbone",
+        "react",
+        "angular",
+        "deno",
+        "solid",
+        "alpine",
+        "p5",
+        "moment",
+        "socket",
+        "pixi",
+        "babylon",
+        "anime",
+        "video",
+        "paper",
+        "fabric",
+        "handlebars",
+        "knockout",
+    }
+)
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -230,9 +349,14 @@ class _Analyzer:
         for rel, directory, lines in texts:
             self._paths(rel, directory, lines)
         if not files:
-            self.issues.append(Issue("no_claude_md", None, None,
-                                     "no CLAUDE.md in the repository: sessions start "
-                                     "without project context"))  # fmt: skip
+            self.issues.append(
+                Issue(
+                    "no_claude_md",
+                    None,
+                    None,
+                    "no CLAUDE.md in the repository: sessions start without project context",
+                )
+            )
         order = {report.path: index for index, report in enumerate(files)}
         self.issues.sort(key=lambda i: (order.get(i.file or "", -1), i.line or 0))
         points, taken = score(self.issues, len(files))
@@ -251,9 +375,14 @@ class _Analyzer:
     def _read(self, path: Path, rel: str) -> str | None:
         real = Path(os.path.realpath(path))
         if not _within(real, self.root) or not real.is_file():
-            self.issues.append(Issue("unreadable_file", rel, None,
-                                     "links outside the repository or is not a regular "
-                                     "file; not read"))  # fmt: skip
+            self.issues.append(
+                Issue(
+                    "unreadable_file",
+                    rel,
+                    None,
+                    "links outside the repository or is not a regular file; not read",
+                )
+            )
             return None
         with real.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES)
@@ -263,35 +392,53 @@ class _Analyzer:
 
     def _size(self, report: FileReport) -> None:
         if report.tokens > VERY_OVERSIZED_TOKENS:
-            self.issues.append(Issue("very_oversized_file", report.path, None,
-                                     f"{report.tokens:,} tokens (more than "
-                                     f"{VERY_OVERSIZED_TOKENS:,}) are loaded into every "
-                                     "session"))  # fmt: skip
+            self.issues.append(
+                Issue(
+                    "very_oversized_file",
+                    report.path,
+                    None,
+                    f"{report.tokens:,} tokens (more than "
+                    f"{VERY_OVERSIZED_TOKENS:,}) are loaded into every "
+                    "session",
+                )
+            )
         elif report.tokens > OVERSIZED_TOKENS:
-            self.issues.append(Issue("oversized_file", report.path, None,
-                                     f"{report.tokens:,} tokens (more than "
-                                     f"{OVERSIZED_TOKENS:,}) are loaded into every "
-                                     "session"))  # fmt: skip
+            self.issues.append(
+                Issue(
+                    "oversized_file",
+                    report.path,
+                    None,
+                    f"{report.tokens:,} tokens (more than "
+                    f"{OVERSIZED_TOKENS:,}) are loaded into every "
+                    "session",
+                )
+            )
 
     def _sections(self, rel: str, lines: list[str]) -> list[Section]:
         headings = list(_headings(lines))
         sections = []
         for index, (number, level, title) in enumerate(headings):
             end = headings[index + 1][0] if index + 1 < len(headings) else len(lines) + 1
-            body = "\n".join(lines[number:end - 1])  # after the heading line
-            tokens = count_tokens("\n".join(lines[number - 1:end - 1]))
+            body = "\n".join(lines[number : end - 1])  # after the heading line
+            tokens = count_tokens("\n".join(lines[number - 1 : end - 1]))
             sections.append(Section(title, level, number, tokens))
             has_children = index + 1 < len(headings) and headings[index + 1][1] > level
             if has_children:
                 continue
             body_tokens = count_tokens(body.strip())
             if body_tokens == 0:
-                self.issues.append(Issue("empty_section", rel, number,
-                                         f"section {_code(title)} is empty"))  # fmt: skip
+                self.issues.append(
+                    Issue("empty_section", rel, number, f"section {_code(title)} is empty")
+                )
             elif body_tokens < SHORT_SECTION_TOKENS:
-                self.issues.append(Issue("short_section", rel, number,
-                                         f"section {_code(title)} has only {body_tokens} "
-                                         "tokens of content"))  # fmt: skip
+                self.issues.append(
+                    Issue(
+                        "short_section",
+                        rel,
+                        number,
+                        f"section {_code(title)} has only {body_tokens} tokens of content",
+                    )
+                )
         return sections
 
     def _duplicates(self, texts: list[tuple[str, Path, list[str]]]) -> None:
@@ -306,8 +453,7 @@ class _Analyzer:
                     continue
                 where, at = first[key]
                 origin = f"line {at}" if where == rel else _code(f"{where}:{at}")
-                self.issues.append(Issue("duplicate_line", rel, number,
-                                         f"repeats {origin}"))  # fmt: skip
+                self.issues.append(Issue("duplicate_line", rel, number, f"repeats {origin}"))
 
     def _paths(self, rel: str, directory: Path, lines: list[str]) -> None:
         seen: set[str] = set()
@@ -465,9 +611,14 @@ async def analyze_context(work: Path, job: Any) -> str:
     if context.db is not None:
         repo_id = getattr(job, "repo_id", None) or await repository_of_checkout(context.db, work)
         if repo_id is not None:
-            await store_result(context.db, analysis, repo_id=repo_id,
-                               job_id=getattr(job, "id", None), run_id=context.run_id,
-                               commit_sha=commit)  # fmt: skip
+            await store_result(
+                context.db,
+                analysis,
+                repo_id=repo_id,
+                job_id=getattr(job, "id", None),
+                run_id=context.run_id,
+                commit_sha=commit,
+            )
     return render_report(analysis, commit=commit)
 
 
@@ -478,9 +629,13 @@ async def head_commit(work: Path) -> str | None:
 async def git_output(work: Path, *args: str) -> str | None:
     """One line of ``git`` output in the checkout, None if git fails."""
     process = await asyncio.create_subprocess_exec(
-        "git", "-C", str(work), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        "git",
+        "-C",
+        str(work),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     out, _ = await process.communicate()
     text = out.decode("utf-8", "replace").strip()
     return text if process.returncode == 0 and text else None
@@ -509,8 +664,10 @@ def render_report(analysis: Analysis, *, commit: str | None = None) -> str:
         out += ["| file | tokens | lines | sections | issues |", "|---|---:|---:|---:|---:|"]
         for report in analysis.files:
             name = _code(report.path, table=True)
-            out.append(f"| {name} | {report.tokens:,} | {report.lines:,} | "
-                       f"{len(report.sections)} | {per_file.get(report.path, 0)} |")  # fmt: skip
+            out.append(
+                f"| {name} | {report.tokens:,} | {report.lines:,} | "
+                f"{len(report.sections)} | {per_file.get(report.path, 0)} |"
+            )
         out.append("")
     out.append(f"### Issues ({len(analysis.issues)})")
     out.append("")

@@ -97,8 +97,14 @@ class ContextMetric(RepositoryMetric):
         async with checkout(self.settings.git_url, repo.full_name, token) as work:
             analysis = await asyncio.to_thread(analyze, work)
             commit = await head_commit(work)
-        await store_result(self.db, analysis, repo_id=repo.id, job_id=job.id,
-                           commit_sha=commit, created_at=self.clock.now())  # fmt: skip
+        await store_result(
+            self.db,
+            analysis,
+            repo_id=repo.id,
+            job_id=job.id,
+            commit_sha=commit,
+            created_at=self.clock.now(),
+        )
         return analysis
 
 
@@ -121,8 +127,9 @@ class OpenIssues(RepositoryMetric):
 
     def query(self, job: Any, full_name: str) -> str:
         filter_query = (job.threshold or {}).get("filter_query")
-        return to_search_query(parse_filter(filter_query), repo=full_name, target="issues",
-                               now=self.clock.now())  # fmt: skip
+        return to_search_query(
+            parse_filter(filter_query), repo=full_name, target="issues", now=self.clock.now()
+        )
 
     async def measure(self, job: Any) -> float:
         repo = await self.repository(job)

@@ -28,10 +28,15 @@ async def store_result(
 ) -> int:
     """Insert one ``analysis_results`` row; return its id."""
     values: dict[str, Any] = {
-        "repo_id": repo_id, "job_id": job_id, "run_id": run_id, "commit_sha": commit_sha,
-        "score": analysis.score, "total_tokens": analysis.total_tokens,
-        "files": len(analysis.files), "issues": [i.as_dict() for i in analysis.issues],
-    }  # fmt: skip
+        "repo_id": repo_id,
+        "job_id": job_id,
+        "run_id": run_id,
+        "commit_sha": commit_sha,
+        "score": analysis.score,
+        "total_tokens": analysis.total_tokens,
+        "files": len(analysis.files),
+        "issues": [i.as_dict() for i in analysis.issues],
+    }
     if created_at is not None:
         values["created_at"] = created_at
     table = AnalysisResult.__table__  # type: ignore[attr-defined]

@@ -213,9 +213,16 @@ async def list_schedule_runs(call: Call) -> Any:
     return RunsPage.model_validate({"runs": runs, "next_cursor": cursor})
 
 
-@api.route("GET", "/api/repos/{repo_id}/commands", summary="Commands for this repository's "
-           "jobs: built-ins and its .claude/commands, by target type", tag="schedules",
-           query=CommandsQuery, response=CommandsPage, errors=(404, 502))  # fmt: skip
+@api.route(
+    "GET",
+    "/api/repos/{repo_id}/commands",
+    summary="Commands for this repository's "
+    "jobs: built-ins and its .claude/commands, by target type",
+    tag="schedules",
+    query=CommandsQuery,
+    response=CommandsPage,
+    errors=(404, 502),
+)
 async def list_commands(call: Call) -> Any:
     repo_id = await _repo(call)
     try:
@@ -225,8 +232,14 @@ async def list_commands(call: Call) -> Any:
         raise ApiError(502, reason) from None
     return CommandsPage(
         commands=[
-            CommandOut(id=c.id, description=c.description, targets=sorted(c.targets),
-                       source=c.source, argument_hint=c.argument_hint, path=c.path)  # type: ignore[arg-type]
+            CommandOut(
+                id=c.id,
+                description=c.description,
+                targets=sorted(c.targets),
+                source=c.source,
+                argument_hint=c.argument_hint,
+                path=c.path,
+            )  # type: ignore[arg-type]
             for c in catalog.for_target(call.query.target)
         ],
         problems=catalog.problems,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ghapp import logs
 from ghapp.cli.output import err, fail
@@ -51,6 +52,7 @@ def serve(
     logs.configure(settings.log_level)
     for note in _prepare(settings):
         console.print(f"[bold]ghapp:[/] {note}")
+    _say_what_is_missing(settings)
     console.print(
         f"[bold]ghapp:[/] serving on http://{settings.host}:{settings.port} "
         f"(webhooks at /webhooks/github)"
@@ -72,6 +74,7 @@ def worker(
     logs.configure(settings.log_level)
     for note in _prepare(settings):
         console.print(f"[bold]ghapp:[/] {note}")
+    _say_what_is_missing(settings)
     console.print(f"[bold]ghapp:[/] worker with {concurrency} slots")
     asyncio.run(run_worker(settings, concurrency, metrics_port=metrics_port))
 
@@ -113,6 +116,13 @@ def _prepare(settings: Settings, command: str = "serve") -> list[str]:
         fail(command, str(exc), code=1)
     notes.append(f"database ready at revision {revision}")
     return notes
+
+
+def _say_what_is_missing(settings: Settings) -> None:
+    """A server that cannot act as the app takes deliveries but fails every run: say so first."""
+    problem = settings.github_app_problem()
+    if problem:
+        console.print(f"[bold yellow]ghapp:[/] {escape(problem)}; every run will fail until it is")
 
 
 def main() -> None:

@@ -31,8 +31,13 @@ TASKS = "/api/scheduler/tasks"
 EXECUTIONS = "/api/scheduler/executions"
 WEBHOOKS = "/api/scheduler/webhooks"
 FINISHED = frozenset({"completed", "failed", "skipped", "cancelled", "timed_out"})
-EVENT_TYPES = ("task_started", "task_completed", "task_failed", "threshold_triggered",
-               "health_alert")  # fmt: skip
+EVENT_TYPES = (
+    "task_started",
+    "task_completed",
+    "task_failed",
+    "threshold_triggered",
+    "health_alert",
+)
 OPERATORS = {"lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "eq": "="}
 
 # What people read.
@@ -98,21 +103,32 @@ class Quick(StrEnum):
 # Seed 2's QUICK_SETUP_TASKS.
 QUICK_SETUP_TASKS: dict[Quick, dict[str, Any]] = {
     Quick.daily_analysis: {
-        "name": "Daily Context Analysis", "taskType": "analyze", "scheduleType": "cron",
-        "cronExpression": "0 9 * * *", "taskConfig": {"includeHealthScore": True},
+        "name": "Daily Context Analysis",
+        "taskType": "analyze",
+        "scheduleType": "cron",
+        "cronExpression": "0 9 * * *",
+        "taskConfig": {"includeHealthScore": True},
         "notifyOnFailure": True,
     },
     Quick.weekly_optimize: {
-        "name": "Weekly Optimization", "taskType": "optimize", "scheduleType": "cron",
-        "cronExpression": "0 8 * * 1", "taskConfig": {"strategy": "moderate", "dryRun": False},
-        "notifyOnSuccess": True, "notifyOnFailure": True,
+        "name": "Weekly Optimization",
+        "taskType": "optimize",
+        "scheduleType": "cron",
+        "cronExpression": "0 8 * * 1",
+        "taskConfig": {"strategy": "moderate", "dryRun": False},
+        "notifyOnSuccess": True,
+        "notifyOnFailure": True,
     },
     Quick.threshold_alert: {
-        "name": "Low Score Alert", "taskType": "analyze", "scheduleType": "threshold",
-        "thresholdMetric": "optimization_score", "thresholdOperator": "lt",
-        "taskConfig": {"alertOnly": True}, "notifyOnSuccess": True,
+        "name": "Low Score Alert",
+        "taskType": "analyze",
+        "scheduleType": "threshold",
+        "thresholdMetric": "optimization_score",
+        "thresholdOperator": "lt",
+        "taskConfig": {"alertOnly": True},
+        "notifyOnSuccess": True,
     },
-}  # fmt: skip
+}
 
 Json = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer as is.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -225,21 +241,41 @@ def show_tasks(tasks: list[dict[str, Any]]) -> None:
     show_table(
         "Tasks",
         ("ID", "Name", "Repo", "Status", "Schedule", "Next run", "Last run"),
-        ((t["id"], t["name"], repo_label(t), t.get("status"), describe_schedule(t),
-          when(t.get("nextRunAt")), last_run(t)) for t in tasks),
+        (
+            (
+                t["id"],
+                t["name"],
+                repo_label(t),
+                t.get("status"),
+                describe_schedule(t),
+                when(t.get("nextRunAt")),
+                last_run(t),
+            )
+            for t in tasks
+        ),
         NO_TASKS,
-    )  # fmt: skip
+    )
 
 
 def show_executions(executions: list[dict[str, Any]]) -> None:
     show_table(
         "Executions",
         ("ID", "Task", "Status", "Trigger", "Queued", "Took", "Items", "Error"),
-        ((e["id"], e.get("taskId"), e["status"], e.get("triggerType"), when(e.get("queuedAt")),
-          duration(e.get("durationMs")), items(e), one_line(e.get("error") or "")[:80])
-         for e in executions),
+        (
+            (
+                e["id"],
+                e.get("taskId"),
+                e["status"],
+                e.get("triggerType"),
+                when(e.get("queuedAt")),
+                duration(e.get("durationMs")),
+                items(e),
+                one_line(e.get("error") or "")[:80],
+            )
+            for e in executions
+        ),
         NO_EXECUTIONS,
-    )  # fmt: skip
+    )
 
 
 # -- tasks --------------------------------------------------------------------------------------
@@ -296,16 +332,26 @@ def create(
         prompt = ask(ctx, ASK_PROMPT)
     schedule = "cron" if cron else "interval" if interval else "manual"
     body = {
-        "name": name, "taskType": kind, "scheduleType": schedule, "cronExpression": cron,
-        "intervalMinutes": interval, "repo": repo, "commandId": command, "customPrompt": prompt,
-        "targetType": flatten(target), "filterQuery": filter_query, "timezone": timezone,
-    }  # fmt: skip
+        "name": name,
+        "taskType": kind,
+        "scheduleType": schedule,
+        "cronExpression": cron,
+        "intervalMinutes": interval,
+        "repo": repo,
+        "commandId": command,
+        "customPrompt": prompt,
+        "targetType": flatten(target),
+        "filterQuery": filter_query,
+        "timezone": timezone,
+    }
     task = call(ctx, "POST", TASKS, body=compact(body))
     if json_:
         dump_json(task)
         return
-    say(f"created task {task['id']} {task['name']!r}: {describe_schedule(task)}, "
-        f"next run {when_utc(task.get('nextRunAt'))}")  # fmt: skip
+    say(
+        f"created task {task['id']} {task['name']!r}: {describe_schedule(task)}, "
+        f"next run {when_utc(task.get('nextRunAt'))}"
+    )
 
 
 def ask_cron(ctx: typer.Context) -> str | None:
@@ -365,18 +411,27 @@ def run(
     say(progress(final))
     if final["status"] != "completed":
         reason = one_line(final.get("error") or "no error recorded")
-        fail(command_name(ctx), f"execution {execution_id} {final['status']}: {reason}",
-             code=SERVER_FAILED)  # fmt: skip
+        fail(
+            command_name(ctx),
+            f"execution {execution_id} {final['status']}: {reason}",
+            code=SERVER_FAILED,
+        )
 
 
-def follow(client: ApiClient, execution_id: int, poll: float) -> dict[str, Any]:
-    """Look at the execution every ``poll`` seconds until it has ended."""
+def follow(
+    client: ApiClient, execution_id: int, poll: float, within: float | None = None
+) -> dict[str, Any]:
+    """Look at the execution every ``poll`` seconds until it has ended (or ``within``
+    seconds have passed: then the last look is returned, unfinished)."""
+    give_up = None if within is None else time.monotonic() + within
     with status_line() as show:
         while True:
-            execution = client.get(f"{EXECUTIONS}/{execution_id}")
+            execution: dict[str, Any] = client.get(f"{EXECUTIONS}/{execution_id}")
             show(progress(execution))
             if execution["status"] in FINISHED:
-                return execution  # type: ignore[no-any-return]
+                return execution
+            if give_up is not None and time.monotonic() >= give_up:
+                return execution
             time.sleep(poll)
 
 
@@ -427,11 +482,33 @@ def retry(
 
 @schedule_app.command()
 def cancel(
-    ctx: typer.Context, execution_id: Annotated[int, typer.Argument(help="Execution id.")]
+    ctx: typer.Context,
+    execution_id: Annotated[int, typer.Argument(help="Execution id.")],
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="Seconds to wait for a running one to end (0: don't)."),
+    ] = 90.0,
+    poll: Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between looks.")] = 1.0,
 ) -> None:
-    """Cancel a queued or running execution."""
-    result = call(ctx, "POST", f"{EXECUTIONS}/{execution_id}/cancel")
-    say(f"execution {result['executionId']} {result['status']}")
+    """Cancel a queued or running execution, and wait until it has ended.
+
+    A queued execution ends at once. A running one stops within moments when its worker is
+    alive, or once its lease lapses (a minute by default) when its worker is gone.
+    """
+    with api(ctx) as client:
+        result = client.post(f"{EXECUTIONS}/{execution_id}/cancel", {})
+        final = result
+        if result["status"] not in FINISHED and wait > 0:
+            say(f"execution {execution_id} asked to stop; waiting for it to end")
+            final = follow(client, execution_id, poll, within=wait)
+    if final["status"] not in FINISHED:
+        fail(
+            command_name(ctx),
+            f"execution {execution_id} is still {final['status']} after {wait:g} s; "
+            "it is ended when its worker stops it or its lease lapses",
+            code=SERVER_FAILED,
+        )
+    say(f"execution {execution_id} {final['status']}")
 
 
 # -- the scheduler --------------------------------------------------------------------------------
@@ -452,8 +529,10 @@ def show_status(state: dict[str, Any]) -> None:
     say(f"scheduler {state['state']}, next wake {when_utc(state.get('nextWakeAt'))}")
     say(f"tasks: {state['activeTasks']} active, {state['pausedTasks']} paused")
     say(f"executions: {state['queuedExecutions']} queued, {state['runningExecutions']} running")
-    say(f"today: {plural(today['runs'], 'run')}, {today['successful']} successful, "
-        f"{today['failed']} failed, ${today['costUsd']:.2f}")  # fmt: skip
+    say(
+        f"today: {plural(today['runs'], 'run')}, {today['successful']} successful, "
+        f"{today['failed']} failed, ${today['costUsd']:.2f}"
+    )
     show_upcoming(state.get("nextRuns") or [], "Next runs", "nothing scheduled")
 
 
@@ -488,9 +567,12 @@ def upcoming(
 
 
 def show_upcoming(entries: list[dict[str, Any]], title: str, empty: str) -> None:
-    show_table(title, ("At", "Task", "Name", "Kind"),
-               ((when(u["at"]), u["taskId"], u["name"], u["kind"]) for u in entries),
-               empty)  # fmt: skip
+    show_table(
+        title,
+        ("At", "Task", "Name", "Kind"),
+        ((when(u["at"]), u["taskId"], u["name"], u["kind"]) for u in entries),
+        empty,
+    )
 
 
 @schedule_app.command()
@@ -507,10 +589,18 @@ def audit(
     show_table(
         "Audit",
         ("ID", "When", "Actor", "Action", "Object"),
-        ((a["id"], when(a["createdAt"]), a["actor"], a["action"],
-          f"{a['objectType']} {a.get('objectId') or ''}".strip()) for a in page["entries"]),
+        (
+            (
+                a["id"],
+                when(a["createdAt"]),
+                a["actor"],
+                a["action"],
+                f"{a['objectType']} {a.get('objectId') or ''}".strip(),
+            )
+            for a in page["entries"]
+        ),
         NO_AUDIT,
-    )  # fmt: skip
+    )
 
 
 # -- quick setup ----------------------------------------------------------------------------------
@@ -560,11 +650,21 @@ def list_webhooks(ctx: typer.Context, json_: Json = False) -> None:
     show_table(
         "Webhooks",
         ("ID", "Name", "Type", "URL", "Events", "Enabled", "Failures", "Last used"),
-        ((w["id"], w["name"], w.get("webhookType"), w.get("webhookUrl"),
-          ", ".join(w.get("eventTypes") or []), "yes" if w.get("enabled") else "no",
-          w.get("failureCount", 0), when(w.get("lastUsedAt"))) for w in page["webhooks"]),
+        (
+            (
+                w["id"],
+                w["name"],
+                w.get("webhookType"),
+                w.get("webhookUrl"),
+                ", ".join(w.get("eventTypes") or []),
+                "yes" if w.get("enabled") else "no",
+                w.get("failureCount", 0),
+                when(w.get("lastUsedAt")),
+            )
+            for w in page["webhooks"]
+        ),
         NO_WEBHOOKS,
-    )  # fmt: skip
+    )
 
 
 @webhooks_app.command("add")
@@ -596,8 +696,10 @@ def add_webhook(
         events = ask(ctx, ASK_EVENTS, default="", show_default=False)
     body = {"name": name, "webhookType": kind, **target, "eventTypes": event_list(ctx, events)}
     hook = call(ctx, "POST", WEBHOOKS, body=compact(body))
-    say(f"added webhook {hook['id']} {hook['name']!r} ({hook.get('webhookType')}, "
-        f"{hook.get('webhookUrl')}): {', '.join(hook.get('eventTypes') or [])}")  # fmt: skip
+    say(
+        f"added webhook {hook['id']} {hook['name']!r} ({hook.get('webhookType')}, "
+        f"{hook.get('webhookUrl')}): {', '.join(hook.get('eventTypes') or [])}"
+    )
 
 
 def event_list(ctx: typer.Context, text: str) -> list[str] | None:

@@ -378,8 +378,9 @@ class ManifestFlow:
                 f"GitHub answered {response.status_code} to the code exchange"
                 + (f": {message}" if message else "")
             )
-        missing = [key for key in (*WRITTEN.values(), "slug", "name", "html_url")
-                   if not answer.get(key)]  # fmt: skip
+        missing = [
+            key for key in (*WRITTEN.values(), "slug", "name", "html_url") if not answer.get(key)
+        ]
         if missing:
             raise SetupError(f"GitHub's answer lacks {', '.join(missing)}")
         return answer

@@ -23,8 +23,13 @@ def show_table(
     if not cells:
         say(empty)
         return
-    table = Table(title=f"{title} (times in UTC)", title_justify="left", box=box.SIMPLE_HEAD,
-                  highlight=False, pad_edge=False)  # fmt: skip
+    table = Table(
+        title=f"{title} (times in UTC)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        highlight=False,
+        pad_edge=False,
+    )
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in cells:

@@ -89,22 +89,38 @@ def list_command(
     rows = on_database("token list", list_tokens)
     shown = [
         {
-            "id": row.id, "name": row.name, "prefix": row.prefix, "admin": row.is_admin,
-            "repos": list(row.repos or []), "createdAt": _iso(row.created_at),
-            "lastUsedAt": _iso(row.last_used_at), "revokedAt": _iso(row.revoked_at),
+            "id": row.id,
+            "name": row.name,
+            "prefix": row.prefix,
+            "admin": row.is_admin,
+            "repos": list(row.repos or []),
+            "createdAt": _iso(row.created_at),
+            "lastUsedAt": _iso(row.last_used_at),
+            "revokedAt": _iso(row.revoked_at),
         }
         for row in rows
-    ]  # fmt: skip
+    ]
     if json_:
         dump_json(shown)
         return
     show_table(
         "API tokens",
         ("ID", "Name", "Prefix", "Admin", "Repos", "Created", "Last used", "Revoked"),
-        ((t["id"], t["name"], t["prefix"], yes_no(t["admin"]), ", ".join(t["repos"]),
-          when(t["createdAt"]), when(t["lastUsedAt"]), when(t["revokedAt"])) for t in shown),
+        (
+            (
+                t["id"],
+                t["name"],
+                t["prefix"],
+                yes_no(t["admin"]),
+                ", ".join(t["repos"]),
+                when(t["createdAt"]),
+                when(t["lastUsedAt"]),
+                when(t["revokedAt"]),
+            )
+            for t in shown
+        ),
         NO_TOKENS,
-    )  # fmt: skip
+    )
 
 
 @token_app.command()

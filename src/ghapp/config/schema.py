@@ -217,9 +217,15 @@ class _Builder:
         self.nodes += 1
         if self.nodes > MAX_NODES or depth > MAX_DEPTH:
             raise ConfigInvalid(
-                [ConfigProblem(_line(node), "", "the file is too large or too deeply nested "
-                               "(aliases expand to too many values)")]
-            )  # fmt: skip
+                [
+                    ConfigProblem(
+                        _line(node),
+                        "",
+                        "the file is too large or too deeply nested "
+                        "(aliases expand to too many values)",
+                    )
+                ]
+            )
         self.lines.setdefault(path, _line(node))
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
             raise ConfigInvalid(
@@ -245,9 +251,14 @@ class _Builder:
             key = self._key(key_node, path)
             if key in seen:
                 raise ConfigInvalid(
-                    [ConfigProblem(_line(key_node), _where((*path, key)),
-                                   f"duplicate key (first on line {seen[key]})")]
-                )  # fmt: skip
+                    [
+                        ConfigProblem(
+                            _line(key_node),
+                            _where((*path, key)),
+                            f"duplicate key (first on line {seen[key]})",
+                        )
+                    ]
+                )
             seen[key] = _line(key_node)
         try:
             self.loader.flatten_mapping(node)  # ``<<: *defaults`` merges
@@ -347,8 +358,10 @@ def parse_config(text: str) -> ParsedConfig:
         if job is None:
             continue
         if job.name in names:
-            problem(("jobs", index, "name"),
-                    f"{job.name!r} is already the name of jobs[{names[job.name]}]")  # fmt: skip
+            problem(
+                ("jobs", index, "name"),
+                f"{job.name!r} is already the name of jobs[{names[job.name]}]",
+            )
             continue
         names[job.name] = index
         jobs.append(job)
@@ -403,15 +416,23 @@ def _job(index: int, raw: Any, lines: dict[Path, int], problem: Any) -> ConfigJo
             data[spec_field] = [
                 {"event": item} if isinstance(item, str) else item for item in value
             ]
-            shorthand |= {(*path, keys[spec_field], i)
-                          for i, item in enumerate(value) if isinstance(item, str)}  # fmt: skip
+            shorthand |= {
+                (*path, keys[spec_field], i)
+                for i, item in enumerate(value)
+                if isinstance(item, str)
+            }
     if not ok:
         return None
     assert isinstance(name, str)
     return ConfigJob(
-        index=index, name=name.strip(), line=lines.get(path, 1), data=data, keys=keys,
-        status_given="status" in keys, shorthand=shorthand,
-    )  # fmt: skip
+        index=index,
+        name=name.strip(),
+        line=lines.get(path, 1),
+        data=data,
+        keys=keys,
+        status_given="status" in keys,
+        shorthand=shorthand,
+    )
 
 
 # -- validation ------------------------------------------------------------------------------

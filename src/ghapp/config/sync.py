@@ -128,8 +128,15 @@ class _Changes:
     removed: int = 0
 
     def describe(self) -> str:
-        done = [f"{n} {what}" for n, what in ((self.created, "created"),
-                (self.updated, "updated"), (self.removed, "removed")) if n]  # fmt: skip
+        done = [
+            f"{n} {what}"
+            for n, what in (
+                (self.created, "created"),
+                (self.updated, "updated"),
+                (self.removed, "removed"),
+            )
+            if n
+        ]
         return f" ({', '.join(done)})" if done else ""
 
 
@@ -175,8 +182,7 @@ class ConfigSyncer:
                 log.exception("config sync round failed")
                 due = None
             cap = self.clock.now() + self.poll
-            await self.clock.sleep_until(min(due, cap) if due else cap,
-                                         self.signals.work_available)  # fmt: skip
+            await self.clock.sleep_until(min(due, cap) if due else cap, self.signals.work_available)
 
     async def run_pending(self) -> int:
         """Claim and sync every row that is due now; how many were synced."""
@@ -207,8 +213,14 @@ class ConfigSyncer:
             return None
         if row is None:
             return None
-        return ClaimedSync(id=row.id, repo_id=row.repo_id, installation_id=row.installation_id,
-                           sha=row.sha, reason=row.reason, attempts=row.attempts)  # fmt: skip
+        return ClaimedSync(
+            id=row.id,
+            repo_id=row.repo_id,
+            installation_id=row.installation_id,
+            sha=row.sha,
+            reason=row.reason,
+            attempts=row.attempts,
+        )
 
     # -- one sync ----------------------------------------------------------------------
 
@@ -223,8 +235,9 @@ class ConfigSyncer:
             if claimed.attempts < self.max_attempts:
                 outcome = SyncOutcome("retrying", error=reason)
             else:
-                outcome = SyncOutcome("failed", error=f"gave up after "
-                                      f"{claimed.attempts} attempts: {reason}")  # fmt: skip
+                outcome = SyncOutcome(
+                    "failed", error=f"gave up after {claimed.attempts} attempts: {reason}"
+                )
         except SyncFailed as exc:
             outcome = SyncOutcome("failed", error=str(exc))
         except Exception as exc:  # a bug: record it, keep the loop alive
@@ -233,8 +246,11 @@ class ConfigSyncer:
         if not await self._record(claimed, outcome):
             log.warning("config sync lease lost", extra=extra)
             return SyncOutcome("lost", outcome.summary, outcome.error)
-        log.info("config sync %s", outcome.status,
-                 extra={**extra, "summary": outcome.summary, "error": outcome.error})  # fmt: skip
+        log.info(
+            "config sync %s",
+            outcome.status,
+            extra={**extra, "summary": outcome.summary, "error": outcome.error},
+        )
         return outcome
 
     async def _sync(self, claimed: ClaimedSync) -> SyncOutcome:
@@ -257,8 +273,9 @@ class ConfigSyncer:
             return SyncOutcome("failed", summary="invalid: no job changed", error=error)
         if content is None:  # no file (or removed): no config jobs
             changes = await self._apply(repo.id, actor, [])
-            summary = f"no {CONFIG_PATH}" + (f": {changes.removed} config jobs removed"
-                                             if changes.removed else "")  # fmt: skip
+            summary = f"no {CONFIG_PATH}" + (
+                f": {changes.removed} config jobs removed" if changes.removed else ""
+            )
             if claimed.sha is not None:
                 await self._report(gh, repo.full_name, claimed.sha, "success", summary)
             return SyncOutcome("done", summary=summary, removed=changes.removed)
@@ -272,8 +289,13 @@ class ConfigSyncer:
             raise Transient(f"database conflict: {_one_line(exc.orig or exc)}") from None
         summary = f"{len(wanted)} job{'' if len(wanted) == 1 else 's'} in sync{changes.describe()}"
         await self._report(gh, repo.full_name, claimed.sha, "success", summary)
-        return SyncOutcome("done", summary=summary, created=changes.created,
-                           updated=changes.updated, removed=changes.removed)  # fmt: skip
+        return SyncOutcome(
+            "done",
+            summary=summary,
+            created=changes.created,
+            updated=changes.updated,
+            removed=changes.removed,
+        )
 
     # -- GitHub ------------------------------------------------------------------------
 
@@ -299,8 +321,9 @@ class ConfigSyncer:
                 raise Transient(f"commit {sha} is not visible on GitHub yet") from None
             if exc.status_code == 404:
                 return None
-            raise SyncFailed(f"GitHub refused to read {CONFIG_PATH}: "
-                             f"{int(exc.status_code)} {exc}") from None  # fmt: skip
+            raise SyncFailed(
+                f"GitHub refused to read {CONFIG_PATH}: {int(exc.status_code)} {exc}"
+            ) from None
         except (gidgethub.GitHubBroken, httpx.HTTPError) as exc:
             raise Transient(f"reading {CONFIG_PATH}: {_one_line(exc)}") from None
         if not isinstance(data, dict) or data.get("type") != "file":
@@ -322,8 +345,10 @@ class ConfigSyncer:
         try:
             await gh.post(f"/repos/{full_name}/statuses/{sha}", data=data)
         except (gidgethub.HTTPException, httpx.HTTPError) as exc:  # jobs are right anyway
-            log.warning("commit status not posted",
-                        extra={"repo": full_name, "sha": sha, "error": _one_line(exc)})  # fmt: skip
+            log.warning(
+                "commit status not posted",
+                extra={"repo": full_name, "sha": sha, "error": _one_line(exc)},
+            )
 
     # -- validation and changes --------------------------------------------------------
 
@@ -342,8 +367,11 @@ class ConfigSyncer:
         names one: read afresh (the push may have added it with the file), and a GitHub
         failure is retried rather than reported as an unknown command."""
         commands: Mapping[str, frozenset[str]] = self.jobs.commands
-        others = [j for j in parsed.jobs if isinstance(j.data.get("command_id"), str)
-                  and j.data["command_id"] not in commands]  # fmt: skip
+        others = [
+            j
+            for j in parsed.jobs
+            if isinstance(j.data.get("command_id"), str) and j.data["command_id"] not in commands
+        ]
         catalogs = self.jobs.repository_commands
         if others and catalogs is not None:
             forget = getattr(catalogs, "forget", None)
@@ -358,8 +386,12 @@ class ConfigSyncer:
         return {"commands": commands, "metrics": self.jobs.metrics}
 
     async def _unknown_notifiers(self, parsed: ParsedConfig) -> list[ConfigProblem]:
-        wanted = {n for job in parsed.jobs for n in job.data.get("notifier_ids") or []
-                  if isinstance(n, int)}  # fmt: skip
+        wanted = {
+            n
+            for job in parsed.jobs
+            for n in job.data.get("notifier_ids") or []
+            if isinstance(n, int)
+        }
         if not wanted:
             return []
         async with self.db.read() as conn:
@@ -443,17 +475,21 @@ class ConfigSyncer:
                 )
                 await conn.execute(
                     AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
-                        actor=f"config:{repo or claimed.repo_id}", action="config.invalid",
-                        object_type="repository", object_id=str(claimed.repo_id),
-                        repo_id=claimed.repo_id, created_at=now,
+                        actor=f"config:{repo or claimed.repo_id}",
+                        action="config.invalid",
+                        object_type="repository",
+                        object_id=str(claimed.repo_id),
+                        repo_id=claimed.repo_id,
+                        created_at=now,
                         after={"sha": claimed.sha, "error": error, "sync_id": claimed.id},
                     )
-                )  # fmt: skip
+                )
         return kept
 
     def _backoff(self, attempt: int) -> timedelta:
-        cap = min(self.backoff_max.total_seconds(),
-                  self.backoff_base.total_seconds() * 2 ** (attempt - 1))  # fmt: skip
+        cap = min(
+            self.backoff_max.total_seconds(), self.backoff_base.total_seconds() * 2 ** (attempt - 1)
+        )
         return timedelta(seconds=random.uniform(cap / 2, cap))
 
 

@@ -184,6 +184,7 @@ class Dashboard:
             csrf=ctx.session.csrf if ctx is not None else values.pop("csrf", ""),
             csrf_field=CSRF_FIELD,
             notice=notice,
+            setup_problem=ctx.state.settings.github_app_problem() if ctx is not None else None,
             now=now,
             rel=(lambda moment: describe.relative(moment, now)) if now else describe.absolute,
             **values,
@@ -284,7 +285,8 @@ def with_notice(location: str, message: str) -> str:
 
 def here(request: Request) -> str:
     """This page's address without the fragment and notice parameters (to come back to)."""
-    pairs = [(k, v) for k, v in request.query_params.multi_items()
-             if k not in ("fragment", "notice")]  # fmt: skip
+    pairs = [
+        (k, v) for k, v in request.query_params.multi_items() if k not in ("fragment", "notice")
+    ]
     query = "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs)
     return request.url.path + ("?" + query if query else "")

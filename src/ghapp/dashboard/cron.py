@@ -37,9 +37,10 @@ def cron_preview(expression: str, timezone: str, now: datetime) -> dict[str, Any
             local = moment.astimezone(zone)
             out["next"].append(local.isoformat())
             out["display"].append(
-                local.strftime("%a %Y-%m-%d %H:%M ") + (local.tzname() or timezone)
+                local.strftime("%a %Y-%m-%d %H:%M ")
+                + (local.tzname() or timezone)
                 + ("" if timezone == "UTC" else moment.strftime(" (%H:%M UTC)"))
-            )  # fmt: skip
+            )
     except InvalidSchedule as exc:
         out.update(description=None, next=[], display=[], error=str(exc))
     return out

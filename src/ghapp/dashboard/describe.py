@@ -82,8 +82,12 @@ def describe_target(job: Any) -> str:
         work = job.command_id
     else:  # a job without a command has a custom prompt (JobSpec sees to it)
         work = "custom prompt" if job.runner == "claude" else f"custom prompt ({job.runner})"
-    target = {"issues": "issues", "prs": "pull requests", "codebase": "the codebase",
-              "custom": "custom"}.get(job.target_type, job.target_type)  # fmt: skip
+    target = {
+        "issues": "issues",
+        "prs": "pull requests",
+        "codebase": "the codebase",
+        "custom": "custom",
+    }.get(job.target_type, job.target_type)
     text = f"{work} on {target}" if job.target_type != "custom" else work
     if job.filter_query:
         text += f" matching {job.filter_query}"
@@ -148,13 +152,19 @@ def event_line(event: Any) -> str:
     kind = event.get("type") or event.get("kind") or event.get("event") or "event"
     at = event.get("at") or event.get("time") or event.get("timestamp") or ""
     text = next(
-        (event[key] for key in ("text", "message", "summary", "tool", "name", "subtype")
-         if isinstance(event.get(key), str) and event[key]),
+        (
+            event[key]
+            for key in ("text", "message", "summary", "tool", "name", "subtype")
+            if isinstance(event.get(key), str) and event[key]
+        ),
         None,
-    )  # fmt: skip
+    )
     if text is None:
-        rest = {key: value for key, value in event.items()
-                if key not in ("type", "kind", "event", "at", "time", "timestamp")}  # fmt: skip
+        rest = {
+            key: value
+            for key, value in event.items()
+            if key not in ("type", "kind", "event", "at", "time", "timestamp")
+        }
         text = json.dumps(rest, default=str, ensure_ascii=False) if rest else ""
     line = f"{at} {kind}".strip() + (f": {text}" if text else "")
     return line if len(line) <= 500 else line[:499] + "…"

@@ -49,8 +49,12 @@ async def fingerprint(ctx: Ctx) -> str:
         version = await conn.scalar(
             select(SchedulerState.value).where(SchedulerState.key == JOBS_VERSION)
         )
-    parts = [newest or 0, *counts.get("queued", (0, 0)), *counts.get("running", (0, 0)),
-             version or 0]  # fmt: skip
+    parts = [
+        newest or 0,
+        *counts.get("queued", (0, 0)),
+        *counts.get("running", (0, 0)),
+        version or 0,
+    ]
     return ".".join(str(part) for part in parts)
 
 
@@ -80,8 +84,11 @@ async def events(ctx: Ctx) -> Response:
     async def wake_or_wait(seconds: float) -> None:
         """Sleep up to ``seconds``; wake early when this process queues runs or changes jobs.
         (An event someone left set would wake every time: then simply sleep.)"""
-        watched = [event for event in (signals.work_available, signals.scheduler_wake)
-                   if not event.is_set()]  # fmt: skip
+        watched = [
+            event
+            for event in (signals.work_available, signals.scheduler_wake)
+            if not event.is_set()
+        ]
         if not watched:
             await asyncio.sleep(seconds)
             return

@@ -18,62 +18,170 @@ from ghapp.jobs.spec import EventTrigger
 
 # Fields sent as they are (text, selects); "" means "not set" for the optional ones.
 TEXT_FIELDS = (
-    "name", "description", "status", "task_type", "cron_expression", "timezone",
-    "target_type", "filter_query", "command_id", "custom_prompt", "runner", "shell_command",
-    "permission_mode", "model", "append_system_prompt", "report", "concurrency_policy",
-)  # fmt: skip
-REQUIRED_TEXT = frozenset({"name", "status", "task_type", "timezone", "target_type", "runner",
-                           "report", "concurrency_policy"})  # fmt: skip
-NUMBER_FIELDS = ("interval_minutes", "max_items", "max_turns", "misfire_grace_seconds",
-                 "timeout_seconds", "max_retries")  # fmt: skip
+    "name",
+    "description",
+    "status",
+    "task_type",
+    "cron_expression",
+    "timezone",
+    "target_type",
+    "filter_query",
+    "command_id",
+    "custom_prompt",
+    "runner",
+    "shell_command",
+    "permission_mode",
+    "model",
+    "append_system_prompt",
+    "report",
+    "concurrency_policy",
+)
+REQUIRED_TEXT = frozenset(
+    {
+        "name",
+        "status",
+        "task_type",
+        "timezone",
+        "target_type",
+        "runner",
+        "report",
+        "concurrency_policy",
+    }
+)
+NUMBER_FIELDS = (
+    "interval_minutes",
+    "max_items",
+    "max_turns",
+    "misfire_grace_seconds",
+    "timeout_seconds",
+    "max_retries",
+)
 OPTIONAL_NUMBERS = frozenset({"interval_minutes", "max_turns"})
 CHECKBOXES = ("after_only_on_success", "notify_on_success", "notify_on_failure")
 LINE_LISTS = ("command_triggers", "allowed_tools", "disallowed_tools")
-THRESHOLD_FIELDS = ("metric", "operator", "value", "check_cron", "check_interval_minutes",
-                    "cooldown_minutes", "filter_query", "stale_days")  # fmt: skip
+THRESHOLD_FIELDS = (
+    "metric",
+    "operator",
+    "value",
+    "check_cron",
+    "check_interval_minutes",
+    "cooldown_minutes",
+    "filter_query",
+    "stale_days",
+)
 PRESETS = (
     ("0 9 * * 1-5", "Weekdays at 9am"),
     ("0 * * * *", "Every hour"),
     ("0 0 * * *", "Every day at midnight"),
     ("0 9 * * 1", "Mondays at 9am"),
 )
-TASK_TYPES = (("custom", "Custom"), ("analyze", "Analyze"), ("optimize", "Optimize"),
-              ("health_check", "Health check"))  # fmt: skip
-TARGET_TYPES = (("issues", "Issues"), ("prs", "Pull requests"), ("codebase", "Codebase"),
-                ("custom", "Custom (no items)"))  # fmt: skip
+TASK_TYPES = (
+    ("custom", "Custom"),
+    ("analyze", "Analyze"),
+    ("optimize", "Optimize"),
+    ("health_check", "Health check"),
+)
+TARGET_TYPES = (
+    ("issues", "Issues"),
+    ("prs", "Pull requests"),
+    ("codebase", "Codebase"),
+    ("custom", "Custom (no items)"),
+)
 # Every form field, in page order: where a message about the job as a whole is placed.
 FORM_FIELDS = (
-    "name", "description", "status", "task_type", "repo_selection", "installation_id", "repo_id",
-    "repo_ids", "cron_expression", "timezone", "interval_minutes", "threshold_metric",
-    "threshold_operator", "threshold_value", "threshold_check_cron",
-    "threshold_check_interval_minutes", "threshold_cooldown_minutes", "threshold_filter_query",
-    "threshold_stale_days", "event_triggers", "command_triggers", "after_job_id",
-    "after_only_on_success", "target_type", "filter_query", "command_id", "custom_prompt",
-    "max_items", "runner", "shell_command", "permission_mode", "allowed_tools",
-    "disallowed_tools", "max_turns", "model", "append_system_prompt", "task_config", "report",
-    "notify_on_success", "notify_on_failure", "notifier_ids", "concurrency_policy",
-    "misfire_grace_seconds", "timeout_seconds", "max_retries",
-)  # fmt: skip
+    "name",
+    "description",
+    "status",
+    "task_type",
+    "repo_selection",
+    "installation_id",
+    "repo_id",
+    "repo_ids",
+    "cron_expression",
+    "timezone",
+    "interval_minutes",
+    "threshold_metric",
+    "threshold_operator",
+    "threshold_value",
+    "threshold_check_cron",
+    "threshold_check_interval_minutes",
+    "threshold_cooldown_minutes",
+    "threshold_filter_query",
+    "threshold_stale_days",
+    "event_triggers",
+    "command_triggers",
+    "after_job_id",
+    "after_only_on_success",
+    "target_type",
+    "filter_query",
+    "command_id",
+    "custom_prompt",
+    "max_items",
+    "runner",
+    "shell_command",
+    "permission_mode",
+    "allowed_tools",
+    "disallowed_tools",
+    "max_turns",
+    "model",
+    "append_system_prompt",
+    "task_config",
+    "report",
+    "notify_on_success",
+    "notify_on_failure",
+    "notifier_ids",
+    "concurrency_policy",
+    "misfire_grace_seconds",
+    "timeout_seconds",
+    "max_retries",
+)
 _DEFAULT_EVENT = EventTrigger(event="issues").model_dump(exclude={"event"})
 
 
 def blank_values() -> dict[str, Any]:
     """A new job's form: JobSpec's defaults."""
     return {
-        "name": "", "description": "", "status": "active", "task_type": "custom",
-        "repo_selection": "one", "installation_id": "", "repo_id": "", "repo_ids": [],
-        "cron_expression": "", "timezone": "UTC", "interval_minutes": "",
+        "name": "",
+        "description": "",
+        "status": "active",
+        "task_type": "custom",
+        "repo_selection": "one",
+        "installation_id": "",
+        "repo_id": "",
+        "repo_ids": [],
+        "cron_expression": "",
+        "timezone": "UTC",
+        "interval_minutes": "",
         **{f"threshold_{name}": "" for name in THRESHOLD_FIELDS},
-        "threshold_cooldown_minutes": "0", "threshold_stale_days": "14",
-        "event_triggers": "", "command_triggers": "", "after_job_id": "",
-        "after_only_on_success": True, "target_type": "issues", "filter_query": "",
-        "command_id": "", "custom_prompt": "", "max_items": "10", "runner": "claude",
-        "shell_command": "", "permission_mode": "", "allowed_tools": "", "disallowed_tools": "",
-        "max_turns": "", "model": "", "append_system_prompt": "", "task_config": "",
-        "report": "comment", "notify_on_success": False, "notify_on_failure": True,
-        "notifier_ids": [], "concurrency_policy": "skip", "misfire_grace_seconds": "3600",
-        "timeout_seconds": "900", "max_retries": "2",
-    }  # fmt: skip
+        "threshold_cooldown_minutes": "0",
+        "threshold_stale_days": "14",
+        "event_triggers": "",
+        "command_triggers": "",
+        "after_job_id": "",
+        "after_only_on_success": True,
+        "target_type": "issues",
+        "filter_query": "",
+        "command_id": "",
+        "custom_prompt": "",
+        "max_items": "10",
+        "runner": "claude",
+        "shell_command": "",
+        "permission_mode": "",
+        "allowed_tools": "",
+        "disallowed_tools": "",
+        "max_turns": "",
+        "model": "",
+        "append_system_prompt": "",
+        "task_config": "",
+        "report": "comment",
+        "notify_on_success": False,
+        "notify_on_failure": True,
+        "notifier_ids": [],
+        "concurrency_policy": "skip",
+        "misfire_grace_seconds": "3600",
+        "timeout_seconds": "900",
+        "max_retries": "2",
+    }
 
 
 def job_values(job: Any) -> dict[str, Any]:
@@ -227,10 +335,18 @@ def _threshold(values: dict[str, Any]) -> dict[str, Any] | None:
     given = {name: values[f"threshold_{name}"].strip() for name in THRESHOLD_FIELDS}
     if not given["metric"]:
         return None
-    threshold: dict[str, Any] = {"metric": given["metric"], "operator": given["operator"] or None,
-                                 "value": given["value"] or None}  # fmt: skip
-    for name in ("check_cron", "check_interval_minutes", "cooldown_minutes", "filter_query",
-                 "stale_days"):  # fmt: skip
+    threshold: dict[str, Any] = {
+        "metric": given["metric"],
+        "operator": given["operator"] or None,
+        "value": given["value"] or None,
+    }
+    for name in (
+        "check_cron",
+        "check_interval_minutes",
+        "cooldown_minutes",
+        "filter_query",
+        "stale_days",
+    ):
         if given[name]:
             threshold[name] = given[name]
     return threshold

@@ -162,13 +162,22 @@ async def _form(
     jobs_query = await scoped(select(Job.id, Job.name), Job.repo_id, ctx.principal, db)
     async with db.read() as conn:
         repos = list(await conn.execute(repos_query.order_by(Repository.full_name)))
-        jobs = [row for row in await conn.execute(jobs_query.order_by(Job.name))
-                if job is None or row.id != job.id]  # fmt: skip
+        jobs = [
+            row
+            for row in await conn.execute(jobs_query.order_by(Job.name))
+            if job is None or row.id != job.id
+        ]
         installations = (
-            list(await conn.execute(select(Installation.id, Installation.account_login)
-                                    .order_by(Installation.account_login)))
-            if ctx.principal.is_admin else []
-        )  # fmt: skip
+            list(
+                await conn.execute(
+                    select(Installation.id, Installation.account_login).order_by(
+                        Installation.account_login
+                    )
+                )
+            )
+            if ctx.principal.is_admin
+            else []
+        )
     if fresh and not values["repo_id"] and len(repos) == 1:
         values["repo_id"] = str(repos[0].id)  # the only choice
     commands: dict[str, list[tuple[str, str]]] = {}
@@ -220,8 +229,9 @@ async def _commands(
     current = values["command_id"]
     if current and current not in builtins and current not in own:
         own[current] = frozenset()  # the job's own choice stays choosable
-    listed += [(command_id, targets, f"{command_id} (repository)")
-               for command_id, targets in own.items()]  # fmt: skip
+    listed += [
+        (command_id, targets, f"{command_id} (repository)") for command_id, targets in own.items()
+    ]
     return sorted(listed)
 
 

@@ -35,9 +35,12 @@ def login_routes(dashboard: Dashboard) -> tuple:  # type: ignore[type-arg]
         next_path = safe_next(form.get("next"))
         expected = dashboard.signer(state).loads(request.cookies.get(LOGIN_COOKIE))
         if not isinstance(expected, str) or not csrf_matches(expected, form.get(CSRF_FIELD)):
-            return _form(request, next_path, status=403,
-                         error="The sign-in form expired or did not come from this server. "
-                               "Try again.")  # fmt: skip
+            return _form(
+                request,
+                next_path,
+                status=403,
+                error="The sign-in form expired or did not come from this server. Try again.",
+            )
         session = await sign_in(state, form.get("token"), now=state.clock.now().timestamp())
         if session is None:
             return _form(request, next_path, status=401, error="Unknown or revoked token.")
@@ -62,15 +65,21 @@ def login_routes(dashboard: Dashboard) -> tuple:  # type: ignore[type-arg]
         if session is not None and not csrf_matches(session.csrf, given):
             return Response("CSRF check failed", status_code=403, media_type="text/plain")
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
-                               secure=dashboard.secure_cookies(state))  # fmt: skip
+        response.delete_cookie(
+            SESSION_COOKIE,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=dashboard.secure_cookies(state),
+        )
         return response
 
     def _form(request: Request, next_path: str, error: str | None, status: int) -> Response:
         state = request.app.state.ghapp
         token = secrets.token_urlsafe(24)
-        response = dashboard.render(request, "login.html", status, None, csrf=token,
-                                    next=next_path, error=error)  # fmt: skip
+        response = dashboard.render(
+            request, "login.html", status, None, csrf=token, next=next_path, error=error
+        )
         response.set_cookie(
             LOGIN_COOKIE,
             dashboard.signer(state).dumps(token),

@@ -122,10 +122,11 @@ def _inline(text: str) -> str:
 
     text = _LINK.sub(link, text)
     text = _BARE_URL.sub(
-        lambda m: hold(f'<a href="{m.group(1)}" rel="nofollow noopener noreferrer">'
-                       f"{m.group(1)}</a>"),
+        lambda m: hold(
+            f'<a href="{m.group(1)}" rel="nofollow noopener noreferrer">{m.group(1)}</a>'
+        ),
         text,
-    )  # fmt: skip
+    )
     text = _BOLD.sub(r"<strong>\1</strong>", text)
     text = _ITALIC.sub(r"<em>\1</em>", text)
     return re.sub("\x00(\\d+)\x00", lambda m: held[int(m.group(1))], text)

@@ -20,10 +20,24 @@ from ghapp.dashboard.forms import named_field
 from ghapp.db.models import Notifier, Repository
 from ghapp.notify.spec import DEFAULT_EVENTS, EVENTS
 
-TYPES = (("slack", "Slack"), ("discord", "Discord"), ("n8n", "n8n"), ("generic", "Generic webhook"),
-         ("email", "E-mail"))  # fmt: skip
-FIELDS = ("name", "description", "type", "url", "recipients", "secret", "event_types",
-          "repo_ids", "enabled")  # fmt: skip
+TYPES = (
+    ("slack", "Slack"),
+    ("discord", "Discord"),
+    ("n8n", "n8n"),
+    ("generic", "Generic webhook"),
+    ("email", "E-mail"),
+)
+FIELDS = (
+    "name",
+    "description",
+    "type",
+    "url",
+    "recipients",
+    "secret",
+    "event_types",
+    "repo_ids",
+    "enabled",
+)
 RESPONSE_SHOWN = 500
 
 
@@ -41,9 +55,16 @@ async def notifier_list(ctx: Ctx) -> Response:
 
 async def new_notifier(ctx: Ctx) -> Response:
     values = {
-        "name": "", "description": "", "type": "generic", "url": "", "recipients": "",
-        "secret": "", "event_types": list(DEFAULT_EVENTS), "repo_ids": [], "enabled": True,
-    }  # fmt: skip
+        "name": "",
+        "description": "",
+        "type": "generic",
+        "url": "",
+        "recipients": "",
+        "secret": "",
+        "event_types": list(DEFAULT_EVENTS),
+        "repo_ids": [],
+        "enabled": True,
+    }
     return await _form(ctx, values, {}, row=None)
 
 
@@ -91,8 +112,7 @@ async def update_notifier(ctx: Ctx) -> Response:
             errors = _errors(exc)
         else:
             return ctx.done(f"Saved the notifier “{row.name}”.", f"/notifiers#notifier-{row.id}")
-    return await _form(ctx, values, errors, row=row, view=ctx.state.notifiers.view(row),
-                       status=422)  # fmt: skip
+    return await _form(ctx, values, errors, row=row, view=ctx.state.notifiers.view(row), status=422)
 
 
 async def test_notifier(ctx: Ctx) -> Response:
@@ -169,8 +189,13 @@ async def _check_scope(ctx: Ctx, repo_ids: list[int], errors: dict[str, str]) ->
 
 def _view(ctx: Ctx, row: Notifier) -> dict[str, Any]:
     view = ctx.state.notifiers.view(row)
-    return {**view, "id": row.id, "failure_count": row.failure_count,
-            "last_used_at": row.last_used_at, "created_at": row.created_at}  # fmt: skip
+    return {
+        **view,
+        "id": row.id,
+        "failure_count": row.failure_count,
+        "last_used_at": row.last_used_at,
+        "created_at": row.created_at,
+    }
 
 
 def _values(ctx: Ctx) -> dict[str, Any]:
@@ -207,8 +232,9 @@ def _data(
             errors["repo_ids"] = f"{text!r} is not a repository id"
     data["repo_ids"] = repo_ids
     url = values["url"].strip()
-    recipients = [a.strip() for a in values["recipients"].replace(",", "\n").splitlines()
-                  if a.strip()]  # fmt: skip
+    recipients = [
+        a.strip() for a in values["recipients"].replace(",", "\n").splitlines() if a.strip()
+    ]
     changed_kind = existing is not None and existing.type != data["type"]
     if data["type"] == "email":
         if recipients or existing is None or changed_kind:
@@ -248,9 +274,19 @@ async def _form(
     view: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
-    query = await scoped(select(Repository.id, Repository.full_name), Repository.id,
-                         ctx.principal, ctx.state.db)  # fmt: skip
+    query = await scoped(
+        select(Repository.id, Repository.full_name), Repository.id, ctx.principal, ctx.state.db
+    )
     async with ctx.state.db.read() as conn:
         repos = list(await conn.execute(query.order_by(Repository.full_name)))
-    return ctx.render("notifier_form.html", code=status, row=row, view=view, values=values,
-                      errors=errors, repos=repos, types=TYPES, events=EVENTS)  # fmt: skip
+    return ctx.render(
+        "notifier_form.html",
+        code=status,
+        row=row,
+        view=view,
+        values=values,
+        errors=errors,
+        repos=repos,
+        types=TYPES,
+        events=EVENTS,
+    )

@@ -29,12 +29,28 @@ from ghapp.db.models import Job, Run, RunStatus
 
 TODAY_PAGE = 500
 ROW_COLUMNS = (
-    Job.id, Job.name, Job.status, Job.source, Job.repo_id, Job.installation_id,
-    Job.repo_selection, Job.cron_expression, Job.timezone, Job.interval_minutes, Job.threshold,
-    Job.event_triggers, Job.command_triggers, Job.after_job_id, Job.after_only_on_success,
-    Job.target_type, Job.filter_query, Job.command_id, Job.runner, Job.shell_command,
+    Job.id,
+    Job.name,
+    Job.status,
+    Job.source,
+    Job.repo_id,
+    Job.installation_id,
+    Job.repo_selection,
+    Job.cron_expression,
+    Job.timezone,
+    Job.interval_minutes,
+    Job.threshold,
+    Job.event_triggers,
+    Job.command_triggers,
+    Job.after_job_id,
+    Job.after_only_on_success,
+    Job.target_type,
+    Job.filter_query,
+    Job.command_id,
+    Job.runner,
+    Job.shell_command,
     Job.next_run_at,
-)  # fmt: skip
+)
 
 
 async def overview(ctx: Ctx) -> Response:

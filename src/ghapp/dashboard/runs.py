@@ -74,8 +74,9 @@ async def run_detail(ctx: Ctx) -> Response:
     run = await _run(ctx)
     sessions = (await sessions_of(ctx.state.db, [run.id])).get(run.id, [])
     async with ctx.state.db.read() as conn:
-        job = (await conn.execute(select(Job.id, Job.name, Job.source)
-                                  .where(Job.id == run.job_id))).first()  # fmt: skip
+        job = (
+            await conn.execute(select(Job.id, Job.name, Job.source).where(Job.id == run.job_id))
+        ).first()
     repos = await repo_names(ctx.state.db, [run])
     values: dict[str, Any] = {
         "run": run,
@@ -86,8 +87,7 @@ async def run_detail(ctx: Ctx) -> Response:
     }
     if fragment:
         return ctx.render("run_live.html", **values)
-    return ctx.render("run.html", live_url=f"/runs/{run.id}?fragment=detail", since=since,
-                      **values)  # fmt: skip
+    return ctx.render("run.html", live_url=f"/runs/{run.id}?fragment=detail", since=since, **values)
 
 
 async def retry_run(ctx: Ctx) -> Response:
@@ -96,8 +96,9 @@ async def retry_run(ctx: Ctx) -> Response:
         new_id = await ctx.state.jobs.retry(run.id, actor=ctx.actor)
     except RunConflict as exc:
         raise PageError(409, str(exc)) from None
-    return ctx.done(f"Queued run {new_id}, a retry of run {run.id}.", f"/runs/{new_id}",
-                    run_id=new_id)  # fmt: skip
+    return ctx.done(
+        f"Queued run {new_id}, a retry of run {run.id}.", f"/runs/{new_id}", run_id=new_id
+    )
 
 
 async def cancel_run(ctx: Ctx) -> Response:

@@ -45,8 +45,13 @@ class DashboardSession:
     admin_mark: str | None = None  # which admin token signed in (a digest of its hash)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"w": self.who, "t": self.token_id, "e": self.expires, "c": self.csrf,
-                "a": self.admin_mark}  # fmt: skip
+        return {
+            "w": self.who,
+            "t": self.token_id,
+            "e": self.expires,
+            "c": self.csrf,
+            "a": self.admin_mark,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> DashboardSession | None:

@@ -20,14 +20,12 @@ from ghapp.signals import Signals
 
 log = logging.getLogger("ghapp.wakeups")
 
-CHANNELS = {"runs": "ghapp_runs", "jobs": "ghapp_jobs"}
+CHANNELS = {"runs": "ghapp_runs", "jobs": "ghapp_jobs", "cancels": "ghapp_cancels"}
 RECONNECT_MAX_S = 30.0
 
 
 def asyncpg_dsn(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(
-        hide_password=False
-    )
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class PgWakeups:
@@ -82,6 +80,9 @@ class PgWakeups:
         # Set the events directly: Signals' own methods would publish again (a loop).
         if channel == CHANNELS["runs"]:
             self.signals.work_available.set()
+        elif channel == CHANNELS["cancels"]:
+            self.signals.cancel_requested.set()
+            self.signals.work_available.set()
         elif channel == CHANNELS["jobs"]:
             self.signals.scheduler_wake.set()
             for callback in self.signals.jobs_changed:
@@ -107,5 +108,6 @@ class PgWakeups:
             # Missed wake-ups while disconnected: wake everyone once, then poll as usual.
             self.signals.work_available.set()
             self.signals.scheduler_wake.set()
+            self.signals.cancel_requested.set()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)

@@ -150,10 +150,16 @@ async def _create_jobs(state: Any) -> None:
         {**base, "name": "/triage", "command_triggers": ["/triage"]}, actor="demo"
     )
     cron = await state.jobs.create(
-        {"repo_id": REPO_ID, "name": "Health check every minute", "cron_expression": "* * * * *",
-         "target_type": "codebase", "command_id": "codebase/health-check", "report": "none"},
+        {
+            "repo_id": REPO_ID,
+            "name": "Health check every minute",
+            "cron_expression": "* * * * *",
+            "target_type": "codebase",
+            "command_id": "codebase/health-check",
+            "report": "none",
+        },
         actor="demo",
-    )  # fmt: skip
+    )
     # So the demo need not wait for the next minute: treat this minute's occurrence, which
     # passed seconds ago, as missed. The scheduler fires a missed occurrence within the
     # job's misfire grace at once, as it does after any downtime.
@@ -171,8 +177,9 @@ async def _send_commands(
         table.add_column(column)
     failures = 0
     opened = (PAYLOADS / "issues.opened.json").read_bytes()
-    response = await client.post("/webhooks/github", content=opened,
-                                 headers=delivery_headers("issues", opened, secret))  # fmt: skip
+    response = await client.post(
+        "/webhooks/github", content=opened, headers=delivery_headers("issues", opened, secret)
+    )
     failures += _row(table, "issue #1 opened", "issues", response, 202)
     for login, text in (("maintainer", "/triage focus on the README"), ("visitor", "/triage")):
         posted = github.add_comment(REPO, 1, text, user=login)
@@ -218,8 +225,14 @@ async def _show(settings: Settings, github: GitHubStandIn, console: Console) -> 
     per_run = {r.id: [s for s in sessions if s.run_id == r.id] for r in runs}
     for run in runs:
         note = (run.error or "").splitlines()[0] if run.error else ""
-        table.add_row(str(run.id), run.trigger_type, run.status, str(len(per_run[run.id])),
-                      f"${run.cost_usd:.4f}", note[:70])  # fmt: skip
+        table.add_row(
+            str(run.id),
+            run.trigger_type,
+            run.status,
+            str(len(per_run[run.id])),
+            f"${run.cost_usd:.4f}",
+            note[:70],
+        )
     console.print(table)
     console.print("[bold]Comments on issue #1 at the GitHub stand-in[/]:")
     for comment in github.comments_on(REPO, 1):
@@ -230,8 +243,12 @@ async def _show(settings: Settings, github: GitHubStandIn, console: Console) -> 
 def _row(table: Table, what: str, event: str, response: httpx.Response, expected: int) -> int:
     ok = response.status_code == expected
     answer = response.json()
-    table.add_row(what, event, f"[{'green' if ok else 'red'}]{response.status_code}[/]",
-                  str(answer.get("status") or answer.get("error", "")))  # fmt: skip
+    table.add_row(
+        what,
+        event,
+        f"[{'green' if ok else 'red'}]{response.status_code}[/]",
+        str(answer.get("status") or answer.get("error", "")),
+    )
     return 0 if ok else 1
 
 

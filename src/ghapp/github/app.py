@@ -58,10 +58,14 @@ class GitHubApp:
     # -- identities --------------------------------------------------------------------
 
     def jwt(self) -> str:
-        pem = self.settings.private_key_pem()
-        if self.settings.app_id is None or pem is None:
-            raise NotConfigured("GHAPP_APP_ID and GHAPP_PRIVATE_KEY(_PATH) are needed")
-        return apps.get_jwt(app_id=str(self.settings.app_id), private_key=pem)
+        return apps.get_jwt(app_id=str(self.settings.app_id), private_key=self._private_key())
+
+    def _private_key(self) -> str:
+        problem = self.settings.github_app_problem()
+        pem = None if problem else self.settings.private_key_pem()
+        if problem or pem is None:
+            raise NotConfigured(problem or "the GitHub App is not configured")
+        return pem
 
     def as_app(self) -> GitHubAPI:
         """A client that authenticates as the app itself (pass ``jwt=app.jwt()``)."""
@@ -96,9 +100,7 @@ class GitHubApp:
     # -- internals ---------------------------------------------------------------------
 
     async def _new_token(self, installation_id: int) -> InstallationToken:
-        pem = self.settings.private_key_pem()
-        if self.settings.app_id is None or pem is None:
-            raise NotConfigured("GHAPP_APP_ID and GHAPP_PRIVATE_KEY(_PATH) are needed")
+        pem = self._private_key()
         data: dict[str, Any] = await apps.get_installation_access_token(
             self.as_app(),
             installation_id=str(installation_id),

@@ -119,9 +119,13 @@ class RetryTransport(httpx.AsyncBaseTransport):
     async def _sleep(self, request: httpx.Request, seconds: float, reason: str) -> None:
         log.warning(
             "github retry",
-            extra={"method": request.method, "path": request.url.path, "reason": reason,
-                   "wait_s": round(seconds, 3)},
-        )  # fmt: skip
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "reason": reason,
+                "wait_s": round(seconds, 3),
+            },
+        )
         await self.clock.sleep_until(self.clock.now() + timedelta(seconds=seconds), self._never)
 
 

@@ -96,7 +96,9 @@ class JobService:
         """Built-ins, plus the repository's own ``.claude/commands`` when the job names one."""
         command_id, repo_id = data.get("command_id"), data.get("repo_id")
         if (
-            self.repository_commands is None or not command_id or command_id in self.commands
+            self.repository_commands is None
+            or not command_id
+            or command_id in self.commands
             or not isinstance(repo_id, int)
         ):
             return self.commands
@@ -165,6 +167,7 @@ class JobService:
             await session.delete(job)
             await bump_jobs_version(session, now)
         self.signals.job_changed()
+        self.signals.run_cancel_requested()
 
     async def run_now(
         self, job_id: int, actor: str, trigger_type: str = TriggerType.manual.value
@@ -187,9 +190,16 @@ class JobService:
             job.run_count += 1
             await session.flush()
             session.add(
-                AuditEntry(actor=actor, action="job.run", object_type="job", object_id=str(job.id),
-                           repo_id=job.repo_id, after={"run_id": run.id}, created_at=now)
-            )  # fmt: skip
+                AuditEntry(
+                    actor=actor,
+                    action="job.run",
+                    object_type="job",
+                    object_id=str(job.id),
+                    repo_id=job.repo_id,
+                    after={"run_id": run.id},
+                    created_at=now,
+                )
+            )
         self.signals.runs_queued()
         assert run.id is not None
         return run.id
@@ -204,12 +214,18 @@ class JobService:
             if old.status in UNFINISHED:
                 raise RunConflict(f"run {run_id} is still {old.status}")
             run = Run(
-                job_id=old.job_id, repo_id=old.repo_id, installation_id=old.installation_id,
-                trigger_type=TriggerType.retry.value, item=old.item, retry_of_id=old.id,
+                job_id=old.job_id,
+                repo_id=old.repo_id,
+                installation_id=old.installation_id,
+                trigger_type=TriggerType.retry.value,
+                item=old.item,
+                retry_of_id=old.id,
                 trigger_detail={**old.trigger_detail, "requested_by": actor, "retry_of": old.id},
-                delivery_id=old.delivery_id, status=RunStatus.queued.value,
-                queued_at=now, run_after=now,
-            )  # fmt: skip
+                delivery_id=old.delivery_id,
+                status=RunStatus.queued.value,
+                queued_at=now,
+                run_after=now,
+            )
             session.add(run)
             await session.flush()
             session.add(_run_audit(actor, "run.retry", old, {"run_id": run.id}, now))
@@ -231,10 +247,10 @@ class JobService:
                 run.status = RunStatus.cancelled.value
                 run.completed_at = now
                 run.error = f"cancelled by {actor}"
-            else:  # the worker running it sees this at its next heartbeat and stops
-                run.cancel_requested_at = now
+            else:  # the worker running it is woken and stops; a dead worker's run is ended
+                run.cancel_requested_at = now  # by the next claim once its lease has lapsed
             session.add(_run_audit(actor, "run.cancel", run, {"status": run.status}, now, before))
-        self.signals.runs_queued()
+        self.signals.run_cancel_requested()
         return run.status
 
     async def _set_status(self, job_id: int, status: JobStatus, actor: str, action: str) -> Job:
@@ -322,9 +338,11 @@ async def bump_jobs_version(session: AsyncSession, now: datetime) -> None:
     stmt = dialect_insert(conn, table).values(key=JOBS_VERSION, value="1", updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"],
-        set_={"value": cast(cast(table.c.value, Integer) + 1, Text),
-              "updated_at": stmt.excluded.updated_at},
-    )  # fmt: skip
+        set_={
+            "value": cast(cast(table.c.value, Integer) + 1, Text),
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
     await conn.execute(stmt)
 
 
@@ -366,8 +384,16 @@ def _run_audit(
     now: datetime,
     before: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    return AuditEntry(actor=actor, action=action, object_type="run", object_id=str(run.id),
-                      repo_id=run.repo_id, before=before, after=after, created_at=now)  # fmt: skip
+    return AuditEntry(
+        actor=actor,
+        action=action,
+        object_type="run",
+        object_id=str(run.id),
+        repo_id=run.repo_id,
+        before=before,
+        after=after,
+        created_at=now,
+    )
 
 
 def mask(values: dict[str, Any] | None) -> dict[str, Any] | None:

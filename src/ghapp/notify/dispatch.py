@@ -72,8 +72,9 @@ class Dispatcher:
                 log.exception("notification round failed")
                 wake = None
             cap = self.clock.now() + POLL
-            await self.clock.sleep_until(min(wake, cap) if wake else cap,
-                                         self.signals.notifications_queued)  # fmt: skip
+            await self.clock.sleep_until(
+                min(wake, cap) if wake else cap, self.signals.notifications_queued
+            )
 
     async def deliver_due(self) -> int:
         """Claim and send every due notification; return how many were attempted."""
@@ -99,21 +100,29 @@ class Dispatcher:
             due = (
                 await conn.execute(
                     select(Notification.id, Notification.status)
-                    .where(Notification.status.in_(("pending", "sending")),
-                           Notification.next_attempt_at <= now)
+                    .where(
+                        Notification.status.in_(("pending", "sending")),
+                        Notification.next_attempt_at <= now,
+                    )
                     .order_by(Notification.next_attempt_at, Notification.id)
                     .limit(BATCH)
                 )
-            ).all()  # fmt: skip
+            ).all()
             claimed = []
             for notification_id, status in due:
                 result = await conn.execute(
                     update(Notification)
-                    .where(Notification.id == notification_id, Notification.status == status,
-                           Notification.next_attempt_at <= now)
-                    .values(status="sending", next_attempt_at=now + CLAIM_FOR,
-                            attempts=Notification.attempts + 1)
-                )  # fmt: skip
+                    .where(
+                        Notification.id == notification_id,
+                        Notification.status == status,
+                        Notification.next_attempt_at <= now,
+                    )
+                    .values(
+                        status="sending",
+                        next_attempt_at=now + CLAIM_FOR,
+                        attempts=Notification.attempts + 1,
+                    )
+                )
                 if result.rowcount == 1:
                     claimed.append(notification_id)
             if not claimed:
@@ -129,9 +138,11 @@ class Dispatcher:
             return
         try:
             attempt = await self.sender.send(
-                notifier.type, self.notifiers.target_of(notifier), row.payload,
+                notifier.type,
+                self.notifiers.target_of(notifier),
+                row.payload,
                 self.notifiers.secret_of(notifier),
-            )  # fmt: skip
+            )
         except Exception as exc:  # a bug or a bad key: recorded, not raised
             log.exception("notification send failed", extra={"notification_id": row.id})
             attempt = Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], 0)
@@ -143,10 +154,17 @@ class Dispatcher:
 
     async def _record(self, row: Any, notifier: Any, attempt: Attempt) -> None:
         now = self.clock.now()
-        entry = {"at": now.isoformat(), "status_code": attempt.status_code,
-                 "error": attempt.error, "duration_ms": attempt.duration_ms}  # fmt: skip
-        values: dict[str, Any] = {"http_status": attempt.status_code, "error": attempt.error,
-                                  "attempt_log": [*row.attempt_log, entry]}  # fmt: skip
+        entry = {
+            "at": now.isoformat(),
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "duration_ms": attempt.duration_ms,
+        }
+        values: dict[str, Any] = {
+            "http_status": attempt.status_code,
+            "error": attempt.error,
+            "attempt_log": [*row.attempt_log, entry],
+        }
         if attempt.ok:
             values.update(status="sent", sent_at=now)
         elif attempt.retryable and row.attempts < self.max_attempts:
@@ -162,44 +180,68 @@ class Dispatcher:
         if self.metrics is not None:
             outcome = {"sent": "sent", "pending": "retry"}.get(values["status"], "failed")
             self.metrics.notifications.labels(notifier.type, outcome).inc()
-        log.info("notification attempt", extra={
-            "notification_id": row.id, "notifier_id": notifier.id, "event": row.event,
-            "ok": attempt.ok, "status_code": attempt.status_code, "attempt": row.attempts,
-            "outcome": values["status"]})  # fmt: skip
+        log.info(
+            "notification attempt",
+            extra={
+                "notification_id": row.id,
+                "notifier_id": notifier.id,
+                "event": row.event,
+                "ok": attempt.ok,
+                "status_code": attempt.status_code,
+                "attempt": row.attempts,
+                "outcome": values["status"],
+            },
+        )
 
     async def _count(self, conn: Any, notifier: Any, ok: bool, now: datetime) -> None:
         """Success resets the failure count; the tenth failure in a row disables."""
         if ok:
-            await conn.execute(update(Notifier).where(Notifier.id == notifier.id)
-                               .values(failure_count=0, last_used_at=now))  # fmt: skip
+            await conn.execute(
+                update(Notifier)
+                .where(Notifier.id == notifier.id)
+                .values(failure_count=0, last_used_at=now)
+            )
             return
-        failures = int(await conn.scalar(
-            update(Notifier).where(Notifier.id == notifier.id)
-            .values(failure_count=Notifier.failure_count + 1, last_used_at=now)
-            .returning(Notifier.failure_count)
-        ) or 0)  # fmt: skip
+        failures = int(
+            await conn.scalar(
+                update(Notifier)
+                .where(Notifier.id == notifier.id)
+                .values(failure_count=Notifier.failure_count + 1, last_used_at=now)
+                .returning(Notifier.failure_count)
+            )
+            or 0
+        )
         if failures >= DISABLE_AFTER and notifier.enabled:
-            await conn.execute(update(Notifier).where(Notifier.id == notifier.id)
-                               .values(enabled=False, updated_at=now))  # fmt: skip
+            await conn.execute(
+                update(Notifier)
+                .where(Notifier.id == notifier.id)
+                .values(enabled=False, updated_at=now)
+            )
             await conn.execute(
                 AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
-                    actor="ghapp", action="notifier.disable", object_type="notifier",
-                    object_id=str(notifier.id), before={"enabled": True},
+                    actor="ghapp",
+                    action="notifier.disable",
+                    object_type="notifier",
+                    object_id=str(notifier.id),
+                    before={"enabled": True},
                     after={"enabled": False, "reason": f"{failures} failed attempts in a row"},
                     created_at=now,
                 )
-            )  # fmt: skip
-            log.warning("notifier disabled", extra={"notifier_id": notifier.id,
-                                                    "failures": failures})  # fmt: skip
+            )
+            log.warning(
+                "notifier disabled", extra={"notifier_id": notifier.id, "failures": failures}
+            )
 
     async def _give_up(self, row: Any, reason: str) -> None:
         async with self.db.write() as conn:
-            await conn.execute(update(Notification).where(Notification.id == row.id)
-                               .values(status="failed", error=reason))  # fmt: skip
+            await conn.execute(
+                update(Notification)
+                .where(Notification.id == row.id)
+                .values(status="failed", error=reason)
+            )
 
     def _delay(self, attempts: int, attempt: Attempt) -> timedelta:
         if attempt.retry_after is not None:
             return timedelta(seconds=min(attempt.retry_after, BACKOFF_MAX.total_seconds()))
-        cap = min(BACKOFF_MAX.total_seconds(),
-                  BACKOFF_BASE.total_seconds() * 2 ** (attempts - 1))  # fmt: skip
+        cap = min(BACKOFF_MAX.total_seconds(), BACKOFF_BASE.total_seconds() * 2 ** (attempts - 1))
         return timedelta(seconds=self.jitter(cap))

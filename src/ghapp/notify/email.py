@@ -36,10 +36,15 @@ class SmtpSettings:
     @classmethod
     def from_settings(cls, settings: Any) -> SmtpSettings:
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        return cls(host=settings.smtp_host, port=settings.smtp_port,
-                   security=settings.smtp_security, username=settings.smtp_username,
-                   password=password, sender=settings.smtp_from,
-                   timeout_s=settings.notify_timeout_seconds)  # fmt: skip
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=password,
+            sender=settings.smtp_from,
+            timeout_s=settings.notify_timeout_seconds,
+        )
 
 
 def build_message(payload: dict[str, Any], recipients: list[str], sender: str) -> EmailMessage:
@@ -71,7 +76,7 @@ def _html(payload: dict[str, Any]) -> str:
         parts.append(f"<p>{html.escape(payload['message'])}</p>")
     if payload.get("url"):
         url = html.escape(payload["url"], quote=True)
-        parts.append(f"<p><a href=\"{url}\">View details</a></p>")
+        parts.append(f'<p><a href="{url}">View details</a></p>')
     return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
 
 
@@ -83,17 +88,26 @@ async def send_email(smtp: SmtpSettings, recipients: list[str], payload: dict[st
     try:
         await asyncio.to_thread(_send, smtp, message)
     except smtplib.SMTPResponseException as exc:
-        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else (
-            str(exc.smtp_error)
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else (str(exc.smtp_error))
         )
-        return Attempt(False, exc.smtp_code, text[:500], f"SMTP {exc.smtp_code}",
-                       _ms(started), retryable=400 <= exc.smtp_code < 500)  # fmt: skip
+        return Attempt(
+            False,
+            exc.smtp_code,
+            text[:500],
+            f"SMTP {exc.smtp_code}",
+            _ms(started),
+            retryable=400 <= exc.smtp_code < 500,
+        )
     except (smtplib.SMTPNotSupportedError, smtplib.SMTPRecipientsRefused) as exc:
         # The server cannot do what we ask (no AUTH, no such mailbox): trying again won't help.
         return Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started))
     except (smtplib.SMTPException, OSError) as exc:
-        return Attempt(False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started),
-                       retryable=True)  # fmt: skip
+        return Attempt(
+            False, None, None, f"{type(exc).__name__}: {exc}"[:300], _ms(started), retryable=True
+        )
     return Attempt(True, 250, "accepted", None, _ms(started))
 
 
@@ -101,8 +115,9 @@ def _send(smtp: SmtpSettings, message: EmailMessage) -> None:
     context = smtp.ssl_context or ssl.create_default_context()
     assert smtp.host is not None
     if smtp.security == "tls":
-        client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_s,
-                                                context=context)  # fmt: skip
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            smtp.host, smtp.port, timeout=smtp.timeout_s, context=context
+        )
     else:
         client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s)
     with client:

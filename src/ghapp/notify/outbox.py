@@ -63,12 +63,20 @@ async def queue_event(
     await conn.execute(
         Notification.__table__.insert(),  # type: ignore[attr-defined]
         [
-            {"notifier_id": notifier_id, "run_id": run.id if run is not None else None,
-             "event": event, "payload": payload, "status": "pending", "attempts": 0,
-             "attempt_log": [], "next_attempt_at": now, "created_at": now}
+            {
+                "notifier_id": notifier_id,
+                "run_id": run.id if run is not None else None,
+                "event": event,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "attempt_log": [],
+                "next_attempt_at": now,
+                "created_at": now,
+            }
             for notifier_id in targets
         ],
-    )  # fmt: skip
+    )
     return len(targets)
 
 
@@ -86,8 +94,12 @@ def run_payload(
     execution = metrics = None
     url = None
     if run is not None:
-        execution = {"id": str(run.id), "status": run.status, "durationMs": run.duration_ms,
-                     "triggerType": run.trigger_type}  # fmt: skip
+        execution = {
+            "id": str(run.id),
+            "status": run.status,
+            "durationMs": run.duration_ms,
+            "triggerType": run.trigger_type,
+        }
         metrics = {
             "projectsProcessed": run.items_processed,
             "issuesFound": run.items_found,
@@ -99,8 +111,9 @@ def run_payload(
         }
         if public_url:
             url = f"{public_url.rstrip('/')}/runs/{run.id}"
-    payload = event_payload(event, now, task=task, execution=execution, metrics=metrics,
-                            message=message, url=url)  # fmt: skip
+    payload = event_payload(
+        event, now, task=task, execution=execution, metrics=metrics, message=message, url=url
+    )
     if extra:
         payload.update(extra)
     return payload
@@ -116,13 +129,19 @@ async def queue_run_end(
     if job is None or event is None:
         return 0
     message = run.error or f"{run.items_processed} of {run.items_found} items processed"
-    queued = await queue_event(conn, event, job, now, run=run, message=message,
-                               public_url=public_url)  # fmt: skip
+    queued = await queue_event(
+        conn, event, job, now, run=run, message=message, public_url=public_url
+    )
     if event == "task_failed" and await _failing_streak(conn, job.id) == HEALTH_ALERT_AFTER:
         queued += await queue_event(
-            conn, "health_alert", job, now, run=run, public_url=public_url,
+            conn,
+            "health_alert",
+            job,
+            now,
+            run=run,
+            public_url=public_url,
             message=f"{job.name} failed {HEALTH_ALERT_AFTER} times in a row: {run.error or ''}",
-        )  # fmt: skip
+        )
     return queued
 
 
@@ -131,12 +150,15 @@ async def _failing_streak(conn: AsyncConnection, job_id: int) -> int:
     statuses = (
         await conn.execute(
             select(Run.status)
-            .where(Run.job_id == job_id, Run.completed_at.is_not(None),
-                   Run.status.in_([*FAILED, RunStatus.completed.value]))
+            .where(
+                Run.job_id == job_id,
+                Run.completed_at.is_not(None),
+                Run.status.in_([*FAILED, RunStatus.completed.value]),
+            )
             .order_by(Run.completed_at.desc(), Run.id.desc())
             .limit(HEALTH_ALERT_AFTER + 1)
         )
-    ).scalars()  # fmt: skip
+    ).scalars()
     streak = 0
     for status in statuses:
         if status not in FAILED:

@@ -30,5 +30,6 @@ class Sender:
     ) -> Attempt:
         if notifier_type == "email":
             return await send_email(self.smtp, target["recipients"], payload)
-        return await deliver(self.client, notifier_type, target["url"], payload, secret,
-                             timeout_s=self.timeout_s)  # fmt: skip
+        return await deliver(
+            self.client, notifier_type, target["url"], payload, secret, timeout_s=self.timeout_s
+        )

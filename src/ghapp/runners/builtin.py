@@ -81,7 +81,13 @@ async def run_builtin(
 
 def _outcome(ok: bool, text: str | None, error: str | None, started: float) -> Outcome:
     return Outcome(
-        ok=ok, status="completed" if ok else "failed", result_text=text, error=error,
-        agent_session_id=None, num_turns=0, cost_usd=0.0,
-        duration_ms=int((time.monotonic() - started) * 1000), exit_code=None,
-    )  # fmt: skip
+        ok=ok,
+        status="completed" if ok else "failed",
+        result_text=text,
+        error=error,
+        agent_session_id=None,
+        num_turns=0,
+        cost_usd=0.0,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        exit_code=None,
+    )

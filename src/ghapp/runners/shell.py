@@ -24,10 +24,16 @@ async def run_shell(
 ) -> Outcome:
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        "/bin/sh", "-c", command, cwd=cwd, env=session_environment(),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        "/bin/sh",
+        "-c",
+        command,
+        cwd=cwd,
+        env=session_environment(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
 
     async def read() -> None:
@@ -56,6 +62,15 @@ async def run_shell(
             status, f"exited with code {exit_code}"
         )
         error = f"{reason}\n{output}".strip()
-        return Outcome(False, "failed" if status == "completed" else status, output, error,
-                       None, 0, 0.0, ms, exit_code)  # fmt: skip
+        return Outcome(
+            False,
+            "failed" if status == "completed" else status,
+            output,
+            error,
+            None,
+            0,
+            0.0,
+            ms,
+            exit_code,
+        )
     return Outcome(True, "completed", f"```\n{output}\n```", None, None, 0, 0.0, ms, exit_code)

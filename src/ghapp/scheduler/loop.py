@@ -118,6 +118,7 @@ class Scheduler:
             busy = await _active_runs(conn, [f.job_id for f in firings])
             by_id = {job.id: job for job in jobs}
             run_rows, check_rows = [], []
+            cancelling = False
             for firing in firings:
                 if firing.scheduled_for is None:
                     continue
@@ -125,7 +126,9 @@ class Scheduler:
                 if job.threshold:
                     check_rows.append(_check_row(firing))
                 else:
-                    run_rows.append(await _run_row(conn, job, firing, busy.get(job.id, ()), now))
+                    active = busy.get(job.id, [])
+                    cancelling |= job.concurrency_policy == "cancel" and bool(active)
+                    run_rows.append(await _run_row(conn, job, firing, active, now))
             created = await insert_ignoring_conflicts(
                 conn, Run.__table__, run_rows, ("job_id", "scheduled_for")
             )
@@ -134,6 +137,8 @@ class Scheduler:
         self.fired += len(created)
         if created:
             self.signals.runs_queued()
+        if cancelling:
+            self.signals.run_cancel_requested()
         for check_id in checks:
             self.thresholds.start(check_id)
         return len(jobs)
@@ -208,7 +213,7 @@ async def _active_runs(
 
 
 async def _run_row(
-    conn: AsyncConnection, job: Any, firing: Firing, active: Any, now: datetime
+    conn: AsyncConnection, job: Any, firing: Firing, active: list[Any], now: datetime
 ) -> dict[str, Any]:
     """The Run row for a timed firing, shaped by the job's concurrency policy."""
     status, reason = RunStatus.queued.value, None

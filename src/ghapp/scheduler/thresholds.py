@@ -173,8 +173,14 @@ async def _latest_check(conn: AsyncConnection, job_id: int, before: datetime, wh
 async def _queue_alert(conn: AsyncConnection, job: Any, value: float, now: datetime) -> None:
     threshold = job.threshold
     message = f"{threshold['metric']} is {value:g} ({threshold['operator']} {threshold['value']:g})"
-    extra = {"threshold": {"metric": threshold["metric"], "operator": threshold["operator"],
-                           "value": threshold["value"], "measured": value}}  # fmt: skip
+    extra = {
+        "threshold": {
+            "metric": threshold["metric"],
+            "operator": threshold["operator"],
+            "value": threshold["value"],
+            "measured": value,
+        }
+    }
     await queue_event(conn, "threshold_triggered", job, now, message=message, extra=extra)
 
 

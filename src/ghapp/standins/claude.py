@@ -708,9 +708,12 @@ def write_replay_executable(
     python = write_executable(directory)
     out = subprocess.run(  # noqa: S603 (our own executable)
         [str(python), "-p", "ISSUE #0", "--output-format", "stream-json", "--verbose"],
-        cwd=sample, capture_output=True, text=True, check=False,
+        cwd=sample,
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "GHAPP_FAKE_CLAUDE_SCENARIO": scenario},
-    ).stdout  # fmt: skip
+    ).stdout
     session_id = json.loads(out.splitlines()[0])["session_id"]
     template = directory / f"replay-{scenario}.jsonl"
     template.write_text(out.replace(session_id, "@SID@").replace(str(sample), "@CWD@"))

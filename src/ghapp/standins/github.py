@@ -562,9 +562,11 @@ class GitHubStandIn:
         ``issued_at`` (a ``time.time()``, default now); unknown, used or expired: 404."""
         with self._lock:
             self._manifest_codes[code] = _ManifestCode(
-                dict(manifest or {}), owner, owner_type,
+                dict(manifest or {}),
+                owner,
+                owner_type,
                 time.time() if issued_at is None else issued_at,
-            )  # fmt: skip
+            )
 
     # == faults =========================================================================
 
@@ -584,31 +586,51 @@ class GitHubStandIn:
         ``{"message": …}``) instead of the real answer. Faults apply in order given."""
         with self._lock:
             self._faults.append(
-                _Fault(method.upper(), re.compile(path_pattern), status, times,
-                       {k.lower(): v for k, v in (headers or {}).items()}, body)
-            )  # fmt: skip
+                _Fault(
+                    method.upper(),
+                    re.compile(path_pattern),
+                    status,
+                    times,
+                    {k.lower(): v for k, v in (headers or {}).items()},
+                    body,
+                )
+            )
 
     def inject_secondary_rate_limit(
         self, method: str, path_pattern: str, *, retry_after: int = 1, times: int = 1
     ) -> None:
         """GitHub's secondary ("abuse") limit: 403, ``Retry-After``, quota left."""
         self.inject(
-            method, path_pattern, 403, times=times, headers={"retry-after": str(retry_after)},
-            body={"message": "You have exceeded a secondary rate limit. Please wait a few "
-                  "minutes before you try again.", "documentation_url": RATE_DOCS},
-        )  # fmt: skip
+            method,
+            path_pattern,
+            403,
+            times=times,
+            headers={"retry-after": str(retry_after)},
+            body={
+                "message": "You have exceeded a secondary rate limit. Please wait a few "
+                "minutes before you try again.",
+                "documentation_url": RATE_DOCS,
+            },
+        )
 
     def inject_primary_rate_limit(
         self, method: str, path_pattern: str, *, reset_in: int = 60, times: int = 1
     ) -> None:
         """GitHub's primary limit: 403 with ``x-ratelimit-remaining: 0`` and the reset time."""
         self.inject(
-            method, path_pattern, 403, times=times,
-            headers={"x-ratelimit-remaining": "0",
-                     "x-ratelimit-reset": str(int(time.time()) + reset_in)},
-            body={"message": "API rate limit exceeded for installation.",
-                  "documentation_url": RATE_DOCS},
-        )  # fmt: skip
+            method,
+            path_pattern,
+            403,
+            times=times,
+            headers={
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(int(time.time()) + reset_in),
+            },
+            body={
+                "message": "API rate limit exceeded for installation.",
+                "documentation_url": RATE_DOCS,
+            },
+        )
 
     # == tokens =========================================================================
 
@@ -657,8 +679,9 @@ class GitHubStandIn:
         """Every issue and pull request of a repository, by number."""
         with self._lock:
             key = self._repo(full_name)["full_name"].lower()
-            found = sorted((i for (r, _), i in self._issues.items() if r == key),
-                           key=lambda i: i["number"])  # fmt: skip
+            found = sorted(
+                (i for (r, _), i in self._issues.items() if r == key), key=lambda i: i["number"]
+            )
             return [self._issue_obj(i) for i in found]
 
     def find_requests(
@@ -666,10 +689,11 @@ class GitHubStandIn:
     ) -> list[Recorded]:
         """Recorded requests with this method and a path matching ``path_pattern``."""
         return [
-            r for r in list(self.requests)
+            r
+            for r in list(self.requests)
             if (method is None or r.method == method.upper())
             and (path_pattern is None or re.search(path_pattern, r.path))
-        ]  # fmt: skip
+        ]
 
     # == request handling ===============================================================
 
@@ -711,8 +735,9 @@ class GitHubStandIn:
             reply = _Reply(fault.status, body, dict(fault.headers))
         else:
             try:
-                reply = self._dispatch(method, path, full_path, query_items, parsed, bad_json,
-                                       auth, bucket, origin)  # fmt: skip
+                reply = self._dispatch(
+                    method, path, full_path, query_items, parsed, bad_json, auth, bucket, origin
+                )
             except GitHubError as exc:
                 reply = _Reply(exc.status, exc.body, exc.headers)
         self.requests.append(
@@ -756,10 +781,16 @@ class GitHubStandIn:
         api: str,
     ) -> _Reply:
         if bucket.remaining <= 0:
-            who = (f"installation ID {auth.installation_id}" if auth.installation_id is not None
-                   else "this app" if auth.kind == "app-jwt" else "127.0.0.1")  # fmt: skip
-            raise GitHubError(403, f"API rate limit exceeded for {who}.",
-                              documentation_url=RATE_DOCS)  # fmt: skip
+            who = (
+                f"installation ID {auth.installation_id}"
+                if auth.installation_id is not None
+                else "this app"
+                if auth.kind == "app-jwt"
+                else "127.0.0.1"
+            )
+            raise GitHubError(
+                403, f"API rate limit exceeded for {who}.", documentation_url=RATE_DOCS
+            )
         bucket.remaining -= 1
         for route in self._routes:
             match = route.pattern.fullmatch(path)
@@ -770,14 +801,17 @@ class GitHubStandIn:
         self._authorise(route, auth)
         if bad_json:
             raise GitHubError(400, "Problems parsing JSON")
-        call = _Call(method, full_path, match.groupdict(), dict(query_items), query_items,
-                     parsed, auth, api)  # fmt: skip
+        call = _Call(
+            method, full_path, match.groupdict(), dict(query_items), query_items, parsed, auth, api
+        )
         if route.repo_scope != "none":
             call.repo = self._repo_for(call.params["owner"], call.params["repo"])
             if call.repo is None:
                 raise _not_found()
-            if (route.repo_scope == "installation"
-                    and call.repo["installation_id"] != auth.installation_id):  # fmt: skip
+            if (
+                route.repo_scope == "installation"
+                and call.repo["installation_id"] != auth.installation_id
+            ):
                 raise GitHubError(403, _NOT_ACCESSIBLE)
         return route.handler(call)
 
@@ -822,9 +856,14 @@ class GitHubStandIn:
                 raw,
                 self.public_key,
                 algorithms=["RS256"],
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                         "verify_iss": False, "require": ["iat", "exp", "iss"]},
-            )  # fmt: skip
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_iss": False,
+                    "require": ["iat", "exp", "iss"],
+                },
+            )
         except jwt.PyJWTError:
             return _JWT_UNDECODABLE
         iat, exp, iss = claims["iat"], claims["exp"], claims["iss"]
@@ -894,44 +933,75 @@ class GitHubStandIn:
             ("GET", "/app", self._get_app, "jwt", "none"),
             ("GET", "/app/installations", self._list_installations, "jwt", "none"),
             ("GET", "/app/installations/{id:int}", self._get_installation, "jwt", "none"),
-            ("POST", "/app/installations/{id:int}/access_tokens", self._create_token, "jwt",
-             "none"),
+            (
+                "POST",
+                "/app/installations/{id:int}/access_tokens",
+                self._create_token,
+                "jwt",
+                "none",
+            ),
             ("GET", f"{r}/installation", self._repo_installation, "jwt", "any"),
             # the manifest flow (no credentials)
-            ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "none",
-             "none"),
+            ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "none", "none"),
             # installation (token)
             ("GET", "/installation/repositories", self._installation_repos, "token", "none"),
             ("GET", "/search/issues", self._search_issues, "token", "none"),
             ("GET", r, self._get_repo, "token", "installation"),
             ("POST", f"{r}/issues", self._create_issue, "token", "installation"),
-            ("GET", f"{r}/issues/comments/{{id:int}}", self._get_comment, "token",
-             "installation"),
-            ("PATCH", f"{r}/issues/comments/{{id:int}}", self._update_comment, "token",
-             "installation"),
-            ("POST", f"{r}/issues/comments/{{id:int}}/reactions", self._react_comment, "token",
-             "installation"),
+            ("GET", f"{r}/issues/comments/{{id:int}}", self._get_comment, "token", "installation"),
+            (
+                "PATCH",
+                f"{r}/issues/comments/{{id:int}}",
+                self._update_comment,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/issues/comments/{{id:int}}/reactions",
+                self._react_comment,
+                "token",
+                "installation",
+            ),
             ("GET", f"{r}/issues/{{number:int}}", self._get_issue, "token", "installation"),
-            ("PATCH", f"{r}/issues/{{number:int}}", self._update_issue, "token",
-             "installation"),
-            ("GET", f"{r}/issues/{{number:int}}/comments", self._list_comments, "token",
-             "installation"),
-            ("POST", f"{r}/issues/{{number:int}}/comments", self._create_comment, "token",
-             "installation"),
-            ("POST", f"{r}/issues/{{number:int}}/reactions", self._react_issue, "token",
-             "installation"),
+            ("PATCH", f"{r}/issues/{{number:int}}", self._update_issue, "token", "installation"),
+            (
+                "GET",
+                f"{r}/issues/{{number:int}}/comments",
+                self._list_comments,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/issues/{{number:int}}/comments",
+                self._create_comment,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/issues/{{number:int}}/reactions",
+                self._react_issue,
+                "token",
+                "installation",
+            ),
             ("GET", f"{r}/pulls", self._list_pulls, "token", "installation"),
             ("POST", f"{r}/pulls", self._create_pull, "token", "installation"),
             ("GET", f"{r}/pulls/{{number:int}}", self._get_pull, "token", "installation"),
             ("PATCH", f"{r}/pulls/{{number:int}}", self._update_pull, "token", "installation"),
-            ("GET", f"{r}/pulls/{{number:int}}/files", self._pull_files, "token",
-             "installation"),
-            ("GET", f"{r}/collaborators/{{username}}/permission", self._permission, "token",
-             "installation"),
+            ("GET", f"{r}/pulls/{{number:int}}/files", self._pull_files, "token", "installation"),
+            (
+                "GET",
+                f"{r}/collaborators/{{username}}/permission",
+                self._permission,
+                "token",
+                "installation",
+            ),
             ("GET", f"{r}/contents", self._contents, "token", "installation"),
             ("GET", f"{r}/contents/{{path:path}}", self._contents, "token", "installation"),
             ("POST", f"{r}/statuses/{{sha}}", self._create_status, "token", "installation"),
-        ]  # fmt: skip
+        ]
         return [
             _Route(method, _compile(template), handler, auth, scope)
             for method, template, handler, auth, scope in table
@@ -940,15 +1010,25 @@ class GitHubStandIn:
     # -- app -----------------------------------------------------------------------------
 
     def _get_app(self, call: _Call) -> _Reply:
-        return _Reply(200, {
-            "id": self.app_id, "slug": self.app_slug, "client_id": self.client_id,
-            "node_id": f"A_{self.app_id}", "name": self.app_slug,
-            "owner": self._user("ghapp-owner", "Organization"), "description": "",
-            "external_url": self.web_url, "html_url": f"{self.web_url}/apps/{self.app_slug}",
-            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
-            "permissions": dict(TOKEN_PERMISSIONS), "events": APP_EVENTS,
-            "installations_count": len(self._installations),
-        })  # fmt: skip
+        return _Reply(
+            200,
+            {
+                "id": self.app_id,
+                "slug": self.app_slug,
+                "client_id": self.client_id,
+                "node_id": f"A_{self.app_id}",
+                "name": self.app_slug,
+                "owner": self._user("ghapp-owner", "Organization"),
+                "description": "",
+                "external_url": self.web_url,
+                "html_url": f"{self.web_url}/apps/{self.app_slug}",
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-01-01T00:00:00Z",
+                "permissions": dict(TOKEN_PERMISSIONS),
+                "events": APP_EVENTS,
+                "installations_count": len(self._installations),
+            },
+        )
 
     def _convert_manifest(self, call: _Call) -> _Reply:
         """``POST /app-manifests/{code}/conversions``: the new app with its secrets and a
@@ -969,17 +1049,24 @@ class GitHubStandIn:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"app-{app_id}"
         now = _iso(_now())
         created = {
-            "id": app_id, "slug": slug, "node_id": f"A_{app_id}",
-            "owner": self._user(entry.owner, entry.owner_type), "name": name,
+            "id": app_id,
+            "slug": slug,
+            "node_id": f"A_{app_id}",
+            "owner": self._user(entry.owner, entry.owner_type),
+            "name": name,
             "description": manifest.get("description") or "",
-            "external_url": manifest.get("url") or "", "html_url": f"{self.web_url}/apps/{slug}",
-            "created_at": now, "updated_at": now,
+            "external_url": manifest.get("url") or "",
+            "html_url": f"{self.web_url}/apps/{slug}",
+            "created_at": now,
+            "updated_at": now,
             "permissions": {"metadata": "read", **(manifest.get("default_permissions") or {})},
             "events": list(manifest.get("default_events") or []),
             "installations_count": 0,
-            "client_id": f"Iv1.{secrets.token_hex(8)}", "client_secret": secrets.token_hex(20),
-            "webhook_secret": secrets.token_hex(20), "pem": pem,
-        }  # fmt: skip
+            "client_id": f"Iv1.{secrets.token_hex(8)}",
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": secrets.token_hex(20),
+            "pem": pem,
+        }
         self.created_apps.append(created)
         return _Reply(201, created)
 
@@ -1007,11 +1094,17 @@ class GitHubStandIn:
         return _Reply(200, self._installation_obj(record))
 
     def _installation_repos(self, call: _Call) -> _Reply:
-        repos = [self._repo_obj(r) for r in self._repos.values()
-                 if r["installation_id"] == call.auth.installation_id]  # fmt: skip
+        repos = [
+            self._repo_obj(r)
+            for r in self._repos.values()
+            if r["installation_id"] == call.auth.installation_id
+        ]
         page, headers = self._paginate(call, repos)
-        return _Reply(200, {"total_count": len(repos), "repository_selection": "all",
-                            "repositories": page}, headers)  # fmt: skip
+        return _Reply(
+            200,
+            {"total_count": len(repos), "repository_selection": "all", "repositories": page},
+            headers,
+        )
 
     # -- repositories --------------------------------------------------------------------
 
@@ -1064,12 +1157,18 @@ class GitHubStandIn:
             raise _validation("Status", "state", "invalid")
         now = _iso(_now())
         status = {
-            "id": next(self._ids), "state": state, "description": data.get("description"),
-            "target_url": data.get("target_url"), "context": data.get("context", "default"),
-            "created_at": now, "updated_at": now, "creator": self._bot(),
+            "id": next(self._ids),
+            "state": state,
+            "description": data.get("description"),
+            "target_url": data.get("target_url"),
+            "context": data.get("context", "default"),
+            "created_at": now,
+            "updated_at": now,
+            "creator": self._bot(),
             "url": f"{call.api}/repos/{call.repo['full_name']}/statuses/{call.params['sha']}",
-            "repository": call.repo["full_name"], "sha": call.params["sha"],
-        }  # fmt: skip
+            "repository": call.repo["full_name"],
+            "sha": call.params["sha"],
+        }
         self.statuses.append(status)
         return _Reply(201, status)
 
@@ -1121,8 +1220,9 @@ class GitHubStandIn:
         if state is not None and state != issue["state"]:
             issue["state"] = state
             issue["closed_at"] = _now() if state == "closed" else None
-            issue["state_reason"] = (data.get("state_reason") or "completed"
-                                     if state == "closed" else "reopened")  # fmt: skip
+            issue["state_reason"] = (
+                data.get("state_reason") or "completed" if state == "closed" else "reopened"
+            )
         issue["updated_at"] = _now()
 
     # -- comments ------------------------------------------------------------------------
@@ -1167,10 +1267,15 @@ class GitHubStandIn:
     ) -> dict[str, Any]:
         now = _now()
         comment = {
-            "id": next(self._ids), "repo": issue["repo"], "number": issue["number"],
-            "body": body, "user": user, "user_type": user_type,
-            "created_at": now, "updated_at": now,
-        }  # fmt: skip
+            "id": next(self._ids),
+            "repo": issue["repo"],
+            "number": issue["number"],
+            "body": body,
+            "user": user,
+            "user_type": user_type,
+            "created_at": now,
+            "updated_at": now,
+        }
         self._comments[comment["id"]] = comment
         issue["comments"] += 1
         issue["updated_at"] = now  # a comment bumps the issue, as on GitHub
@@ -1184,8 +1289,11 @@ class GitHubStandIn:
         return comment
 
     def _comments_of(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
-        return [c for c in self._comments.values()
-                if c["repo"] == issue["repo"] and c["number"] == issue["number"]]  # fmt: skip
+        return [
+            c
+            for c in self._comments.values()
+            if c["repo"] == issue["repo"] and c["number"] == issue["number"]
+        ]
 
     # -- reactions -----------------------------------------------------------------------
 
@@ -1208,8 +1316,13 @@ class GitHubStandIn:
         for reaction in reactions:
             if reaction["user"] == login and reaction["content"] == content:
                 return _Reply(200, self._reaction_obj(reaction))
-        reaction = {"id": next(self._ids), "user": login, "user_type": "Bot",
-                    "content": content, "created_at": _now()}  # fmt: skip
+        reaction = {
+            "id": next(self._ids),
+            "user": login,
+            "user_type": "Bot",
+            "content": content,
+            "created_at": _now(),
+        }
         reactions.append(reaction)
         return _Reply(201, self._reaction_obj(reaction))
 
@@ -1223,12 +1336,18 @@ class GitHubStandIn:
         assert call.repo is not None
         issue = self._pull(call.repo, int(call.params["number"]))
         files = [
-            {"sha": _fake_sha(f["filename"]), "filename": f["filename"], "status": f["status"],
-             "additions": 1, "deletions": 0 if f["status"] == "added" else 1, "changes": 2,
-             "blob_url": f"{self.web_url}/{call.repo['full_name']}/blob/"
-                         f"{issue['pull']['head_sha']}/{f['filename']}"}
+            {
+                "sha": _fake_sha(f["filename"]),
+                "filename": f["filename"],
+                "status": f["status"],
+                "additions": 1,
+                "deletions": 0 if f["status"] == "added" else 1,
+                "changes": 2,
+                "blob_url": f"{self.web_url}/{call.repo['full_name']}/blob/"
+                f"{issue['pull']['head_sha']}/{f['filename']}",
+            }
             for f in self._pr_files.get((issue["repo"], issue["number"]), [])
-        ]  # fmt: skip
+        ]
         page, headers = self._paginate(call, files)
         return _Reply(200, page, headers)
 
@@ -1265,19 +1384,40 @@ class GitHubStandIn:
             owner, branch = call.repo["owner"], head
         label = f"{owner}:{branch}"
         for issue in self._issues_of(call.repo):
-            if (issue["pull"] is not None and issue["state"] == "open"
-                    and self._head_label(issue).lower() == label.lower()
-                    and issue["pull"]["base_ref"] == data["base"]):  # fmt: skip
-                raise GitHubError(422, "Validation Failed", errors=[{
-                    "resource": "PullRequest", "code": "custom",
-                    "message": f"A pull request already exists for {label}."}])  # fmt: skip
-        head_repo = (call.repo["full_name"] if owner.lower() == call.repo["owner"].lower()
-                     else f"{owner}/{call.repo['name']}")  # fmt: skip
+            if (
+                issue["pull"] is not None
+                and issue["state"] == "open"
+                and self._head_label(issue).lower() == label.lower()
+                and issue["pull"]["base_ref"] == data["base"]
+            ):
+                raise GitHubError(
+                    422,
+                    "Validation Failed",
+                    errors=[
+                        {
+                            "resource": "PullRequest",
+                            "code": "custom",
+                            "message": f"A pull request already exists for {label}.",
+                        }
+                    ],
+                )
+        head_repo = (
+            call.repo["full_name"]
+            if owner.lower() == call.repo["owner"].lower()
+            else f"{owner}/{call.repo['name']}"
+        )
         created = self.add_issue(
-            call.repo["full_name"], title=str(data["title"]), body=data.get("body") or "",
-            user=self._bot_login(), user_type="Bot", pull=True, head=branch, base=data["base"],
-            draft=bool(data.get("draft")), head_repo=head_repo,
-        )  # fmt: skip
+            call.repo["full_name"],
+            title=str(data["title"]),
+            body=data.get("body") or "",
+            user=self._bot_login(),
+            user_type="Bot",
+            pull=True,
+            head=branch,
+            base=data["base"],
+            draft=bool(data.get("draft")),
+            head_repo=head_repo,
+        )
         return _Reply(201, self._pull_obj(self._pull(call.repo, created["number"])))
 
     def _update_pull(self, call: _Call) -> _Reply:
@@ -1302,10 +1442,11 @@ class GitHubStandIn:
             raise _validation("Search", "q", "missing")
         filters = _search_filters(q, self._repo_for_search(call.auth.installation_id))
         found = [
-            i for i in self._issues.values()
+            i
+            for i in self._issues.values()
             if self._repos[i["repo"]]["installation_id"] == call.auth.installation_id
             and all(f(i) for f in filters)
-        ]  # fmt: skip
+        ]
         sort, order = call.query.get("sort"), call.query.get("order", "desc")
         keys: dict[str | None, Callable[[dict[str, Any]], Any]] = {
             "created": lambda i: (i["created_at"], i["id"]),
@@ -1322,9 +1463,15 @@ class GitHubStandIn:
         items, headers = self._paginate(
             call, found[:SEARCH_RESULT_CAP], render=lambda i: {**self._issue_obj(i), "score": 1.0}
         )
-        return _Reply(200, {"total_count": len(found),
-                            "incomplete_results": self._incomplete_results,
-                            "items": items}, headers)  # fmt: skip
+        return _Reply(
+            200,
+            {
+                "total_count": len(found),
+                "incomplete_results": self._incomplete_results,
+                "items": items,
+            },
+            headers,
+        )
 
     def _repo_for_search(self, installation_id: int | None) -> Callable[[str], str]:
         """Resolve a ``repo:`` qualifier to a visible repository's key, or refuse."""
@@ -1371,9 +1518,15 @@ class GitHubStandIn:
 
     def _user(self, login: str, kind: str = "User") -> dict[str, Any]:
         user_id = self._user_ids.setdefault(login.lower(), next(self._ids))
-        return {"login": login, "id": user_id, "node_id": f"U_{user_id}", "type": kind,
-                "site_admin": False, "url": f"{self._api}/users/{login}",
-                "html_url": f"{self.web_url}/{login}"}  # fmt: skip
+        return {
+            "login": login,
+            "id": user_id,
+            "node_id": f"U_{user_id}",
+            "type": kind,
+            "site_admin": False,
+            "url": f"{self._api}/users/{login}",
+            "html_url": f"{self.web_url}/{login}",
+        }
 
     def _bot_login(self) -> str:
         return f"{self.app_slug}[bot]"
@@ -1384,16 +1537,21 @@ class GitHubStandIn:
     def _installation_obj(self, record: dict[str, Any]) -> dict[str, Any]:
         iid = record["id"]
         return {
-            "id": iid, "app_id": self.app_id, "app_slug": self.app_slug,
+            "id": iid,
+            "app_id": self.app_id,
+            "app_slug": self.app_slug,
             "account": self._user(record["account_login"], record["account_type"]),
-            "target_type": record["account_type"], "repository_selection": "all",
+            "target_type": record["account_type"],
+            "repository_selection": "all",
             "access_tokens_url": f"{self._api}/app/installations/{iid}/access_tokens",
             "repositories_url": f"{self._api}/installation/repositories",
             "html_url": f"{self.web_url}/settings/installations/{iid}",
-            "permissions": dict(TOKEN_PERMISSIONS), "events": APP_EVENTS,
-            "created_at": _iso(record["created_at"]), "updated_at": _iso(record["created_at"]),
+            "permissions": dict(TOKEN_PERMISSIONS),
+            "events": APP_EVENTS,
+            "created_at": _iso(record["created_at"]),
+            "updated_at": _iso(record["created_at"]),
             "suspended_at": None,
-        }  # fmt: skip
+        }
 
     def _owner_type(self, owner: str) -> str:
         for record in self._installations.values():
@@ -1404,14 +1562,22 @@ class GitHubStandIn:
     def _repo_obj(self, repo: dict[str, Any]) -> dict[str, Any]:
         full = repo["full_name"]
         return {
-            "id": repo["id"], "node_id": f"R_{repo['id']}", "name": repo["name"],
-            "full_name": full, "private": repo["private"],
+            "id": repo["id"],
+            "node_id": f"R_{repo['id']}",
+            "name": repo["name"],
+            "full_name": full,
+            "private": repo["private"],
             "visibility": "private" if repo["private"] else "public",
             "owner": self._user(repo["owner"], self._owner_type(repo["owner"])),
-            "html_url": f"{self.web_url}/{full}", "description": None, "fork": False,
-            "url": f"{self._api}/repos/{full}", "clone_url": f"{self.web_url}/{full}.git",
-            "default_branch": repo["default_branch"], "archived": False, "disabled": False,
-        }  # fmt: skip
+            "html_url": f"{self.web_url}/{full}",
+            "description": None,
+            "fork": False,
+            "url": f"{self._api}/repos/{full}",
+            "clone_url": f"{self.web_url}/{full}.git",
+            "default_branch": repo["default_branch"],
+            "archived": False,
+            "disabled": False,
+        }
 
     def _head_repo_obj(self, full_name: str) -> dict[str, Any]:
         repo = self._repos.get(full_name.lower())
@@ -1419,44 +1585,65 @@ class GitHubStandIn:
             return self._repo_obj(repo)
         owner, _, name = full_name.partition("/")
         return {  # a fork the stand-in knows nothing else about
-            "id": _stable_id(full_name), "name": name, "full_name": full_name, "fork": True,
-            "private": False, "owner": self._user(owner),
-            "html_url": f"{self.web_url}/{full_name}", "url": f"{self._api}/repos/{full_name}",
-            "clone_url": f"{self.web_url}/{full_name}.git", "default_branch": "main",
-        }  # fmt: skip
+            "id": _stable_id(full_name),
+            "name": name,
+            "full_name": full_name,
+            "fork": True,
+            "private": False,
+            "owner": self._user(owner),
+            "html_url": f"{self.web_url}/{full_name}",
+            "url": f"{self._api}/repos/{full_name}",
+            "clone_url": f"{self.web_url}/{full_name}.git",
+            "default_branch": "main",
+        }
 
     def _association(self, repo_key: str, login: str) -> str:
         repo = self._repos[repo_key]
         if login.lower() == repo["owner"].lower():
             return "OWNER"
-        return "COLLABORATOR" if self._permissions.get((repo_key, login.lower()),
-                                                        "none") != "none" else "NONE"  # fmt: skip
+        return (
+            "COLLABORATOR"
+            if self._permissions.get((repo_key, login.lower()), "none") != "none"
+            else "NONE"
+        )
 
     def _label_obj(self, name: str) -> dict[str, Any]:
-        return {"id": _stable_id(name), "node_id": f"LA_{_stable_id(name)}", "name": name,
-                "color": "ededed", "default": False, "description": None}  # fmt: skip
+        return {
+            "id": _stable_id(name),
+            "node_id": f"LA_{_stable_id(name)}",
+            "name": name,
+            "color": "ededed",
+            "default": False,
+            "description": None,
+        }
 
     def _issue_obj(self, issue: dict[str, Any]) -> dict[str, Any]:
         full = self._repos[issue["repo"]]["full_name"]
         n = issue["number"]
         kind = "pull" if issue["pull"] else "issues"
         obj: dict[str, Any] = {
-            "id": issue["id"], "node_id": f"I_{issue['id']}", "number": n,
+            "id": issue["id"],
+            "node_id": f"I_{issue['id']}",
+            "number": n,
             "url": f"{self._api}/repos/{full}/issues/{n}",
             "repository_url": f"{self._api}/repos/{full}",
             "comments_url": f"{self._api}/repos/{full}/issues/{n}/comments",
             "html_url": f"{self.web_url}/{full}/{kind}/{n}",
-            "title": issue["title"], "body": issue["body"], "state": issue["state"],
+            "title": issue["title"],
+            "body": issue["body"],
+            "state": issue["state"],
             "state_reason": issue["state_reason"],
             "user": self._user(issue["user"], issue["user_type"]),
             "labels": [self._label_obj(name) for name in issue["labels"]],
             "assignee": self._user(issue["assignees"][0]) if issue["assignees"] else None,
             "assignees": [self._user(a) for a in issue["assignees"]],
-            "comments": issue["comments"], "locked": False,
+            "comments": issue["comments"],
+            "locked": False,
             "author_association": self._association(issue["repo"], issue["user"]),
-            "created_at": _iso(issue["created_at"]), "updated_at": _iso(issue["updated_at"]),
+            "created_at": _iso(issue["created_at"]),
+            "updated_at": _iso(issue["updated_at"]),
             "closed_at": _iso(issue["closed_at"]),
-        }  # fmt: skip
+        }
         if issue["pull"]:
             obj["draft"] = issue["pull"]["draft"]
             obj["pull_request"] = {
@@ -1481,55 +1668,87 @@ class GitHubStandIn:
         files = self._pr_files.get((issue["repo"], n), [])
         plain = self._issue_obj(issue)
         return {
-            "id": pull["id"], "node_id": f"PR_{pull['id']}", "number": n,
+            "id": pull["id"],
+            "node_id": f"PR_{pull['id']}",
+            "number": n,
             "url": f"{self._api}/repos/{full}/pulls/{n}",
             "html_url": f"{self.web_url}/{full}/pull/{n}",
             "diff_url": f"{self.web_url}/{full}/pull/{n}.diff",
-            "issue_url": plain["url"], "comments_url": plain["comments_url"],
-            "state": issue["state"], "title": issue["title"], "body": issue["body"],
-            "user": plain["user"], "labels": plain["labels"], "assignee": plain["assignee"],
-            "assignees": plain["assignees"], "requested_reviewers": [], "locked": False,
-            "draft": pull["draft"], "merged": pull["merged_at"] is not None,
-            "merged_at": _iso(pull["merged_at"]), "mergeable": True, "rebaseable": True,
+            "issue_url": plain["url"],
+            "comments_url": plain["comments_url"],
+            "state": issue["state"],
+            "title": issue["title"],
+            "body": issue["body"],
+            "user": plain["user"],
+            "labels": plain["labels"],
+            "assignee": plain["assignee"],
+            "assignees": plain["assignees"],
+            "requested_reviewers": [],
+            "locked": False,
+            "draft": pull["draft"],
+            "merged": pull["merged_at"] is not None,
+            "merged_at": _iso(pull["merged_at"]),
+            "mergeable": True,
+            "rebaseable": True,
             "mergeable_state": "draft" if pull["draft"] else "clean",
-            "merge_commit_sha": None, "author_association": plain["author_association"],
-            "head": {"label": self._head_label(issue), "ref": pull["head_ref"],
-                     "sha": pull["head_sha"], "user": head_obj["owner"], "repo": head_obj},
-            "base": {"label": f"{repo['owner']}:{pull['base_ref']}", "ref": pull["base_ref"],
-                     "sha": _fake_sha(full, pull["base_ref"]), "user": base_obj["owner"],
-                     "repo": base_obj},
-            "comments": issue["comments"], "review_comments": 0, "commits": 1,
-            "additions": len(files), "deletions": len(files), "changed_files": len(files),
-            "created_at": plain["created_at"], "updated_at": plain["updated_at"],
+            "merge_commit_sha": None,
+            "author_association": plain["author_association"],
+            "head": {
+                "label": self._head_label(issue),
+                "ref": pull["head_ref"],
+                "sha": pull["head_sha"],
+                "user": head_obj["owner"],
+                "repo": head_obj,
+            },
+            "base": {
+                "label": f"{repo['owner']}:{pull['base_ref']}",
+                "ref": pull["base_ref"],
+                "sha": _fake_sha(full, pull["base_ref"]),
+                "user": base_obj["owner"],
+                "repo": base_obj,
+            },
+            "comments": issue["comments"],
+            "review_comments": 0,
+            "commits": 1,
+            "additions": len(files),
+            "deletions": len(files),
+            "changed_files": len(files),
+            "created_at": plain["created_at"],
+            "updated_at": plain["updated_at"],
             "closed_at": plain["closed_at"],
-        }  # fmt: skip
+        }
 
     def _comment_obj(self, comment: dict[str, Any]) -> dict[str, Any]:
         repo = self._repos[comment["repo"]]
         full, n, cid = repo["full_name"], comment["number"], comment["id"]
         kind = "pull" if self._issues[(comment["repo"], n)]["pull"] else "issues"
         return {
-            "id": cid, "node_id": f"IC_{cid}", "body": comment["body"],
+            "id": cid,
+            "node_id": f"IC_{cid}",
+            "body": comment["body"],
             "url": f"{self._api}/repos/{full}/issues/comments/{cid}",
             "html_url": f"{self.web_url}/{full}/{kind}/{n}#issuecomment-{cid}",
             "issue_url": f"{self._api}/repos/{full}/issues/{n}",
             "user": self._user(comment["user"], comment["user_type"]),
             "author_association": self._association(comment["repo"], comment["user"]),
-            "created_at": _iso(comment["created_at"]), "updated_at": _iso(comment["updated_at"]),
-        }  # fmt: skip
+            "created_at": _iso(comment["created_at"]),
+            "updated_at": _iso(comment["updated_at"]),
+        }
 
     def _reaction_obj(self, reaction: dict[str, Any]) -> dict[str, Any]:
-        return {"id": reaction["id"], "node_id": f"REA_{reaction['id']}",
-                "user": self._user(reaction["user"], reaction["user_type"]),
-                "content": reaction["content"],
-                "created_at": _iso(reaction["created_at"])}  # fmt: skip
+        return {
+            "id": reaction["id"],
+            "node_id": f"REA_{reaction['id']}",
+            "user": self._user(reaction["user"], reaction["user_type"]),
+            "content": reaction["content"],
+            "created_at": _iso(reaction["created_at"]),
+        }
 
     def _file_obj(self, repo: dict[str, Any], ref: str, path: str, text: str) -> dict[str, Any]:
         data = text.encode()
         encoded = base64.b64encode(data).decode()
         wrapped = "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
-        return {**self._entry_obj(repo, ref, path, text), "encoding": "base64",
-                "content": wrapped}  # fmt: skip
+        return {**self._entry_obj(repo, ref, path, text), "encoding": "base64", "content": wrapped}
 
     def _entry_obj(
         self, repo: dict[str, Any], ref: str, path: str, text: str | None
@@ -1541,13 +1760,19 @@ class GitHubStandIn:
         url = f"{self._api}/repos/{full}/contents/{path}?ref={ref}"
         html = f"{self.web_url}/{full}/{'tree' if text is None else 'blob'}/{ref}/{path}"
         return {
-            "type": kind, "name": path.rsplit("/", 1)[-1], "path": path, "sha": sha,
-            "size": 0 if text is None else len(text.encode()), "url": url, "html_url": html,
+            "type": kind,
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "sha": sha,
+            "size": 0 if text is None else len(text.encode()),
+            "url": url,
+            "html_url": html,
             "git_url": f"{self._api}/repos/{full}/git/{'trees' if text is None else 'blobs'}/{sha}",
-            "download_url": None if text is None else
-            f"https://raw.githubusercontent.com/{full}/{ref}/{path}",
+            "download_url": None
+            if text is None
+            else f"https://raw.githubusercontent.com/{full}/{ref}/{path}",
             "_links": {"self": url, "html": html},
-        }  # fmt: skip
+        }
 
     # == lookups ========================================================================
 
@@ -1631,8 +1856,11 @@ def _values(raw: str) -> list[str]:
 
 
 def _invalid_query(message: str) -> GitHubError:
-    return GitHubError(422, "Validation Failed", errors=[
-        {"message": message, "resource": "Search", "field": "q", "code": "invalid"}])  # fmt: skip
+    return GitHubError(
+        422,
+        "Validation Failed",
+        errors=[{"message": message, "resource": "Search", "field": "q", "code": "invalid"}],
+    )
 
 
 def _search_filters(q: str, resolve_repo: Callable[[str], str]) -> list[IssuePredicate]:
@@ -1713,9 +1941,11 @@ def _compare(moment: datetime, bound: datetime | date) -> int:
 def _date_filter(attribute: str, spec: str) -> IssuePredicate:
     """``>D``, ``>=D``, ``<D``, ``<=D``, ``A..B`` (``*`` open), or ``D`` (that day/instant)."""
     tests: list[tuple[str, Callable[[int], bool]]] = [
-        (">=", lambda c: c >= 0), ("<=", lambda c: c <= 0),
-        (">", lambda c: c > 0), ("<", lambda c: c < 0),
-    ]  # fmt: skip
+        (">=", lambda c: c >= 0),
+        ("<=", lambda c: c <= 0),
+        (">", lambda c: c > 0),
+        ("<", lambda c: c < 0),
+    ]
     if ".." in spec:
         low, high = spec.split("..", 1)
         checks = []

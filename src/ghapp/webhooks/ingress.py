@@ -57,8 +57,9 @@ async def github_webhook(request: Request) -> JSONResponse:
         try:
             outcome = await receive(request, state)
         except Rejected as refusal:
-            log.warning("webhook refused",
-                        extra={"status": refusal.status, "reason": refusal.reason})  # fmt: skip
+            log.warning(
+                "webhook refused", extra={"status": refusal.status, "reason": refusal.reason}
+            )
             # Unverified requests get no event label: a sender must not mint label values.
             _observe(state, started, "-", f"rejected_{refusal.status}")
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status)

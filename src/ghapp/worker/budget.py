@@ -19,10 +19,11 @@ async def exhausted(db: Database, settings: Settings, now: datetime) -> str | No
     async with db.read() as conn:
         count, cost = (
             await conn.execute(
-                select(func.count(Session.id), func.coalesce(func.sum(Session.cost_usd), 0.0))
-                .where(Session.started_at >= midnight)
+                select(
+                    func.count(Session.id), func.coalesce(func.sum(Session.cost_usd), 0.0)
+                ).where(Session.started_at >= midnight)
             )
-        ).one()  # fmt: skip
+        ).one()
     sessions, dollars = settings.daily_session_limit, settings.daily_budget_usd
     if sessions and count >= sessions:
         return f"daily budget reached: {count} sessions today (limit {sessions})"

@@ -75,9 +75,13 @@ def git_environment(token: str | None) -> dict[str, str]:
 
 async def _git(args: list[str], env: dict[str, str], cwd: Path, token: str | None) -> str:
     process = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        "git",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(process.communicate(), GIT_TIMEOUT_S)
     except TimeoutError:

@@ -31,7 +31,6 @@ WHERE id = (
     SELECT r.id FROM runs r
     WHERE ((r.status = 'queued' AND r.run_after <= :now)
            OR (r.status = 'running' AND r.lease_expires_at < :now))
-      AND r.cancel_requested_at IS NULL
       AND (:global_limit = 0 OR (
           SELECT count(*) FROM runs busy
           WHERE busy.status = 'running' AND busy.lease_expires_at >= :now AND busy.id <> r.id

@@ -32,7 +32,7 @@ from ghapp.clock import Clock
 from ghapp.commands import render_prompt
 from ghapp.db import Database
 from ghapp.db.models import Repository, RunStatus, Session, SessionStatus, TriggerType
-from ghapp.github.app import GitHubApp
+from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.github.transport import RateLimited
 from ghapp.metrics import Metrics
 from ghapp.repo_commands import Command
@@ -87,6 +87,7 @@ class ProgressLog:
         if self.progress is not None and self.session_id is not None:
             await self.executor.store_progress(self.session_id, self.progress)
 
+
 @dataclass(frozen=True)
 class Item:
     kind: str  # issue | pr | codebase | custom
@@ -115,6 +116,9 @@ class SessionExecutor:
 
     async def execute(self, context: RunContext) -> RunResult:
         run, job = context.run, context.job
+        problem = self.settings.github_app_problem()
+        if problem is not None:  # no retry can fix a setting: fail now, naming it
+            return RunResult(RunStatus.failed, error=problem)
         try:
             repo = await self._repository(job.repo_id or run.repo_id)
             installation_id = run.installation_id or repo.installation_id
@@ -128,6 +132,8 @@ class SessionExecutor:
             return await self._sessions(gh, context, repo, installation_id, items, found)
         except GITHUB_TROUBLE as exc:
             return RunResult(RunStatus.failed, error=f"GitHub: {exc}", retryable=True)
+        except NotConfigured as exc:
+            return RunResult(RunStatus.failed, error=str(exc))
         except (BadRequest, CheckoutError, LookupError) as exc:
             return RunResult(RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
 
@@ -145,9 +151,13 @@ class SessionExecutor:
             return None
         detail, item = run.trigger_detail, run.item or {}
         decision = await self.authorizer.decide(
-            gh, repo=repo, issue_number=item["number"], comment_id=detail["comment_id"],
-            login=detail["requested_by"], command=detail["command"],
-        )  # fmt: skip
+            gh,
+            repo=repo,
+            issue_number=item["number"],
+            comment_id=detail["comment_id"],
+            login=detail["requested_by"],
+            command=detail["command"],
+        )
         return None if decision.allowed else decision.reason
 
     async def _items(
@@ -157,22 +167,37 @@ class SessionExecutor:
             event = run.item
             pull = event.get("pull") or {}
             return [
-                Item(event["item_kind"], event["number"], event.get("title", ""), event,
-                     fork=bool(pull.get("is_fork")))
-            ], {"items_found": 1}  # fmt: skip
+                Item(
+                    event["item_kind"],
+                    event["number"],
+                    event.get("title", ""),
+                    event,
+                    fork=bool(pull.get("is_fork")),
+                )
+            ], {"items_found": 1}
         if job.target_type in ("codebase", "custom"):
             return [Item(job.target_type, None, job.name, None)], {"items_found": 1}
         recent = await self._recently_processed(job.id)
         found = await search_items(
-            gh, repo=repo, target=job.target_type, filter_query=job.filter_query,
-            max_items=job.max_items, now=self.clock.now(), recently_processed=recent,
-        )  # fmt: skip
+            gh,
+            repo=repo,
+            target=job.target_type,
+            filter_query=job.filter_query,
+            max_items=job.max_items,
+            now=self.clock.now(),
+            recently_processed=recent,
+        )
         kind = "pr" if job.target_type == "prs" else "issue"
         items = [
-            Item(kind, i["number"], i.get("title", ""), i,
-                 fork=kind == "pr" and await self._from_fork(gh, repo, i["number"]))
+            Item(
+                kind,
+                i["number"],
+                i.get("title", ""),
+                i,
+                fork=kind == "pr" and await self._from_fork(gh, repo, i["number"]),
+            )
             for i in found.items
-        ]  # fmt: skip
+        ]
         return items, {"items_found": found.found, "items_skipped": found.skipped}
 
     async def _from_fork(self, gh: GitHubAPI, repo: str, number: int) -> bool:
@@ -198,9 +223,14 @@ class SessionExecutor:
             return {number for (number,) in rows if number is not None}
 
     async def _sessions(
-        self, gh: GitHubAPI, context: RunContext, repo: Any, installation_id: int,
-        items: list[Item], found: dict[str, int],
-    ) -> RunResult:  # fmt: skip
+        self,
+        gh: GitHubAPI,
+        context: RunContext,
+        repo: Any,
+        installation_id: int,
+        items: list[Item],
+        found: dict[str, int],
+    ) -> RunResult:
         processed = failed = 0
         cost = 0.0
         errors: list[str] = []
@@ -219,8 +249,7 @@ class SessionExecutor:
                 failed += 1
                 where = f"{item.kind} #{item.number}" if item.number else item.kind
                 errors.append(f"{where}: {outcome.error}")
-        counters = {**found, "items_processed": processed, "items_failed": failed,
-                    "cost_usd": cost}  # fmt: skip
+        counters = {**found, "items_processed": processed, "items_failed": failed, "cost_usd": cost}
         if context.cancel.is_set():
             return RunResult(RunStatus.cancelled, error="cancelled", counters=counters)
         if budget_note and not processed and not failed:
@@ -260,39 +289,59 @@ class SessionExecutor:
             self._track(gh, repo.full_name, item, session_id, job, run_url)
         )
         try:
-            async with checkout(self.settings.git_url, repo.full_name, token,
-                                pull_number=pull_number) as work:  # fmt: skip
+            async with checkout(
+                self.settings.git_url, repo.full_name, token, pull_number=pull_number
+            ) as work:
                 comment = await commenting
                 command = await self._repository_command(job, work, item, run, session_id)
                 if command is not None:
                     prompt = command.render(item.data, (run.trigger_detail or {}).get("args", ""))
-                outcome = await self._run(job, prompt, work, item, context.cancel, command,
-                                          session_id=session_id)  # fmt: skip
+                outcome = await self._run(
+                    job, prompt, work, item, context.cancel, command, session_id=session_id
+                )
                 published = None
                 if outcome.ok:  # publish_changes does nothing unless the job allows it
                     published = await publish_changes(
-                        gh, work, repo=repo.full_name, default_branch=repo.default_branch,
-                        token=token, job=job, item=item, settings=self.settings,
+                        gh,
+                        work,
+                        repo=repo.full_name,
+                        default_branch=repo.default_branch,
+                        token=token,
+                        job=job,
+                        item=item,
+                        settings=self.settings,
                         session_id=session_id,
-                    )  # fmt: skip
+                    )
         finally:
             if not commenting.done():
                 commenting.cancel()
         await self._update_session(
             session_id,
-            status=outcome.status, agent_session_id=outcome.agent_session_id,
-            result_text=outcome.result_text, error=outcome.error, cost_usd=outcome.cost_usd,
-            num_turns=outcome.num_turns, duration_ms=outcome.duration_ms,
-            exit_code=outcome.exit_code, completed_at=self.clock.now(),
-        )  # fmt: skip
+            status=outcome.status,
+            agent_session_id=outcome.agent_session_id,
+            result_text=outcome.result_text,
+            error=outcome.error,
+            cost_usd=outcome.cost_usd,
+            num_turns=outcome.num_turns,
+            duration_ms=outcome.duration_ms,
+            exit_code=outcome.exit_code,
+            completed_at=self.clock.now(),
+        )
         if self.metrics is not None:
             self.metrics.session_seconds.labels(job.runner, str(outcome.status)).observe(
                 (outcome.duration_ms or 0) / 1000
             )
-        facts = facts_line(turns=outcome.num_turns, cost_usd=outcome.cost_usd,
-                           duration_ms=outcome.duration_ms)  # fmt: skip
-        text = result_text(job.name, ok=outcome.ok, result=outcome.result_text,
-                           error=outcome.error, facts=facts, run_url=run_url)  # fmt: skip
+        facts = facts_line(
+            turns=outcome.num_turns, cost_usd=outcome.cost_usd, duration_ms=outcome.duration_ms
+        )
+        text = result_text(
+            job.name,
+            ok=outcome.ok,
+            result=outcome.result_text,
+            error=outcome.error,
+            facts=facts,
+            run_url=run_url,
+        )
         if published is not None and (section := comment_section(published)):
             text = f"{text}\n\n{section}"
         if comment is not None:
@@ -311,19 +360,22 @@ class SessionExecutor:
         if config.get("report_issue") != number:
             async with self.db.write() as conn:
                 await conn.execute(
-                    update(Job).where(Job.id == job.id)
+                    update(Job)
+                    .where(Job.id == job.id)
                     .values(task_config={**config, "report_issue": number})
-                )  # fmt: skip
+                )
 
     async def _track(
         self, gh: GitHubAPI, repo: str, item: Item, session_id: int, job: Any, run_url: str
     ) -> Posted | None:
         if item.number is None or job.report != "comment":
             return None
-        comment = await start_comment(gh, repo, item.number, session_id, job=job.name,
-                                      run_url=run_url)  # fmt: skip
-        await self._update_session(session_id, comment_id=comment.comment_id,
-                                   comment_url=comment.url)  # fmt: skip
+        comment = await start_comment(
+            gh, repo, item.number, session_id, job=job.name, run_url=run_url
+        )
+        await self._update_session(
+            session_id, comment_id=comment.comment_id, comment_url=comment.url
+        )
         return comment
 
     async def _repository_command(
@@ -351,8 +403,9 @@ class SessionExecutor:
         session_id: int | None = None,
     ) -> Outcome:
         if job.runner == "shell":
-            return await run_shell(job.shell_command, work, time_limit=job.timeout_seconds,
-                                   cancel=cancel)  # fmt: skip
+            return await run_shell(
+                job.shell_command, work, time_limit=job.timeout_seconds, cancel=cancel
+            )
         if job.runner == "builtin":
             return await run_builtin(job.command_id, work, job, db=self.db)
         disallowed = list(job.disallowed_tools or ())
@@ -362,47 +415,65 @@ class SessionExecutor:
         # The job's settings win; a repository command's front matter fills in the rest.
         allowed = tuple(job.allowed_tools or ()) or (command.allowed_tools if command else ())
         options = SessionOptions(
-            permission_mode=job.permission_mode, allowed_tools=allowed,
-            disallowed_tools=tuple(disallowed), max_turns=job.max_turns,
+            permission_mode=job.permission_mode,
+            allowed_tools=allowed,
+            disallowed_tools=tuple(disallowed),
+            max_turns=job.max_turns,
             model=job.model or (command.model if command else None),
             append_system_prompt=job.append_system_prompt,
-        )  # fmt: skip
+        )
         log_progress = ProgressLog(self, session_id)
-        outcome = await run_claude(self.settings.claude_bin, prompt, work, options,
-                                   time_limit=job.timeout_seconds, cancel=cancel,
-                                   on_event=log_progress.on_event)  # fmt: skip
+        outcome = await run_claude(
+            self.settings.claude_bin,
+            prompt,
+            work,
+            options,
+            time_limit=job.timeout_seconds,
+            cancel=cancel,
+            on_event=log_progress.on_event,
+        )
         await log_progress.flush()
         return outcome
 
     async def store_progress(self, session_id: int, progress: Progress) -> None:
         await self._update_session(
-            session_id, event_log=progress.events[-EVENT_LOG_KEPT:],
-            agent_session_id=progress.agent_session_id, num_turns=progress.turns,
-        )  # fmt: skip
+            session_id,
+            event_log=progress.events[-EVENT_LOG_KEPT:],
+            agent_session_id=progress.agent_session_id,
+            num_turns=progress.turns,
+        )
 
     async def _session_row(self, run_id: int, item: Item, prompt: str, runner: str) -> int:
         """The run's session for this item: reused when the run is retried or taken over."""
         async with self.db.write() as conn:
             existing = await conn.scalar(
                 select(Session.id).where(
-                    Session.run_id == run_id, Session.item_kind == item.kind,
-                    Session.item_number.is_(None) if item.number is None
+                    Session.run_id == run_id,
+                    Session.item_kind == item.kind,
+                    Session.item_number.is_(None)
+                    if item.number is None
                     else Session.item_number == item.number,
                 )
-            )  # fmt: skip
+            )
             if existing is not None:
                 await conn.execute(
-                    update(Session).where(Session.id == existing)
+                    update(Session)
+                    .where(Session.id == existing)
                     .values(status=SessionStatus.running.value, started_at=self.clock.now())
-                )  # fmt: skip
+                )
                 return int(existing)
             result = await conn.execute(
                 insert(Session).values(
-                    run_id=run_id, item_kind=item.kind, item_number=item.number,
-                    item_title=item.title, prompt=prompt, runner=runner,
-                    status=SessionStatus.running.value, started_at=self.clock.now(),
+                    run_id=run_id,
+                    item_kind=item.kind,
+                    item_number=item.number,
+                    item_title=item.title,
+                    prompt=prompt,
+                    runner=runner,
+                    status=SessionStatus.running.value,
+                    started_at=self.clock.now(),
                 )
-            )  # fmt: skip
+            )
             return int(result.inserted_primary_key[0])
 
     async def _update_session(self, session_id: int, **values: Any) -> None:

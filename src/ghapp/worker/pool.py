@@ -39,6 +39,8 @@ from ghapp.worker.claim import Claimed, RunQueue, bind_params
 
 log = logging.getLogger("ghapp.worker")
 
+CANCELLED = "cancelled"
+
 _REQUEUE = """
 UPDATE runs SET status = 'queued', run_after = :run_after, attempt = attempt + 1,
        lease_owner = NULL, lease_expires_at = NULL, error = :error
@@ -159,6 +161,10 @@ class WorkerPool:
         context = await self._context(claimed)
         if context is None:  # the job was deleted under us
             return
+        if context.run.cancel_requested_at is not None:
+            # Cancelled while its worker was gone (or before a retry): end it, run nothing.
+            await self._record(claimed, context, RunResult(RunStatus.cancelled, error=CANCELLED))
+            return
         if context.job.notifier_ids:
             await self._notify_start(context)
         execution = asyncio.create_task(self.executor.execute(context))
@@ -170,6 +176,10 @@ class WorkerPool:
             if self._stopping.is_set() or context.cancel.is_set():
                 return  # handed back by stop(), or the lease was lost
             raise
+        except Exception as exc:  # a bug must end the run with its reason, not strand it
+            log.exception("run execution failed", extra={"run_id": claimed.run_id})
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            result = RunResult(RunStatus.failed, error=error)
         finally:
             beating.cancel()
             self._executing.pop(claimed.run_id, None)
@@ -178,9 +188,13 @@ class WorkerPool:
     async def _notify_start(self, context: RunContext) -> None:
         async with self.db.write() as conn:
             queued = await queue_event(
-                conn, "task_started", context.job, self.clock.now(),
-                run=context.run, public_url=self.settings.public_url,
-            )  # fmt: skip
+                conn,
+                "task_started",
+                context.job,
+                self.clock.now(),
+                run=context.run,
+                public_url=self.settings.public_url,
+            )
         if queued:
             self.signals.notifications_queued.set()
 
@@ -196,8 +210,10 @@ class WorkerPool:
         self, run_id: int, context: RunContext, execution: asyncio.Task[RunResult]
     ) -> None:
         while True:
+            # A cancel request anywhere wakes every heartbeat: each looks at its own run now
+            # rather than at its next beat, so a cancelled session stops within moments.
             await self.clock.sleep_until(
-                self.clock.now() + self.settings.heartbeat, asyncio.Event()
+                self.clock.now() + self.settings.heartbeat, self.signals.cancel_requested
             )
             kept = await self.queue.heartbeat(run_id, self.clock.now())
             if not kept or await self._cancel_requested(run_id):
@@ -226,16 +242,24 @@ class WorkerPool:
                 await conn.execute(text(_REQUEUE), bind_params(conn, params))
             log.info(
                 "run will be retried",
-                extra={"run_id": claimed.run_id, "attempt": claimed.attempt,
-                       "in_s": round(delay.total_seconds(), 1)},
-            )  # fmt: skip
+                extra={
+                    "run_id": claimed.run_id,
+                    "attempt": claimed.attempt,
+                    "in_s": round(delay.total_seconds(), 1),
+                },
+            )
             self.finished.append((claimed.run_id, "retrying"))
             return
         async with self.db.write() as conn:
             dependents = await finish_run(
-                conn, claimed.run_id, result.status, now, error=result.error,
-                public_url=self.settings.public_url, **result.counters,
-            )  # fmt: skip
+                conn,
+                claimed.run_id,
+                result.status,
+                now,
+                error=result.error,
+                public_url=self.settings.public_url,
+                **result.counters,
+            )
         self.finished.append((claimed.run_id, result.status.value))
         if self.metrics is not None:
             self.metrics.runs_finished.labels(result.status.value).inc()

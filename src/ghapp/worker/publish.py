@@ -163,8 +163,9 @@ async def publish_changes(
         if refusal is not None:
             return Published("refused", branch=branch, reason=refusal, files=files)
         if mode == "dry_run":
-            return Published("dry_run", branch=branch, diff=cut_diff(await stage.diff()),
-                             files=files)  # fmt: skip
+            return Published(
+                "dry_run", branch=branch, diff=cut_diff(await stage.diff()), files=files
+            )
         url = clone_url(settings.git_url, repo)
         commit, refusal = await stage.commit_on_branch(
             url, token, branch, _commit_message(job, item, session_id, stage.base)
@@ -174,10 +175,17 @@ async def publish_changes(
         if commit is not None:
             await stage.push(url, token, commit, branch)
         body = _pr_body(job, item, session_id, branch, files)
-        number, pr_url, opened = await _open_or_update(gh, repo, branch, base,
-                                                       pr_title(job, item), body)  # fmt: skip
-        return Published("opened" if opened else "updated", branch=branch, pr_url=pr_url,
-                         pr_number=number, commit=commit, files=files)  # fmt: skip
+        number, pr_url, opened = await _open_or_update(
+            gh, repo, branch, base, pr_title(job, item), body
+        )
+        return Published(
+            "opened" if opened else "updated",
+            branch=branch,
+            pr_url=pr_url,
+            pr_number=number,
+            commit=commit,
+            files=files,
+        )
     finally:
         await asyncio.to_thread(shutil.rmtree, root, True)
 
@@ -186,14 +194,18 @@ def comment_section(published: Published) -> str:
     """The markdown for the tracking comment ("" when there is nothing to say)."""
     if published.action in ("opened", "updated"):
         verb = "Opened" if published.action == "opened" else "Updated"
-        return (f"**Changes:** {verb} pull request [#{published.pr_number}]({published.pr_url})"
-                f" from `{published.branch}`.")  # fmt: skip
+        return (
+            f"**Changes:** {verb} pull request [#{published.pr_number}]({published.pr_url})"
+            f" from `{published.branch}`."
+        )
     if published.action == "dry_run":
         diff = published.diff or ""
         longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
         fence = "`" * max(3, longest + 1)
-        return (f"**Changes (dry run, nothing was pushed)** — would go to `{published.branch}`:"
-                f"\n\n{fence}diff\n{diff.rstrip()}\n{fence}")  # fmt: skip
+        return (
+            f"**Changes (dry run, nothing was pushed)** — would go to `{published.branch}`:"
+            f"\n\n{fence}diff\n{diff.rstrip()}\n{fence}"
+        )
     if published.action == "refused":
         return f"**Changes not published:** {published.reason}"
     return f"_{published.reason}_" if published.reason else ""
@@ -238,8 +250,7 @@ class _Stage:
         return stage
 
     async def git(self, args: list[str], token: str | None = None, **extra: str) -> str:
-        env = _environment(token, GIT_DIR=str(self.git_dir), GIT_WORK_TREE=str(self.work),
-                           **extra)  # fmt: skip
+        env = _environment(token, GIT_DIR=str(self.git_dir), GIT_WORK_TREE=str(self.work), **extra)
         return await _run(args, token, self.work, env)
 
     async def changed(self) -> tuple[str, ...]:
@@ -253,8 +264,9 @@ class _Stage:
         return tuple(path for _meta, path in pairs if path)
 
     async def diff(self) -> str:
-        return await self.git(["diff", "--cached", "--no-color", "--no-ext-diff",
-                               "--no-textconv", self.base])  # fmt: skip
+        return await self.git(
+            ["diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv", self.base]
+        )
 
     async def commit_on_branch(
         self, url: str, token: str | None, branch: str, message: str
@@ -263,16 +275,23 @@ class _Stage:
         tree = (await self.git(["write-tree"])).strip()
         parents = [self.base]
         listed = await self.git(["ls-remote", "--heads", url, f"refs/heads/{branch}"], token)
-        tip = next((line.split("\t")[0] for line in listed.splitlines()
-                    if line.endswith(f"\trefs/heads/{branch}")), None)  # fmt: skip
+        tip = next(
+            (
+                line.split("\t")[0]
+                for line in listed.splitlines()
+                if line.endswith(f"\trefs/heads/{branch}")
+            ),
+            None,
+        )
         if tip is not None:
-            await self.git(["fetch", "--quiet", "--no-tags", "--depth", "1", url,
-                            f"refs/heads/{branch}"], token)  # fmt: skip
+            await self.git(
+                ["fetch", "--quiet", "--no-tags", "--depth", "1", url, f"refs/heads/{branch}"],
+                token,
+            )
             raw = await self.git(["cat-file", "commit", tip])
             refusal = _foreign_tip(raw, branch)
             if refusal is None:
-                since_tip = await self.git(["diff", "--name-only", "--no-renames", "-z", tip,
-                                            tree])  # fmt: skip
+                since_tip = await self.git(["diff", "--name-only", "--no-renames", "-z", tip, tree])
                 moved = [p for p in since_tip.split("\0") if p and _is_workflow(p)]
                 if moved:
                     refusal = (
@@ -287,8 +306,12 @@ class _Stage:
             if tip_tree == tree and same_base:
                 return None, None  # the branch holds exactly this proposal already
             parents = [tip] if same_base else [tip, self.base]
-        identity = {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-                    "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}  # fmt: skip
+        identity = {
+            "GIT_AUTHOR_NAME": BOT_NAME,
+            "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+            "GIT_COMMITTER_NAME": BOT_NAME,
+            "GIT_COMMITTER_EMAIL": BOT_EMAIL,
+        }
         args = ["commit-tree", tree, *(a for p in parents for a in ("-p", p)), "-m", message]
         return (await self.git(args, **identity)).strip(), None
 
@@ -297,8 +320,9 @@ class _Stage:
         fast-forward, so nobody's commits are ever overwritten."""
         if not branch.startswith(BRANCH_PREFIX):  # the one ref ghapp ever pushes
             raise PublishError(f"refusing to push to {branch}")
-        await self.git(["push", "--quiet", "--no-verify", url,
-                        f"{commit}:refs/heads/{branch}"], token)  # fmt: skip
+        await self.git(
+            ["push", "--quiet", "--no-verify", url, f"{commit}:refs/heads/{branch}"], token
+        )
 
 
 async def _started_from(work: Path) -> str:
@@ -317,8 +341,11 @@ def _environment(token: str | None, **extra: str) -> dict[str, str]:
     no config file can override: no hooks, no fsmonitor, no pager."""
     env = git_environment(token)
     count = int(env.get("GIT_CONFIG_COUNT", "0"))
-    for key, value in (("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"),
-                       ("core.pager", "cat")):  # fmt: skip
+    for key, value in (
+        ("core.hooksPath", "/dev/null"),
+        ("core.fsmonitor", "false"),
+        ("core.pager", "cat"),
+    ):
         env[f"GIT_CONFIG_KEY_{count}"], env[f"GIT_CONFIG_VALUE_{count}"] = key, value
         count += 1
     env["GIT_CONFIG_COUNT"] = str(count)
@@ -344,16 +371,20 @@ def _workflow_refusal(files: tuple[str, ...]) -> str | None:
     touched = [path for path in files if _is_workflow(path)]
     if not touched:
         return None
-    return (f"the session changed `{touched[0]}`"
-            + (f" and {len(touched) - 1} more" if len(touched) > 1 else "")
-            + "; ghapp never publishes changes under `.github/workflows/`.")  # fmt: skip
+    return (
+        f"the session changed `{touched[0]}`"
+        + (f" and {len(touched) - 1} more" if len(touched) > 1 else "")
+        + "; ghapp never publishes changes under `.github/workflows/`."
+    )
 
 
 def _nested_refusal(nested: list[str]) -> str | None:
     if not nested:
         return None
-    return (f"the session left a git repository inside the checkout at `{nested[0]}`; "
-            "ghapp does not publish submodules.")  # fmt: skip
+    return (
+        f"the session left a git repository inside the checkout at `{nested[0]}`; "
+        "ghapp does not publish submodules."
+    )
 
 
 def _fork_refusal(item: Any) -> str | None:
@@ -379,9 +410,11 @@ def _foreign_tip(raw_commit: str, branch: str) -> str | None:
         match = re.search(rf"^{role} (.*) <([^>]*)>", header, re.MULTILINE)
         if match is None or match.group(2) != BOT_EMAIL:
             who = match.group(1) if match else "unknown"
-            return (f"the branch `{branch}` has a commit by {who}; ghapp adds only to its own "
-                    "commits. Merge or close its pull request and delete the branch to let "
-                    "ghapp start over.")  # fmt: skip
+            return (
+                f"the branch `{branch}` has a commit by {who}; ghapp adds only to its own "
+                "commits. Merge or close its pull request and delete the branch to let "
+                "ghapp start over."
+            )
     return None
 
 
@@ -428,9 +461,10 @@ async def _open_or_update(
     existing = await _open_pull(gh, repo, branch)
     if existing is None:
         try:
-            created = await gh.post(f"/repos/{repo}/pulls",
-                                    data={"title": title, "head": branch, "base": base,
-                                          "body": body})  # fmt: skip
+            created = await gh.post(
+                f"/repos/{repo}/pulls",
+                data={"title": title, "head": branch, "base": base, "body": body},
+            )
             return int(created["number"]), str(created["html_url"]), True
         except BadRequest as exc:  # 422: opened meanwhile (a concurrent run): update it
             existing = await _open_pull(gh, repo, branch) if exc.status_code == 422 else None

@@ -69,8 +69,9 @@ def result_text(
     run_url: str,
 ) -> str:
     if not ok:
-        return FAILED.format(job=job, error=(error or "unknown error").strip(), facts=facts,
-                             run_url=run_url)  # fmt: skip
+        return FAILED.format(
+            job=job, error=(error or "unknown error").strip(), facts=facts, run_url=run_url
+        )
     return DONE.format(job=job, result=(result or "").strip(), facts=facts, run_url=run_url)
 
 

@@ -73,8 +73,9 @@ def build_worker(
         heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds),
         public_url=settings.public_url,
     )
-    pool = WorkerPool(db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings,
-                      metrics=metrics)  # fmt: skip
+    pool = WorkerPool(
+        db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings, metrics=metrics
+    )
     http, dispatcher = build_dispatcher(settings, db, clock, signals, metrics)
     config = build_config_syncer(db, clock, signals, github, owner=f"{owner}:config")
     return Worker(pool, github, dispatcher, http, config)
@@ -85,8 +86,15 @@ def build_dispatcher(
 ) -> tuple[httpx.AsyncClient, Dispatcher]:
     http = httpx.AsyncClient(follow_redirects=False)
     sender = Sender.from_settings(http, settings)
-    dispatcher = Dispatcher(db, clock, signals, notifier_service(settings, db, clock), sender,
-                            max_attempts=settings.notify_max_attempts, metrics=metrics)  # fmt: skip
+    dispatcher = Dispatcher(
+        db,
+        clock,
+        signals,
+        notifier_service(settings, db, clock),
+        sender,
+        max_attempts=settings.notify_max_attempts,
+        metrics=metrics,
+    )
     return http, dispatcher
 
 
