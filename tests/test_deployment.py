@@ -118,6 +118,7 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("PATCH", r"/repos/\{\w+\}/issues/comments/\{\w+\}", {"issues", "pull_requests"}),
     ("POST", r"/repos/\{\w+\}/issues/comments/\{\w+\}/reactions", {"issues", "pull_requests"}),
     ("POST", r"/repos/\{\w+\}/issues", {"issues"}),
+    ("GET", r"/repos/\{\w+\}/issues", {"issues"}),  # lists pull requests too
     ("PATCH", r"/repos/\{\w+\}/issues/\{\w+\}", {"issues"}),
     ("GET", r"/search/issues", {"issues", "pull_requests"}),
     ("GET", r"/repos/\{\w+\}/collaborators/\{\w+\}/permission", {"metadata"}),

@@ -79,11 +79,16 @@ async def test_per_installation_limit(db, job_id) -> None:
     assert await worker.claim(NOW) is None  # two already running for this installation
 
 
-async def test_cancelled_runs_are_not_claimed_and_release_hands_back(db, job_id) -> None:
+async def test_runs_asked_to_stop_are_claimed_to_be_ended_and_release_hands_back(
+    db, job_id
+) -> None:
+    # A run with a cancel request is claimed like any other: the pool that takes it ends
+    # it cancelled without running anything (a run whose worker died must still end).
     cancelled, kept = await queue(db, job_id, 2)
     async with db.write() as conn:
         await conn.execute(update(Run).where(Run.id == cancelled).values(cancel_requested_at=NOW))
     worker = RunQueue(db, "w")
+    assert (await worker.claim(NOW)).run_id == cancelled
     assert (await worker.claim(NOW)).run_id == kept
     assert await worker.release(kept)
     [_, run] = await runs_of(db, job_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,6 +21,9 @@ from ghapp.api import api_routes
 from ghapp.clock import Clock, SystemClock
 from ghapp.dashboard import dashboard_routes
 from ghapp.db import Database
+from ghapp.db.core import upsert_row
+from ghapp.db.errors import describe
+from ghapp.db.models import SchedulerState
 from ghapp.db.wakeups import PgWakeups
 from ghapp.github.app import GitHubApp
 from ghapp.jobs.service import JobService
@@ -31,12 +35,17 @@ from ghapp.scheduler.loop import Scheduler
 from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.settings import Settings
 from ghapp.signals import Signals
+from ghapp.supervise import Restarts, supervise
 from ghapp.triggers.index import JobIndex
 from ghapp.webhooks.ingress import github_webhook
 from ghapp.webhooks.store import DeliveryStore
-from ghapp.worker.service import build_worker, notifier_service
+from ghapp.worker.pool import PoolHealth, within
+from ghapp.worker.service import Worker, build_worker, notifier_service
 
 log = logging.getLogger("ghapp")
+
+READY_PROBE = "ready_probe"  # the scheduler_state row /readyz writes
+STOP_STEP_S = 5.0  # the longest any one shutdown step may take after the sessions' grace
 
 
 @dataclass
@@ -55,6 +64,16 @@ class AppState:
     commands: CommandCatalogs
     notifiers: NotifierService
     metrics: Metrics
+    restarts: Restarts = field(default_factory=Restarts)
+    pool_health: PoolHealth | None = None  # set when this process runs workers
+
+    def __post_init__(self) -> None:
+        self.metrics.watch_tasks(self.restarts)
+
+    def supervised(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        """A long-lived task of this process, restarted after any error."""
+        task = supervise(name, body, self.clock, restarts=self.restarts)
+        return asyncio.create_task(task, name=name)
 
     @classmethod
     def build(cls, settings: Settings, db: Database, clock: Clock) -> AppState:
@@ -81,6 +100,31 @@ class AppState:
         )
 
 
+async def stop_everything(
+    state: AppState,
+    worker: Worker | None,
+    background: list[asyncio.Task[None]],
+    wakeups: PgWakeups | None,
+    *,
+    dispose: bool,
+) -> None:
+    """One shutdown order for every process, bounded in every state (the database may be
+    gone): running sessions get the grace period, everything else a few seconds."""
+    settle = STOP_STEP_S
+    if worker is not None:
+        await worker.close(timedelta(seconds=state.settings.shutdown_grace_seconds))
+    for task in background:
+        task.cancel()
+    await within(settle, asyncio.gather(*background, return_exceptions=True))
+    await within(settle, state.scheduler.thresholds.drain())
+    await within(settle, state.store.close())
+    await within(settle, state.github.aclose())
+    if wakeups is not None:
+        await within(settle, wakeups.close())
+    if dispose:  # we made it, we close it
+        await within(settle, state.db.dispose())
+
+
 async def start_wakeups(state: AppState) -> PgWakeups | None:
     """On PostgreSQL, wake-ups reach the other replicas through LISTEN/NOTIFY."""
     if state.db.dialect != "postgresql":
@@ -93,7 +137,10 @@ async def start_wakeups(state: AppState) -> PgWakeups | None:
 async def metrics(request: Request) -> Response:
     """Prometheus text format: this process's counters and the database's gauges."""
     state: AppState = request.app.state.ghapp
-    await state.metrics.refresh(state.db, state.clock.now())
+    try:
+        await state.metrics.refresh(state.db, state.clock.now())
+    except Exception as exc:  # the process's own counters still say what it did
+        log.warning("metrics: database gauges not read", extra={"error": describe(exc)})
     return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
@@ -103,18 +150,40 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database answers. It also says whether runs can reach GitHub: a server
-    without the app's credentials still takes deliveries (they wait for nothing), but every
-    run it starts fails, and whoever looks here should be told why."""
+    """Readiness: the database takes a write, and (in a process with workers) a worker slot
+    can claim runs. A full disk or a read-only database file answers reads but loses work,
+    so only a real write counts.
+
+    It also says whether runs can reach GitHub: a server without the app's credentials
+    still takes deliveries, but every run it starts fails, and whoever looks here should be
+    told why."""
     state: AppState = request.app.state.ghapp
     github_app = state.settings.github_app_problem() or "configured"
     try:
-        await state.db.ping()
+        await probe_write(state.db, state.clock.now())
     except Exception as exc:  # any failure means "not ready", never a stack trace
-        log.warning("readiness check failed", extra={"error": type(exc).__name__})
-        body = {"status": "unavailable", "database": "unreachable", "github_app": github_app}
-        return JSONResponse(body, 503)
+        reason = f"database: {describe(exc)}"
+        log.warning("readiness check failed", extra={"error": reason})
+        return JSONResponse(
+            {"status": "unavailable", "reason": reason, "github_app": github_app}, 503
+        )
+    problem = state.pool_health.problem() if state.pool_health is not None else None
+    if problem is not None:
+        return JSONResponse(
+            {"status": "unavailable", "reason": problem, "github_app": github_app}, 503
+        )
     return JSONResponse({"status": "ok", "database": state.db.dialect, "github_app": github_app})
+
+
+async def probe_write(db: Database, now: datetime) -> None:
+    """One small write, committed: the database can take work now."""
+    async with db.write() as conn:
+        await upsert_row(
+            conn,
+            SchedulerState.__table__,  # type: ignore[attr-defined]
+            {"key": READY_PROBE, "value": now.isoformat(), "updated_at": now},
+            key=("key",),
+        )
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -148,14 +217,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         wakeups = await start_wakeups(state)
-        background = (
-            [asyncio.create_task(state.scheduler.run(), name="scheduler")] if run_scheduler else []
-        )
+        background = [state.supervised("scheduler", state.scheduler.run)] if run_scheduler else []
         worker = None
         if workers:
             worker = build_worker(
                 settings, state.db, state.clock, state.signals, workers, metrics=state.metrics
             )
+            state.pool_health = worker.pool.health
+            state.metrics.watch_tasks(worker.pool.health.restarts, worker.pool.health)
             worker.start()
         # Everything built so far lives as long as the process: move it out of the garbage
         # collector's sight. A full collection walking it cost ~60 ms at the p99 of the API.
@@ -164,18 +233,7 @@ def create_app(
         try:
             yield
         finally:
-            if worker is not None:
-                await worker.close()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await state.scheduler.thresholds.drain()
-            await state.store.close()
-            await state.github.aclose()
-            if wakeups is not None:
-                await wakeups.close()
-            if db is None:  # we made it, we close it
-                await state.db.dispose()
+            await stop_everything(state, worker, background, wakeups, dispose=db is None)
 
     routes = [
         Route("/webhooks/github", github_webhook, methods=["POST"]),

@@ -30,10 +30,16 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime | None, wake: asyncio.Event) -> bool:
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives
+        # while the wait is completing, and a task that ignores its cancel never lets the
+        # process stop. asyncio.wait never absorbs a cancel: it reaches us as it should.
         timeout = None if when is None else max(0.0, (when - self.now()).total_seconds())
+        waiter = asyncio.ensure_future(wake.wait())
         try:
-            await asyncio.wait_for(wake.wait(), timeout)
-        except TimeoutError:
+            done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        finally:
+            waiter.cancel()
+        if not done:
             return False
         wake.clear()
         return True

@@ -8,12 +8,12 @@ GitHub clients of this process.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -32,6 +32,8 @@ class _Snapshot(Collector):
         self.runs: dict[str, int] = {}
         self.queue_depth = 0
         self.github_apps: list[Any] = []
+        self.pools: list[Any] = []  # PoolHealth of this process's worker pools
+        self.restarts: list[Mapping[str, int]] = []  # supervised tasks' restart counts
 
     def collect(self) -> Iterator[Metric]:
         runs = GaugeMetricFamily("ghapp_runs", "Runs in the database by status", labels=["status"])
@@ -50,6 +52,30 @@ class _Snapshot(Collector):
             for installation, left in dict(app.rate_limit_remaining).items():
                 remaining.add_metric([str(installation or "app")], left)
         yield remaining
+        yield from self._workers()
+
+    def _workers(self) -> Iterator[Metric]:
+        live = GaugeMetricFamily("ghapp_worker_slots_live", "Worker slots alive in this process")
+        live.add_metric([], sum(pool.live_slots for pool in self.pools))
+        yield live
+        claimed = [pool.last_claim_ok for pool in self.pools if pool.last_claim_ok is not None]
+        last = GaugeMetricFamily(
+            "ghapp_worker_last_claim_ok_timestamp_seconds",
+            "When a worker slot of this process last claimed successfully (Unix time)",
+        )
+        if claimed:
+            last.add_metric([], max(claimed).timestamp())
+        yield last
+        restarts = CounterMetricFamily(
+            "ghapp_task_restarts", "Restarts of long-lived tasks after an error", labels=["task"]
+        )
+        totals: dict[str, int] = {}
+        for counts in self.restarts:
+            for task, count in counts.items():
+                totals[task] = totals.get(task, 0) + count
+        for task, count in sorted(totals.items()):
+            restarts.add_metric([task], count)
+        yield restarts
 
 
 class Metrics:
@@ -92,6 +118,12 @@ class Metrics:
 
     def watch_github(self, app: Any) -> None:
         self.snapshot.github_apps.append(app)
+
+    def watch_tasks(self, restarts: Mapping[str, int], pool: Any = None) -> None:
+        """Count this process's task restarts, and a worker pool's slots and claims."""
+        self.snapshot.restarts.append(restarts)
+        if pool is not None:
+            self.snapshot.pools.append(pool)
 
     async def refresh(self, db: Database, now: datetime) -> None:
         async with db.read() as conn:

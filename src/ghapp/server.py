@@ -9,6 +9,8 @@ from ghapp.db import Database
 from ghapp.db.migrate import current_revision, head_revision, upgrade
 from ghapp.settings import Settings
 
+HTTP_DRAIN_S = 3  # on SIGTERM, how long open HTTP requests may take to finish
+
 
 async def prepare_database(settings: Settings, *, migrate: bool, revision: str = "head") -> str:
     """Migrate (if asked) and check the schema is current; return the revision.
@@ -38,7 +40,9 @@ def uvicorn_config(settings: Settings, workers: int = 4, **overrides: object) ->
         "log_config": None,  # keep our JSON logging
         "access_log": False,
         "server_header": False,
-        "timeout_graceful_shutdown": 30,
+        # Open HTTP requests get a few seconds; the sessions' grace is the workers' own
+        # (GHAPP_SHUTDOWN_GRACE_SECONDS): the whole stop stays under the platform's limit.
+        "timeout_graceful_shutdown": HTTP_DRAIN_S,
         # Workers spawn two processes per session (git, claude). uvloop spawns with fork(),
         # which copies the page tables of this large process: 6.4 ms of CPU and 14 ms of wall
         # time per spawn, measured, against 0.4 / 0.9 ms for asyncio's vfork-based spawn.
@@ -64,12 +68,16 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
     import asyncio
     import signal
 
-    from ghapp.app import AppState, start_wakeups
+    from ghapp.app import AppState, start_wakeups, stop_everything
     from ghapp.clock import SystemClock
     from ghapp.db import Database
     from ghapp.worker.service import build_worker
 
     state = AppState.build(settings, Database(settings.database_url), SystemClock())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     wakeups = await start_wakeups(state)
     if metrics_port is not None:  # counters of this process: sessions, runs, notifications
         from prometheus_client import start_http_server
@@ -78,20 +86,11 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
     worker = build_worker(
         settings, state.db, state.clock, state.signals, concurrency, metrics=state.metrics
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    scheduler = asyncio.create_task(state.scheduler.run(), name="scheduler")
+    state.pool_health = worker.pool.health
+    state.metrics.watch_tasks(worker.pool.health.restarts, worker.pool.health)
+    scheduler = state.supervised("scheduler", state.scheduler.run)
     worker.start()
     try:
         await stop.wait()
     finally:
-        await worker.close()
-        scheduler.cancel()
-        await asyncio.gather(scheduler, return_exceptions=True)
-        await state.store.close()
-        await state.github.aclose()
-        if wakeups is not None:
-            await wakeups.close()
-        await state.db.dispose()
+        await stop_everything(state, worker, [scheduler], wakeups, dispose=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -88,6 +89,24 @@ class Settings(BaseSettings):
     worker_heartbeat_seconds: int = Field(
         20, ge=1, description="How often a worker renews the leases of its running runs."
     )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        ge=0,
+        description="On SIGTERM, how long running sessions may go on before they are stopped "
+        "and handed back to the queue (keep it below the platform's own limit: Kubernetes "
+        "kills after 30 s).",
+    )
+    retry_window_seconds: int = Field(
+        900,
+        ge=0,
+        description="How long a run keeps retrying GitHub or database trouble (with backoff) "
+        "before it fails.",
+    )
+    work_dir: Path | None = Field(
+        None,
+        description="Where sessions' checkouts are made (default: ghapp-work in the system's "
+        "temporary directory). Checkouts left by a process that died are removed at start-up.",
+    )
     max_running: int = Field(
         0, ge=0, description="Most runs executing at once across every worker (0: no limit)."
     )
@@ -136,6 +155,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def work_root(self) -> Path:
+        """Where sessions' checkouts go: ``GHAPP_WORK_DIR`` or the temporary folder's."""
+        return self.work_dir or Path(tempfile.gettempdir()) / "ghapp-work"
 
     def github_app_problem(self) -> str | None:
         """Why ghapp cannot act as the GitHub App, naming the settings; None if it can.

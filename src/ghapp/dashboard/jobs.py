@@ -220,7 +220,8 @@ async def _commands(
     visible = {str(repo.id) for repo in repos}
     if catalogs is not None and values["repo_selection"] == "one" and repo_id in visible:
         try:  # read through the GitHub API (cached a minute); without it, the built-ins
-            catalog = await asyncio.wait_for(catalogs.of(int(repo_id)), CATALOG_TIMEOUT_S)
+            async with asyncio.timeout(CATALOG_TIMEOUT_S):
+                catalog = await catalogs.of(int(repo_id))
             own = {
                 cid: targets for cid, targets in catalog.targets().items() if cid not in builtins
             }

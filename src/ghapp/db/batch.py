@@ -17,6 +17,7 @@ exception that made the savepoint roll back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sqlite3
@@ -175,7 +176,7 @@ class _SqliteApplier:
             results = [self._apply_one(conn, item, isolate) for item in items]
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback_keeping_the_error(conn)
             raise
         return results
 
@@ -196,6 +197,15 @@ class _SqliteApplier:
         if isolate:
             conn.execute("RELEASE item")
         return None if row is None else int(row[0])
+
+
+def _rollback_keeping_the_error(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open. SQLite ends the transaction itself on some
+    errors ("database or disk is full"); a ROLLBACK then raises "cannot rollback - no
+    transaction is active", which would hide the error that matters."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 # Errors caused by one item's data; anything else (locked, disk full…) fails the batch.

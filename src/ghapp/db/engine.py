@@ -94,8 +94,15 @@ class Database:
 
 def _make_engine(url: str, pool_size: int) -> AsyncEngine:
     if not url.startswith("sqlite"):
+        # A database that does not answer must fail a connection attempt in seconds, not
+        # asyncpg's default minute: callers back off and retry, and readiness says why.
         return create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=10,
+            connect_args={"timeout": 10},
         )
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     _configure_sqlite(engine)

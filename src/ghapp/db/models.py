@@ -253,6 +253,7 @@ class Run(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = _ts()
     cancel_requested_at: datetime | None = _ts()  # the worker stops the run when it sees it
+    retrying_since: datetime | None = _ts()  # GitHub or database trouble began; retried until
     queued_at: datetime = _created()
     started_at: datetime | None = _ts()
     completed_at: datetime | None = _ts()
@@ -286,6 +287,8 @@ class Session(SQLModel, table=True):
     event_log: list[dict[str, Any]] = _json(list)
     comment_id: int | None = _github_id()
     comment_url: str | None = Field(default=None, max_length=512)
+    report_text: str | None = Field(default=None, sa_column=Column(Text))  # the final comment
+    reported_at: datetime | None = _ts()  # when the final comment reached GitHub
     started_at: datetime | None = _ts()
     completed_at: datetime | None = _ts()
     created_at: datetime = _created()

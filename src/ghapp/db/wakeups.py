@@ -16,12 +16,14 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from ghapp.db.errors import describe
 from ghapp.signals import Signals
 
 log = logging.getLogger("ghapp.wakeups")
 
 CHANNELS = {"runs": "ghapp_runs", "jobs": "ghapp_jobs", "cancels": "ghapp_cancels"}
 RECONNECT_MAX_S = 30.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -39,14 +41,16 @@ class PgWakeups:
         self._keeper: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
-    async def start(self) -> None:
-        """Connect and listen (waits for the first connection, then keeps it up)."""
+    async def start(self, first_wait: float = 5.0) -> None:
+        """Connect and listen: waits a little for the first connection, then keeps one up
+        in the background (a database that is down at start-up only delays wake-ups)."""
         self.signals.publish = self.publish
         self._keeper = asyncio.create_task(self._keep_connected(), name="pg-wakeups")
+        connected = asyncio.ensure_future(self._connected.wait())
         await asyncio.wait(
-            [asyncio.ensure_future(self._connected.wait()), self._keeper],
-            return_when=asyncio.FIRST_COMPLETED,
+            [connected, self._keeper], timeout=first_wait, return_when=asyncio.FIRST_COMPLETED
         )
+        connected.cancel()
 
     async def close(self) -> None:
         self.signals.publish = None
@@ -94,7 +98,7 @@ class PgWakeups:
         delay = 0.5
         while True:
             try:
-                self._conn = await asyncpg.connect(self.dsn)
+                self._conn = await asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT_S)
                 for channel in CHANNELS.values():
                     await self._conn.add_listener(channel, self._heard)
                 self._connected.set()
@@ -103,8 +107,8 @@ class PgWakeups:
                 self._conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await lost.wait()
                 log.warning("wake-up connection lost; reconnecting")
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("wake-up connection failed", extra={"error": type(exc).__name__})
+            except Exception as exc:  # whatever it was, keep trying: wake-ups only save time
+                log.warning("wake-up connection failed", extra={"error": describe(exc)})
             # Missed wake-ups while disconnected: wake everyone once, then poll as usual.
             self.signals.work_available.set()
             self.signals.scheduler_wake.set()

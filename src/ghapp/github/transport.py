@@ -10,6 +10,14 @@ the same behaviour (SPEC §6):
 * mutating calls (``POST``/``PATCH``/``PUT``/``DELETE``) are serialised per client — one
   client per installation — as GitHub recommends to stay clear of secondary limits.
 
+A ``POST`` that creates something (a comment, an issue, a pull request) is not repeated
+after an *ambiguous* failure: a ``5xx``, a timeout or a connection lost after the request
+was sent. GitHub, or a gateway in front of it, may have applied it and failed to say so, and
+repeating it would post a second comment. Such a failure goes back to the caller, which
+looks for what it meant to create (by its hidden marker) before trying again. A ``POST``
+refused outright (a rate limit, a connection never made) is repeated as usual, and so are
+the ``POST`` s that GitHub makes idempotent (reactions, labels, statuses, tokens).
+
 Waiting goes through the injectable clock, so tests exercise every path without sleeping.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +38,15 @@ from ghapp.clock import Clock
 log = logging.getLogger("ghapp.github")
 
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# POSTs that may be sent twice with no harm: GitHub answers the second with what exists.
+REPEATABLE_POSTS = re.compile(
+    r"/app/installations/\d+/access_tokens$"
+    r"|/reactions$"
+    r"|/repos/[^/]+/[^/]+/issues/\d+/labels$"
+    r"|/repos/[^/]+/[^/]+/statuses/[^/]+$"
+)
+# Failures that prove the request never reached GitHub: safe to send again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -71,12 +89,13 @@ class RetryTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
     async def _with_retries(self, request: httpx.Request) -> httpx.Response:
+        repeatable = _repeatable(request)
         for attempt in range(1, self.policy.attempts + 1):
             last = attempt == self.policy.attempts
             try:
                 response = await self.inner.handle_async_request(request)
             except httpx.TransportError as exc:
-                if last:
+                if last or not (repeatable or isinstance(exc, NOT_SENT)):
                     raise
                 await self._backoff(request, attempt, f"{type(exc).__name__}")
                 continue
@@ -85,6 +104,8 @@ class RetryTransport(httpx.AsyncBaseTransport):
             if response.status_code >= 400:
                 await response.aread()  # small error bodies say which limit was hit
             wait = self._wait_for(response, attempt)
+            if response.status_code >= 500 and not repeatable:
+                wait = None  # maybe applied: the caller looks before it tries again
             if wait is None or last:
                 return response
             await response.aclose()
@@ -127,6 +148,10 @@ class RetryTransport(httpx.AsyncBaseTransport):
             },
         )
         await self.clock.sleep_until(self.clock.now() + timedelta(seconds=seconds), self._never)
+
+
+def _repeatable(request: httpx.Request) -> bool:
+    return request.method != "POST" or bool(REPEATABLE_POSTS.search(request.url.path))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

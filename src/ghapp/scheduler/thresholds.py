@@ -97,7 +97,8 @@ class ThresholdChecker:
         provider = self.providers.get(job.threshold["metric"])
         if provider is None:
             raise LookupError(f"no provider for metric {job.threshold['metric']!r}")
-        return float(await asyncio.wait_for(provider.measure(job), MEASURE_TIMEOUT_S))
+        async with asyncio.timeout(MEASURE_TIMEOUT_S):
+            return float(await provider.measure(job))
 
     async def _record(self, check: Any, job: Any, value: float) -> bool:
         threshold = job.threshold

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
@@ -183,6 +184,7 @@ class _Fault:
     times: int
     headers: dict[str, str]
     body: Any
+    apply: bool = False  # carry the request out, then answer with the fault anyway
 
 
 @dataclass
@@ -311,6 +313,7 @@ class GitHubStandIn:
         self._tokens: dict[str, _Token] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._faults: list[_Fault] = []
+        self._outage: int | None = None
         self._incomplete_results = False
         self._routes = self._build_routes()
         methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
@@ -579,11 +582,15 @@ class GitHubStandIn:
         times: int = 1,
         headers: dict[str, str] | None = None,
         body: Any = None,
+        apply: bool = False,
     ) -> None:
         """Answer the next ``times`` requests whose method is ``method`` ("*" for any) and
         whose path (prefix excluded) matches ``path_pattern`` (``re.search``; anchor it
         with ``^…$`` if needed) with ``status``, ``headers`` and ``body`` (default
-        ``{"message": …}``) instead of the real answer. Faults apply in order given."""
+        ``{"message": …}``) instead of the real answer. Faults apply in order given.
+
+        With ``apply`` the request is carried out first and only the answer is replaced:
+        a gateway that passes a ``POST`` on to GitHub and then answers ``502`` anyway."""
         with self._lock:
             self._faults.append(
                 _Fault(
@@ -593,8 +600,18 @@ class GitHubStandIn:
                     times,
                     {k.lower(): v for k, v in (headers or {}).items()},
                     body,
+                    apply,
                 )
             )
+
+    def start_outage(self, status: int = 503) -> None:
+        """Answer every request with ``status`` until :meth:`end_outage` (GitHub is down)."""
+        with self._lock:
+            self._outage = status
+
+    def end_outage(self) -> None:
+        with self._lock:
+            self._outage = None
 
     def inject_secondary_rate_limit(
         self, method: str, path_pattern: str, *, retry_after: int = 1, times: int = 1
@@ -726,10 +743,17 @@ class GitHubStandIn:
         injected = False
         reply: _Reply
         fault = None if outside else self._take_fault(method, path)
+        if fault is None and self._outage is not None and not outside:
+            fault = _Fault(method, re.compile(""), self._outage, 1, {}, None)
         if outside:
             reply = _Reply(404, _not_found().body)
         elif fault is not None:
             injected = True
+            if fault.apply:
+                with contextlib.suppress(GitHubError):
+                    self._dispatch(
+                        method, path, full_path, query_items, parsed, bad_json, auth, bucket, origin
+                    )
             bucket.remaining = max(0, bucket.remaining - 1)
             body = fault.body if fault.body is not None else {"message": _reason(fault.status)}
             reply = _Reply(fault.status, body, dict(fault.headers))
@@ -947,6 +971,7 @@ class GitHubStandIn:
             ("GET", "/installation/repositories", self._installation_repos, "token", "none"),
             ("GET", "/search/issues", self._search_issues, "token", "none"),
             ("GET", r, self._get_repo, "token", "installation"),
+            ("GET", f"{r}/issues", self._list_issues, "token", "installation"),
             ("POST", f"{r}/issues", self._create_issue, "token", "installation"),
             ("GET", f"{r}/issues/comments/{{id:int}}", self._get_comment, "token", "installation"),
             (
@@ -1177,6 +1202,18 @@ class GitHubStandIn:
     def _get_issue(self, call: _Call) -> _Reply:
         assert call.repo is not None
         return _Reply(200, self._issue_obj(self._issue(call.repo, int(call.params["number"]))))
+
+    def _list_issues(self, call: _Call) -> _Reply:
+        """``?state=open|closed|all&sort=created&direction=asc|desc`` (pull requests too,
+        as GitHub lists them here)."""
+        assert call.repo is not None
+        state = call.query.get("state", "open")
+        if state not in ("open", "closed", "all"):
+            raise _validation("Issue", "state", "invalid")
+        found = [i for i in self._issues_of(call.repo) if state == "all" or i["state"] == state]
+        found.sort(key=lambda i: i["number"], reverse=call.query.get("direction", "desc") == "desc")
+        page, headers = self._paginate(call, [self._issue_obj(i) for i in found])
+        return _Reply(200, page, headers)
 
     def _create_issue(self, call: _Call) -> _Reply:
         assert call.repo is not None

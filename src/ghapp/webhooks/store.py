@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ghapp.db import Database
 from ghapp.db.batch import BatchWriter, InsertThen, Statement
+from ghapp.db.errors import describe
 from ghapp.db.models import Delivery, DeliveryOutcome
 from ghapp.db.types import utcnow
 from ghapp.signals import Signals
@@ -67,9 +68,13 @@ class DeliveryStore:
 
     async def save(self, event: sansio.Event, raw_json: str, digest: str) -> Stored:
         received_at = utcnow()
-        try:
-            if self._jobs is not None:
+        if self._jobs is not None:
+            try:  # the trigger index reads the database: its failure is the database's
                 await self._jobs.ensure_fresh()
+            except Exception as exc:
+                log.warning("trigger index not refreshed", extra={"error": describe(exc)})
+                raise StorageUnavailable(describe(exc)) from exc
+        try:
             ctx = await decide(event, received_at, self._known, self._jobs)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BadPayload(f"{type(exc).__name__}: {exc}") from exc
@@ -77,12 +82,19 @@ class DeliveryStore:
         try:
             result = await self._writer.write(InsertThen(row, ctx.statements))
         except Exception as exc:
-            log.exception("delivery not stored", extra={"delivery_id": event.delivery_id})
-            raise StorageUnavailable(type(exc).__name__) from exc
+            log.warning(
+                "delivery not stored",
+                extra={"delivery_id": event.delivery_id, "error": describe(exc)},
+            )
+            raise StorageUnavailable(describe(exc)) from exc
         if isinstance(result, BaseException):
             raise BadPayload(f"{type(result).__name__}: {result}") from result
         if result is None:
-            return Stored(event.delivery_id, 0, await self._duplicate_reason(event.delivery_id))
+            try:
+                reason = await self._duplicate_reason(event.delivery_id)
+            except Exception as exc:  # stored before; only the reason is unknown
+                reason = f"already received (reason unknown: {describe(exc)})"
+            return Stored(event.delivery_id, 0, reason)
         self._known.remember(ctx.rows_written)
         if (ctx.runs_queued or ctx.config_syncs_queued) and self._signals is not None:
             self._signals.runs_queued()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -22,6 +23,63 @@ GIT_TIMEOUT_S = 300
 
 class CheckoutError(RuntimeError):
     pass
+
+
+class WorkDir:
+    """This process's own folder for checkouts, and the removal of what dead ones left.
+
+    Checkouts are removed when their session ends, but a process killed with ``kill -9``
+    (or a machine that lost power) leaves its checkouts behind, each a copy of a repository.
+    Every process works in ``<root>/<pid>-<random>/`` and holds an exclusive ``flock`` on a
+    file in it for as long as it lives. At start-up, every folder whose lock can be taken
+    belongs to no living process and is removed; a live process's folder never is, whoever
+    shares the root (several workers on one machine).
+    """
+
+    LOCK = ".owner.lock"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path: Path | None = None
+        self._lock: int | None = None
+
+    def open(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.sweep()
+        self.path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root))
+        self._lock = os.open(self.path / self.LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return self.path
+
+    def sweep(self) -> list[Path]:
+        """Remove the folders of processes that are gone; the folders removed."""
+        removed = []
+        for folder in self.root.iterdir():
+            if folder.is_dir() and folder != self.path and _owner_is_gone(folder / self.LOCK):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
+    def close(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _owner_is_gone(lock_path: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return True  # never locked: made by a process that died at once
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a live process holds it
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+    return True
 
 
 def clone_url(git_url: str, full_name: str) -> str:
@@ -83,11 +141,14 @@ async def _git(args: list[str], env: dict[str, str], cwd: Path, token: str | Non
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(), GIT_TIMEOUT_S)
+        async with asyncio.timeout(GIT_TIMEOUT_S):  # not wait_for: it can swallow a cancel
+            out, err = await process.communicate()
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise CheckoutError(f"git {args[0]} timed out after {GIT_TIMEOUT_S} s") from None
+    finally:
+        if process.returncode is None:  # timed out or cancelled: never leave git running
+            process.kill()
+            await asyncio.shield(process.wait())
     if process.returncode != 0:
         message = err.decode("utf-8", "replace").strip()
         if token:

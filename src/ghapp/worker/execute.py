@@ -25,12 +25,13 @@ from typing import Any
 import httpx
 from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 
 from ghapp import logs, repo_commands
 from ghapp.clock import Clock
 from ghapp.commands import render_prompt
 from ghapp.db import Database
+from ghapp.db.errors import describe
 from ghapp.db.models import Repository, RunStatus, Session, SessionStatus, TriggerType
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.github.transport import RateLimited
@@ -84,8 +85,12 @@ class ProgressLog:
             await self.flush()
 
     async def flush(self) -> None:
-        if self.progress is not None and self.session_id is not None:
+        if self.progress is None or self.session_id is None:
+            return
+        try:
             await self.executor.store_progress(self.session_id, self.progress)
+        except Exception as exc:  # the live log is a view: a session never fails for it
+            log.warning("progress not stored", extra={"error": describe(exc)})
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,9 @@ class SessionExecutor:
         clock: Clock,
         authorizer: Authorizer | None = None,
         metrics: Metrics | None = None,
+        work_dir: Path | None = None,
     ) -> None:
+        self.work_dir = work_dir  # where checkouts go (None: the system's temporary folder)
         self.db = db
         self.settings = settings
         self.github = github
@@ -265,9 +272,39 @@ class SessionExecutor:
         run, job = context.run, context.job
         arguments = (run.trigger_detail or {}).get("args", "")
         prompt = render_prompt(job.command_id, job.custom_prompt, item.data, arguments)
+        earlier = await self._finished_session(run.id, item)
+        if earlier is not None:
+            # Run before this attempt (the run was retried or taken over): its result is
+            # stored. The session is never run again for it; only an unsent report is sent.
+            with logs.bind(session_id=earlier.id):
+                if earlier.reported_at is None and earlier.report_text is not None:
+                    await self._report(gh, job, repo, item, earlier, run.id)
+                return _stored_outcome(earlier)
         session_id = await self._session_row(run.id, item, prompt, job.runner)
         with logs.bind(session_id=session_id):
             return await self._session(gh, context, repo, installation_id, item, prompt, session_id)
+
+    async def _finished_session(self, run_id: int, item: Item) -> Any:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    select(Session).where(
+                        _same_item(run_id, item), Session.completed_at.is_not(None)
+                    )
+                )
+            ).one_or_none()
+
+    async def _report(
+        self, gh: GitHubAPI, job: Any, repo: Any, item: Item, session: Any, run_id: int
+    ) -> None:
+        """Post a finished session's stored report; marked sent once GitHub took it."""
+        run_url = f"{self.settings.public_url}/runs/{run_id}"
+        text = session.report_text
+        if session.comment_id is not None:
+            await finish_comment(gh, repo.full_name, session.comment_id, session.id, text, run_url)
+        elif item.number is None and job.report == "issue":
+            await self._report_issue(gh, job, repo.full_name, text)
+        await self._update_session(session.id, reported_at=self.clock.now())
 
     async def _session(
         self,
@@ -290,7 +327,11 @@ class SessionExecutor:
         )
         try:
             async with checkout(
-                self.settings.git_url, repo.full_name, token, pull_number=pull_number
+                self.settings.git_url,
+                repo.full_name,
+                token,
+                pull_number=pull_number,
+                parent=self.work_dir,
             ) as work:
                 comment = await commenting
                 command = await self._repository_command(job, work, item, run, session_id)
@@ -315,22 +356,6 @@ class SessionExecutor:
         finally:
             if not commenting.done():
                 commenting.cancel()
-        await self._update_session(
-            session_id,
-            status=outcome.status,
-            agent_session_id=outcome.agent_session_id,
-            result_text=outcome.result_text,
-            error=outcome.error,
-            cost_usd=outcome.cost_usd,
-            num_turns=outcome.num_turns,
-            duration_ms=outcome.duration_ms,
-            exit_code=outcome.exit_code,
-            completed_at=self.clock.now(),
-        )
-        if self.metrics is not None:
-            self.metrics.session_seconds.labels(job.runner, str(outcome.status)).observe(
-                (outcome.duration_ms or 0) / 1000
-            )
         facts = facts_line(
             turns=outcome.num_turns, cost_usd=outcome.cost_usd, duration_ms=outcome.duration_ms
         )
@@ -344,10 +369,31 @@ class SessionExecutor:
         )
         if published is not None and (section := comment_section(published)):
             text = f"{text}\n\n{section}"
+        # The result and its report are stored before anything is sent to GitHub: if the
+        # edit fails, the run is retried and only the report is sent again (see _one).
+        await self._update_session(
+            session_id,
+            status=outcome.status,
+            agent_session_id=outcome.agent_session_id,
+            result_text=outcome.result_text,
+            error=outcome.error,
+            cost_usd=outcome.cost_usd,
+            num_turns=outcome.num_turns,
+            duration_ms=outcome.duration_ms,
+            exit_code=outcome.exit_code,
+            completed_at=self.clock.now(),
+            report_text=text,
+        )
+        if self.metrics is not None:
+            self.metrics.session_seconds.labels(job.runner, str(outcome.status)).observe(
+                (outcome.duration_ms or 0) / 1000
+            )
         if comment is not None:
             await finish_comment(gh, repo.full_name, comment.comment_id, session_id, text, run_url)
+            await self._update_session(session_id, reported_at=self.clock.now())
         elif item.number is None and job.report == "issue":
             await self._report_issue(gh, job, repo.full_name, text)
+            await self._update_session(session_id, reported_at=self.clock.now())
         return outcome
 
     async def _report_issue(self, gh: GitHubAPI, job: Any, repo: str, text: str) -> None:
@@ -446,15 +492,7 @@ class SessionExecutor:
     async def _session_row(self, run_id: int, item: Item, prompt: str, runner: str) -> int:
         """The run's session for this item: reused when the run is retried or taken over."""
         async with self.db.write() as conn:
-            existing = await conn.scalar(
-                select(Session.id).where(
-                    Session.run_id == run_id,
-                    Session.item_kind == item.kind,
-                    Session.item_number.is_(None)
-                    if item.number is None
-                    else Session.item_number == item.number,
-                )
-            )
+            existing = await conn.scalar(select(Session.id).where(_same_item(run_id, item)))
             if existing is not None:
                 await conn.execute(
                     update(Session)
@@ -479,3 +517,27 @@ class SessionExecutor:
     async def _update_session(self, session_id: int, **values: Any) -> None:
         async with self.db.write() as conn:
             await conn.execute(update(Session).where(Session.id == session_id).values(**values))
+
+
+def _same_item(run_id: int, item: Item) -> Any:
+    """The run's session row for this item (one per item, reused across attempts)."""
+    number = Session.item_number
+    return and_(
+        Session.run_id == run_id,
+        Session.item_kind == item.kind,
+        number.is_(None) if item.number is None else number == item.number,
+    )
+
+
+def _stored_outcome(session: Any) -> Outcome:
+    return Outcome(
+        ok=session.status == SessionStatus.completed.value,
+        status=session.status,
+        result_text=session.result_text,
+        error=session.error,
+        agent_session_id=session.agent_session_id,
+        num_turns=session.num_turns,
+        cost_usd=session.cost_usd,
+        duration_ms=session.duration_ms or 0,
+        exit_code=session.exit_code,
+    )

@@ -4,14 +4,20 @@ What a run *does* (find items, run sessions, report back) is an :class:`Executor
 module is the machinery around it, the same for every kind of run:
 
 * ``concurrency`` slots claim runs from the :class:`RunQueue` (global limit per process;
-  the per-installation limit is part of the claim itself);
-* while a run executes, a heartbeat renews its lease and watches for cancellation; a lost
-  lease (another worker took the run over) stops the execution;
-* a failure the executor calls retryable is queued again with exponential backoff and
-  full jitter until the job's ``max_retries`` are used; anything else ends the run through
-  :func:`ghapp.runs.finish_run`, which also queues the jobs that run after it;
-* :meth:`WorkerPool.stop` stops claiming and hands runs still executing after the grace
-  period back to the queue (their lease released), so a deploy loses nothing.
+  the per-installation limit is part of the claim itself). A slot survives any error: a
+  failed claim (the database restarting, the disk full) is logged and retried after a
+  bounded backoff, and a slot that still dies is restarted by its supervisor;
+* while a run executes, a heartbeat renews its lease and watches for cancellation (a cancel
+  request wakes it at once); a lost lease (another worker took the run over) stops the
+  execution. A heartbeat that cannot reach the database tries again sooner;
+* GitHub or database trouble makes a run *retryable*: it is queued again with exponential
+  backoff and full jitter for as long as the retry window (``GHAPP_RETRY_WINDOW_SECONDS``)
+  has not passed since the trouble began. Anything else ends the run through
+  :func:`ghapp.runs.finish_run`, which also queues the jobs that run after it. Recording
+  the end is itself retried until the database takes it, with the lease kept meanwhile;
+* :meth:`WorkerPool.stop` stops claiming, lets running runs finish within the grace period
+  and hands the rest back to the queue (their lease released), so a deploy loses nothing.
+  Every step of it is bounded, even while the database is unreachable.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select, text
@@ -30,11 +36,13 @@ from sqlalchemy import select, text
 from ghapp import logs
 from ghapp.clock import Clock
 from ghapp.db import Database
+from ghapp.db.errors import describe, is_database_trouble
 from ghapp.db.models import Job, Run, RunStatus
 from ghapp.metrics import Metrics
 from ghapp.notify.outbox import queue_event
 from ghapp.runs import finish_run
 from ghapp.signals import Signals
+from ghapp.supervise import Backoff, Restarts, pause, supervise
 from ghapp.worker.claim import Claimed, RunQueue, bind_params
 
 log = logging.getLogger("ghapp.worker")
@@ -43,7 +51,8 @@ CANCELLED = "cancelled"
 
 _REQUEUE = """
 UPDATE runs SET status = 'queued', run_after = :run_after, attempt = attempt + 1,
-       lease_owner = NULL, lease_expires_at = NULL, error = :error
+       lease_owner = NULL, lease_expires_at = NULL, error = :error,
+       retrying_since = :retrying_since
 WHERE id = :run_id AND lease_owner = :owner AND status = 'running'
 """
 
@@ -61,7 +70,7 @@ class RunContext:
 class RunResult:
     status: RunStatus
     error: str | None = None
-    retryable: bool = False  # a transient failure (GitHub down, say): try again later
+    retryable: bool = False  # GitHub or database trouble: try again later (within the window)
     counters: dict[str, Any] = field(default_factory=dict)  # items_found, cost_usd …
 
 
@@ -75,8 +84,34 @@ class PoolSettings:
     heartbeat: timedelta = timedelta(seconds=20)
     poll: timedelta = timedelta(seconds=5)  # fallback when no wake-up arrives
     backoff_base: timedelta = timedelta(seconds=10)
-    backoff_max: timedelta = timedelta(minutes=30)
+    backoff_max: timedelta = timedelta(minutes=2)  # an outage's end is noticed this soon
+    retry_window: timedelta = timedelta(minutes=15)  # trouble retried this long, then failed
     public_url: str = ""  # for links in notifications
+    database_backoff: Backoff = field(default_factory=lambda: Backoff(base=0.2, cap=10.0))
+    release_timeout: float = 5.0  # seconds to hand runs back at shutdown (the DB may be down)
+
+
+@dataclass
+class PoolHealth:
+    """What readiness and metrics read: are the slots alive, can they claim?"""
+
+    slots: list[asyncio.Task[None]] = field(default_factory=list)
+    last_claim_ok: datetime | None = None
+    claim_failing_since: datetime | None = None
+    last_claim_error: str | None = None
+    restarts: Restarts = field(default_factory=Restarts)
+
+    @property
+    def live_slots(self) -> int:
+        return sum(1 for slot in self.slots if not slot.done())
+
+    def problem(self) -> str | None:
+        """Why this pool cannot work now, or None."""
+        if self.slots and self.live_slots == 0:
+            return "no worker slot is alive"
+        if self.claim_failing_since is not None:
+            return f"worker slots cannot claim runs: {self.last_claim_error}"
+        return None
 
 
 class WorkerPool:
@@ -102,38 +137,72 @@ class WorkerPool:
         self.jitter = jitter or (lambda cap: random.uniform(0, cap))
         self._stopping = asyncio.Event()
         self._listening = asyncio.Lock()
-        self._slots: list[asyncio.Task[None]] = []
         self._executing: dict[int, asyncio.Task[RunResult]] = {}
         self._processing: set[asyncio.Task[None]] = set()
+        self.health = PoolHealth()
         self.finished: list[tuple[int, str]] = []  # (run id, status), for views and tests
 
     def start(self) -> None:
-        self._slots = [
-            asyncio.create_task(self._slot(), name=f"worker-slot-{n}")
+        self.health.slots = [
+            asyncio.create_task(
+                supervise(
+                    f"worker-slot-{n}", self._slot, self.clock, restarts=self.health.restarts
+                ),
+                name=f"worker-slot-{n}",
+            )
             for n in range(self.settings.concurrency)
         ]
 
     async def stop(self, grace: timedelta = timedelta(seconds=30)) -> None:
-        """Stop claiming; let running runs finish within ``grace``, then hand them back."""
+        """Stop claiming; let running runs finish within ``grace``, then hand them back.
+
+        Bounded in every state: runs still going after ``grace`` are cancelled (their
+        sessions killed) and released within ``release_timeout``; if the database cannot
+        take that, their leases simply lapse and another worker takes them over.
+        """
         self._stopping.set()
         self.signals.work_available.set()
         executing = list(self._executing.values())
         if executing:
             await asyncio.wait(executing, timeout=grace.total_seconds())
-        for run_id, task in list(self._executing.items()):
-            if not task.done():
-                task.cancel()
+        handed_back = [run_id for run_id, task in self._executing.items() if not task.done()]
+        for run_id in handed_back:
+            self._executing[run_id].cancel()
+        await within(self.settings.release_timeout, self._release(handed_back))
+        if self._processing:  # finished runs are still being recorded
+            await asyncio.wait(list(self._processing), timeout=self.settings.release_timeout)
+        for task in [*self._processing, *self.health.slots]:
+            task.cancel()
+        await within(self.settings.release_timeout, self._settle(self._processing))
+        await within(self.settings.release_timeout, self._settle(self.health.slots))
+
+    async def _release(self, run_ids: list[int]) -> None:
+        for run_id in run_ids:
+            try:
                 await self.queue.release(run_id)
                 log.info("run handed back", extra={"run_id": run_id})
-        if self._processing:  # finished runs are still being recorded
-            await asyncio.wait(list(self._processing))
-        for slot in self._slots:
-            slot.cancel()
-        await asyncio.gather(*self._slots, return_exceptions=True)
+            except Exception as exc:  # its lease lapses instead
+                log.warning(
+                    "run not handed back; its lease will lapse",
+                    extra={"run_id": run_id, "error": describe(exc)},
+                )
+
+    @staticmethod
+    async def _settle(tasks: Iterable[asyncio.Task[Any]]) -> None:
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _slot(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
-            claimed = await self.queue.claim(self.clock.now())
+            try:
+                claimed = await self.queue.claim(self.clock.now())
+            except Exception as exc:  # the database is away: wait, then claim again
+                failures += 1
+                self._claim_failed(exc)
+                await pause(self.clock, self.settings.database_backoff.delay(failures))
+                continue
+            failures = 0
+            self._claim_succeeded()
             if claimed is None:
                 # One idle slot listens for work; the others wait behind it. A wake-up
                 # then costs one claim, not one per idle slot (which lost the race anyway).
@@ -151,6 +220,20 @@ class WorkerPool:
                 raise
             except Exception:  # a bug in one run must not take the slot down
                 log.exception("run processing failed", extra={"run_id": claimed.run_id})
+
+    def _claim_failed(self, exc: Exception) -> None:
+        health = self.health
+        health.last_claim_error = describe(exc)
+        if health.claim_failing_since is None:
+            health.claim_failing_since = self.clock.now()
+            log.warning("cannot claim runs", extra={"error": health.last_claim_error})
+
+    def _claim_succeeded(self) -> None:
+        health = self.health
+        if health.claim_failing_since is not None:
+            log.info("claiming runs again", extra={"since": health.claim_failing_since.isoformat()})
+        health.claim_failing_since = None
+        health.last_claim_ok = self.clock.now()
 
     async def process(self, claimed: Claimed) -> None:
         """Execute one claimed run to its end (or until its lease is lost)."""
@@ -171,19 +254,49 @@ class WorkerPool:
         self._executing[claimed.run_id] = execution
         beating = asyncio.create_task(self._heartbeat(claimed.run_id, context, execution))
         try:
-            result = await execution
-        except asyncio.CancelledError:
-            if self._stopping.is_set() or context.cancel.is_set():
-                return  # handed back by stop(), or the lease was lost
-            raise
-        except Exception as exc:  # a bug must end the run with its reason, not strand it
-            log.exception("run execution failed", extra={"run_id": claimed.run_id})
-            error = f"internal error: {type(exc).__name__}: {exc}"
-            result = RunResult(RunStatus.failed, error=error)
+            try:
+                result = await execution
+            except asyncio.CancelledError:
+                if self._stopping.is_set() or context.cancel.is_set():
+                    return  # handed back by stop(), or the lease was lost
+                raise
+            except Exception as exc:  # the run ends with its reason, never stranded
+                result = self._failure(claimed.run_id, exc)
+            finally:
+                self._executing.pop(claimed.run_id, None)
+            await self._record_until_stored(claimed, context, result)
         finally:
-            beating.cancel()
-            self._executing.pop(claimed.run_id, None)
-        await self._record(claimed, context, result)
+            beating.cancel()  # kept beating while the end is recorded: the run stays ours
+
+    def _failure(self, run_id: int, exc: Exception) -> RunResult:
+        if is_database_trouble(exc):
+            log.warning(
+                "run met database trouble", extra={"run_id": run_id, "error": describe(exc)}
+            )
+            return RunResult(RunStatus.failed, error=f"database: {describe(exc)}", retryable=True)
+        log.exception("run execution failed", extra={"run_id": run_id})
+        return RunResult(RunStatus.failed, error=f"internal error: {describe(exc)}")
+
+    async def _record_until_stored(
+        self, claimed: Claimed, context: RunContext, result: RunResult
+    ) -> None:
+        """Record the end; while the database cannot take it, wait and try again. Given up
+        only at shutdown: the lease then lapses, and the worker that takes the run over
+        finds its sessions' results stored and does not run them again."""
+        failures = 0
+        while True:
+            try:
+                await self._record(claimed, context, result)
+                return
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "run end not recorded; trying again",
+                    extra={"run_id": claimed.run_id, "error": describe(exc)},
+                )
+                if self._stopping.is_set():
+                    return
+                await pause(self.clock, self.settings.database_backoff.delay(failures))
 
     async def _notify_start(self, context: RunContext) -> None:
         async with self.db.write() as conn:
@@ -209,14 +322,20 @@ class WorkerPool:
     async def _heartbeat(
         self, run_id: int, context: RunContext, execution: asyncio.Task[RunResult]
     ) -> None:
+        every = self.settings.heartbeat
         while True:
             # A cancel request anywhere wakes every heartbeat: each looks at its own run now
             # rather than at its next beat, so a cancelled session stops within moments.
-            await self.clock.sleep_until(
-                self.clock.now() + self.settings.heartbeat, self.signals.cancel_requested
-            )
-            kept = await self.queue.heartbeat(run_id, self.clock.now())
-            if not kept or await self._cancel_requested(run_id):
+            await self.clock.sleep_until(self.clock.now() + every, self.signals.cancel_requested)
+            try:
+                kept = await self.queue.heartbeat(run_id, self.clock.now())
+                cancelled = kept and await self._cancel_requested(run_id)
+            except Exception as exc:  # the database is away: beat again sooner
+                log.warning("heartbeat failed", extra={"run_id": run_id, "error": describe(exc)})
+                every = min(self.settings.heartbeat, timedelta(seconds=2))
+                continue
+            every = self.settings.heartbeat
+            if not kept or cancelled:
                 context.cancel.set()  # the executor stops its session and reports
                 if not kept:
                     log.warning("lease lost", extra={"run_id": run_id})
@@ -230,33 +349,22 @@ class WorkerPool:
 
     async def _record(self, claimed: Claimed, context: RunContext, result: RunResult) -> None:
         now = self.clock.now()
-        if result.retryable and claimed.attempt <= context.job.max_retries:
-            delay = self._backoff(claimed.attempt)
-            params = {
-                "run_after": now + delay,
-                "error": result.error,
-                "run_id": claimed.run_id,
-                "owner": self.queue.owner,
-            }
-            async with self.db.write() as conn:
-                await conn.execute(text(_REQUEUE), bind_params(conn, params))
-            log.info(
-                "run will be retried",
-                extra={
-                    "run_id": claimed.run_id,
-                    "attempt": claimed.attempt,
-                    "in_s": round(delay.total_seconds(), 1),
-                },
-            )
-            self.finished.append((claimed.run_id, "retrying"))
-            return
+        error = result.error
+        if result.retryable:
+            since = context.run.retrying_since or now
+            in_window = now - since < self.settings.retry_window
+            if in_window or claimed.attempt <= context.job.max_retries:
+                await self._requeue(claimed, result, since, now)
+                return
+            minutes = (now - since).total_seconds() / 60
+            error = f"{error} (still failing after retrying for {minutes:.0f} min)"
         async with self.db.write() as conn:
             dependents = await finish_run(
                 conn,
                 claimed.run_id,
                 result.status,
                 now,
-                error=result.error,
+                error=error,
                 public_url=self.settings.public_url,
                 **result.counters,
             )
@@ -267,6 +375,32 @@ class WorkerPool:
         if dependents:
             self.signals.runs_queued()
 
+    async def _requeue(
+        self, claimed: Claimed, result: RunResult, since: datetime, now: datetime
+    ) -> None:
+        """Queue the run again after a backoff; the run page says it waits, and why."""
+        delay = self._backoff(claimed.attempt)
+        retry_at = now + delay
+        params = {
+            "run_after": retry_at,
+            "retrying_since": since,
+            "error": f"{result.error} — retrying at {retry_at:%H:%M:%S} UTC",
+            "run_id": claimed.run_id,
+            "owner": self.queue.owner,
+        }
+        async with self.db.write() as conn:
+            await conn.execute(text(_REQUEUE), bind_params(conn, params))
+        log.info(
+            "run will be retried",
+            extra={
+                "run_id": claimed.run_id,
+                "attempt": claimed.attempt,
+                "in_s": round(delay.total_seconds(), 1),
+                "error": result.error,
+            },
+        )
+        self.finished.append((claimed.run_id, "retrying"))
+
     def _backoff(self, attempt: int) -> timedelta:
         """Exponential with full jitter: a random wait up to base · 2^(attempt-1)."""
         cap = min(
@@ -274,6 +408,17 @@ class WorkerPool:
             self.settings.backoff_base.total_seconds() * 2 ** (attempt - 1),
         )
         return timedelta(seconds=self.jitter(cap))
+
+
+async def within(seconds: float, work: Awaitable[None]) -> bool:
+    """Await ``work`` for at most ``seconds`` (then cancel it); True if it finished."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        await asyncio.wait({task}, timeout=seconds)
+        return False
+    return not task.cancelled() and task.exception() is None
 
 
 async def run_pool_until_stopped(pool: WorkerPool, stop: asyncio.Event) -> None:

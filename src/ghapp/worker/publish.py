@@ -55,6 +55,7 @@ from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 
 from ghapp.worker.checkout import CheckoutError, _git, clone_url, git_environment
+from ghapp.worker.report import MAYBE_APPLIED
 
 Action = Literal["none", "opened", "updated", "dry_run", "refused"]
 MODES = ("pr", "dry_run")
@@ -468,6 +469,10 @@ async def _open_or_update(
             return int(created["number"]), str(created["html_url"]), True
         except BadRequest as exc:  # 422: opened meanwhile (a concurrent run): update it
             existing = await _open_pull(gh, repo, branch) if exc.status_code == 422 else None
+            if existing is None:
+                raise
+        except MAYBE_APPLIED:  # maybe opened and not said: look before trying again
+            existing = await _open_pull(gh, repo, branch)
             if existing is None:
                 raise
     number = int(existing["number"])

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+from gidgethub import GitHubBroken
 from gidgethub.abc import GitHubAPI
 
+# A create that failed this way may still have happened (see ghapp.github.transport).
+MAYBE_APPLIED = (GitHubBroken, httpx.TransportError)
 GITHUB_COMMENT_LIMIT = 65_536
 MARKER = "<!-- ghapp:session={session_id} -->"
 WORKING = "⏳ **{job}** is working on this. [Follow the run]({run_url})."
@@ -48,7 +52,15 @@ async def start_comment(
     if existing is not None:
         return Posted(int(existing["id"]), existing["html_url"], reused=True)
     body = with_marker(WORKING.format(job=job, run_url=run_url), session_id)
-    created = await gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": body})
+    try:
+        created = await gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": body})
+    except MAYBE_APPLIED:
+        # GitHub (or a gateway) may have posted it and failed to say so: look before any
+        # second try. Not there → the error stands, and the run's retry posts it once.
+        existing = await find_comment(gh, repo, number, session_id)
+        if existing is None:
+            raise
+        return Posted(int(existing["id"]), existing["html_url"], reused=True)
     return Posted(int(created["id"]), created["html_url"], reused=False)
 
 
@@ -100,5 +112,22 @@ async def publish_report(
     if number is not None:
         await gh.patch(f"/repos/{repo}/issues/{number}", data={"title": title, "body": body})
         return number
-    created = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": body})
+    marker_text = REPORT_MARKER.format(job_id=job_id)
+    try:
+        created = await gh.post(f"/repos/{repo}/issues", data={"title": title, "body": body})
+    except MAYBE_APPLIED:  # maybe created: it would be among the newest issues
+        found = await _recent_issue_with(gh, repo, marker_text)
+        if found is None:
+            raise
+        return found
     return int(created["number"])
+
+
+async def _recent_issue_with(gh: GitHubAPI, repo: str, text: str) -> int | None:
+    recent = await gh.getitem(
+        f"/repos/{repo}/issues?state=all&sort=created&direction=desc&per_page=30"
+    )
+    for issue in recent:
+        if text in (issue.get("body") or ""):
+            return int(issue["number"])
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,9 +22,11 @@ from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
 from ghapp.settings import Settings
 from ghapp.signals import Signals
+from ghapp.supervise import supervise
+from ghapp.worker.checkout import WorkDir
 from ghapp.worker.claim import Limits, RunQueue
 from ghapp.worker.execute import SessionExecutor
-from ghapp.worker.pool import PoolSettings, WorkerPool
+from ghapp.worker.pool import PoolSettings, WorkerPool, within
 
 
 @dataclass
@@ -33,21 +36,34 @@ class Worker:
     dispatcher: Dispatcher
     http: httpx.AsyncClient
     config: ConfigSyncer | None = None
+    work: WorkDir | None = None  # this process's checkouts; dead processes' are swept
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.pool.start()
-        self._tasks.append(asyncio.create_task(self.dispatcher.run(), name="notifications"))
+        self._supervise("notifications", self.dispatcher.run)
         if self.config is not None:  # .github/ghapp.yml syncs queued by webhooks
-            self._tasks.append(asyncio.create_task(self.config.run(), name="config-sync"))
+            self._supervise("config-sync", self.config.run)
 
-    async def close(self) -> None:
-        await self.pool.stop()
+    def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
+        restarts = self.pool.health.restarts
+        task = supervise(name, body, self.pool.clock, restarts=restarts)
+        self._tasks.append(asyncio.create_task(task, name=name))
+
+    async def close(self, grace: timedelta = timedelta(seconds=20)) -> None:
+        """Stop: running sessions get ``grace``, then everything ends within seconds."""
+        await self.pool.stop(grace)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await within(5.0, _settle(self._tasks))
         await self.github.aclose()
         await self.http.aclose()
+        if self.work is not None:
+            self.work.close()
+
+
+async def _settle(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def build_worker(
@@ -62,7 +78,8 @@ def build_worker(
     if metrics is not None:
         metrics.watch_github(github)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    executor = SessionExecutor(db, settings, github, clock, metrics=metrics)
+    work = WorkDir(settings.work_root)
+    executor = SessionExecutor(db, settings, github, clock, metrics=metrics, work_dir=work.open())
     limits = Limits(
         per_installation=settings.max_running_per_installation,
         lease=timedelta(seconds=settings.worker_lease_seconds),
@@ -71,6 +88,7 @@ def build_worker(
     pool_settings = PoolSettings(
         concurrency=concurrency,
         heartbeat=timedelta(seconds=settings.worker_heartbeat_seconds),
+        retry_window=timedelta(seconds=settings.retry_window_seconds),
         public_url=settings.public_url,
     )
     pool = WorkerPool(
@@ -78,7 +96,7 @@ def build_worker(
     )
     http, dispatcher = build_dispatcher(settings, db, clock, signals, metrics)
     config = build_config_syncer(db, clock, signals, github, owner=f"{owner}:config")
-    return Worker(pool, github, dispatcher, http, config)
+    return Worker(pool, github, dispatcher, http, config, work)
 
 
 def build_dispatcher(
