@@ -56,14 +56,14 @@ async def setup(db):
     return db, clock, job_id, run_id
 
 
-def pool(db, clock, executor, owner="w1") -> WorkerPool:
+def pool(db, clock, executor, owner="w1", **settings) -> WorkerPool:
     return WorkerPool(
         db,
         clock,
         Signals(),
         RunQueue(db, owner),
         executor,
-        PoolSettings(concurrency=1),
+        PoolSettings(concurrency=1, **settings),
         jitter=lambda cap: cap,
     )
 
@@ -81,22 +81,34 @@ async def test_completed_run_is_recorded_and_after_jobs_queued(setup) -> None:
     assert [r.trigger_type for r in await runs_of(db) if r.job_id != job_id] == ["dependency"]
 
 
-async def test_retryable_failures_back_off_then_give_up(setup) -> None:
+async def test_retryable_failures_back_off_until_the_window_has_passed(setup) -> None:
     db, clock, job_id, run_id = setup
     fail = RunResult(RunStatus.failed, error="GitHub answered 502", retryable=True)
-    workers = pool(db, clock, Scripted([fail, fail, fail]))
+    workers = pool(db, clock, Scripted([fail] * 4), retry_window=timedelta(seconds=60))
+    began = clock.now()
     waits = []
-    for _ in range(3):
+    for _ in range(4):
         claimed = await workers.queue.claim(clock.now())
         assert claimed is not None and claimed.run_id == run_id
         await workers.process(claimed)
         run = (await runs_of(db, job_id))[0]
         if run.status == "queued":
+            assert run.retrying_since == began  # when the trouble began, kept across tries
+            assert run.error == f"GitHub answered 502 — retrying at {run.run_after:%H:%M:%S} UTC"
             waits.append(run.run_after - clock.now())
             assert await workers.queue.claim(clock.now()) is None  # not before the backoff
             clock.set(run.run_after)
-    assert waits == [timedelta(seconds=10), timedelta(seconds=20)]  # 10 s · 2^(n-1)
-    assert (run.status, run.attempt, run.error) == ("failed", 3, "GitHub answered 502")
+    # 10 s · 2^(n-1); the fourth try comes 70 s after the first, past the 60 s window.
+    assert waits == [timedelta(seconds=10), timedelta(seconds=20), timedelta(seconds=40)]
+    assert (run.status, run.attempt) == ("failed", 4)
+    assert run.error == "GitHub answered 502 (still failing after retrying for 1 min)"
+
+
+async def test_backoff_is_capped_so_the_end_of_an_outage_is_noticed_soon(setup) -> None:
+    db, clock, _job_id, _run_id = setup
+    workers = pool(db, clock, Scripted([]))
+    assert workers._backoff(1) == timedelta(seconds=10)
+    assert workers._backoff(8) == timedelta(minutes=2)  # not 10 s · 2^7
 
 
 async def test_cancellation_is_seen_at_the_heartbeat(setup) -> None:

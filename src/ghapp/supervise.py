@@ -79,3 +79,29 @@ async def supervise(
                 extra={"task": name, "failures": failures, "in_s": round(wait, 2)},
             )
             await pause(clock, wait)
+
+
+class RoundFailures:
+    """A loop's failed rounds in a row: logged (the database's own words for database
+    trouble, a traceback for anything else) and turned into a backoff before the next."""
+
+    def __init__(self, name: str, backoff: Backoff | None = None) -> None:
+        self.name = name
+        self.backoff = backoff or Backoff(base=1.0, cap=30.0)
+        self.count = 0
+
+    def failed(self, exc: Exception) -> float:
+        """Note a failed round; the seconds to wait before the next one."""
+        from ghapp.db.errors import describe, is_database_trouble
+
+        self.count += 1
+        wait = self.backoff.delay(self.count)
+        extra = {"task": self.name, "failures": self.count, "in_s": round(wait, 2)}
+        if is_database_trouble(exc):
+            log.warning("%s round failed", self.name, extra={**extra, "error": describe(exc)})
+        else:
+            log.exception("%s round failed", self.name, extra=extra)
+        return wait
+
+    def succeeded(self) -> None:
+        self.count = 0

@@ -53,6 +53,7 @@ from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.jobs.service import JobError, JobService, spec_of
 from ghapp.repo_commands import CommandCatalogs
 from ghapp.signals import Signals
+from ghapp.supervise import RoundFailures
 from ghapp.worker.claim import bind_params
 
 log = logging.getLogger("ghapp.config")
@@ -174,13 +175,14 @@ class ConfigSyncer:
 
     async def run(self) -> None:
         """Sync what is due, then sleep until the next is due, a wake-up, or the poll."""
+        failures = RoundFailures("config-sync")
         while True:
             try:
                 await self.run_pending()
                 due = await self.next_due()
-            except Exception:  # one bad round must not stop syncing for good
-                log.exception("config sync round failed")
-                due = None
+                failures.succeeded()
+            except Exception as exc:  # one bad round must not stop syncing for good
+                due = self.clock.now() + timedelta(seconds=failures.failed(exc))
             cap = self.clock.now() + self.poll
             await self.clock.sleep_until(min(due, cap) if due else cap, self.signals.work_available)
 

@@ -28,6 +28,7 @@ from ghapp.notify.send import Attempt
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
 from ghapp.signals import Signals
+from ghapp.supervise import RoundFailures
 
 log = logging.getLogger("ghapp.notify")
 
@@ -63,14 +64,15 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver what is due, then sleep until the next is due or a new one is queued."""
+        failures = RoundFailures("notifications")
         while True:
             self.signals.notifications_queued.clear()
             try:
                 await self.deliver_due()
                 wake = await self.next_due()
-            except Exception:  # one bad round must not stop delivery for good
-                log.exception("notification round failed")
-                wake = None
+                failures.succeeded()
+            except Exception as exc:  # one bad round must not stop delivery for good
+                wake = self.clock.now() + timedelta(seconds=failures.failed(exc))
             cap = self.clock.now() + POLL
             await self.clock.sleep_until(
                 min(wake, cap) if wake else cap, self.signals.notifications_queued

@@ -39,6 +39,7 @@ from ghapp.db.models import (
 from ghapp.jobs.schedules import schedule_of
 from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.signals import Signals
+from ghapp.supervise import RoundFailures
 
 log = logging.getLogger("ghapp.scheduler")
 
@@ -78,12 +79,13 @@ class Scheduler:
 
     async def run(self) -> None:
         """Fire due occurrences forever; sleep in between."""
+        failures = RoundFailures("scheduler")
         while True:
             try:
                 wake_at = await self.tick()
-            except Exception:  # a bad tick must not kill the loop; the next one retries
-                log.exception("scheduler tick failed")
-                wake_at = None
+                failures.succeeded()
+            except Exception as exc:  # a bad tick must not kill the loop; the next one retries
+                wake_at = self.clock.now() + timedelta(seconds=failures.failed(exc))
             cap = self.clock.now() + self.fallback_poll
             await self.clock.sleep_until(
                 min(wake_at, cap) if wake_at else cap, self.signals.scheduler_wake
