@@ -32,11 +32,12 @@ from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import PoolSettings, WorkerPool
 from ghapp.worker.report import publish_report, start_comment
 from tests.conftest import make_settings
-from tests.support import add_repository, load, runs_of, send
+from tests.support import add_repository, load, runs_of, send, sign_in
 
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002
 INSTALLATION = 957387
+ADMIN = "resilience-admin-token"
 
 
 class SkippingClock(FakeClock):
@@ -114,6 +115,7 @@ async def world(db_url, db, tmp_path, monkeypatch):
             github_api_url=base_url,
             git_url=git_url,
             claude_bin=str(fake),
+            admin_token=ADMIN,
             app_id=99,
             private_key=github.private_key_pem,
         )
@@ -161,6 +163,9 @@ async def test_a_five_minute_github_outage_fails_no_run(world) -> None:
     assert waiting.attempt >= 3
     assert waiting.retrying_since == began
     assert waiting.error.startswith("GitHub: ") and "retrying at " in waiting.error
+    await sign_in(world.http, ADMIN)
+    page = (await world.http.get(f"/runs/{waiting.id}")).text
+    assert "Waiting to retry" in page and "retrying at " in page
     world.github.end_outage()
     world.clock.set(max(world.clock.now(), began + timedelta(minutes=5)))
     await world.run_until_quiet()

@@ -21,29 +21,38 @@ What it serves, in Anthropic's shapes (``msg_…``/``toolu_…`` ids, ``usage`` 
 
 **Scripts.** A script is a sequence of :class:`Turn` (content blocks: text and ``tool_use``
 with any tool name and input, optional usage and stop reason) and :class:`Fault` steps, or a
-callable that receives the parsed :class:`ModelRequest` and returns the next one (so a test can
-answer from the previous ``tool_result``). A request picks its script by a ``[script:NAME]``
-marker in the user's text, else the stand-in's default script. Each CLI session (the
-``x-claude-code-session-id`` header) walks its script from the start; once it is used up,
-every further request gets :attr:`ModelStandIn.final` (a plain text turn).
+callable that receives the parsed :class:`ModelRequest` and returns the next one, or ``None``
+for :attr:`ModelStandIn.final` (so a test can answer from the previous ``tool_result``). A
+request picks its script by a ``[script:NAME]`` marker in the user's text, else the default
+script. Each conversation walks its script from the start: conversations are told apart by
+the CLI's session (the ``x-claude-code-session-id`` header) and their first prompt, so a
+subagent started with the ``Agent`` tool, which shares the session, has its own place (and may
+name its own script in its prompt). Every answered request takes a step, a retry too: a fault
+step followed by a turn is "fail once, then answer". Once the script is used up, every further
+request gets :attr:`ModelStandIn.final` (a plain text turn).
 
-**Side requests** never consume a script or a fault step. Claude Code 2.1.332 in ``-p`` mode
-with ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` sends *only* the conversation (no title,
-topic or Bash-prefix requests, which older versions sent to a small model without tools); the
-model-side helpers it still has (web-page digests for ``WebFetch``, conversation compaction,
-session titles, memory extraction) send a request whose system prompt is *not* the agent's.
-The rule is therefore: a request is part of the conversation when its system prompt is the
-agent's (it contains ``"You are Claude Code"``, ``"You are a Claude agent"`` or ``"Claude
-Agent SDK"``) and its last message is not a compaction instruction; any other Messages
-request is a side request and is answered :attr:`ModelStandIn.side_answer`. A test may pass
-its own rule (``side=``).
+**Side requests** never consume a script or a fault step. They are the CLI's helper requests
+to the model that are not the agent's turn: older versions asked a small model, without
+tools, for a session title, a topic check or a Bash command prefix; 2.1.332 keeps helpers for
+``WebFetch`` digests, compaction, titles and memory extraction, each with its own system
+prompt. Measured on 2.1.332 in ``-p`` mode with ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``:
+plain answers, ``Read``/``Bash``/``WebFetch`` calls, denied tools, ``--system-prompt``,
+``--model haiku``, ``--tools ""`` and subagents send *no* side request at all. "Has no tools"
+cannot be the rule (``--tools ""`` gives the conversation none) and neither can the model
+(``--model haiku``); what every conversation request has, subagents and ``--system-prompt``
+included, is the agent's system prompt block (``"You are a Claude agent, built on Anthropic's
+Claude Agent SDK."``; interactive sessions say ``"You are Claude Code"``). So: a Messages
+request whose system prompt contains none of :data:`AGENT_PROMPTS` is a side request and gets
+:attr:`ModelStandIn.side_answer`; a test may pass its own rule (``side=``).
 
 **Faults**, to see what the CLI does when the API misbehaves: ``529 overloaded_error``,
 ``500 api_error``, ``429 rate_limit_error`` (with ``retry-after``), an ``error`` event inside
 the stream, a stream that *stalls* after ``message_start`` (until the client goes away or the
 server stops: it never holds up shutdown), a stream *cut* in the middle of an event (the
-connection is closed), and a *malformed* event (its data is not JSON). A fault is either a
-script step or set on a request number with :meth:`ModelStandIn.fail`.
+connection is closed), and a *malformed* event (its data is not JSON); on a non-streaming
+request (the CLI's fallback) they hold back the headers, cut the body, or send half of the
+JSON. A fault is a script step, or set with :meth:`ModelStandIn.fail` on a request number or
+on the next conversation requests.
 
 **Records.** Every request is kept as a :class:`ModelRequest` (model, system prompt, messages,
 tools offered, the ``tool_result`` blocks the CLI sent back, what was answered), so a test can
@@ -104,11 +113,6 @@ SCRIPT_MARKER = re.compile(r"\[script:\s*([A-Za-z0-9_.-]+)\s*\]")
 AGENT_PROMPTS = ("You are Claude Code", "You are a Claude agent", "Claude Agent SDK")
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
 _ID_ALPHABET = string.ascii_letters + string.digits
-_COMPACT_HINT = re.compile(
-    r"\b(summary|summari[sz]e)\b.*\bconversation\b", re.IGNORECASE | re.DOTALL
-)
-
-
 # fault kind -> (HTTP status, Anthropic error type, default message)
 _ERRORS = {
     "overloaded": (529, "overloaded_error", "Overloaded"),
@@ -432,17 +436,8 @@ class ModelRequest:
 
 
 def default_is_side(request: ModelRequest) -> bool:
-    """The rule in the module docstring: not the agent's system prompt, or a compaction."""
-    if not any(marker in request.system for marker in AGENT_PROMPTS):
-        return True
-    last = request.messages[-1] if request.messages else {}
-    if last.get("role") == "user" and not any(
-        block.get("type") == "tool_result" for block in _blocks(last)
-    ):
-        last_text = _block_text(last.get("content"))
-        if len(request.messages) > 1 and _COMPACT_HINT.search(last_text[:2000] or ""):
-            return True
-    return False
+    """The rule in the module docstring: a request without the agent's system prompt."""
+    return not any(marker in request.system for marker in AGENT_PROMPTS)
 
 
 @dataclass(frozen=True)
@@ -535,56 +530,91 @@ def _turn_events(turn: Turn, model: str, message_id: str) -> list[dict[str, Any]
 
 
 class _Answer(Response):
-    """A streamed answer under our control: a turn's events, or one of the stream faults."""
+    """An answer under our control, streamed or whole: a turn, or one of the body faults
+    (``stream_error``, ``stall``, ``cut``, ``malformed``)."""
 
-    def __init__(self, standin: ModelStandIn, turn: Turn | None, fault: Fault | None, model: str):
+    def __init__(
+        self,
+        standin: ModelStandIn,
+        turn: Turn | None,
+        fault: Fault | None,
+        model: str,
+        *,
+        stream: bool,
+    ) -> None:
         # No Response.__init__: it would announce a Content-Length for an empty body.
         self.status_code = 200
         self.background = None
-        self.raw_headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"request-id", _new_id("req_").encode()),
-        ]
+        self.raw_headers = [(b"request-id", _new_id("req_").encode())]
         self.standin = standin
-        self.turn = turn
+        self.turn = turn or Turn.text("")
         self.fault = fault
         self.model = model
+        self.stream = stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        message_id = _new_id("msg_")
-        turn = self.turn or Turn.text("")
-        events = _turn_events(turn, self.model, message_id)
+        kind = self.fault.kind if self.fault is not None else None
+        if kind == "stall" and not self.stream:  # not even the headers
+            await self._stall(receive)
+            return
+        if self.stream:
+            await self._events(kind, receive, send)
+        else:
+            await self._whole(kind, send)
+
+    async def _stall(self, receive: Receive) -> None:
+        if not await self.standin._stall(receive):
+            raise _StreamCut("the stand-in stopped while an answer was stalled")
+
+    async def _whole(self, kind: str | None, send: Send) -> None:
+        body = json.dumps(self.turn.message(self.model)).encode()
+        if kind == "malformed":
+            body = body[: len(body) // 2]
+        headers = [
+            *self.raw_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if kind == "cut":
+            await send({"type": "http.response.body", "body": body[:20], "more_body": True})
+            raise _StreamCut("answer cut on purpose")
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _events(self, kind: str | None, receive: Receive, send: Send) -> None:
+        headers = [
+            *self.raw_headers,
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        events = _turn_events(self.turn, self.model, _new_id("msg_"))
 
         async def body(chunk: bytes) -> None:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-        kind = self.fault.kind if self.fault else None
         if kind is None:
             for event in events:
                 await body(_sse(event))
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        await body(_sse(events[0]))  # message_start
-        if kind == "stall":
-            if await self.standin._stall(receive):
-                return  # the client went away
-            raise _StreamCut("the stand-in stopped while a stream was stalled")
-        if kind == "cut":
-            await body(_sse(events[1])[:-2])  # the first block's start, without its end
-            cut_event = _sse(events[3] if len(events) > 3 else events[1])
-            await body(cut_event[: len(cut_event) // 2])
-            raise _StreamCut("stream cut on purpose")
-        if kind == "malformed":
-            await body(_sse(events[1]))
-            await body(
-                b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n'
-            )
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        assert self.fault is not None  # stream_error
-        await body(b"event: error\ndata: " + json.dumps(self.fault.error_body()).encode() + b"\n\n")
+        else:
+            await body(_sse(events[0]))  # message_start
+            if kind == "stall":
+                await self._stall(receive)
+                return
+            if kind == "cut":
+                await body(_sse(events[1]))  # a content block starts...
+                half = _sse(events[-2])  # ...and the connection drops inside an event
+                await body(half[: len(half) // 2])
+                raise _StreamCut("stream cut on purpose")
+            if kind == "malformed":
+                await body(_sse(events[1]))
+                await body(
+                    b'event: content_block_delta\ndata: {"type": "content_block_delta", "in\n\n'
+                )
+            else:  # stream_error
+                assert self.fault is not None
+                error = json.dumps(self.fault.error_body(), separators=(",", ":"))
+                await body(f"event: error\ndata: {error}\n\n".encode())
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -623,7 +653,7 @@ class ModelStandIn:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._scripts: dict[str, Script] = dict(scripts or {})
-        self._cursors: dict[tuple[str, str], int] = {}  # (script, session) -> next step
+        self._cursors: dict[tuple[str, str, str], int] = {}  # (script, session, prompt) -> step
         self._faults: dict[int, Fault] = {}  # message_number -> fault
         self._next_faults: list[Fault] = []  # for the next conversation requests
         self._requests: list[ModelRequest] = []
@@ -877,7 +907,7 @@ class ModelStandIn:
                 {**fields, "answer": "error"},
                 error=f"the model stand-in has no script named {name!r}",
             )
-        key = (name, probe.session_id or "")
+        key = (name, probe.session_id or "", probe.prompt)
         step = self._cursors.get(key, 0)
         self._cursors[key] = step + 1
         fields["step"] = step
@@ -909,7 +939,7 @@ class ModelStandIn:
         with self._lock:
             self._message_count += 1
             probe = ModelRequest(
-                number=0,
+                number=len(self._requests) + 1,
                 message_number=self._message_count,
                 method=request.method,
                 path=request.url.path,
@@ -919,12 +949,15 @@ class ModelStandIn:
                 kind="conversation",
             )
             decision = self._decide(probe)
+            status = decision.status
+            if decision.fault is not None and decision.fault.kind == "stream_error":
+                status = 200 if probe.stream else 529
             self._record(
                 request,
                 body,
                 headers,
                 message_number=self._message_count,
-                status=decision.status,
+                status=status,
                 **decision.fields,
             )
         model = str(body.get("model") or DEFAULT_MODEL)
@@ -934,20 +967,13 @@ class ModelStandIn:
                 _error_body("invalid_request_error", decision.error), status_code=400
             )
         if fault is not None and fault.kind in ("overloaded", "api_error", "rate_limit"):
-            extra = {"request-id": _new_id("req_"), "x-should-retry": "true"}
+            extra = {"request-id": _new_id("req_")}
             if fault.retry_after is not None:
                 extra["retry-after"] = f"{fault.retry_after:g}"
             return JSONResponse(fault.error_body(), status_code=fault.status, headers=extra)
-        if not body.get("stream"):
-            if fault is not None:  # stream faults on a non-streaming request
-                if fault.kind == "stall" and not await self._stall(request.receive):
-                    raise _StreamCut("the stand-in stopped while a request was stalled")
-                if fault.kind == "stream_error":
-                    return JSONResponse(fault.error_body(), status_code=529)
-                return Response(b'{"id": "msg_', media_type="application/json")
-            assert turn is not None
-            return JSONResponse(turn.message(model), headers={"request-id": _new_id("req_")})
-        return _Answer(self, turn, fault, model)
+        if fault is not None and fault.kind == "stream_error" and not body.get("stream"):
+            return JSONResponse(fault.error_body(), status_code=529)  # what it is without SSE
+        return _Answer(self, turn, fault, model, stream=bool(body.get("stream")))
 
     async def _stall(self, receive: Receive) -> bool:
         """Wait until the client disconnects (True) or the stand-in stops (False)."""
