@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 
 from ghapp.clock import FakeClock
 from ghapp.db import Database
+from ghapp.db.migrate import upgrade
 from ghapp.db.models import AuditEntry, Job, Notification, Notifier, Run, RunStatus
 from ghapp.notify.crypto import SecretBox
 from ghapp.notify.dispatch import DISABLE_AFTER, Dispatcher
@@ -436,9 +437,10 @@ async def test_pending_and_half_sent_notifications_survive_a_restart(setup, db_u
 # -- secrets at rest ------------------------------------------------------------------------------
 
 
-async def test_notifier_urls_are_not_readable_in_the_database_file(db, tmp_path, sqlite_url):
-    if not db.dialect == "sqlite":
-        pytest.skip("reads the SQLite file itself")
+async def test_notifier_urls_are_not_readable_in_the_database_file(tmp_path, sqlite_url):
+    # Reads the SQLite file itself: the SQLite database only.
+    db = Database(sqlite_url)
+    await upgrade(db)
     await add_repository(db)
     state = Setup(db)
     try:

@@ -14,13 +14,11 @@ WAIT_S = 10  # an upper bound for a failing test, not a synchronisation delay
 
 
 @pytest.fixture
-async def replicas(db_url):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+async def replicas(pg_url):  # LISTEN/NOTIFY is PostgreSQL's
     pairs = []
     for _ in range(2):
         signals = Signals()
-        wakeups = PgWakeups(db_url, signals)
+        wakeups = PgWakeups(pg_url, signals)
         await wakeups.start()
         pairs.append((signals, wakeups))
     yield pairs
@@ -48,9 +46,9 @@ async def test_a_job_change_wakes_every_scheduler_and_refreshes_trigger_caches(r
     assert listener.received == heard + 1  # heard once: hearing does not publish again
 
 
-async def test_the_listener_reconnects_and_wakes_everyone_once(replicas, db_url):
+async def test_the_listener_reconnects_and_wakes_everyone_once(replicas, pg_url):
     (sender, _), (receiver, listener) = replicas
-    admin = await asyncpg.connect(asyncpg_dsn(db_url))
+    admin = await asyncpg.connect(asyncpg_dsn(pg_url))
     try:
         backend = await listener._conn.fetchval("select pg_backend_pid()")
         receiver.work_available.clear()

@@ -75,6 +75,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import string
 import threading
 import time
@@ -296,7 +297,7 @@ class ToolResult:
     """A ``tool_result`` block the CLI sent back: what a tool really returned."""
 
     tool_use_id: str
-    content: str  # the text of the result (text blocks joined with newlines)
+    content: str  # its text (text blocks joined); the CLI may append a <system-reminder>
     is_error: bool
     name: str | None  # the tool the model called with this id, when the request shows it
     input: dict[str, Any] | None
@@ -337,7 +338,7 @@ class ModelRequest:
     body: Any  # the parsed JSON body, None when empty or not JSON
     kind: RequestKind
     script: str | None = None  # the script that answered a conversation request
-    step: int | None = None  # 0-based position in that script for this session
+    step: int | None = None  # 0-based position in that script, for this conversation
     answer: str = ""  # "turn", "final", "side", a fault kind, "error", "count", "ok"
     status: int = 200
     received_at: float = 0.0  # time.monotonic()
@@ -618,6 +619,21 @@ class _Answer(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, plus a hook once it stops accepting connections: stalled answers are released
+    then, so a stop never waits for them and a client's retry finds the port closed."""
+
+    def __init__(self, config: uvicorn.Config, on_closed: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_closed = on_closed
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # what uvicorn does first; closing twice is harmless
+        self.on_closed()
+        await super().shutdown(sockets)
+
+
 @dataclass
 class _Stalls:
     """Stalled responses waiting, each with the loop it waits in, so a stop can wake them."""
@@ -678,7 +694,8 @@ class ModelStandIn:
             self._scripts[name] = script
 
     def set_default(self, script: Script) -> None:
-        """The script for prompts without a marker; sessions already started keep their place."""
+        """The script for prompts without a marker; conversations already started keep their
+        position (their next request gets the new script's step at that position)."""
         with self._lock:
             self.default_script = script
 
@@ -729,16 +746,24 @@ class ModelStandIn:
                 prompts.append(request.prompt)
         return prompts
 
-    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[ModelRequest]:
-        """Block until at least ``count`` requests were received (a test's synchronisation
-        point, e.g. "the stalled request has arrived"); raise ``TimeoutError`` otherwise."""
+    @property
+    def stalled(self) -> int:
+        """How many answers are stalled right now (waiting for their client or a stop)."""
+        with self._lock:
+            return len(self._stalls.waiting)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Block until ``condition()`` holds, checked whenever a request arrives or a stall
+        starts or ends (a test's synchronisation point, e.g. "the stalled request has
+        arrived", ``lambda: model.stalled == 0``); raise ``TimeoutError`` after ``timeout``."""
         with self._changed:
-            if not self._changed.wait_for(lambda: len(self._requests) >= count, timeout):
-                raise TimeoutError(
-                    f"the model stand-in received {len(self._requests)} requests, not {count},"
-                    f" within {timeout} s"
-                )
-            return list(self._requests)
+            if not self._changed.wait_for(condition, timeout):
+                raise TimeoutError(f"the model stand-in waited {timeout} s in vain")
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[ModelRequest]:
+        """Block until at least ``count`` requests were received; return them all."""
+        self.wait_until(lambda: len(self._requests) >= count, timeout)
+        return self.requests
 
     def release_stalls(self) -> None:
         """End every stalled stream (closing its connection); later stalls end at once."""
@@ -751,8 +776,8 @@ class ModelStandIn:
 
     # == serving ===========================================================================
 
-    def _config(self) -> uvicorn.Config:
-        return uvicorn.Config(
+    def _server(self) -> uvicorn.Server:
+        config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
             port=0,
@@ -763,6 +788,7 @@ class ModelStandIn:
             access_log=False,
             timeout_graceful_shutdown=2,
         )
+        return _Server(config, on_closed=self.release_stalls)
 
     def _started(self, server: uvicorn.Server) -> str:
         port = server.servers[0].sockets[0].getsockname()[1]
@@ -772,14 +798,14 @@ class ModelStandIn:
         logging.getLogger("uvicorn.error").addFilter(self._log_filter)
         return self.base_url
 
-    def _stopping(self) -> None:
-        self.release_stalls()
+    def _stopped(self) -> None:
         logging.getLogger("uvicorn.error").removeFilter(self._log_filter)
+        self.base_url = None
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[str]:
         """Serve on a free loopback port in the running loop; yield the base URL."""
-        server = uvicorn.Server(self._config())
+        server = self._server()
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():
@@ -789,16 +815,15 @@ class ModelStandIn:
         try:
             yield self._started(server)
         finally:
-            self._stopping()
             server.should_exit = True
             await task
-            self.base_url = None
+            self._stopped()
 
     @contextmanager
     def serve_in_thread(self, startup_timeout: float = 10.0) -> Iterator[str]:
         """Serve from a background thread with its own event loop, for synchronous tests that
         run the CLI as a subprocess; yield the base URL, stop cleanly on exit."""
-        server = uvicorn.Server(self._config())
+        server = self._server()
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -820,10 +845,9 @@ class ModelStandIn:
         try:
             yield self._started(server)
         finally:
-            self._stopping()
             server.should_exit = True
             thread.join(timeout=startup_timeout)
-            self.base_url = None
+            self._stopped()
 
     # == answering =========================================================================
 
@@ -979,10 +1003,11 @@ class ModelStandIn:
         """Wait until the client disconnects (True) or the stand-in stops (False)."""
         event = asyncio.Event()
         entry = (asyncio.get_running_loop(), event)
-        with self._lock:
+        with self._changed:
             if self._stalls.released:
                 return False
             self._stalls.waiting.add(entry)
+            self._changed.notify_all()
         released = asyncio.create_task(event.wait())
 
         async def disconnected() -> None:
@@ -996,5 +1021,6 @@ class ModelStandIn:
         finally:
             released.cancel()
             gone.cancel()
-            with self._lock:
+            with self._changed:
                 self._stalls.waiting.discard(entry)
+                self._changed.notify_all()
