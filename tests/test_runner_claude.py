@@ -132,9 +132,22 @@ async def test_progress_is_visible_while_it_runs(fake_claude, checkout) -> None:
     assert seen_turns[1] == ("assistant", 1, ["Glob"])  # known before the session ended
 
 
-async def test_missing_binary_is_a_clear_failure(checkout) -> None:
+async def test_missing_binary_is_a_clear_failure_naming_the_setting(checkout) -> None:
     outcome = await run_claude("/nonexistent/claude", "x", checkout, SessionOptions(), time_limit=5)
-    assert not outcome.ok and "could not start '/nonexistent/claude'" in outcome.error
+    assert (outcome.ok, outcome.status) == (False, "failed")
+    assert outcome.error == (
+        "the Claude Code executable '/nonexistent/claude' was not found (GHAPP_CLAUDE_BIN); "
+        "install it (npm install -g @anthropic-ai/claude-code) or set GHAPP_CLAUDE_BIN to its path"
+    )
+
+
+async def test_a_binary_that_is_not_executable_is_named(checkout, tmp_path) -> None:
+    plain = tmp_path / "claude"
+    plain.write_text("#!/bin/sh\necho hi\n")  # no execute bit
+    outcome = await run_claude(str(plain), "x", checkout, SessionOptions(), time_limit=5)
+    assert outcome.error == (
+        f"GHAPP_CLAUDE_BIN={plain} is not executable (chmod +x, or point it elsewhere)"
+    )
 
 
 async def test_command_line_and_environment(fake_claude, checkout, tmp_path, monkeypatch) -> None:

@@ -66,6 +66,18 @@ class Settings(BaseSettings):
         description="Base URL for clones: {git_url}/{owner}/{repo}.git.",
     )
     claude_bin: str = Field("claude", description="The Claude Code executable.")
+    max_budget_usd: float = Field(
+        5.0,
+        ge=0,
+        description="What one Claude Code session may spend, in USD, unless its job says "
+        "otherwise (`--max-budget-usd`; 0: no cap).",
+    )
+    session_env: str = Field(
+        "",
+        description="Comma-separated names of further environment variables sessions receive "
+        "(HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE…); nothing else of ghapp's "
+        "environment reaches a session.",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bootstrap API token with admin rights."
     )
@@ -151,6 +163,10 @@ class Settings(BaseSettings):
             return []
         raw = self.webhook_secret.get_secret_value()
         return [part.strip() for part in raw.split(",") if part.strip()]
+
+    @property
+    def session_env_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.session_env.split(",") if name.strip())
 
     @property
     def is_sqlite(self) -> bool:

@@ -183,6 +183,7 @@ class Job(SQLModel, table=True):
     allowed_tools: list[str] = _json(list)
     disallowed_tools: list[str] = _json(list)
     max_turns: int | None = None
+    max_budget_usd: float | None = None  # a session's cost cap (--max-budget-usd)
     model: str | None = Field(default=None, max_length=64)
     append_system_prompt: str | None = Field(default=None, sa_column=Column(Text))
     task_config: dict[str, Any] = _json(dict)
@@ -287,6 +288,9 @@ class Session(SQLModel, table=True):
     event_log: list[dict[str, Any]] = _json(list)
     comment_id: int | None = _github_id()
     comment_url: str | None = Field(default=None, max_length=512)
+    usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))  # tokens
+    permission_denials: list[Any] | None = Field(default=None, sa_column=Column(JSONType))
+    result_subtype: str | None = Field(default=None, max_length=64)  # success, error_max_turns…
     report_text: str | None = Field(default=None, sa_column=Column(Text))  # the final comment
     reported_at: datetime | None = _ts()  # when the final comment reached GitHub
     started_at: datetime | None = _ts()

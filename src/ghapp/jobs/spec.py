@@ -201,6 +201,7 @@ class JobSpec(_Strict):
     allowed_tools: list[str] = Field(default_factory=list, max_length=100)
     disallowed_tools: list[str] = Field(default_factory=list, max_length=100)
     max_turns: int | None = Field(default=None, ge=1, le=1000)
+    max_budget_usd: float | None = Field(default=None, gt=0, le=1000)
     model: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     append_system_prompt: str | None = Field(default=None, max_length=20_000)
     task_config: dict[str, Any] = Field(default_factory=dict)

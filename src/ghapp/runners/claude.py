@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from collections import deque
@@ -41,6 +42,9 @@ class SessionOptions:
     max_turns: int | None = None
     model: str | None = None
     append_system_prompt: str | None = None
+    session_id: str | None = None  # chosen by ghapp, stored before the process starts
+    max_budget_usd: float | None = None  # the CLI stops the session past this cost
+    tools: Sequence[str] | None = None  # the only tools the session even sees (None: all)
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Outcome:
     duration_ms: int
     exit_code: int | None
     subtype: str | None = None
+    usage: dict[str, Any] | None = None  # tokens, as the CLI's result reported them
+    permission_denials: list[Any] | None = None  # tool calls the CLI refused
 
 
 ProgressCallback = Callable[[Progress, dict[str, Any]], Awaitable[None]]
@@ -84,17 +90,39 @@ def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]
         argv += ["--model", options.model]
     if options.append_system_prompt:
         argv += ["--append-system-prompt", options.append_system_prompt]
+    if options.session_id:
+        argv += ["--session-id", options.session_id]
+    if options.max_budget_usd:
+        argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
+    if options.tools is not None:
+        argv += ["--tools", ",".join(options.tools)]
     return argv
 
 
-def session_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Only what the CLI needs: never ghapp's own secrets (tokens, keys, webhook secret)."""
+def session_environment(
+    base: Mapping[str, str] | None = None, extra: Sequence[str] = ()
+) -> dict[str, str]:
+    """Only what the CLI needs, and the ``extra`` names an operator chose (a proxy, CA
+    certificates): never ghapp's own secrets (tokens, keys, webhook secret)."""
     source = os.environ if base is None else base
     return {
         key: value
         for key, value in source.items()
-        if key in PASSED_ENV or key.startswith(PASSED_PREFIXES)
+        if key in PASSED_ENV or key.startswith(PASSED_PREFIXES) or key in extra
     }
+
+
+def missing_executable(binary: str) -> str | None:
+    """Why ``binary`` cannot be started, naming the setting to fix; None if it can."""
+    found = shutil.which(binary)
+    if found is not None:
+        return None
+    if os.sep in binary and os.path.exists(binary):
+        return f"GHAPP_CLAUDE_BIN={binary} is not executable (chmod +x, or point it elsewhere)"
+    return (
+        f"the Claude Code executable {binary!r} was not found (GHAPP_CLAUDE_BIN); install it "
+        "(npm install -g @anthropic-ai/claude-code) or set GHAPP_CLAUDE_BIN to its path"
+    )
 
 
 async def run_claude(
@@ -110,6 +138,8 @@ async def run_claude(
 ) -> Outcome:
     """Run one session to its end and classify how it ended."""
     started = time.monotonic()
+    if (problem := missing_executable(binary)) is not None:
+        return _failed(problem, started, Progress(), None)
     try:
         process = await asyncio.create_subprocess_exec(
             *command_line(binary, prompt, options),
@@ -255,7 +285,13 @@ def _classify(
         duration_ms=int(result.get("duration_ms") or (time.monotonic() - started) * 1000),
         exit_code=exit_code,
         subtype=subtype,
+        usage=result.get("usage") if isinstance(result.get("usage"), dict) else None,
+        permission_denials=_list_or_none(result.get("permission_denials")),
     )
+
+
+def _list_or_none(value: Any) -> list[Any] | None:
+    return value if isinstance(value, list) else None
 
 
 def _ended(

@@ -139,6 +139,11 @@ def _build_parser() -> _Parser:
     parser.add_argument("--append-system-prompt")
     parser.add_argument("--system-prompt")
     parser.add_argument("--session-id")
+    parser.add_argument("--tools")
+    parser.add_argument("--include-partial-messages", action="store_true")
+    parser.add_argument("--settings")
+    parser.add_argument("--setting-sources")
+    parser.add_argument("--strict-mcp-config", action="store_true")
     parser.add_argument("--dangerously-skip-permissions", action="store_true")
     parser.add_argument("-v", "--version", action="store_true")
     return parser

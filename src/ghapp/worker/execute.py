@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,7 +39,13 @@ from ghapp.github.transport import RateLimited
 from ghapp.metrics import Metrics
 from ghapp.repo_commands import Command
 from ghapp.runners.builtin import run_builtin
-from ghapp.runners.claude import Outcome, Progress, SessionOptions, run_claude
+from ghapp.runners.claude import (
+    Outcome,
+    Progress,
+    SessionOptions,
+    run_claude,
+    session_environment,
+)
 from ghapp.runners.shell import run_shell
 from ghapp.settings import Settings
 from ghapp.worker import budget
@@ -61,6 +68,7 @@ log = logging.getLogger("ghapp.worker")
 GITHUB_TROUBLE = (GitHubBroken, RateLimitExceeded, RateLimited, httpx.TransportError)
 RECENT = timedelta(days=7)  # items a job processed this recently are not redone
 WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit", "Bash")
+READ_ONLY_TOOLS = ("Read", "Glob", "Grep")  # all a read-only session even sees (--tools)
 
 
 PROGRESS_EVERY_S = 1.0  # how often a running session's event log is written
@@ -381,6 +389,9 @@ class SessionExecutor:
             num_turns=outcome.num_turns,
             duration_ms=outcome.duration_ms,
             exit_code=outcome.exit_code,
+            usage=outcome.usage,
+            permission_denials=outcome.permission_denials,
+            result_subtype=outcome.subtype,
             completed_at=self.clock.now(),
             report_text=text,
         )
@@ -455,11 +466,16 @@ class SessionExecutor:
         if job.runner == "builtin":
             return await run_builtin(job.command_id, work, job, db=self.db)
         disallowed = list(job.disallowed_tools or ())
-        if item.fork and not (job.task_config or {}).get("allow_write_on_forks"):
+        read_only = item.fork and not (job.task_config or {}).get("allow_write_on_forks")
+        if read_only:
             # A fork's head is someone else's code: no tool that writes or runs commands.
             disallowed += [tool for tool in WRITE_TOOLS if tool not in disallowed]
         # The job's settings win; a repository command's front matter fills in the rest.
         allowed = tuple(job.allowed_tools or ()) or (command.allowed_tools if command else ())
+        agent_session = str(uuid.uuid4())  # named now: the run page shows it from the start
+        if session_id is not None:
+            await self._update_session(session_id, agent_session_id=agent_session)
+        budget = job.max_budget_usd or self.settings.max_budget_usd or None
         options = SessionOptions(
             permission_mode=job.permission_mode,
             allowed_tools=allowed,
@@ -467,6 +483,9 @@ class SessionExecutor:
             max_turns=job.max_turns,
             model=job.model or (command.model if command else None),
             append_system_prompt=job.append_system_prompt,
+            session_id=agent_session,
+            max_budget_usd=budget,
+            tools=READ_ONLY_TOOLS if read_only else None,
         )
         log_progress = ProgressLog(self, session_id)
         outcome = await run_claude(
@@ -477,6 +496,7 @@ class SessionExecutor:
             time_limit=job.timeout_seconds,
             cancel=cancel,
             on_event=log_progress.on_event,
+            env=session_environment(extra=self.settings.session_env_names),
         )
         await log_progress.flush()
         return outcome
