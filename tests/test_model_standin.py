@@ -22,10 +22,12 @@ What Claude Code 2.1.332 does (the fault tests pin it down):
   spent it ends with exit status 1 and a result ``subtype: success`` with ``is_error: true``,
   ``terminal_reason: api_error``, ``api_error_status`` 529/500/429 (``null`` for broken
   streams) and ``"API Error: ..."`` as its text.
-* A stream that stalls after ``message_start`` is waited on for minutes (more than 90 s was
-  measured with default settings); ``CLAUDE_ENABLE_BYTE_WATCHDOG=1`` with
-  ``CLAUDE_BYTE_STREAM_IDLE_TIMEOUT_MS`` (10 s at least) gives up on it and asks again without
-  streaming; that request is bounded by ``API_TIMEOUT_MS``.
+* A stream that stalls after ``message_start`` is given up after 5 minutes of silence (300 s
+  measured; ``API_FORCE_IDLE_TIMEOUT=0`` would wait for ever) and asked again without
+  streaming, a request bounded by ``API_TIMEOUT_MS`` (600 s by default). With
+  ``CLAUDE_ENABLE_BYTE_WATCHDOG=1`` the silence allowed is ``CLAUDE_BYTE_STREAM_IDLE_TIMEOUT_MS``
+  (10 s at least); ``CLAUDE_STREAM_IDLE_TIMEOUT_MS`` and ``API_TIMEOUT_MS`` alone do not
+  shorten it.
 * ``--max-turns N`` ends with ``error_max_turns``, ``--max-budget-usd`` with
   ``error_max_budget_usd`` (both ``is_error: true``, exit status 1); a denied tool does not end
   the run: it is listed in the result's ``permission_denials`` and the model is told.
