@@ -29,6 +29,8 @@ from ghapp.db.migrate import MIGRATIONS, upgrade
 from ghapp.settings import Settings
 from tests.support import SECRET
 
+pytest_plugins = ["tests.claude_cli"]  # the real Claude Code CLI and the model stand-in
+
 T = TypeVar("T")
 PG_URL = os.environ.get("GHAPP_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"

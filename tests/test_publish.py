@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,24 +94,12 @@ class World:
         async with checkout(
             self.settings.git_url, REPO, self.token, pull_number=pull, parent=self.tmp
         ) as work:
-            if edit:  # the Claude Code stand-in edits README.md, writes ghapp-change.txt
-                env = {**os.environ, "GHAPP_FAKE_CLAUDE_SCENARIO": "edit"}
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "ghapp.standins.claude",
-                        "-p",
-                        "Tidy it",
-                        "--output-format",
-                        "stream-json",
-                        "--verbose",
-                    ],
-                    cwd=work,
-                    env=env,
-                    check=True,
-                    capture_output=True,
+            if edit:  # what a session that tidies leaves: README.md edited, a file added
+                readme = work / "README.md"
+                readme.write_text(
+                    readme.read_text() + f"\nChanged by ghapp session {session_id}.\n"
                 )
+                (work / "ghapp-change.txt").write_text(f"session: {session_id}\n")
             for path, text in (write or {}).items():
                 (work / path).parent.mkdir(parents=True, exist_ok=True)
                 (work / path).write_text(text)

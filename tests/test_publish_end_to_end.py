@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ghapp.standins.model import ModelRequest, Turn
 from tests.support import send
 from tests.test_end_to_end import REPO, opened_issue, triage_job, work_off, world  # noqa: F401
 
@@ -23,15 +24,32 @@ def bot_commits(bare: Path) -> list[str]:
     return [line for line in done.stdout.splitlines() if line.startswith("ghapp[bot]|")]
 
 
+def tidy(request: ModelRequest) -> Turn:
+    """The model reads README.md, edits it with the CLI's real Edit tool, then says so."""
+    readme = f"{request.cwd}/README.md"
+    done = [r.name for r in request.tool_results]
+    if "Read" not in done:
+        return Turn.tool("Read", {"file_path": readme})
+    if "Edit" not in done:
+        change = f"# Hello-World\n\nTidied in session {request.session_id}.\n"
+        return Turn.tool(
+            "Edit", {"file_path": readme, "old_string": "# Hello-World\n", "new_string": change}
+        )
+    return Turn.text("Tidied the README.")
+
+
 async def test_a_session_that_edits_opens_and_then_updates_a_pull_request(
     world,  # noqa: F811
-    monkeypatch,
+    model,
     tmp_path,
 ):
     github, http, state, pool = world
-    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "edit")
+    model.set_default(tidy)
     job = await state.jobs.create(
-        triage_job(name="Tidy the README", task_config={"publish": "pr"}), actor="t"
+        triage_job(
+            name="Tidy the README", task_config={"publish": "pr"}, permission_mode="acceptEdits"
+        ),
+        actor="t",
     )
     assert (await send(http, "issues", opened_issue())).status_code == 202
     await work_off(pool)
@@ -60,3 +78,5 @@ async def test_a_session_that_edits_opens_and_then_updates_a_pull_request(
     again = [i for i in github.issues(REPO) if i.get("pull_request")]
     assert [p["number"] for p in again] == [pulls[0]["number"]]  # the same PR, updated
     assert job.task_config == {"publish": "pr"}
+    edits = model.tool_results("Edit")
+    assert len(edits) == 2 and not any(e.is_error for e in edits)  # the real tool, twice

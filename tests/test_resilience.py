@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +24,7 @@ from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
+from ghapp.standins.model import ModelStandIn
 from ghapp.supervise import Backoff, Restarts, supervise
 from ghapp.worker.claim import RunQueue
 from ghapp.worker.execute import SessionExecutor
@@ -55,9 +54,9 @@ class SkippingClock(FakeClock):
 
 
 class World:
-    def __init__(self, github, http, state, pool, clock, record: Path) -> None:
+    def __init__(self, github, http, state, pool, clock, model: ModelStandIn) -> None:
         self.github, self.http, self.state, self.pool, self.clock = github, http, state, pool, clock
-        self.record = record
+        self.model = model
 
     async def step(self) -> bool:
         """Claim and process one run that is due now; False if none is."""
@@ -87,26 +86,17 @@ class World:
             seen += [run.status for run in await runs_of(self.state.db)]
 
     def claude_invocations(self) -> int:
-        if not self.record.exists():
-            return 0
-        return len(self.record.read_text().splitlines())
+        """How many Claude Code sessions reached the model."""
+        return len({request.session_id for request in self.model.conversation()})
 
 
 @pytest.fixture
-async def world(db_url, db, tmp_path, monkeypatch):
+async def world(db_url, db, tmp_path, claude_bin, model):
     await add_repository(db)
     github = GitHubStandIn(app_id=99)
     github.add_installation(INSTALLATION, "Codertocat")
     github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
     github.add_issue(REPO, 1, title="Spelling error in the README file", user="Codertocat")
-    fake = tmp_path / "claude"
-    fake.write_text(
-        f"#!{sys.executable}\nfrom ghapp.standins.claude import main\nraise SystemExit(main())\n"
-    )
-    fake.chmod(0o755)
-    record = tmp_path / "claude-calls.jsonl"
-    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
-    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_RECORD", str(record))
     git_url = bare_repository(tmp_path, REPO, files={"README.md": "# Hello-World\n"})
     async with github.serve() as base_url:
         settings = make_settings(
@@ -114,7 +104,7 @@ async def world(db_url, db, tmp_path, monkeypatch):
             tmp_path,
             github_api_url=base_url,
             git_url=git_url,
-            claude_bin=str(fake),
+            claude_bin=claude_bin,
             admin_token=ADMIN,
             app_id=99,
             private_key=github.private_key_pem,
@@ -129,7 +119,7 @@ async def world(db_url, db, tmp_path, monkeypatch):
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            yield World(github, http, state, pool, clock, record)
+            yield World(github, http, state, pool, clock, model)
         await client.aclose()
 
 

@@ -1,5 +1,6 @@
 """A worker killed with SIGKILL mid-session: another worker finishes the run, and GitHub
-sees exactly one comment for that session (real processes, PostgreSQL)."""
+sees exactly one comment for that session (real processes, PostgreSQL, the real Claude Code
+CLI against the model stand-in: the first session's model stalls, the second answers)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import httpx
 
 from ghapp.app import create_app
 from ghapp.db import Database
-from ghapp.standins.claude import write_executable
 from ghapp.standins.github import GitHubStandIn
+from ghapp.standins.model import Fault, ModelRequest, ModelStandIn
+from tests.claude_cli import API_KEY, echo
 from tests.conftest import make_settings
 from tests.support import add_repository, runs_of, send
 from tests.test_end_to_end import (
@@ -55,18 +57,26 @@ def bot_comments(github: GitHubStandIn) -> list[dict]:
     return [c for c in github.comments_on(REPO, 1) if c["user"]["type"] == "Bot"]
 
 
-def test_killed_worker_run_is_taken_over_with_one_comment(pg_url: str, tmp_path: Path) -> None:
+def test_killed_worker_run_is_taken_over_with_one_comment(
+    pg_url: str, tmp_path: Path, claude_bin: str
+) -> None:
+    stalling = [True]  # the first worker's session hangs on the model; later ones do not
+
+    def model_answer(request: ModelRequest) -> object:
+        return Fault.stall() if stalling[0] else echo(request)
+
+    model = ModelStandIn(model_answer)
     github = GitHubStandIn(app_id=7)
     github.add_installation(INSTALLATION, "Codertocat")
     github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
     github.add_issue(REPO, 1, title="Spelling error in the README file", user="Codertocat")
-    with github.serve_in_thread() as api_url:
+    with github.serve_in_thread() as api_url, model.serve_in_thread() as model_url:
         settings = make_settings(
             pg_url,
             tmp_path,
             github_api_url=api_url,
             git_url=bare_repository(tmp_path),
-            claude_bin=str(write_executable(tmp_path)),
+            claude_bin=claude_bin,
             app_id=7,
             private_key=github.private_key_pem,
         )
@@ -96,22 +106,20 @@ def test_killed_worker_run_is_taken_over_with_one_comment(pg_url: str, tmp_path:
             GHAPP_WORKER_LEASE_SECONDS="5",
             GHAPP_WORKER_HEARTBEAT_SECONDS="1",
             GHAPP_LOG_LEVEL="warning",
-            GHAPP_FAKE_CLAUDE_SCENARIO="slow",
-            GHAPP_FAKE_CLAUDE_DELAY="1.0",
+            ANTHROPIC_BASE_URL=model_url,
+            ANTHROPIC_API_KEY=API_KEY,
         )
         first = start_worker(env, tmp_path)
         try:
-            wait_for(
-                lambda: any("is working on this" in c["body"] for c in bot_comments(github)),
-                "the first worker to start the session",
-            )
+            wait_for(lambda: model.stalled > 0, "the first worker's session to be thinking")
         finally:
             os.killpg(first.pid, signal.SIGKILL)  # mid-session, no goodbye
             first.wait()
         [tracking] = bot_comments(github)
         assert "is working on this" in tracking["body"]
 
-        env["GHAPP_FAKE_CLAUDE_DELAY"] = "0.05"
+        stalling[0] = False
+        model.release_stalls()  # its CLI lost its worker; let it go
         second = start_worker(env, tmp_path)
         try:
             wait_for(

@@ -2,9 +2,13 @@
 
 A real ghapp server (uvicorn, SQLite in ``--dir``, scheduler and workers) talks to a
 GitHub stand-in on loopback (``GHAPP_GITHUB_API_URL``), clones from a local bare
-repository (``GHAPP_GIT_URL=file://…``) and runs the Claude Code stand-in
-(``GHAPP_CLAUDE_BIN``). It receives signed deliveries the way GitHub sends them — plus a
-redelivery, a replayed body and a forgery — and shows what happened: an opened issue gets
+repository (``GHAPP_GIT_URL=file://…``) and runs Claude Code (``GHAPP_CLAUDE_BIN``): the
+real CLI when one is installed (``GHAPP_CLAUDE_BIN``, ``claude`` on ``PATH``, or the one this
+repository pins in ``npm/claude-code``), its model answered by the model stand-in on
+loopback (``ANTHROPIC_BASE_URL``: no account, no network); otherwise ghapp's built-in
+stand-in of the CLI, and it says so in one line. It receives signed deliveries the way
+GitHub sends them — plus a redelivery, a replayed body and a forgery — and shows what
+happened: an opened issue gets
 its tracking comment edited with a result, ``/triage`` from a writer runs and from a
 reader is refused, and a cron job fires.
 """
@@ -12,10 +16,13 @@ reader is refused, and a cron job fires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import os
+import shutil
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -37,8 +44,10 @@ from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_executable
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
+from ghapp.standins.model import ModelRequest, ModelStandIn, Turn
 
 PAYLOADS = resources.files("ghapp.demo") / "payloads"
+PINNED_CLI = Path("npm") / "claude-code" / "node_modules" / ".bin" / "claude"  # in a checkout
 REPO, REPO_ID, INSTALLATION = "Codertocat/Hello-World", 186853002, 957387
 WAIT_S = 90.0
 DEMO_README = "# Hello-World\n\nA repository for the ghapp demo.\n"
@@ -48,10 +57,10 @@ async def run_demo(directory: Path, console: Console) -> int:
     directory = await asyncio.to_thread(directory.resolve)
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     logs.configure("error")  # the tables below say what happened
-    os.environ.setdefault("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
     github = _github()
-    with github.serve_in_thread() as api_url:
-        settings = await _settings(directory, api_url, github, console)
+    claude = await _claude(directory, console)
+    with github.serve_in_thread() as api_url, _model(claude is not None):
+        settings = await _settings(directory, api_url, github, console, claude)
         server = uvicorn.Server(uvicorn_config(settings, workers=2, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         while not server.started:
@@ -83,8 +92,70 @@ def _github() -> GitHubStandIn:
     return github
 
 
+async def _claude(directory: Path, console: Console) -> str | None:
+    """The real Claude Code CLI if there is one (said in one line either way)."""
+    candidates = [os.environ.get("GHAPP_CLAUDE_BIN"), shutil.which("claude"), str(PINNED_CLI)]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            version = await _version(candidate)
+            if version:
+                console.print(
+                    f"Claude Code: {candidate} ({version}), its model answered by a stand-in "
+                    "on loopback"
+                )
+                return await asyncio.to_thread(os.path.realpath, candidate)
+    console.print(
+        "Claude Code: not installed, so ghapp's built-in stand-in plays it (for the real one: "
+        "npm install -g @anthropic-ai/claude-code, or set GHAPP_CLAUDE_BIN)"
+    )
+    return None
+
+
+async def _version(binary: str) -> str | None:
+    process = await asyncio.create_subprocess_exec(
+        binary,
+        "--version",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": os.environ.get("PATH", ""), "DISABLE_AUTOUPDATER": "1"},
+    )
+    out, _ = await process.communicate()
+    return out.decode().strip() if process.returncode == 0 and out.strip() else None
+
+
+def triage_model(request: ModelRequest) -> Turn:
+    """The demo's model: reads the README with the CLI's real Read tool, then answers."""
+    if request.last_tool_result is None and request.cwd:
+        return Turn.tool("Read", {"file_path": f"{request.cwd}/README.md"}, say="Checking.")
+    lines = (request.last_tool_result.content if request.last_tool_result else "").splitlines()
+    return Turn.text(
+        "**Kind:** documentation · **Severity:** low\n\nThe README "
+        f"({len(lines)} lines) is the only file affected; a one-word fix."
+    )
+
+
+@contextlib.contextmanager
+def _model(wanted: bool) -> Iterator[None]:
+    """The model stand-in, reached by sessions through ANTHROPIC_BASE_URL."""
+    if not wanted:
+        yield
+        return
+    model = ModelStandIn(triage_model)
+    with model.serve_in_thread() as base_url:
+        saved = {k: os.environ.get(k) for k in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+        os.environ.update(ANTHROPIC_BASE_URL=base_url, ANTHROPIC_API_KEY="demo-key")
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
 async def _settings(
-    directory: Path, api_url: str, github: GitHubStandIn, console: Console
+    directory: Path, api_url: str, github: GitHubStandIn, console: Console, claude: str | None
 ) -> Settings:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -95,7 +166,7 @@ async def _settings(
         git_url=await asyncio.to_thread(
             bare_repository, directory, REPO, files={"README.md": DEMO_README}
         ),
-        claude_bin=str(await asyncio.to_thread(write_executable, directory)),
+        claude_bin=claude or str(await asyncio.to_thread(write_executable, directory)),
         app_id=github.app_id,
         private_key=github.private_key_pem,
         public_url="http://127.0.0.1",

@@ -31,7 +31,7 @@ STDERR_TAIL_LINES = 40
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one event (a large file read) can be big
 # Environment the session may see; everything else of ghapp's (tokens, secrets) is left out.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "SHELL")
-PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AWS_", "GOOGLE_", "VERTEX_", "GHAPP_FAKE_CLAUDE_")
+PASSED_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "AWS_", "GOOGLE_", "VERTEX_")
 
 
 @dataclass(frozen=True)
@@ -100,26 +100,48 @@ def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]
 
 
 def session_environment(
-    base: Mapping[str, str] | None = None, extra: Sequence[str] = ()
+    base: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
+    *,
+    scratch: Path | None = None,
 ) -> dict[str, str]:
     """Only what the CLI needs, and the ``extra`` names an operator chose (a proxy, CA
-    certificates): never ghapp's own secrets (tokens, keys, webhook secret)."""
+    certificates): never ghapp's own secrets (tokens, keys, webhook secret).
+
+    With ``scratch`` (a folder removed with the session), the session gets a fresh, empty
+    home and temporary folder there: nothing it leaves in ``~/.claude`` reaches the next
+    session, and nothing of ghapp's own home reaches it."""
     source = os.environ if base is None else base
-    return {
+    env = {
         key: value
         for key, value in source.items()
         if key in PASSED_ENV or key.startswith(PASSED_PREFIXES) or key in extra
     }
+    # A server's sessions never update the CLI under it, and send nothing but model calls
+    # (an operator may still say otherwise in ghapp's own environment).
+    env.setdefault("DISABLE_AUTOUPDATER", "1")
+    env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    if scratch is not None:
+        home, tmp = scratch / "home", scratch / "tmp"
+        home.mkdir(mode=0o700, exist_ok=True)
+        tmp.mkdir(mode=0o700, exist_ok=True)
+        env.update(HOME=str(home), TMPDIR=str(tmp), CLAUDE_CODE_TMPDIR=str(tmp))
+    return env
 
 
-def missing_executable(binary: str) -> str | None:
-    """Why ``binary`` cannot be started, naming the setting to fix; None if it can."""
+def find_executable(binary: str) -> tuple[str | None, str | None]:
+    """(absolute path, None) for a ``binary`` that can be started, or (None, why not) naming
+    the setting to fix. A relative path means one from ghapp's working directory, not the
+    checkout's, so it is made absolute here."""
     found = shutil.which(binary)
     if found is not None:
-        return None
+        return os.path.abspath(found), None
     if os.sep in binary and os.path.exists(binary):
-        return f"GHAPP_CLAUDE_BIN={binary} is not executable (chmod +x, or point it elsewhere)"
-    return (
+        return (
+            None,
+            f"GHAPP_CLAUDE_BIN={binary} is not executable (chmod +x, or point it elsewhere)",
+        )
+    return None, (
         f"the Claude Code executable {binary!r} was not found (GHAPP_CLAUDE_BIN); install it "
         "(npm install -g @anthropic-ai/claude-code) or set GHAPP_CLAUDE_BIN to its path"
     )
@@ -138,11 +160,12 @@ async def run_claude(
 ) -> Outcome:
     """Run one session to its end and classify how it ended."""
     started = time.monotonic()
-    if (problem := missing_executable(binary)) is not None:
-        return _failed(problem, started, Progress(), None)
+    executable, problem = find_executable(binary)
+    if executable is None:
+        return _failed(problem or binary, started, Progress(), None)
     try:
         process = await asyncio.create_subprocess_exec(
-            *command_line(binary, prompt, options),
+            *command_line(executable, prompt, options),
             cwd=cwd,
             env=dict(env) if env is not None else session_environment(),
             stdin=asyncio.subprocess.DEVNULL,

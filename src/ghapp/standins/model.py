@@ -382,6 +382,14 @@ class ModelRequest:
         return [t.get("name", "") for t in self.body.get("tools") or [] if isinstance(t, dict)]
 
     @property
+    def cwd(self) -> str | None:
+        """The session's working directory, as the CLI tells the model (its environment
+        section: ``Primary working directory: /path``), so a script can name files in it."""
+        text = self.system + "\n" + json.dumps(self.messages)
+        match = re.search(r"Primary working directory: ([^\s\\\"]+)", text)
+        return match.group(1) if match else None
+
+    @property
     def prompt(self) -> str:
         """The user's prompt: the first user message's text without the CLI's reminders."""
         for message in self.messages:

@@ -496,7 +496,7 @@ class SessionExecutor:
             time_limit=job.timeout_seconds,
             cancel=cancel,
             on_event=log_progress.on_event,
-            env=session_environment(extra=self.settings.session_env_names),
+            env=session_environment(extra=self.settings.session_env_names, scratch=work.parent),
         )
         await log_progress.flush()
         return outcome
