@@ -23,11 +23,12 @@ from ghapp.worker.claim import RunQueue
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import WorkerPool
 from tests.conftest import make_settings
-from tests.support import add_repository, load, runs_of, send
+from tests.support import add_repository, load, runs_of, send, sign_in
 
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002
 INSTALLATION = 957387
+ADMIN = "end-to-end-admin-token"
 
 
 def bare_repository(root: Path) -> str:
@@ -56,6 +57,7 @@ async def world(db_url, db, tmp_path, claude_bin, model):
             github_api_url=base_url,
             git_url=bare_repository(tmp_path),
             claude_bin=claude_bin,
+            admin_token=ADMIN,
             app_id=99,
             private_key=github.private_key_pem,
         )
@@ -149,6 +151,33 @@ async def test_the_session_ran_in_the_issue_s_checkout(world, db, model) -> None
         session = (await conn.execute(select(Session))).one()
     assert session.num_turns == 2 and session.cost_usd > 0 and session.usage["output_tokens"] > 0
     assert session.agent_session_id == model.conversation()[0].session_id  # ghapp named it
+    kinds = [event["type"] for event in session.event_log]
+    assert kinds[0] == "system" and kinds[-1] == "result" and "user" in kinds
+    assert {"tool": "Read"} in [b for e in session.event_log for b in e.get("blocks", [])]
+
+
+async def test_a_tool_the_job_does_not_allow_is_refused_and_the_run_page_says_so(
+    world, db, model
+) -> None:
+    _github, http, state, pool = world
+    model.set_default(
+        [Turn.tool("Bash", {"command": "echo pwned > pwned.txt"}), Turn.text("Could not run it.")]
+    )
+    job = await state.jobs.create(triage_job(), actor="t")  # no Bash for this job
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "completed", run.error  # a refusal is not a failure of the session
+    [bash] = model.tool_results("Bash")
+    assert bash.is_error and "needs approval" in bash.content
+    async with db.read() as conn:
+        session = (await conn.execute(select(Session))).one()
+    assert [d["tool_name"] for d in session.permission_denials] == ["Bash"]
+    await sign_in(http, ADMIN)
+    page = (await http.get(f"/runs/{run.id}")).text
+    assert "Claude Code refused 1 tool call" in page and "<code>Bash</code>" in page
+    assert session.agent_session_id in page
+    assert f"{session.usage['input_tokens']} in · {session.usage['output_tokens']} out" in page
 
 
 async def test_a_session_that_keeps_calling_tools_ends_at_max_turns(world, db, model) -> None:
