@@ -1,47 +1,93 @@
-"""End-to-end latency: webhook receipt → session process start → result comment posted.
+"""End to end with the real Claude Code CLI: event → session spawn → first model request →
+result comment, at 1, 2 and 5 events/s, and the CPU each session costs in ghapp, git and the
+CLI.
 
-Run ``python bench/latency.py [--rate 50] [--seconds 60] [--workers 8] [--database-url URL]``.
+Run ``python bench/latency.py [--claude real|replay|python] [--rates 1,2,5] [--seconds 30]
+[--workers 8] [--per-installation 4] [--database-url URL]``.
 
 Method
 ------
 * The **ghapp server** (``ghapp.server.uvicorn_config``: the real app with its scheduler and
-  ``--workers`` worker slots) runs in its own process (multiprocessing *spawn*), on a fresh
-  migrated SQLite file in a temporary directory, or on a scratch PostgreSQL database that
-  the script creates and drops (``--database-url postgresql://postgres@127.0.0.1:5432/NAME``).
-  One ``issues.opened`` job (command ``issue/triage``) is created through the job service.
+  ``--workers`` worker slots, ``--per-installation`` of them usable by the one installation,
+  ghapp's default 4) runs in its own process (multiprocessing *spawn*), on a fresh migrated
+  SQLite file in a temporary directory, or on a scratch PostgreSQL database that the script
+  creates and drops (``--database-url postgresql://postgres@127.0.0.1:5432/NAME``). One
+  ``issues.opened`` job (command ``issue/triage``) is created through the job service. One
+  server serves every rate, one after the other, each drained before the next starts.
 * The **GitHub stand-in** runs in this (bench) process on a loopback port, in a thread. A
   subclass notes ``time.time()`` when a comment body containing "finished" is written.
-* **Claude Code** is the stand-in (scenario ``success``) behind a tiny wrapper executable that
-  appends one JSON line per invocation to a file: the issue number (from ``ISSUE #N`` in the
-  prompt), the process creation time read from ``/proc/self/stat`` (10 ms resolution; it is
-  the moment the worker spawned the process, before the interpreter started) and the time
-  its first Python line ran (after interpreter start-up).
-* Load is open loop: event ``i`` is due at ``start + i / rate``; each is a distinct issue
-  (its number, title and body differ) signed with :func:`ghapp.signing.delivery_headers`.
-  The receipt time is the moment the request is sent; the 202 latency is reported too.
+* **Claude Code**, ``--claude real`` (default): the CLI ``npm/claude-code`` pins (or
+  ``--claude-bin``), started by ghapp as it starts it in production (fresh ``HOME`` and
+  ``TMPDIR`` in the checkout's folder, ``ANTHROPIC_*``/``CLAUDE_*`` passed through from
+  ghapp's environment). The server process gets ``ANTHROPIC_BASE_URL`` (the **model
+  stand-in**, :class:`ghapp.standins.model.ModelStandIn`, served from a thread of this
+  process), ``ANTHROPIC_API_KEY`` and ``CLAUDE_CODE_MAX_RETRIES=1``. The model answers every
+  request with one short text turn (no tools): a session is the CLI's start-up, one model
+  round trip and its exit. ``--claude replay``: the Python stand-in's ``success`` stream
+  replayed by a bash script (ghapp's own, :func:`write_replay_executable`), the previous
+  method; ``--claude python``: the Python stand-in itself (two interpreter start-ups).
+* Load is open loop: at each rate, event ``i`` is due at ``start + i / rate`` for
+  ``--seconds``; each is a distinct issue (number, title, body, delivery id) signed with
+  :func:`ghapp.signing.delivery_headers`. The receipt time is the moment the request is sent
+  (``time.monotonic()`` and ``time.time()``, both noted).
 
-Figures: event → session spawn / wrapper start (p50, p90, p99, max), event → "finished"
-comment (p50, p99), 202 latency, and sessions/s sustained = completed sessions / (last
-comment - first send). The goals are event → session start p50 < 50 ms and p99 < 250 ms
-(judged on the spawn time). Each session is a clone plus a stand-in process: on a small
-machine the CPU saturates well below 50 sessions/s, and then queueing, not ghapp's own
-overhead, dominates; the script prints the CPU used and says so.
+Figures, per event, p50 / p90 / p99 / max per rate:
 
-Exit status: 0 when every event got a 202, a session and a finished comment; 1 otherwise.
+* **event → session spawn**: the process start time of the ``claude`` wrapper (below), read
+  by bash from ``/proc/self/stat`` (clock ticks since boot, 10 ms resolution: the moment the
+  worker forked it) and converted to ``CLOCK_MONOTONIC`` (boot time minus monotonic time, the
+  same clock except across a suspend).
+* **event → first model request** (real CLI only): ``ModelRequest.received_at`` of the first
+  ``/v1/messages`` request whose prompt holds ``ISSUE #N``. The stand-in notes
+  ``time.monotonic()`` when it has read the request's body, in this process, so it is
+  compared with the monotonic send time, no conversion. **spawn → first model request** is
+  the CLI's own start-up.
+* **event → finished comment**: the GitHub stand-in's ``time.time()`` against the wall-clock
+  send time (as before).
+
+CPU per session (all in ms, totals over the phase divided by its sessions):
+
+* **ghapp**: the server process's own ``utime + stime`` (``/proc/PID/stat``, every thread,
+  10 ms ticks; over a phase of 30+ sessions that is < 0.4 ms per session).
+* **git** and **the CLI**: wrapper executables measure them exactly, with ``getrusage``. A
+  bash ``git`` wrapper is first on the server's ``PATH``: ghapp runs ``git`` by name with
+  ``PATH`` from its own environment (``worker/checkout.py``: ``git_environment``), and the CLI,
+  which gets ghapp's ``PATH`` too (``runners/claude.py``: ``session_environment``), runs
+  ``git`` by name as well (``ls-files``, ``rev-parse``, ``config``, ``log``, ``status``,
+  ``remote``: ~9 calls a session). ``GHAPP_CLAUDE_BIN`` is a bash ``claude`` wrapper. Each
+  wrapper runs the real binary as a child (not ``exec``), waits for it, then writes bash's
+  ``times`` (``getrusage`` of itself and of its reaped children: the binary and every
+  process under it that was waited for, e.g. git's ``upload-pack``; 1 ms resolution, the
+  kernel's exact sum of run time) with its parent pid to a file of its own. A ``git``
+  wrapper whose parent is the server is **ghapp's git** (the clone); any other is **the
+  CLI's git**. **CLI** = the ``claude`` wrapper's children minus the CLI's git wrappers
+  (their git and their bash). The wrappers' own bash (~1.4 ms a call) is left out of the
+  figures and printed apart; **check** = the server's reaped-children CPU (``cutime +
+  cstime``) minus what its wrappers report, ~0 when nothing escaped the accounting.
+* The bench process (GitHub and model stand-ins, sender; ``RUSAGE_SELF``) and the rest of
+  the machine (``/proc/stat`` busy time minus the server, its children and the bench) are
+  printed too, to see whether other work disturbed a phase.
+
+Exit status: 0 when every event got a 202, a session, a finished comment and (real CLI) a
+model request; 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import json
 import multiprocessing
 import os
 import re
+import resource
+import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -50,31 +96,45 @@ import httpx
 from common import TimedGitHub, free_port, pct  # bench/ is on sys.path when a bench runs
 
 from ghapp.signing import delivery_headers
-from ghapp.standins.claude import write_replay_executable
+from ghapp.standins.claude import write_executable, write_replay_executable
 from ghapp.standins.git import bare_repository
+from ghapp.standins.model import ModelRequest, ModelStandIn, Turn
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = ROOT / "tests" / "fixtures" / "github-payloads" / "issues" / "opened.payload.json"
+REAL_CLAUDE = ROOT / "npm" / "claude-code" / "node_modules" / ".bin" / "claude"
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002
 INSTALLATION = 957387
 APP_ID = 99
 SECRET = "bench-secret"
 FIRST_ISSUE = 1000
+API_KEY = "sk-ant-bench-key-for-the-model-stand-in"
+ANSWER = "Triage: a question, not a bug. Labels: question. Next step: answer it in the issue."
+ISSUE_IN_PROMPT = re.compile(r"ISSUE #(\d+)")
+HZ = os.sysconf("SC_CLK_TCK")
 
-WRAPPER = """#!{python}
-import json, os, re, sys, time
-_now = time.time()
-_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
-with open("/proc/self/stat") as f:
-    _ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-_spawned = _now - (_boot - _ticks / os.sysconf("SC_CLK_TCK"))
-_m = re.search(r"ISSUE #(\\d+)", " ".join(sys.argv))
-with open({record!r}, "a") as f:
-    f.write(json.dumps({{"issue": int(_m.group(1)) if _m else None,
-                        "spawned": _spawned, "started": _now}}) + "\\n")
-from ghapp.standins.claude import main
-raise SystemExit(main())
+# Each wrapper runs the real binary as its child, then sends one record over loopback TCP to
+# the bench (bash's /dev/tcp; a sandboxed session can write no file that outlives it): a
+# header line, then bash's `times` (its own user/sys time, then its reaped children's). The
+# claude wrapper also sends its process start time (field 22 of /proc/self/stat, clock ticks
+# since boot), the issue number in its prompt and the name of PID 1 ("bwrap" in the sandbox).
+GIT_WRAPPER = """#!/bin/bash
+{real} "$@"
+rc=$?
+{{ printf 'git %s %s\\n' "$PPID" "$$"; times; }} 2>/dev/null >/dev/tcp/127.0.0.1/{port}
+exit $rc
+"""
+CLAUDE_WRAPPER = """#!/bin/bash
+read -r -a stat < /proc/self/stat
+read -r init < /proc/1/comm
+issue=0
+[[ "$*" =~ ISSUE\\ \\#([0-9]+) ]] && issue=${{BASH_REMATCH[1]}}
+{real} "$@"
+rc=$?
+{{ printf 'claude %s %s %s %s %s\\n' "$PPID" "$$" "$issue" "${{stat[21]}}" "${{init:-?}}"; times; }} \\
+  2>/dev/null >/dev/tcp/127.0.0.1/{port}
+exit $rc
 """
 
 # == the server process ==================================================================
@@ -170,19 +230,93 @@ def sqlalchemy_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+asyncpg://", url)
 
 
+# == wrappers and their accounts =========================================================
+
+
+def write_wrappers(root: Path, real_claude: str) -> tuple[Path, Path, Path]:
+    """(folder holding the ``git`` wrapper, the ``claude`` wrapper, the accounts folder)."""
+    real_git = shutil.which("git")
+    if real_git is None:
+        raise SystemExit("git is not on PATH")
+    accounts = root / "accounts"
+    accounts.mkdir()
+    path_dir = root / "wrapped-bin"
+    path_dir.mkdir()
+    git = path_dir / "git"
+    git.write_text(GIT_WRAPPER.format(real=os.path.realpath(real_git), accounts=accounts))
+    claude = root / "claude-wrapper"
+    claude.write_text(CLAUDE_WRAPPER.format(real=real_claude, accounts=accounts))
+    for path in (git, claude):
+        path.chmod(0o755)
+    return path_dir, claude, accounts
+
+
+def _seconds(value: str) -> float:
+    minutes, secs = re.fullmatch(r"(\d+)m([\d.]+)s", value).groups()  # type: ignore[union-attr]
+    return int(minutes) * 60 + float(secs)
+
+
+@dataclass
+class Account:
+    kind: str  # git | claude
+    ppid: int
+    pid: int
+    self_cpu: float  # the wrapper's bash
+    children_cpu: float  # the real binary and what it reaped
+    issue: int = 0
+    ticks: int = 0
+
+
+def read_accounts(folder: Path, seen: set[str]) -> list[Account]:
+    """The accounts written since the last call (their file names are added to ``seen``)."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name in seen:
+            continue
+        lines = path.read_text().splitlines()
+        if len(lines) < 3:  # being written: picked up next time
+            continue
+        seen.add(path.name)
+        head = lines[0].split()
+        own = [_seconds(v) for v in lines[1].split()]
+        children = [_seconds(v) for v in lines[2].split()]
+        account = Account(head[0], int(head[1]), int(head[2]), sum(own), sum(children))
+        if account.kind == "claude":
+            account.issue, account.ticks = int(head[3]), int(head[4])
+        found.append(account)
+    return found
+
+
+def proc_cpu(pid: int) -> tuple[float, float]:
+    """(own utime + stime, reaped children's cutime + cstime) of a process, in seconds."""
+    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    values = [int(v) for v in parts[11:15]]
+    return (values[0] + values[1]) / HZ, (values[2] + values[3]) / HZ
+
+
+def machine_busy() -> float:
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    values = [int(v) for v in fields]
+    return (sum(values) - values[3] - values[4]) / HZ
+
+
+def bench_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # == load ================================================================================
 
 
-def build_requests(count: int) -> list[tuple[int, bytes, dict[str, str]]]:
+def build_requests(numbers: range) -> list[tuple[int, bytes, dict[str, str]]]:
     base = json.loads(PAYLOAD.read_text())
     base["installation"] = {"id": INSTALLATION}
     built = []
-    for i in range(count):
-        number = FIRST_ISSUE + i
+    for number in numbers:
         data = copy.deepcopy(base)
         data["issue"].update(
             number=number,
-            id=10_000_000 + i,
+            id=10_000_000 + number,
             title=f"Bench issue {number}",
             body=f"Bench body {number} {time.time_ns()}",
         )
@@ -198,7 +332,7 @@ async def drive(base: str, requests: list, rate: float) -> dict[int, dict[str, A
 
         async def one(number: int, body: bytes, headers: dict[str, str]) -> None:
             t0 = time.time()
-            sent[number] = {"sent": t0}
+            sent[number] = {"sent": t0, "mono": time.monotonic()}
             try:
                 response = await http.post("/webhooks/github", content=body, headers=headers)
                 sent[number]["status"] = response.status_code
@@ -217,33 +351,227 @@ async def drive(base: str, requests: list, rate: float) -> dict[int, dict[str, A
     return sent
 
 
-def cpu_seconds(pid: int | None = None) -> float:
-    """CPU time of a process and its reaped children (pid None: the whole machine, busy)."""
-    if pid is None:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        values = [int(v) for v in fields]
-        return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in parts[11:15]) / os.sysconf("SC_CLK_TCK")
+def first_requests(requests: list[ModelRequest]) -> dict[int, float]:
+    """Issue number → ``received_at`` (monotonic) of its first Messages request."""
+    first: dict[int, float] = {}
+    for request in requests:
+        if request.kind not in ("conversation", "side"):
+            continue
+        match = ISSUE_IN_PROMPT.search(request.prompt)
+        if match:
+            number = int(match.group(1))
+            first[number] = min(first.get(number, request.received_at), request.received_at)
+    return first
 
 
 def ms(values: list[float]) -> str:
+    if not values:
+        return "—"
     return (
         f"p50 {pct(values, 0.5) * 1e3:8.1f}  p90 {pct(values, 0.9) * 1e3:8.1f}  "
         f"p99 {pct(values, 0.99) * 1e3:8.1f}  max {pct(values, 1) * 1e3:8.1f} ms"
     )
 
 
+# == one rate ============================================================================
+
+
+@dataclass
+class Phase:
+    rate: float
+    numbers: range
+    sent: dict[int, dict[str, Any]] = field(default_factory=dict)
+    spawn: list[float] = field(default_factory=list)
+    model: list[float] = field(default_factory=list)
+    startup: list[float] = field(default_factory=list)
+    done: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # ms per session
+    sustained: float = 0.0
+    machine: float = 0.0
+    other: float = 0.0
+    lost: str = ""
+
+
+def run_phase(
+    phase: Phase,
+    base: str,
+    server_pid: int,
+    github: TimedGitHub,
+    model: ModelStandIn | None,
+    accounts: Path,
+    seen: set[str],
+    drain: float,
+) -> None:
+    requests = build_requests(phase.numbers)
+    count = len(requests)
+    models_before = len(model.requests) if model is not None else 0
+    machine0, server0, bench0 = machine_busy(), proc_cpu(server_pid), bench_cpu()
+    wall0 = time.monotonic()
+    phase.sent = sent = asyncio.run(drive(base, requests, phase.rate))
+    send_end = time.time()
+    deadline = time.monotonic() + drain
+    wanted = set(phase.numbers)
+    while not wanted <= github.finished.keys() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.3)  # the server reaps the wrapper and settles its rows after the comment
+    wall = time.monotonic() - wall0
+    machine1, server1, bench1 = machine_busy(), proc_cpu(server_pid), bench_cpu()
+    finished = {n: t for n, t in github.finished.items() if n in wanted}
+    new = read_accounts(accounts, seen)
+    first = first_requests(model.requests[models_before:]) if model is not None else {}
+
+    # spawn ticks (CLOCK_BOOTTIME) → CLOCK_MONOTONIC
+    boot_minus_mono = time.clock_gettime(time.CLOCK_BOOTTIME) - time.monotonic()
+    spawned: dict[int, float] = {}
+    for account in new:
+        if account.kind == "claude" and account.issue in wanted:
+            spawned.setdefault(account.issue, account.ticks / HZ - boot_minus_mono)
+    phase.spawn = [spawned[n] - s["mono"] for n, s in sent.items() if n in spawned]
+    phase.model = [first[n] - s["mono"] for n, s in sent.items() if n in first]
+    phase.startup = [first[n] - spawned[n] for n in first if n in spawned]
+    phase.done = [finished[n] - s["sent"] for n, s in sent.items() if n in finished]
+    answer = [s["answered"] for s in sent.values() if "answered" in s]
+
+    sessions = max(1, len(finished))
+    ghapp_git = [a for a in new if a.kind == "git" and a.ppid == server_pid]
+    cli_git = [a for a in new if a.kind == "git" and a.ppid != server_pid]
+    claude = [a for a in new if a.kind == "claude"]
+    ghapp_own = server1[0] - server0[0]
+    server_children = server1[1] - server0[1]
+    wrappers_own = sum(a.self_cpu for a in new)
+    direct = sum(a.self_cpu + a.children_cpu for a in ghapp_git + claude)
+    cli_total = sum(a.children_cpu for a in claude)
+    cli_git_total = sum(a.self_cpu + a.children_cpu for a in cli_git)
+    phase.cpu = {
+        "ghapp": ghapp_own / sessions * 1e3,
+        "git (ghapp)": sum(a.children_cpu for a in ghapp_git) / sessions * 1e3,
+        "git (CLI)": sum(a.children_cpu for a in cli_git) / sessions * 1e3,
+        "CLI": (cli_total - cli_git_total) / sessions * 1e3,
+        "wrappers": wrappers_own / sessions * 1e3,
+        "check": (server_children - direct) / sessions * 1e3,
+        "bench": (bench1 - bench0) / sessions * 1e3,
+        "git calls": len(ghapp_git + cli_git) / sessions,
+    }
+    phase.cpu["total"] = sum(phase.cpu[k] for k in ("ghapp", "git (ghapp)", "git (CLI)", "CLI"))
+    phase.machine = (machine1 - machine0) / wall
+    phase.other = (
+        machine1 - machine0 - (sum(server1) - sum(server0)) - (bench1 - bench0)
+    ) / wall
+
+    first_sent = min(s["sent"] for s in sent.values())
+    span = max(finished.values(), default=first_sent) - first_sent
+    phase.sustained = len(finished) / span if span > 0 else 0.0
+    rejected = [n for n, s in sent.items() if s.get("status") != 202]
+    send_span = send_end - first_sent
+    print(
+        f"\n== {phase.rate:g} events/s: sent {len(sent)} in {send_span:.1f} s "
+        f"({len(sent) / send_span:.2f}/s), {len(sent) - len(rejected)} answered 202; "
+        f"{len(spawned)} sessions spawned, {len(first) if model else '-'} first model "
+        f"requests, {len(finished)} finished comments"
+    )
+    print(f"202 latency                  {ms(answer)}")
+    print(f"event → session spawn        {ms(phase.spawn)}   (/proc start time, 10 ms ticks)")
+    if model is not None:
+        print(f"event → first model request  {ms(phase.model)}")
+        print(f"  spawn → first request      {ms(phase.startup)}   (the CLI's start-up)")
+    print(f"event → comment finished     {ms(phase.done)}")
+    print(
+        f"sessions/s sustained         {phase.sustained:.2f}  ({len(finished)} in {span:.1f} s "
+        f"from first event to last finished comment; offered {phase.rate:g}/s)"
+    )
+    c = phase.cpu
+    print(
+        f"CPU per session              ghapp {c['ghapp']:.1f}, git {c['git (ghapp)']:.1f} "
+        f"(ghapp's clone) + {c['git (CLI)']:.1f} (the CLI's, {c['git calls']:.1f} git calls "
+        f"in all), CLI {c['CLI']:.1f}: {c['total']:.1f} ms"
+    )
+    print(
+        f"  not in those               wrappers' bash {c['wrappers']:.1f}, bench process "
+        f"(stand-ins, sender) {c['bench']:.1f} ms; check (server's reaped children − its "
+        f"wrappers' accounts) {c['check']:+.1f} ms"
+    )
+    print(
+        f"CPU (cores, over {wall:.0f} s)     machine busy {phase.machine:.2f} of "
+        f"{os.cpu_count()}, of which other work {phase.other:.2f}"
+    )
+    if phase.other > 0.15:
+        print(f"NOISY: other work used {phase.other:.2f} cores during this phase")
+    if phase.sustained < 0.9 * phase.rate or phase.machine > 0.75 * (os.cpu_count() or 1):
+        print(
+            "SATURATED: the machine did not keep up with the offered rate; latencies include "
+            "queueing (at most --per-installation sessions run at once for the installation)."
+        )
+    if phase.spawn:
+        p50, p99 = pct(phase.spawn, 0.5), pct(phase.spawn, 0.99)
+        print(
+            f"goal event → session spawn p50 < 50 ms: {'MET' if p50 < 0.05 else 'NOT MET'} "
+            f"({p50 * 1e3:.1f} ms); p99 < 250 ms: {'MET' if p99 < 0.25 else 'NOT MET'} "
+            f"({p99 * 1e3:.1f} ms)"
+        )
+    missing_model = count - len(first) if model is not None else 0
+    if rejected or len(spawned) < count or len(finished) < count or missing_model:
+        missing = sorted(wanted - finished.keys())
+        phase.lost = (
+            f"{len(rejected)} not 202, {count - len(spawned)} without a session, "
+            f"{missing_model} without a model request, {count - len(finished)} without a "
+            f"finished comment (first: {missing[:10]})"
+        )
+        print(f"LOST: {phase.lost}")
+        if missing:
+            comments = github.comments_on(REPO, missing[0])
+            last = comments[-1]["body"] if comments else "(no comment)"
+            print(f"  issue {missing[0]}'s last comment: {last[:600]}")
+
+
+def summary(phases: list[Phase], real: bool) -> None:
+    def p(values: list[float]) -> str:
+        if not values:
+            return "—"
+        return " / ".join(f"{pct(values, q) * 1e3:.0f}" for q in (0.5, 0.9, 0.99, 1))
+
+    print("\n== summary (p50 / p90 / p99 / max, ms)")
+    heads = ["rate", "event → spawn"]
+    if real:
+        heads += ["event → first model request", "spawn → first request"]
+    heads += ["event → finished", "sustained/s", "machine cores"]
+    print(" | ".join(heads))
+    for ph in phases:
+        cells = [f"{ph.rate:g}/s", p(ph.spawn)]
+        if real:
+            cells += [p(ph.model), p(ph.startup)]
+        cells += [p(ph.done), f"{ph.sustained:.2f}", f"{ph.machine:.2f} (other {ph.other:.2f})"]
+        print(" | ".join(cells))
+    print("\nCPU per session (ms): rate | ghapp | git (ghapp's clone) | git (the CLI's) | CLI")
+    for ph in phases:
+        c = ph.cpu
+        print(
+            f"{ph.rate:g}/s | {c['ghapp']:.1f} | {c['git (ghapp)']:.1f} | {c['git (CLI)']:.1f} "
+            f"| {c['CLI']:.1f} | total {c['total']:.1f}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rate", type=float, default=50.0, help="events per second")
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long to send")
+    parser.add_argument(
+        "--rates", default="1,2,5", help="events per second, one phase each (default 1,2,5)"
+    )
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long to send per rate")
     parser.add_argument("--workers", type=int, default=8, help="worker slots in the server")
+    parser.add_argument(
+        "--per-installation",
+        type=int,
+        default=4,
+        help="GHAPP_MAX_RUNNING_PER_INSTALLATION (default 4, ghapp's default): every event "
+        "is for one installation",
+    )
     parser.add_argument(
         "--drain",
         type=float,
         default=300.0,
-        help="at most this long to wait for sessions after the last event",
+        help="at most this long to wait for sessions after a phase's last event",
+    )
+    parser.add_argument(
+        "--pause", type=float, default=3.0, help="seconds of quiet between two rates"
     )
     parser.add_argument(
         "--database-url",
@@ -253,23 +581,41 @@ def main() -> int:
     )
     parser.add_argument(
         "--claude",
-        choices=["bash", "python"],
-        default="bash",
-        help="the Claude Code stand-in: the Python one behind a Python wrapper, "
-        "or its success stream replayed by a bash script (default)",
+        choices=["real", "replay", "python"],
+        default="real",
+        help="the real Claude Code CLI against the model stand-in (default); the Python "
+        "stand-in's success stream replayed by bash; or the Python stand-in",
+    )
+    parser.add_argument(
+        "--claude-bin", default=str(REAL_CLAUDE), help="the real CLI (default: npm/claude-code's)"
     )
     args = parser.parse_args()
-    count = max(1, int(args.rate * args.seconds))
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    real = args.claude == "real"
+    if real and not os.access(args.claude_bin, os.X_OK):
+        print(
+            f"the Claude Code CLI is not installed at {args.claude_bin}: run `npm ci` in "
+            "npm/claude-code, or pass --claude-bin",
+            file=sys.stderr,
+        )
+        return 1
+
+    phases: list[Phase] = []
+    next_issue = FIRST_ISSUE
+    for rate in rates:
+        count = max(1, int(rate * args.seconds))
+        phases.append(Phase(rate, range(next_issue, next_issue + count)))
+        next_issue += count
 
     with tempfile.TemporaryDirectory(prefix="ghapp-bench-latency-") as tmp:
         root = Path(tmp)
-        record = root / "sessions.jsonl"
-        if args.claude == "bash":
-            wrapper = write_replay_executable(root, record=record)
+        if real:
+            target = os.path.realpath(args.claude_bin)
+        elif args.claude == "replay":
+            target = str(write_replay_executable(root))
         else:
-            wrapper = root / "claude"
-            wrapper.write_text(WRAPPER.format(python=sys.executable, record=str(record)))
-            wrapper.chmod(0o755)
+            target = str(write_executable(root))
+        path_dir, wrapper, accounts = write_wrappers(root, target)
         git_url = bare_repository(root, REPO)
         if args.database_url:
             asyncio.run(_pg(args.database_url, create=True))
@@ -280,19 +626,22 @@ def main() -> int:
         github = TimedGitHub(app_id=APP_ID)
         github.add_installation(INSTALLATION, "Codertocat")
         github.add_repo(REPO, INSTALLATION, repo_id=REPO_ID, default_branch="master")
-        for i in range(count):
-            github.add_issue(REPO, FIRST_ISSUE + i, title=f"Bench issue {FIRST_ISSUE + i}")
-        requests = build_requests(count)
+        for number in range(FIRST_ISSUE, next_issue):
+            github.add_issue(REPO, number, title=f"Bench issue {number}")
+        model = ModelStandIn(lambda request: Turn.text(ANSWER)) if real else None
         print(
-            f"{count} events at {args.rate:g}/s for {args.seconds:g} s, {args.workers} worker "
-            f"slots, {'PostgreSQL' if args.database_url else 'SQLite'}, "
-            f"{os.cpu_count()} CPUs"
+            f"{args.claude} Claude Code, rates {', '.join(f'{r:g}/s' for r in rates)} for "
+            f"{args.seconds:g} s each, {args.workers} worker slots, {args.per_installation} per "
+            f"installation, {'PostgreSQL' if args.database_url else 'SQLite'}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
         )
 
         port = free_port()
         server = None
+        seen: set[str] = set()
         try:
-            with github.serve_in_thread() as api_url:
+            serving_model = model.serve_in_thread() if model else contextlib.nullcontext(None)
+            with github.serve_in_thread() as api_url, serving_model as model_url:
                 values = {
                     "database_url": db_url,
                     "webhook_secret": SECRET,
@@ -302,8 +651,17 @@ def main() -> int:
                     "claude_bin": str(wrapper),
                     "app_id": APP_ID,
                     "private_key": github.private_key_pem,
+                    "max_running_per_installation": args.per_installation,
                 }
-                env = {"GHAPP_FAKE_CLAUDE_SCENARIO": "success"}
+                env = {"PATH": f"{path_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+                if model_url:
+                    env.update(
+                        ANTHROPIC_BASE_URL=model_url,
+                        ANTHROPIC_API_KEY=API_KEY,
+                        CLAUDE_CODE_MAX_RETRIES="1",
+                    )
+                else:
+                    env["GHAPP_FAKE_CLAUDE_SCENARIO"] = "success"
                 ctx = multiprocessing.get_context("spawn")
                 server = ctx.Process(target=server_main, args=(values, args.workers, port, env))
                 server.start()
@@ -319,19 +677,14 @@ def main() -> int:
                         print("the server did not start", file=sys.stderr)
                         return 1
                     time.sleep(0.05)
-
-                machine0, server0, wall0 = cpu_seconds(), cpu_seconds(server.pid), time.time()
-                sent = asyncio.run(drive(base, requests, args.rate))
-                send_end = time.time()
-                deadline = time.monotonic() + args.drain
-                while len(github.finished) < count and time.monotonic() < deadline:
+                assert server.pid is not None
+                for i, phase in enumerate(phases):
+                    if i:
+                        time.sleep(args.pause)
+                    run_phase(phase, base, server.pid, github, model, accounts, seen, args.drain)
                     if not server.is_alive():
-                        break
-                    time.sleep(0.2)
-                wall = time.time() - wall0
-                machine_cpu = (cpu_seconds() - machine0) / wall
-                server_cpu = (cpu_seconds(server.pid) - server0) / wall
-                finished = dict(github.finished)
+                        print("the server died", file=sys.stderr)
+                        return 1
         finally:
             if server is not None and server.is_alive():
                 server.terminate()
@@ -340,72 +693,8 @@ def main() -> int:
                     server.kill()
             if args.database_url:
                 asyncio.run(_pg(args.database_url, create=False))
-        starts = (
-            [json.loads(line) for line in record.read_text().splitlines()]
-            if record.exists()
-            else []
-        )
-    boot_offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-    for line in starts:
-        if "ticks" in line:  # the bash wrapper leaves the conversion to us
-            line["spawned"] = boot_offset + int(line["ticks"]) / os.sysconf("SC_CLK_TCK")
-    started: dict[int, dict[str, float]] = {}
-    for line in starts:
-        if line["issue"] is not None:
-            started.setdefault(line["issue"], line)
-
-    rejected = [n for n, s in sent.items() if s.get("status") != 202]
-    spawn = [started[n]["spawned"] - s["sent"] for n, s in sent.items() if n in started]
-    boot = [started[n]["started"] - s["sent"] for n, s in sent.items() if n in started]
-    done = [finished[n] - s["sent"] for n, s in sent.items() if n in finished]
-    answer = [s["answered"] for s in sent.values() if "answered" in s]
-    first = min(s["sent"] for s in sent.values())
-    last = max(finished.values(), default=first)
-    span = last - first
-    send_span = send_end - first
-    print(
-        f"sent {len(sent)} in {send_span:.1f} s ({len(sent) / send_span:.1f}/s), "
-        f"{len(sent) - len(rejected)} answered 202; {len(started)} sessions started, "
-        f"{len(finished)} finished comments"
-    )
-    print(f"202 latency               {ms(answer)}")
-    print(f"event → session spawn     {ms(spawn)}   (/proc start time, 10 ms resolution)")
-    print(f"event → wrapper running   {ms(boot)}   (after Python start-up)")
-    print(f"event → comment finished  {ms(done)}")
-    rate = len(finished) / span if span > 0 else 0.0
-    print(
-        f"sessions/s sustained      {rate:.2f}  ({len(finished)} in {span:.1f} s from first "
-        f"event to last finished comment; offered {args.rate:g}/s)"
-    )
-    print(
-        f"CPU (cores, over {wall:.0f} s)  machine busy {machine_cpu:.2f} of {os.cpu_count()}, "
-        f"server process + its reaped children {server_cpu:.2f}"
-    )
-    saturated = rate < 0.9 * args.rate or machine_cpu > 0.75 * (os.cpu_count() or 1)
-    if saturated:
-        print(
-            "SATURATED: the machine did not keep up with the offered rate (each session is a "
-            "git clone plus a stand-in process); latencies include queueing. "
-            "Use a lower --rate to see the unloaded figures."
-        )
-    p50, p99 = pct(spawn, 0.5), pct(spawn, 0.99)
-    print(
-        f"goal event → session start p50 < 50 ms:  {'MET' if p50 < 0.05 else 'NOT MET'} "
-        f"({p50 * 1e3:.1f} ms)"
-    )
-    print(
-        f"goal event → session start p99 < 250 ms: {'MET' if p99 < 0.25 else 'NOT MET'} "
-        f"({p99 * 1e3:.1f} ms)"
-    )
-    lost = count - len(finished)
-    if rejected or len(started) < count or lost:
-        missing = sorted(set(range(FIRST_ISSUE, FIRST_ISSUE + count)) - set(finished))
-        print(
-            f"LOST: {len(rejected)} not 202, {count - len(started)} without a session, "
-            f"{lost} without a finished comment (first: {missing[:10]})"
-        )
-        return 1
-    return 0
+    summary(phases, real)
+    return 1 if any(ph.lost for ph in phases) else 0
 
 
 if __name__ == "__main__":

@@ -159,11 +159,12 @@ async def test_the_session_ran_in_the_issue_s_checkout(world, db, model) -> None
 async def test_a_tool_the_job_does_not_allow_is_refused_and_the_run_page_says_so(
     world, db, model
 ) -> None:
-    _github, http, state, pool = world
+    github, http, state, pool = world
+    github.set_permission(REPO, "Codertocat", "write")  # a writer's issue: tools as the job says
     model.set_default(
         [Turn.tool("Bash", {"command": "echo pwned > pwned.txt"}), Turn.text("Could not run it.")]
     )
-    job = await state.jobs.create(triage_job(), actor="t")  # no Bash for this job
+    job = await state.jobs.create(triage_job(allowed_tools=["Edit"]), actor="t")  # not Bash
     await send(http, "issues", opened_issue())
     await work_off(pool)
     [run] = await runs_of(db, job.id)

@@ -3,9 +3,6 @@ by target type, accepted when a job is saved, and used by the session in the che
 
 from __future__ import annotations
 
-import json
-import sys
-
 import httpx
 import pytest
 from sqlalchemy import select
@@ -79,7 +76,7 @@ def test_templates_in_repository_commands_are_not_rendered():
 
 
 @pytest.fixture
-async def world(db_url, db, tmp_path, monkeypatch):
+async def world(db_url, db, tmp_path, claude_bin, model):
     await add_repository(db)
     github = GitHubStandIn(app_id=99)
     github.add_installation(INSTALLATION, "Codertocat")
@@ -92,21 +89,13 @@ async def world(db_url, db, tmp_path, monkeypatch):
     }
     for path, text in files.items():
         github.add_file(REPO, path, text)
-    fake = tmp_path / "claude"
-    fake.write_text(
-        f"#!{sys.executable}\nfrom ghapp.standins.claude import main\nraise SystemExit(main())\n"
-    )
-    fake.chmod(0o755)
-    record = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_SCENARIO", "success")
-    monkeypatch.setenv("GHAPP_FAKE_CLAUDE_RECORD", str(record))
     async with github.serve() as base_url:
         settings = make_settings(
             db_url,
             tmp_path,
             github_api_url=base_url,
             git_url=bare_repository(tmp_path, REPO, files=files),
-            claude_bin=str(fake),
+            claude_bin=claude_bin,
             app_id=99,
             private_key=github.private_key_pem,
             admin_token="adm",
@@ -118,12 +107,12 @@ async def world(db_url, db, tmp_path, monkeypatch):
         ) as http:
             executor = SessionExecutor(db, settings, state.github, state.clock)
             pool = WorkerPool(db, state.clock, state.signals, RunQueue(db, "w"), executor)
-            yield http, state, pool, record
+            yield http, state, pool, model
             await state.github.aclose()
 
 
 async def test_the_api_lists_commands_by_target_with_the_repositorys_own(world):
-    http, _state, _pool, _record = world
+    http, _state, _pool, _model = world
     answer = await http.get(
         f"/api/repos/{REPO_ID}/commands?target=issues", headers={"Authorization": "Bearer adm"}
     )
@@ -136,7 +125,7 @@ async def test_the_api_lists_commands_by_target_with_the_repositorys_own(world):
 
 
 async def test_a_job_may_use_a_repository_command_and_sessions_run_it(world):
-    http, state, pool, record = world
+    http, state, pool, model = world
     job = await state.jobs.create(
         {
             "name": "Label",
@@ -164,9 +153,7 @@ async def test_a_job_may_use_a_repository_command_and_sessions_run_it(world):
     kinds = [event["type"] for event in session.event_log]  # the log the dashboard shows live
     assert kinds[0] == "system" and kinds[-1] == "result" and "assistant" in kinds
     assert session.agent_session_id and session.num_turns >= 1
-    call = json.loads(record.read_text().splitlines()[0])
-    assert "Label this issue for the Hello-World team" in call["prompt"]
-    argv = call["argv"]
-    assert argv[argv.index("--allowedTools") + 1] == "Read,Grep"
-    assert argv[argv.index("--model") + 1] == "claude-sonnet-4-5"
+    [request] = model.conversation()
+    assert "Label this issue for the Hello-World team" in request.prompt
+    assert request.model == "claude-sonnet-4-5"  # the command's front matter
     assert job.id is not None and load("issues/opened.payload.json")["issue"]["number"] == 1

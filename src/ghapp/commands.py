@@ -14,6 +14,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ghapp.untrusted import clean, fence
+
 _ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 
 _ITEM = """\
@@ -32,23 +34,23 @@ BUILTIN: dict[str, str] = {
         "Triage this GitHub issue for the repository checked out in the current directory.\n"
         "Decide: is it a bug, a feature request, a question or a duplicate; how severe; which "
         "part of the code it concerns (name files). Propose labels and a next step. Be brief "
-        "and concrete; do not change any file.\n\n" + _ITEM
+        "and concrete; do not change any file.\n\n"
     ),
     "issue/root-cause": (
         "Find the root cause of this GitHub issue in the repository checked out in the "
         "current directory. Read the relevant code, explain the cause with file and line "
-        "references, and outline a fix. Do not change any file.\n\n" + _ITEM
+        "references, and outline a fix. Do not change any file.\n\n"
     ),
     "pr/review": (
         "Review this pull request (its head is checked out in the current directory; compare "
         "with the base branch using git). Point out bugs, unclear code and missing tests, "
-        "each with file and line. Say what is good too. Do not change any file.\n\n" + _ITEM
+        "each with file and line. Say what is good too. Do not change any file.\n\n"
     ),
     "pr/security-review": (
         "Review this pull request for security problems only: injection, authentication and "
         "authorization mistakes, secrets, unsafe deserialisation, path traversal, SSRF, "
         "dependency risks. For each finding give file, line, impact and a fix. If there is "
-        "nothing, say so plainly. Do not change any file.\n\n" + _ITEM
+        "nothing, say so plainly. Do not change any file.\n\n"
     ),
     "codebase/health-check": (
         "Give a short health report of the repository in the current directory: tests and "
@@ -67,7 +69,8 @@ BUILTIN: dict[str, str] = {
 
 
 def item_context(item: dict[str, Any] | None) -> dict[str, Any]:
-    """What templates see of an issue or PR (from an ItemEvent or a search result)."""
+    """What templates see of an issue or PR (from an ItemEvent or a search result): every
+    text a stranger could have written is cleaned of what people cannot see."""
     if not item:
         return {}
     pull = item.get("pull") or {}
@@ -75,13 +78,15 @@ def item_context(item: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "kind": "pr" if item.get("item_kind") == "pr" or "pull_request" in item else "issue",
         "number": item.get("number"),
-        "title": item.get("title") or "",
-        "body": item.get("body") or "",
-        "url": item.get("url") or item.get("html_url") or "",
+        "title": clean(item.get("title") or ""),
+        "body": clean(item.get("body") or ""),
+        "url": item.get("html_url") or item.get("url") or "",
         "author": item.get("author_login") or (item.get("user") or {}).get("login", ""),
-        "labels": [label if isinstance(label, str) else label.get("name", "") for label in labels],
-        "base": pull.get("base_ref"),
-        "head": pull.get("head_ref"),
+        "labels": [
+            clean(label if isinstance(label, str) else label.get("name", "")) for label in labels
+        ],
+        "base": clean(pull.get("base_ref") or "") or None,
+        "head": clean(pull.get("head_ref") or "") or None,
     }
 
 
@@ -92,8 +97,10 @@ def _compiled(source: str) -> jinja2.Template:
 
 
 def item_block(item: dict[str, Any] | None, arguments: str) -> str:
-    """The item's details (and the command's arguments), as every prompt ends."""
-    return _compiled(_ITEM).render(item=item_context(item), arguments=arguments).strip()
+    """The item's details (and the command's arguments), as every prompt ends: fenced off
+    as material to work on, never instructions (see ``ghapp.untrusted``)."""
+    details = _compiled(_ITEM).render(item=item_context(item), arguments=clean(arguments))
+    return fence(details.strip(), "The issue or pull request") if details.strip() else ""
 
 
 def render_prompt(
@@ -102,6 +109,6 @@ def render_prompt(
     if command_id and command_id not in BUILTIN:  # a repository's own: read from its checkout
         return f"(the repository command {command_id}, read from the checkout)\n"
     source = BUILTIN[command_id] if command_id else (custom_prompt or "")
-    if command_id is None and custom_prompt and item:
-        source += "\n\n" + _ITEM
-    return _compiled(source).render(item=item_context(item), arguments=arguments).strip() + "\n"
+    instructions = _compiled(source).render(item=item_context(item), arguments=clean(arguments))
+    details = item_block(item, arguments)
+    return (instructions.strip() + ("\n\n" + details if details else "")).strip() + "\n"

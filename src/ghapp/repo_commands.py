@@ -22,6 +22,7 @@ import yaml
 
 from ghapp.commands import BUILTIN, item_block
 from ghapp.jobs.spec import BUILTIN_COMMANDS
+from ghapp.untrusted import clean
 
 COMMANDS_DIR = ".claude/commands"
 MAX_FILES = 200
@@ -63,7 +64,7 @@ class Command:
 
     def render(self, item: dict[str, Any] | None, arguments: str) -> str:
         """A repository command: ``$ARGUMENTS`` substituted, the item's details appended."""
-        text = self.prompt.replace("$ARGUMENTS", arguments)
+        text = self.prompt.replace("$ARGUMENTS", clean(arguments))
         details = item_block(item, "" if "$ARGUMENTS" in self.prompt else arguments)
         return (text.rstrip() + ("\n\n" + details if details.strip() else "")).strip() + "\n"
 

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         description="Base URL for clones: {git_url}/{owner}/{repo}.git.",
     )
     claude_bin: str = Field("claude", description="The Claude Code executable.")
+    sandbox: Literal["auto", "required", "off"] = Field(
+        "auto",
+        description="Run every session inside bubblewrap: auto (when it works; a loud warning "
+        "at start-up when not), required (refuse sessions without it), off (development only).",
+    )
     max_budget_usd: float = Field(
         5.0,
         ge=0,

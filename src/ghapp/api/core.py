@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from ghapp.api.auth import Principal, authenticate
 from ghapp.api.errors import ApiError, details, invalid, problem
-from ghapp.jobs.service import JobError, JobNotFound
+from ghapp.jobs.service import JobError, JobForbidden, JobNotFound
 from ghapp.notify.crypto import SecretKeyError
 
 if TYPE_CHECKING:
@@ -148,6 +148,11 @@ async def _handle(endpoint: Endpoint, request: Request) -> Response:
         raise ApiError(404, "not found") from None
     except SecretKeyError as exc:
         raise ApiError(503, str(exc)) from None
+    except JobForbidden as exc:
+        field = endpoint.field_names(exc.field) if endpoint.field_names else exc.field
+        raise ApiError(
+            403, exc.reason, [{"field": field, "reason": exc.reason, "in": "body"}]
+        ) from None
     except JobError as exc:
         field = endpoint.field_names(exc.field) if endpoint.field_names else exc.field
         raise invalid(field, exc.reason) from None

@@ -110,7 +110,9 @@ async def list_schedules(call: Call) -> list[Any]:
 async def create_schedule(call: Call) -> Any:
     repo_id = await _repo(call)
     data = {**call.body.model_dump(exclude_unset=True), "repo_id": repo_id}
-    return schedule_out(await call.state.jobs.create(data, actor=call.actor))
+    return schedule_out(
+        await call.state.jobs.create(data, actor=call.actor, admin=call.principal.is_admin)
+    )
 
 
 @api.route(
@@ -133,7 +135,11 @@ async def update_schedule(call: Call) -> Any:
     job = await _schedule(call)
     _writable(job)
     changes = call.body.model_dump(exclude_unset=True)
-    return schedule_out(await call.state.jobs.update(job.id, changes, actor=call.actor))
+    return schedule_out(
+        await call.state.jobs.update(
+            job.id, changes, actor=call.actor, admin=call.principal.is_admin
+        )
+    )
 
 
 @api.route(
@@ -299,7 +305,9 @@ async def create_task(call: Call) -> Any:
     if body.get("repo"):
         data["repo_id"] = await resolve_repo(call.state.db, body["repo"], "body")
     await call.principal.check_repo(call.state.db, data.get("repo_id"))
-    return await _task(call, await call.state.jobs.create(data, actor=call.actor))
+    return await _task(
+        call, await call.state.jobs.create(data, actor=call.actor, admin=call.principal.is_admin)
+    )
 
 
 @tasks.route(
@@ -332,7 +340,12 @@ async def update_task(call: Call) -> Any:
         changes["repo_id"] = await resolve_repo(call.state.db, body["repo"], "body")
     if "repo_id" in changes:
         await call.principal.check_repo(call.state.db, changes["repo_id"])
-    return await _task(call, await call.state.jobs.update(job.id, changes, actor=call.actor))
+    return await _task(
+        call,
+        await call.state.jobs.update(
+            job.id, changes, actor=call.actor, admin=call.principal.is_admin
+        ),
+    )
 
 
 @tasks.route(

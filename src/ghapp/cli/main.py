@@ -123,6 +123,10 @@ def _say_what_is_missing(settings: Settings) -> None:
     problem = settings.github_app_problem()
     if problem:
         console.print(f"[bold yellow]ghapp:[/] {escape(problem)}; every run will fail until it is")
+    from ghapp.sandbox import announce, probe
+
+    if (sandbox := announce(probe(settings.sandbox))) is not None:
+        console.print(f"[bold red]ghapp:[/] {escape(sandbox)}")
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ async def create_job(ctx: Ctx) -> Response:
         await ctx.check_repo(data["repo_id"])  # out of scope: 403 before anything else
     if not errors:
         try:
-            job = await ctx.state.jobs.create(data, actor=ctx.actor)
+            job = await ctx.state.jobs.create(data, actor=ctx.actor, admin=ctx.principal.is_admin)
         except ValidationError as exc:
             errors = field_errors(exc)
         except JobError as exc:
@@ -95,7 +95,9 @@ async def update_job(ctx: Ctx) -> Response:
         data.pop("installation_id", None)  # kept as it was
     if not errors:
         try:
-            job = await ctx.state.jobs.update(job.id, data, actor=ctx.actor)
+            job = await ctx.state.jobs.update(
+                job.id, data, actor=ctx.actor, admin=ctx.principal.is_admin
+            )
         except ValidationError as exc:
             errors = field_errors(exc)
         except JobError as exc:

@@ -48,6 +48,24 @@ class JobError(ValueError):
         self.reason = reason
 
 
+class JobForbidden(JobError):
+    """A change only an admin may make (the caller's token is not an admin's)."""
+
+
+def admin_only(spec: JobSpec) -> list[tuple[str, str]]:
+    """The settings of ``spec`` that only an admin may give a job, with why."""
+    found = []
+    if spec.permission_mode == "bypassPermissions":
+        found.append(
+            (
+                "permission_mode",
+                "bypassPermissions lets a session run anything without asking: only an admin "
+                "token may set it, or change a job that has it",
+            )
+        )
+    return found
+
+
 class JobNotFound(LookupError):
     pass
 
@@ -115,8 +133,11 @@ class JobService:
             raise JobNotFound(job_id)
         return job
 
-    async def create(self, data: Mapping[str, Any], actor: str, source: str = "api") -> Job:
+    async def create(
+        self, data: Mapping[str, Any], actor: str, source: str = "api", *, admin: bool = True
+    ) -> Job:
         spec = self.validate(data, await self.commands_for(data))
+        _check_admin_only(spec, admin)
         now = self.clock.now()
         async with self.db.session() as session:
             await self._check_references(session, spec, job_id=None)
@@ -130,13 +151,16 @@ class JobService:
         self.signals.job_changed()
         return job
 
-    async def update(self, job_id: int, changes: Mapping[str, Any], actor: str) -> Job:
+    async def update(
+        self, job_id: int, changes: Mapping[str, Any], actor: str, *, admin: bool = True
+    ) -> Job:
         now = self.clock.now()
         async with self.db.session() as session:
             job = await _load(session, job_id)
             before = spec_of(job)
             merged = {**before, **changes}
             spec = self.validate(merged, await self.commands_for(merged))
+            _check_admin_only(spec, admin)
             await self._check_references(session, spec, job_id=job_id)
             for name, value in spec.model_dump().items():
                 setattr(job, name, value)
@@ -283,6 +307,12 @@ class JobService:
         for notifier_id in spec.notifier_ids:
             if await session.get(Notifier, notifier_id) is None:
                 raise JobError("notifier_ids", f"unknown notifier {notifier_id}")
+
+
+def _check_admin_only(spec: JobSpec, admin: bool) -> None:
+    if not admin and (found := admin_only(spec)):
+        field, reason = found[0]
+        raise JobForbidden(field, reason)
 
 
 def spec_of(job: Job) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any
 
 log = logging.getLogger("ghapp.runners")
 
+NO_PROJECT = '{"disableAllHooks": true}'  # with --setting-sources user: no hook runs at all
 STDERR_TAIL_LINES = 40
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one event (a large file read) can be big
 # Environment the session may see; everything else of ghapp's (tokens, secrets) is left out.
@@ -45,6 +46,7 @@ class SessionOptions:
     session_id: str | None = None  # chosen by ghapp, stored before the process starts
     max_budget_usd: float | None = None  # the CLI stops the session past this cost
     tools: Sequence[str] | None = None  # the only tools the session even sees (None: all)
+    project_settings: bool = True  # False: no .claude/settings.json, hooks or .mcp.json
 
 
 @dataclass
@@ -96,6 +98,9 @@ def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     if options.tools is not None:
         argv += ["--tools", ",".join(options.tools)]
+    if not options.project_settings:
+        # Only the session's own (empty) home: nothing of the checkout's configuration.
+        argv += ["--setting-sources", "user", "--strict-mcp-config", "--settings", NO_PROJECT]
     return argv
 
 
@@ -157,15 +162,18 @@ async def run_claude(
     on_event: ProgressCallback | None = None,
     cancel: asyncio.Event | None = None,
     env: Mapping[str, str] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> Outcome:
-    """Run one session to its end and classify how it ended."""
+    """Run one session to its end and classify how it ended. ``wrap`` puts the command line
+    inside the sandbox (see :mod:`ghapp.sandbox`)."""
     started = time.monotonic()
     executable, problem = find_executable(binary)
     if executable is None:
         return _failed(problem or binary, started, Progress(), None)
+    argv = command_line(executable, prompt, options)
     try:
         process = await asyncio.create_subprocess_exec(
-            *command_line(executable, prompt, options),
+            *(wrap(argv) if wrap is not None else argv),
             cwd=cwd,
             env=dict(env) if env is not None else session_environment(),
             stdin=asyncio.subprocess.DEVNULL,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ghapp.runners.claude import Outcome, _kill_group, session_environment
@@ -19,16 +20,24 @@ from ghapp.runners.claude import Outcome, _kill_group, session_environment
 OUTPUT_TAIL_LINES = 200
 
 
+Wrap = Callable[[list[str]], list[str]]  # puts a command line inside the sandbox
+
+
 async def run_shell(
-    command: str, cwd: Path, *, time_limit: float, cancel: asyncio.Event | None = None
+    command: str,
+    cwd: Path,
+    *,
+    time_limit: float,
+    cancel: asyncio.Event | None = None,
+    env: Mapping[str, str] | None = None,
+    wrap: Wrap | None = None,
 ) -> Outcome:
     started = time.monotonic()
+    argv = ["/bin/sh", "-c", command]
     process = await asyncio.create_subprocess_exec(
-        "/bin/sh",
-        "-c",
-        command,
+        *(wrap(argv) if wrap is not None else argv),
         cwd=cwd,
-        env=session_environment(),
+        env=dict(env) if env is not None else session_environment(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

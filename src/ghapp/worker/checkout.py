@@ -95,8 +95,13 @@ async def checkout(
     ref: str | None = None,
     pull_number: int | None = None,
     parent: Path | None = None,
+    config_from: str | None = None,
 ) -> AsyncIterator[Path]:
-    """Yield a working tree at ``ref`` (default branch if None) or at the PR's head."""
+    """Yield a working tree at ``ref`` (default branch if None) or at the PR's head.
+
+    ``config_from`` (a branch): the head is not trusted, so its Claude Code configuration
+    (``.claude/``, ``.mcp.json``, ``CLAUDE.md`` anywhere in the tree) is removed and that
+    branch's is put in its place."""
     root = Path(tempfile.mkdtemp(prefix="ghapp-checkout-", dir=parent))
     work = root / full_name.split("/")[-1]
     env = git_environment(token)
@@ -113,9 +118,43 @@ async def checkout(
             wanted = f"pull/{pull_number}/head"
             await _git(["fetch", "--quiet", "--depth", "1", "origin", wanted], env, work, token)
             await _git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], env, work, token)
+        if config_from is not None:
+            await _config_from(config_from, work, env, token)
         yield work
     finally:
         await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+CONFIG_NAMES = frozenset({".claude", ".mcp.json", "CLAUDE.md", "CLAUDE.local.md"})
+
+
+def is_config(path: str) -> bool:
+    """Is this repository path Claude Code configuration (settings, hooks, commands, MCP
+    servers, memory), at any depth?"""
+    return any(part in CONFIG_NAMES for part in path.split("/"))
+
+
+async def _config_from(branch: str, work: Path, env: dict[str, str], token: str | None) -> None:
+    await asyncio.to_thread(_remove_config, work)
+    await _git(["fetch", "--quiet", "--depth", "1", "origin", branch], env, work, token)
+    listed = await _git(["ls-tree", "-r", "--name-only", "FETCH_HEAD"], env, work, token)
+    wanted = [path for path in listed.splitlines() if is_config(path)]
+    if wanted:
+        await _git(["checkout", "FETCH_HEAD", "--", *wanted], env, work, token)
+
+
+def _remove_config(work: Path) -> None:
+    for folder, dirs, files in os.walk(work):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in [*dirs, *files]:
+            if name not in CONFIG_NAMES:
+                continue
+            path = Path(folder) / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        dirs[:] = [d for d in dirs if d not in CONFIG_NAMES]
 
 
 def git_environment(token: str | None) -> dict[str, str]:
@@ -155,3 +194,10 @@ async def _git(args: list[str], env: dict[str, str], cwd: Path, token: str | Non
             message = message.replace(token, "****")
         raise CheckoutError(f"git {args[0]} failed: {message[-500:]}")
     return out.decode("utf-8", "replace")
+
+
+async def head_commit(work: Path) -> str:
+    """The commit a fresh checkout is at. Read before the session runs: afterwards the
+    checkout, ``.git/`` included, is whatever the session left."""
+    env = {"PATH": os.environ.get("PATH", ""), "GIT_DIR": str(work / ".git")}
+    return (await _git(["rev-parse", "--verify", "HEAD^{commit}"], env, work, None)).strip()

@@ -18,8 +18,9 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,11 @@ from ghapp.runners.claude import (
     session_environment,
 )
 from ghapp.runners.shell import run_shell
+from ghapp.sandbox import Sandbox, probe
 from ghapp.settings import Settings
 from ghapp.worker import budget
 from ghapp.worker.authorize import Authorizer
-from ghapp.worker.checkout import CheckoutError, checkout
+from ghapp.worker.checkout import CheckoutError, checkout, head_commit
 from ghapp.worker.items import search_items
 from ghapp.worker.pool import RunContext, RunResult
 from ghapp.worker.publish import comment_section, publish_changes
@@ -62,13 +64,12 @@ from ghapp.worker.report import (
     result_text,
     start_comment,
 )
+from ghapp.worker.trust import Policy, Trust, policy, trust_of
 
 log = logging.getLogger("ghapp.worker")
 
 GITHUB_TROUBLE = (GitHubBroken, RateLimitExceeded, RateLimited, httpx.TransportError)
 RECENT = timedelta(days=7)  # items a job processed this recently are not redone
-WRITE_TOOLS = ("Edit", "Write", "MultiEdit", "NotebookEdit", "Bash")
-READ_ONLY_TOOLS = ("Read", "Glob", "Grep")  # all a read-only session even sees (--tools)
 
 
 PROGRESS_EVERY_S = 1.0  # how often a running session's event log is written
@@ -107,7 +108,11 @@ class Item:
     number: int | None
     title: str
     data: dict[str, Any] | None  # the issue/PR as GitHub or the event described it
-    fork: bool = False
+    trust: Trust = field(default_factory=Trust)  # who wrote it, where its head lives
+
+    @property
+    def fork(self) -> bool:
+        return not self.trust.head
 
 
 class SessionExecutor:
@@ -120,8 +125,10 @@ class SessionExecutor:
         authorizer: Authorizer | None = None,
         metrics: Metrics | None = None,
         work_dir: Path | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.work_dir = work_dir  # where checkouts go (None: the system's temporary folder)
+        self.sandbox = sandbox or probe(settings.sandbox)
         self.db = db
         self.settings = settings
         self.github = github
@@ -180,16 +187,8 @@ class SessionExecutor:
     ) -> tuple[list[Item], dict[str, int]]:
         if run.item:
             event = run.item
-            pull = event.get("pull") or {}
-            return [
-                Item(
-                    event["item_kind"],
-                    event["number"],
-                    event.get("title", ""),
-                    event,
-                    fork=bool(pull.get("is_fork")),
-                )
-            ], {"items_found": 1}
+            item = await self._item(gh, repo, event["item_kind"], event, event.get("author_login"))
+            return [item], {"items_found": 1}
         if job.target_type in ("codebase", "custom"):
             return [Item(job.target_type, None, job.name, None)], {"items_found": 1}
         recent = await self._recently_processed(job.id)
@@ -204,22 +203,23 @@ class SessionExecutor:
         )
         kind = "pr" if job.target_type == "prs" else "issue"
         items = [
-            Item(
-                kind,
-                i["number"],
-                i.get("title", ""),
-                i,
-                fork=kind == "pr" and await self._from_fork(gh, repo, i["number"]),
+            await self._item(
+                gh, repo, kind, found_item, (found_item.get("user") or {}).get("login")
             )
-            for i in found.items
+            for found_item in found.items
         ]
         return items, {"items_found": found.found, "items_skipped": found.skipped}
 
-    async def _from_fork(self, gh: GitHubAPI, repo: str, number: int) -> bool:
-        """Search results do not say where a PR's head lives: ask (forks get no write tools)."""
-        pull = await gh.getitem(f"/repos/{repo}/pulls/{number}")
-        head_repo = (pull.get("head") or {}).get("repo") or {}
-        return head_repo.get("full_name", "").lower() != repo.lower()
+    async def _item(
+        self, gh: GitHubAPI, repo: str, kind: str, data: dict[str, Any], author: str | None
+    ) -> Item:
+        """An item with its trust asked of GitHub: where a PR's head lives (even when the
+        event was a comment), and whether its author may write to the repository."""
+        number = data["number"]
+        trust, _pull = await trust_of(gh, self.authorizer, repo, kind, number, author)
+        if not trust.writes:
+            log.info("item is untrusted", extra={"number": number, "why": trust.reason})
+        return Item(kind, number, data.get("title", ""), data, trust)
 
     async def _recently_processed(self, job_id: int) -> set[int]:
         from ghapp.db.models import Run
@@ -340,16 +340,21 @@ class SessionExecutor:
                 token,
                 pull_number=pull_number,
                 parent=self.work_dir,
+                # A fork's .claude/, .mcp.json and CLAUDE.md never reach a session: the
+                # default branch's replace them (and repository commands come from there).
+                config_from=None if item.trust.head else repo.default_branch,
             ) as work:
+                base_commit = await head_commit(work)  # before the session can change .git
                 comment = await commenting
                 command = await self._repository_command(job, work, item, run, session_id)
                 if command is not None:
                     prompt = command.render(item.data, (run.trigger_detail or {}).get("args", ""))
+                rules = policy(job, command, item.trust)
                 outcome = await self._run(
-                    job, prompt, work, item, context.cancel, command, session_id=session_id
+                    job, prompt, work, item, context.cancel, command, rules, session_id=session_id
                 )
                 published = None
-                if outcome.ok:  # publish_changes does nothing unless the job allows it
+                if outcome.ok and rules.writes:  # and publish_changes asks the job too
                     published = await publish_changes(
                         gh,
                         work,
@@ -360,6 +365,7 @@ class SessionExecutor:
                         item=item,
                         settings=self.settings,
                         session_id=session_id,
+                        base_commit=base_commit,
                     )
         finally:
             if not commenting.done():
@@ -455,37 +461,41 @@ class SessionExecutor:
         work: Path,
         item: Item,
         cancel: asyncio.Event,
-        command: Command | None = None,
+        command: Command | None,
+        rules: Policy,
         *,
         session_id: int | None = None,
     ) -> Outcome:
+        if job.runner == "builtin":  # ghapp's own code, reading the checkout
+            return await run_builtin(job.command_id, work, job, db=self.db)
+        if self.sandbox.mode == "required" and not self.sandbox.active:
+            return refused(f"GHAPP_SANDBOX=required, and {self.sandbox.problem}")
+        wrap = partial(self.sandbox.wrap, scratch=work.parent, cwd=work)
+        env = session_environment(extra=self.settings.session_env_names, scratch=work.parent)
         if job.runner == "shell":
             return await run_shell(
-                job.shell_command, work, time_limit=job.timeout_seconds, cancel=cancel
+                job.shell_command,
+                work,
+                time_limit=job.timeout_seconds,
+                cancel=cancel,
+                env=env,
+                wrap=wrap,
             )
-        if job.runner == "builtin":
-            return await run_builtin(job.command_id, work, job, db=self.db)
-        disallowed = list(job.disallowed_tools or ())
-        read_only = item.fork and not (job.task_config or {}).get("allow_write_on_forks")
-        if read_only:
-            # A fork's head is someone else's code: no tool that writes or runs commands.
-            disallowed += [tool for tool in WRITE_TOOLS if tool not in disallowed]
-        # The job's settings win; a repository command's front matter fills in the rest.
-        allowed = tuple(job.allowed_tools or ()) or (command.allowed_tools if command else ())
         agent_session = str(uuid.uuid4())  # named now: the run page shows it from the start
         if session_id is not None:
             await self._update_session(session_id, agent_session_id=agent_session)
         budget = job.max_budget_usd or self.settings.max_budget_usd or None
         options = SessionOptions(
-            permission_mode=job.permission_mode,
-            allowed_tools=allowed,
-            disallowed_tools=tuple(disallowed),
+            permission_mode=rules.permission_mode,
+            allowed_tools=rules.allowed_tools,
+            disallowed_tools=rules.disallowed_tools,
             max_turns=job.max_turns,
             model=job.model or (command.model if command else None),
             append_system_prompt=job.append_system_prompt,
             session_id=agent_session,
             max_budget_usd=budget,
-            tools=READ_ONLY_TOOLS if read_only else None,
+            tools=rules.tools,
+            project_settings=rules.project_settings,
         )
         log_progress = ProgressLog(self, session_id)
         outcome = await run_claude(
@@ -496,7 +506,8 @@ class SessionExecutor:
             time_limit=job.timeout_seconds,
             cancel=cancel,
             on_event=log_progress.on_event,
-            env=session_environment(extra=self.settings.session_env_names, scratch=work.parent),
+            env=env,
+            wrap=wrap,
         )
         await log_progress.flush()
         return outcome
@@ -537,6 +548,11 @@ class SessionExecutor:
     async def _update_session(self, session_id: int, **values: Any) -> None:
         async with self.db.write() as conn:
             await conn.execute(update(Session).where(Session.id == session_id).values(**values))
+
+
+def refused(reason: str) -> Outcome:
+    """A session that was not started, and why."""
+    return Outcome(False, "failed", None, reason, None, 0, 0.0, 0, None)
 
 
 def _same_item(run_id: int, item: Item) -> Any:

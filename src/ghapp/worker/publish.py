@@ -136,12 +136,15 @@ async def publish_changes(
     item: Any,
     settings: Any,
     session_id: int,
+    base_commit: str | None = None,
 ) -> Published:
     """Publish what the session left in ``work`` as ``job.task_config["publish"]`` says.
 
     ``job``: ``id``, ``name``, ``task_config``; ``item``: ``kind``, ``number``, ``fork``;
-    ``settings``: ``git_url``. Raises :class:`PublishError` when git fails and gidgethub's
-    exceptions when GitHub does.
+    ``settings``: ``git_url``. ``base_commit``: the commit the checkout was made at, recorded
+    before the session ran (everything in ``work``, ``.git/`` included, is the session's to
+    change, so nothing there can say what the base was). Raises :class:`PublishError` when
+    git fails and gidgethub's exceptions when GitHub does.
     """
     mode = publish_mode(job)
     if mode is None:
@@ -152,7 +155,7 @@ async def publish_changes(
         return Published("refused", branch=branch, reason=reason)
     root = Path(tempfile.mkdtemp(prefix="ghapp-publish-", dir=work.parent))
     try:
-        stage = await _Stage.make(root / "git", work)
+        stage = await _Stage.make(root / "git", work, base_commit)
         files = await stage.changed()
         if not files:
             return Published("none", branch=branch, reason="The session left no changes.")
@@ -235,11 +238,11 @@ class _Stage:
         self.nested: list[str] = []
 
     @classmethod
-    async def make(cls, git_dir: Path, work: Path) -> _Stage:
+    async def make(cls, git_dir: Path, work: Path, base: str | None = None) -> _Stage:
         objects = work / ".git" / "objects"
         if not objects.is_dir():
             raise PublishError(f"{work} is not a git checkout")
-        base = await _started_from(work)
+        base = base or await _started_from(work)
         await _run(["init", "--quiet", "--bare", "--template=", str(git_dir)], None, work.parent)
         (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
         (git_dir / "objects" / "info" / "alternates").write_text(f"{objects.resolve()}\n")
