@@ -454,9 +454,7 @@ def run_phase(
     }
     phase.cpu["total"] = sum(phase.cpu[k] for k in ("ghapp", "git (ghapp)", "git (CLI)", "CLI"))
     phase.machine = (machine1 - machine0) / wall
-    phase.other = (
-        machine1 - machine0 - (sum(server1) - sum(server0)) - (bench1 - bench0)
-    ) / wall
+    phase.other = (machine1 - machine0 - (sum(server1) - sum(server0)) - (bench1 - bench0)) / wall
 
     first_sent = min(s["sent"] for s in sent.values())
     span = max(finished.values(), default=first_sent) - first_sent
