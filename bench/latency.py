@@ -1,72 +1,81 @@
 """End to end with the real Claude Code CLI: event → session spawn → first model request →
-result comment, at 1, 2 and 5 events/s, and the CPU each session costs in ghapp, git and the
-CLI.
+finished comment at 1, 2 and 5 events/s, and the CPU a session costs in ghapp, git and the CLI.
 
-Run ``python bench/latency.py [--claude real|replay|python] [--rates 1,2,5] [--seconds 30]
+Run ``python bench/latency.py [--claude real|replay] [--rates 1,2,5] [--seconds 30]
 [--workers 8] [--per-installation 4] [--database-url URL]``.
 
 Method
 ------
 * The **ghapp server** (``ghapp.server.uvicorn_config``: the real app with its scheduler and
-  ``--workers`` worker slots, ``--per-installation`` of them usable by the one installation,
+  ``--workers`` worker slots, of which the one installation may use ``--per-installation``,
   ghapp's default 4) runs in its own process (multiprocessing *spawn*), on a fresh migrated
   SQLite file in a temporary directory, or on a scratch PostgreSQL database that the script
   creates and drops (``--database-url postgresql://postgres@127.0.0.1:5432/NAME``). One
   ``issues.opened`` job (command ``issue/triage``) is created through the job service. One
-  server serves every rate, one after the other, each drained before the next starts.
+  server serves every rate in turn; each phase is drained before the next one starts.
 * The **GitHub stand-in** runs in this (bench) process on a loopback port, in a thread. A
   subclass notes ``time.time()`` when a comment body containing "finished" is written.
 * **Claude Code**, ``--claude real`` (default): the CLI ``npm/claude-code`` pins (or
-  ``--claude-bin``), started by ghapp as it starts it in production (fresh ``HOME`` and
-  ``TMPDIR`` in the checkout's folder, ``ANTHROPIC_*``/``CLAUDE_*`` passed through from
-  ghapp's environment). The server process gets ``ANTHROPIC_BASE_URL`` (the **model
-  stand-in**, :class:`ghapp.standins.model.ModelStandIn`, served from a thread of this
-  process), ``ANTHROPIC_API_KEY`` and ``CLAUDE_CODE_MAX_RETRIES=1``. The model answers every
-  request with one short text turn (no tools): a session is the CLI's start-up, one model
-  round trip and its exit. ``--claude replay``: the Python stand-in's ``success`` stream
-  replayed by a bash script (ghapp's own, :func:`write_replay_executable`), the previous
-  method; ``--claude python``: the Python stand-in itself (two interpreter start-ups).
+  ``--claude-bin``), started by ghapp as in production: in its sandbox when bubblewrap works
+  here (``GHAPP_SANDBOX``, default ``auto``), with a fresh ``HOME`` and ``TMPDIR`` in the
+  checkout's folder, and ``ANTHROPIC_*``/``CLAUDE_*`` passed on from ghapp's environment.
+  The server process gets ``ANTHROPIC_BASE_URL`` (the **model stand-in**,
+  :class:`ghapp.standins.model.ModelStandIn`, served from a thread of this process),
+  ``ANTHROPIC_API_KEY`` and ``CLAUDE_CODE_MAX_RETRIES=1``. The model answers each request
+  with one short text turn, no tools: a session is the CLI's start-up, one model round trip
+  and its exit. ``--claude replay``, the previous method: the Python stand-in's ``success``
+  stream replayed by bash (:func:`ghapp.standins.claude.write_replay_executable`).
 * Load is open loop: at each rate, event ``i`` is due at ``start + i / rate`` for
   ``--seconds``; each is a distinct issue (number, title, body, delivery id) signed with
-  :func:`ghapp.signing.delivery_headers`. The receipt time is the moment the request is sent
-  (``time.monotonic()`` and ``time.time()``, both noted).
+  :func:`ghapp.signing.delivery_headers`. The receipt time is the moment the request is sent,
+  noted with both ``time.monotonic()`` and ``time.time()``.
 
-Figures, per event, p50 / p90 / p99 / max per rate:
+Latencies, per event (p50 / p90 / p99 / max at each rate):
 
-* **event → session spawn**: the process start time of the ``claude`` wrapper (below), read
-  by bash from ``/proc/self/stat`` (clock ticks since boot, 10 ms resolution: the moment the
-  worker forked it) and converted to ``CLOCK_MONOTONIC`` (boot time minus monotonic time, the
-  same clock except across a suspend).
-* **event → first model request** (real CLI only): ``ModelRequest.received_at`` of the first
-  ``/v1/messages`` request whose prompt holds ``ISSUE #N``. The stand-in notes
-  ``time.monotonic()`` when it has read the request's body, in this process, so it is
-  compared with the monotonic send time, no conversion. **spawn → first model request** is
-  the CLI's own start-up.
-* **event → finished comment**: the GitHub stand-in's ``time.time()`` against the wall-clock
-  send time (as before).
+* **event → session spawn**: the start time of the ``claude`` wrapper's process (below),
+  which bash reads from ``/proc/self/stat`` (clock ticks since boot, 10 ms resolution),
+  converted to ``CLOCK_MONOTONIC`` (``CLOCK_BOOTTIME`` minus ``CLOCK_MONOTONIC``: the same
+  clock but for time suspended). In the sandbox this is when the session's process started
+  inside it, bwrap's set-up done.
+* **event → first model request** (real CLI): ``ModelRequest.received_at`` of the first
+  ``/v1/messages`` request whose prompt holds ``ISSUE #N`` (the ``issue/triage`` prompt
+  does). The stand-in notes ``time.monotonic()`` once it has read the body; it runs in this
+  process, so it is compared with the monotonic send time as it is. **spawn → first request**
+  is the CLI's own start-up.
+* **event → finished comment**: the GitHub stand-in's ``time.time()`` minus the wall-clock
+  send time.
 
-CPU per session (all in ms, totals over the phase divided by its sessions):
+CPU per session, in ms (a phase's totals divided by its finished sessions):
 
-* **ghapp**: the server process's own ``utime + stime`` (``/proc/PID/stat``, every thread,
-  10 ms ticks; over a phase of 30+ sessions that is < 0.4 ms per session).
-* **git** and **the CLI**: wrapper executables measure them exactly, with ``getrusage``. A
-  bash ``git`` wrapper is first on the server's ``PATH``: ghapp runs ``git`` by name with
-  ``PATH`` from its own environment (``worker/checkout.py``: ``git_environment``), and the CLI,
-  which gets ghapp's ``PATH`` too (``runners/claude.py``: ``session_environment``), runs
-  ``git`` by name as well (``ls-files``, ``rev-parse``, ``config``, ``log``, ``status``,
-  ``remote``: ~9 calls a session). ``GHAPP_CLAUDE_BIN`` is a bash ``claude`` wrapper. Each
-  wrapper runs the real binary as a child (not ``exec``), waits for it, then writes bash's
-  ``times`` (``getrusage`` of itself and of its reaped children: the binary and every
-  process under it that was waited for, e.g. git's ``upload-pack``; 1 ms resolution, the
-  kernel's exact sum of run time) with its parent pid to a file of its own. A ``git``
-  wrapper whose parent is the server is **ghapp's git** (the clone); any other is **the
-  CLI's git**. **CLI** = the ``claude`` wrapper's children minus the CLI's git wrappers
-  (their git and their bash). The wrappers' own bash (~1.4 ms a call) is left out of the
-  figures and printed apart; **check** = the server's reaped-children CPU (``cutime +
-  cstime``) minus what its wrappers report, ~0 when nothing escaped the accounting.
-* The bench process (GitHub and model stand-ins, sender; ``RUSAGE_SELF``) and the rest of
-  the machine (``/proc/stat`` busy time minus the server, its children and the bench) are
-  printed too, to see whether other work disturbed a phase.
+* **ghapp**: the server process's own ``utime + stime`` (``/proc/PID/stat``, all threads;
+  10 ms ticks, < 0.4 ms per session over a phase of 30 sessions or more).
+* **git** and **the CLI**: measured by wrappers with ``getrusage``. A bash ``git`` wrapper is
+  first on the server's ``PATH``: ghapp runs ``git`` by name with ``PATH`` taken from its own
+  environment (``worker/checkout.py``, ``git_environment``), and so does the CLI, which gets
+  ghapp's ``PATH`` too (``runners/claude.py``, ``session_environment``): ``ls-files``,
+  ``rev-parse``, ``config``, ``log``, ``status``, ``remote``, ~9 calls a session.
+  ``GHAPP_CLAUDE_BIN`` is a bash ``claude`` wrapper. Each wrapper runs the real binary as its
+  child (no ``exec``), waits, then sends bash's ``times`` (``getrusage`` of itself and of its
+  reaped children: the binary and everything under it that was waited for, e.g. git's
+  ``upload-pack``; the kernel's exact run time, printed to the ms) with its parent's pid to a
+  collector in this process over loopback TCP (bash's ``/dev/tcp``: in the sandbox a
+  session can write no file that outlives it). The wrappers, a hard link of the CLI and the
+  replay script share one folder, as the sandbox shows a session only its executable's
+  folder. A ``git`` whose parent is the server is **ghapp's git** (clone, ``rev-parse``);
+  any other is **the CLI's git**. **CLI** = the ``claude`` wrapper's children minus the
+  CLI's git wrappers (their git and their bash).
+* **sandbox**: bwrap. With ``--unshare-pid`` bwrap exits as soon as its namespace's PID 1
+  reports the session's exit status, without reaping that PID 1, so the sandboxed tree's CPU
+  never reaches the server's reaped-children time (``cutime``). This process makes itself a
+  child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``) before starting the server: the orphan
+  comes here and is reaped with ``wait4``, whose rusage is the whole tree (PID 1, the
+  wrapper, the CLI, its git). sandbox = the server's reaped children + those orphans minus every
+  wrapper's account: the outer and inner bwrap, and whatever escaped the accounting (~0
+  without the sandbox).
+* Not in the figures, printed apart: the wrappers' own bash (~2 ms a call, ~11 calls a
+  session), the bench process (stand-ins, sender; ``RUSAGE_SELF``) and other work on the
+  machine (``/proc/stat`` busy time minus all of the above), to see whether it disturbed a
+  phase (``NOISY`` above 0.15 cores).
 
 Exit status: 0 when every event got a 202, a session, a finished comment and (real CLI) a
 model request; 1 otherwise.
@@ -78,16 +87,21 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import ctypes
 import json
 import multiprocessing
 import os
 import re
 import resource
+import shlex
 import shutil
+import socketserver
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -96,7 +110,7 @@ import httpx
 from common import TimedGitHub, free_port, pct  # bench/ is on sys.path when a bench runs
 
 from ghapp.signing import delivery_headers
-from ghapp.standins.claude import write_executable, write_replay_executable
+from ghapp.standins.claude import write_replay_executable
 from ghapp.standins.git import bare_repository
 from ghapp.standins.model import ModelRequest, ModelStandIn, Turn
 
@@ -111,8 +125,12 @@ SECRET = "bench-secret"
 FIRST_ISSUE = 1000
 API_KEY = "sk-ant-bench-key-for-the-model-stand-in"
 ANSWER = "Triage: a question, not a bug. Labels: question. Next step: answer it in the issue."
+# CPU per session, in ms: ghapp's process, its git, the sandbox (bwrap: what the server's
+# reaped children and the orphans used beyond the wrappers' accounts), the CLI, the CLI's git
+PARTS = ("ghapp", "git (ghapp)", "sandbox", "CLI", "git (CLI)")
 ISSUE_IN_PROMPT = re.compile(r"ISSUE #(\d+)")
 HZ = os.sysconf("SC_CLK_TCK")
+PR_SET_CHILD_SUBREAPER = 36
 
 # Each wrapper runs the real binary as its child, then sends one record over loopback TCP to
 # the bench (bash's /dev/tcp; a sandboxed session can write no file that outlives it): a
@@ -132,8 +150,8 @@ issue=0
 [[ "$*" =~ ISSUE\\ \\#([0-9]+) ]] && issue=${{BASH_REMATCH[1]}}
 {real} "$@"
 rc=$?
-{{ printf 'claude %s %s %s %s %s\\n' "$PPID" "$$" "$issue" "${{stat[21]}}" "${{init:-?}}"; times; }} \\
-  2>/dev/null >/dev/tcp/127.0.0.1/{port}
+{{ printf 'claude %s %s %s %s %s\\n' "$PPID" "$$" "$issue" "${{stat[21]}}" "${{init:-?}}"
+  times; }} 2>/dev/null >/dev/tcp/127.0.0.1/{port}
 exit $rc
 """
 
@@ -233,22 +251,25 @@ def sqlalchemy_url(url: str) -> str:
 # == wrappers and their accounts =========================================================
 
 
-def write_wrappers(root: Path, real_claude: str) -> tuple[Path, Path, Path]:
-    """(folder holding the ``git`` wrapper, the ``claude`` wrapper, the accounts folder)."""
+def write_wrappers(folder: Path, target: str, port: int) -> Path:
+    """The ``git`` and ``claude`` wrappers in ``folder`` (put first on the server's PATH), the
+    session's executable hard-linked there as ``claude-real`` (copied across file systems):
+    the sandbox shows a session only its executable's folder. Returns the claude wrapper."""
     real_git = shutil.which("git")
     if real_git is None:
         raise SystemExit("git is not on PATH")
-    accounts = root / "accounts"
-    accounts.mkdir()
-    path_dir = root / "wrapped-bin"
-    path_dir.mkdir()
-    git = path_dir / "git"
-    git.write_text(GIT_WRAPPER.format(real=os.path.realpath(real_git), accounts=accounts))
-    claude = root / "claude-wrapper"
-    claude.write_text(CLAUDE_WRAPPER.format(real=real_claude, accounts=accounts))
+    real = folder / "claude-real"
+    try:
+        os.link(os.path.realpath(target), real)
+    except OSError:
+        shutil.copy2(os.path.realpath(target), real)
+    git = folder / "git"
+    git.write_text(GIT_WRAPPER.format(real=shlex.quote(os.path.realpath(real_git)), port=port))
+    claude = folder / "claude-wrapper"
+    claude.write_text(CLAUDE_WRAPPER.format(real=shlex.quote(str(real)), port=port))
     for path in (git, claude):
         path.chmod(0o755)
-    return path_dir, claude, accounts
+    return claude
 
 
 def _seconds(value: str) -> float:
@@ -265,26 +286,107 @@ class Account:
     children_cpu: float  # the real binary and what it reaped
     issue: int = 0
     ticks: int = 0
+    init: str = ""
+    cut: bool = False
 
 
-def read_accounts(folder: Path, seen: set[str]) -> list[Account]:
-    """The accounts written since the last call (their file names are added to ``seen``)."""
-    found = []
-    for path in sorted(folder.iterdir()):
-        if path.name in seen:
-            continue
-        lines = path.read_text().splitlines()
-        if len(lines) < 3:  # being written: picked up next time
-            continue
-        seen.add(path.name)
-        head = lines[0].split()
-        own = [_seconds(v) for v in lines[1].split()]
-        children = [_seconds(v) for v in lines[2].split()]
-        account = Account(head[0], int(head[1]), int(head[2]), sum(own), sum(children))
-        if account.kind == "claude":
-            account.issue, account.ticks = int(head[3]), int(head[4])
-        found.append(account)
-    return found
+def parse_account(text: str) -> Account | None:
+    """A wrapper's record; one with its header only (``cut``) came from a wrapper killed before
+    it sent its times: a git call of the CLI still running when the sandbox's PID namespace
+    ended with the CLI."""
+    lines = text.splitlines()
+    if not lines:
+        return None
+    head = lines[0].split()
+    account = Account(head[0], int(head[1]), int(head[2]), 0.0, 0.0, cut=len(lines) < 3)
+    if not account.cut:
+        account.self_cpu = sum(_seconds(v) for v in lines[1].split())
+        account.children_cpu = sum(_seconds(v) for v in lines[2].split())
+    if account.kind == "claude":
+        account.issue, account.ticks = int(head[3]), int(head[4])
+        account.init = head[5] if len(head) > 5 else ""
+    return account
+
+
+class Collector(socketserver.ThreadingTCPServer):
+    """Receives the wrappers' records on a loopback port (one connection each)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256  # bursts of git calls must not wait for a SYN retry
+
+    def __init__(self) -> None:
+        self.records: list[Account] = []
+        self.broken: list[str] = []
+        self.lock = threading.Lock()
+        collector = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                text = self.rfile.read().decode("utf-8", "replace")
+                try:
+                    account = parse_account(text)
+                except (ValueError, IndexError, AttributeError):
+                    account = None
+                with collector.lock:
+                    if account is None:
+                        collector.broken.append(text)
+                    else:
+                        collector.records.append(account)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.port = int(self.server_address[1])
+
+    def take(self) -> list[Account]:
+        """The records received since the last call."""
+        with self.lock:
+            taken, self.records = self.records, []
+            return taken
+
+
+class Reaper:
+    """Makes this process a child subreaper and reaps the orphans that come to it.
+
+    bwrap with ``--unshare-pid`` exits as soon as its namespace's PID 1 reports the session's
+    exit status, without reaping that PID 1: the sandboxed tree's CPU never reaches the
+    server's reaped-children time. Orphans go to the nearest subreaper among their
+    ancestors: this process. ``wait4`` gives each one's CPU with everything it reaped (the
+    whole sandbox: bwrap's PID 1, the wrapper, the CLI and its git)."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+        self.cpu: list[float] = []
+        self.lock = threading.Lock()
+        self.mine: set[int] = set()
+
+    def start(self, *mine: int | None) -> None:
+        """Reap from now on every child but ``mine`` (the server, multiprocessing's resource
+        tracker): they are this process's own, waited for elsewhere."""
+        self.mine = {pid for pid in mine if pid}
+        threading.Thread(target=self._run, name="reaper", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                time.sleep(0.05)
+                continue
+            if info is None:
+                continue
+            if info.si_pid in self.mine:
+                return  # one of ours ended (the server, at the end): leave it to its owner
+            _pid, _status, usage = os.wait4(info.si_pid, 0)
+            with self.lock:
+                self.cpu.append(usage.ru_utime + usage.ru_stime)
+
+    def take(self) -> float:
+        """CPU seconds of the orphans reaped since the last call."""
+        with self.lock:
+            total, self.cpu = sum(self.cpu), []
+            return total
 
 
 def proc_cpu(pid: int) -> tuple[float, float]:
@@ -389,6 +491,8 @@ class Phase:
     sustained: float = 0.0
     machine: float = 0.0
     other: float = 0.0
+    sandboxed: int = 0
+    orphans: float = 0.0  # ms per session
     lost: str = ""
 
 
@@ -398,8 +502,8 @@ def run_phase(
     server_pid: int,
     github: TimedGitHub,
     model: ModelStandIn | None,
-    accounts: Path,
-    seen: set[str],
+    collector: Collector,
+    reaper: Reaper,
     drain: float,
 ) -> None:
     requests = build_requests(phase.numbers)
@@ -417,7 +521,8 @@ def run_phase(
     wall = time.monotonic() - wall0
     machine1, server1, bench1 = machine_busy(), proc_cpu(server_pid), bench_cpu()
     finished = {n: t for n, t in github.finished.items() if n in wanted}
-    new = read_accounts(accounts, seen)
+    new = collector.take()
+    orphans = reaper.take()
     first = first_requests(model.requests[models_before:]) if model is not None else {}
 
     # spawn ticks (CLOCK_BOOTTIME) → CLOCK_MONOTONIC
@@ -436,25 +541,28 @@ def run_phase(
     ghapp_git = [a for a in new if a.kind == "git" and a.ppid == server_pid]
     cli_git = [a for a in new if a.kind == "git" and a.ppid != server_pid]
     claude = [a for a in new if a.kind == "claude"]
-    ghapp_own = server1[0] - server0[0]
+    phase.sandboxed = sum(a.init == "bwrap" for a in claude)
     server_children = server1[1] - server0[1]
-    wrappers_own = sum(a.self_cpu for a in new)
-    direct = sum(a.self_cpu + a.children_cpu for a in ghapp_git + claude)
-    cli_total = sum(a.children_cpu for a in claude)
+    accounted = sum(a.self_cpu + a.children_cpu for a in ghapp_git + claude)
+    phase.orphans = orphans * 1e3 / sessions
     cli_git_total = sum(a.self_cpu + a.children_cpu for a in cli_git)
+    per = 1e3 / sessions
     phase.cpu = {
-        "ghapp": ghapp_own / sessions * 1e3,
-        "git (ghapp)": sum(a.children_cpu for a in ghapp_git) / sessions * 1e3,
-        "git (CLI)": sum(a.children_cpu for a in cli_git) / sessions * 1e3,
-        "CLI": (cli_total - cli_git_total) / sessions * 1e3,
-        "wrappers": wrappers_own / sessions * 1e3,
-        "check": (server_children - direct) / sessions * 1e3,
-        "bench": (bench1 - bench0) / sessions * 1e3,
-        "git calls": len(ghapp_git + cli_git) / sessions,
+        "ghapp": (server1[0] - server0[0]) * per,
+        "git (ghapp)": sum(a.children_cpu for a in ghapp_git) * per,
+        "sandbox": (server_children + orphans - accounted) * per,
+        "CLI": (sum(a.children_cpu for a in claude) - cli_git_total) * per,
+        "git (CLI)": sum(a.children_cpu for a in cli_git) * per,
+        "wrappers": sum(a.self_cpu for a in new) * per,
+        "bench": (bench1 - bench0) * per,
+        "cut": sum(a.cut for a in new),
+        "ghapp git calls": len(ghapp_git) / sessions,
+        "CLI git calls": len(cli_git) / sessions,
     }
-    phase.cpu["total"] = sum(phase.cpu[k] for k in ("ghapp", "git (ghapp)", "git (CLI)", "CLI"))
+    phase.cpu["total"] = sum(phase.cpu[k] for k in PARTS)
     phase.machine = (machine1 - machine0) / wall
-    phase.other = (machine1 - machine0 - (sum(server1) - sum(server0)) - (bench1 - bench0)) / wall
+    ours = sum(server1) - sum(server0) + orphans + bench1 - bench0
+    phase.other = (machine1 - machine0 - ours) / wall
 
     first_sent = min(s["sent"] for s in sent.values())
     span = max(finished.values(), default=first_sent) - first_sent
@@ -480,25 +588,33 @@ def run_phase(
     c = phase.cpu
     print(
         f"CPU per session              ghapp {c['ghapp']:.1f}, git {c['git (ghapp)']:.1f} "
-        f"(ghapp's clone) + {c['git (CLI)']:.1f} (the CLI's, {c['git calls']:.1f} git calls "
-        f"in all), CLI {c['CLI']:.1f}: {c['total']:.1f} ms"
+        f"({c['ghapp git calls']:.1f} calls), sandbox {c['sandbox']:.1f}, CLI {c['CLI']:.1f} "
+        f"+ its git {c['git (CLI)']:.1f} ({c['CLI git calls']:.1f} calls): "
+        f"{c['total']:.1f} ms"
     )
     print(
-        f"  not in those               wrappers' bash {c['wrappers']:.1f}, bench process "
-        f"(stand-ins, sender) {c['bench']:.1f} ms; check (server's reaped children − its "
-        f"wrappers' accounts) {c['check']:+.1f} ms"
+        f"  not in those               wrappers' own bash {c['wrappers']:.1f}, bench process "
+        f"(stand-ins, sender) {c['bench']:.1f} ms; sessions in bwrap: {phase.sandboxed} of "
+        f"{len(claude)} (their trees, reaped here: {phase.orphans:.1f} ms)"
     )
+    if c["cut"]:
+        print(
+            f"  {c['cut']:.0f} wrappers were killed before they reported (the CLI's git calls "
+            "still running when its sandbox ended): their CPU counts as sandbox"
+        )
     print(
         f"CPU (cores, over {wall:.0f} s)     machine busy {phase.machine:.2f} of "
         f"{os.cpu_count()}, of which other work {phase.other:.2f}"
     )
     if phase.other > 0.15:
         print(f"NOISY: other work used {phase.other:.2f} cores during this phase")
-    if phase.sustained < 0.9 * phase.rate or phase.machine > 0.75 * (os.cpu_count() or 1):
+    if phase.sustained < 0.9 * phase.rate:
         print(
             "SATURATED: the machine did not keep up with the offered rate; latencies include "
-            "queueing (at most --per-installation sessions run at once for the installation)."
+            "the queue (at most --per-installation sessions of the installation run at once)."
         )
+    elif phase.machine > 0.75 * (os.cpu_count() or 1):
+        print("BUSY: the CPUs were more than 75 % busy; latencies include waiting for a CPU.")
     if phase.spawn:
         p50, p99 = pct(phase.spawn, 0.5), pct(phase.spawn, 0.99)
         print(
@@ -539,13 +655,10 @@ def summary(phases: list[Phase], real: bool) -> None:
             cells += [p(ph.model), p(ph.startup)]
         cells += [p(ph.done), f"{ph.sustained:.2f}", f"{ph.machine:.2f} (other {ph.other:.2f})"]
         print(" | ".join(cells))
-    print("\nCPU per session (ms): rate | ghapp | git (ghapp's clone) | git (the CLI's) | CLI")
+    print(f"\nCPU per session (ms): rate | {' | '.join(PARTS)} | total | wrappers' own bash")
     for ph in phases:
-        c = ph.cpu
-        print(
-            f"{ph.rate:g}/s | {c['ghapp']:.1f} | {c['git (ghapp)']:.1f} | {c['git (CLI)']:.1f} "
-            f"| {c['CLI']:.1f} | total {c['total']:.1f}"
-        )
+        cells = [f"{ph.cpu[k]:.1f}" for k in (*PARTS, "total", "wrappers")]
+        print(f"{ph.rate:g}/s | {' | '.join(cells)}")
 
 
 def main() -> int:
@@ -579,10 +692,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--claude",
-        choices=["real", "replay", "python"],
+        choices=["real", "replay"],
         default="real",
-        help="the real Claude Code CLI against the model stand-in (default); the Python "
-        "stand-in's success stream replayed by bash; or the Python stand-in",
+        help="the real Claude Code CLI against the model stand-in (default), or the Python "
+        "stand-in's success stream replayed by bash",
     )
     parser.add_argument(
         "--claude-bin", default=str(REAL_CLAUDE), help="the real CLI (default: npm/claude-code's)"
@@ -605,15 +718,18 @@ def main() -> int:
         phases.append(Phase(rate, range(next_issue, next_issue + count)))
         next_issue += count
 
-    with tempfile.TemporaryDirectory(prefix="ghapp-bench-latency-") as tmp:
+    reaper = Reaper()
+    collector = Collector()
+    threading.Thread(target=collector.serve_forever, name="accounts", daemon=True).start()
+    with collector, tempfile.TemporaryDirectory(prefix="ghapp-bench-latency-") as tmp:
         root = Path(tmp)
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
         if real:
-            target = os.path.realpath(args.claude_bin)
-        elif args.claude == "replay":
-            target = str(write_replay_executable(root))
+            target = args.claude_bin
         else:
-            target = str(write_executable(root))
-        path_dir, wrapper, accounts = write_wrappers(root, target)
+            target = str(write_replay_executable(bin_dir))
+        wrapper = write_wrappers(bin_dir, target, collector.port)
         git_url = bare_repository(root, REPO)
         if args.database_url:
             asyncio.run(_pg(args.database_url, create=True))
@@ -636,7 +752,6 @@ def main() -> int:
 
         port = free_port()
         server = None
-        seen: set[str] = set()
         try:
             serving_model = model.serve_in_thread() if model else contextlib.nullcontext(None)
             with github.serve_in_thread() as api_url, serving_model as model_url:
@@ -651,7 +766,7 @@ def main() -> int:
                     "private_key": github.private_key_pem,
                     "max_running_per_installation": args.per_installation,
                 }
-                env = {"PATH": f"{path_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+                env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
                 if model_url:
                     env.update(
                         ANTHROPIC_BASE_URL=model_url,
@@ -676,10 +791,14 @@ def main() -> int:
                         return 1
                     time.sleep(0.05)
                 assert server.pid is not None
+                tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+                reaper.start(server.pid, tracker)
+                time.sleep(0.2)
+                reaper.take()  # the server's start-up probe of the sandbox
                 for i, phase in enumerate(phases):
                     if i:
                         time.sleep(args.pause)
-                    run_phase(phase, base, server.pid, github, model, accounts, seen, args.drain)
+                    run_phase(phase, base, server.pid, github, model, collector, reaper, args.drain)
                     if not server.is_alive():
                         print("the server died", file=sys.stderr)
                         return 1
@@ -691,6 +810,12 @@ def main() -> int:
                     server.kill()
             if args.database_url:
                 asyncio.run(_pg(args.database_url, create=False))
+            collector.shutdown()
+    if collector.broken:
+        print(
+            f"{len(collector.broken)} wrapper records could not be read, "
+            f"the first: {collector.broken[0]!r}"
+        )
     summary(phases, real)
     return 1 if any(ph.lost for ph in phases) else 0
 

@@ -16,7 +16,9 @@ MCP servers, and the ``shell`` runner) runs inside bubblewrap (Debian's ``bwrap`
 * **Processes:** a new PID namespace with its own ``/proc``: ghapp and everything else on
   the machine are invisible. The sandbox dies with ghapp (``--die-with-parent``), and every
   process a session started ends with it.
-* **Privileges:** all capabilities dropped; a new session (no terminal to inject into).
+* **Privileges:** a user namespace in which the session is an ordinary user (uid 1000),
+  never root, whoever ghapp runs as; all capabilities dropped; a new session (no terminal
+  to inject into).
 * **Environment:** exactly what the runner passes (see ``runners.claude``), nothing else.
 
 The network is not cut off: a session must reach the model's API. Keep what sessions must
@@ -149,10 +151,18 @@ def announce(sandbox: Sandbox) -> str | None:
     return message
 
 
+SESSION_UID = 1000  # who a session is inside the sandbox: never root, whoever ghapp runs as
+
+
 def _isolation() -> list[str]:
     return [
         "--die-with-parent",
         "--new-session",
+        "--unshare-user",
+        "--uid",
+        str(SESSION_UID),
+        "--gid",
+        str(SESSION_UID),
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
