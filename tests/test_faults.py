@@ -233,7 +233,7 @@ def test_sigterm_with_a_database_outage_exits_within_the_grace_and_the_session_i
         proxy.restore()
 
         fast = world.root / "fast"
-        fast.mkdir()
+        fast.mkdir()  # a folder of its own: the sandbox shows sessions only that
         quick = write_replay_executable(fast)
         world.spawn("worker-2", "worker", "--concurrency", "1", GHAPP_CLAUDE_BIN=str(quick))
         wait_until(lambda: settled(world, pg_url, {1}), DRAIN_S, "the run to be taken over")

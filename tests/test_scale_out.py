@@ -40,6 +40,13 @@ SECRET = "scale-secret"
 DEADLINE_S = 240  # an upper bound for a failing run, not a synchronisation delay
 
 
+def stand_in_folder(tmp_path: Path) -> Path:
+    """The replayed CLI in a folder of its own: sessions' sandbox shows them only that."""
+    folder = tmp_path / "claude"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -147,7 +154,7 @@ def test_two_web_and_three_worker_processes_run_everything_once(pg_url: str, tmp
             github_api_url=api_url,
             git_url=bare_repository(tmp_path),
             app_id=7,
-            claude_bin=str(write_replay_executable(tmp_path)),
+            claude_bin=str(write_replay_executable(stand_in_folder(tmp_path))),
             private_key=github.private_key_pem,
         )
         asyncio.run(prepare(settings))

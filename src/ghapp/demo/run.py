@@ -41,7 +41,7 @@ from ghapp.db.models import Job, Run, Session
 from ghapp.server import prepare_database, uvicorn_config
 from ghapp.settings import Settings, ensure_generated_secrets
 from ghapp.signing import delivery_headers
-from ghapp.standins.claude import write_executable
+from ghapp.standins.claude import write_replay_executable
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import ModelRequest, ModelStandIn, Turn
@@ -154,6 +154,14 @@ def _model(wanted: bool) -> Iterator[None]:
                     os.environ[key] = value
 
 
+def _stand_in(directory: Path) -> str:
+    """ghapp's stand-in of the CLI, replayed by bash from a folder of its own (sessions run
+    in the sandbox, which shows them that folder and nothing else of the demo's)."""
+    folder = directory / "claude-stand-in"
+    folder.mkdir(exist_ok=True)
+    return str(write_replay_executable(folder))
+
+
 async def _settings(
     directory: Path, api_url: str, github: GitHubStandIn, console: Console, claude: str | None
 ) -> Settings:
@@ -166,7 +174,7 @@ async def _settings(
         git_url=await asyncio.to_thread(
             bare_repository, directory, REPO, files={"README.md": DEMO_README}
         ),
-        claude_bin=claude or str(await asyncio.to_thread(write_executable, directory)),
+        claude_bin=claude or await asyncio.to_thread(_stand_in, directory),
         app_id=github.app_id,
         private_key=github.private_key_pem,
         public_url="http://127.0.0.1",

@@ -164,7 +164,8 @@ def loopback(
     for number in range(1, issues + 1):
         github.add_issue(REPO, number, title=f"Issue {number}", user="Codertocat")
     git_url = bare_repository(root, REPO, files={"README.md": "# Hello-World\n"})
-    claude = write_replay_executable(root, delay_s=session_delay_s)
+    (root / "claude").mkdir(exist_ok=True)  # a folder of its own: the sandbox shows it
+    claude = write_replay_executable(root / "claude", delay_s=session_delay_s)
     asyncio.run(prepare(direct_url or database_url))
     with github.serve_in_thread() as api_url:
         world = Loopback(
