@@ -226,12 +226,13 @@ async def test_cancel_of_a_run_whose_worker_is_gone_ends_it_cancelled(web_only, 
 
 
 async def test_cancel_of_a_running_session_stops_it_and_the_cli_waits(working, tmp_path) -> None:
-    started = tmp_path / "started"
-    job_id = await working.shell_job(f"touch {started} && exec sleep 120")
+    job_id = await working.shell_job("exec sleep 120")
     run_id = await run_now(working, job_id)
 
     async def session_started() -> bool:
-        return started.exists()
+        async with working.db.read() as conn:
+            status = await conn.scalar(select(Session.status).where(Session.run_id == run_id))
+        return status == "running"
 
     await wait_for(session_started, "the shell session to start")
     began = time.monotonic()
