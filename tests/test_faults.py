@@ -160,10 +160,9 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Write a file until the disk is full; the file (remove it to free the disk)."""
     filler = disk / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
         while True:
-            out.write(b"\0" * 65536)
-            out.flush()
+            out.write(b"\0" * 65536)  # unbuffered: the write that fails is this one
     return filler
 
 
