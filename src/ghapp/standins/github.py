@@ -25,7 +25,6 @@ while :meth:`GitHubStandIn.serve_in_thread` serves from another thread.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -53,6 +52,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from ghapp.standins.serving import in_loop, in_thread
 
 __all__ = ["GitHubStandIn", "Recorded"]
 
@@ -347,49 +348,22 @@ class GitHubStandIn:
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[str]:
         """Serve on a free loopback port in the running loop; yield the API base URL."""
-        server = uvicorn.Server(self._config())
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # raises what went wrong
-                raise RuntimeError("the GitHub stand-in stopped before starting")
-            await asyncio.sleep(0.005)  # polling a flag uvicorn sets
-        try:
-            yield self._started(server)
-        finally:
-            server.should_exit = True
-            await task
-            self.base_url = None
+        async with in_loop(uvicorn.Server(self._config()), "GitHub stand-in") as server:
+            try:
+                yield self._started(server)
+            finally:
+                self.base_url = None
 
     @contextmanager
     def serve_in_thread(self, startup_timeout: float = 10.0) -> Iterator[str]:
         """Serve from a background thread with its own event loop, for synchronous code
         (the demo, subprocess-based tests); yield the API base URL, stop cleanly on exit."""
         server = uvicorn.Server(self._config())
-        failure: list[BaseException] = []
-
-        def run() -> None:
+        with in_thread(server, "GitHub stand-in", startup_timeout):
             try:
-                server.run()
-            except BaseException as exc:  # reported to the caller below
-                failure.append(exc)
-
-        thread = threading.Thread(target=run, name="github-standin", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if failure:
-                raise RuntimeError("the GitHub stand-in failed to start") from failure[0]
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError("the GitHub stand-in did not start")
-            time.sleep(0.005)
-        try:
-            yield self._started(server)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=startup_timeout)
-            self.base_url = None
+                yield self._started(server)
+            finally:
+                self.base_url = None
 
     # == data set-up ====================================================================
 

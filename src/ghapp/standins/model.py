@@ -91,6 +91,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from ghapp.standins.serving import in_loop, in_thread
+
 __all__ = [
     "Fault",
     "ModelRequest",
@@ -813,49 +815,22 @@ class ModelStandIn:
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[str]:
         """Serve on a free loopback port in the running loop; yield the base URL."""
-        server = self._server()
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # raises what went wrong
-                raise RuntimeError("the model stand-in stopped before starting")
-            await asyncio.sleep(0.005)  # polling a flag uvicorn sets
-        try:
-            yield self._started(server)
-        finally:
-            server.should_exit = True
-            await task
-            self._stopped()
+        async with in_loop(self._server(), "model stand-in") as server:
+            try:
+                yield self._started(server)
+            finally:
+                self._stopped()
 
     @contextmanager
     def serve_in_thread(self, startup_timeout: float = 10.0) -> Iterator[str]:
         """Serve from a background thread with its own event loop, for synchronous tests that
         run the CLI as a subprocess; yield the base URL, stop cleanly on exit."""
         server = self._server()
-        failure: list[BaseException] = []
-
-        def run() -> None:
+        with in_thread(server, "model stand-in", startup_timeout):
             try:
-                server.run()
-            except BaseException as exc:  # reported to the caller below
-                failure.append(exc)
-
-        thread = threading.Thread(target=run, name="model-standin", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if failure:
-                raise RuntimeError("the model stand-in failed to start") from failure[0]
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError("the model stand-in did not start")
-            time.sleep(0.005)
-        try:
-            yield self._started(server)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=startup_timeout)
-            self._stopped()
+                yield self._started(server)
+            finally:
+                self._stopped()
 
     # == answering =========================================================================
 
