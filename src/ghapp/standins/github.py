@@ -53,7 +53,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ghapp.standins.serving import in_loop, in_thread
+from ghapp.standins.serving import in_loop, in_thread, loopback_config
 
 __all__ = ["GitHubStandIn", "Recorded"]
 
@@ -328,17 +328,7 @@ class GitHubStandIn:
     # == serving ========================================================================
 
     def _config(self) -> uvicorn.Config:
-        return uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            loop="asyncio",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
+        return loopback_config(self.app)
 
     def _started(self, server: uvicorn.Server) -> str:
         port = server.servers[0].sockets[0].getsockname()[1]

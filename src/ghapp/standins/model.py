@@ -91,7 +91,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ghapp.standins.serving import in_loop, in_thread
+from ghapp.standins.serving import in_loop, in_thread, loopback_config
 
 __all__ = [
     "Fault",
@@ -787,17 +787,7 @@ class ModelStandIn:
     # == serving ===========================================================================
 
     def _server(self) -> uvicorn.Server:
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=0,
-            loop="asyncio",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
+        config = loopback_config(self.app)
         return _Server(config, on_closed=self.release_stalls)
 
     def _started(self, server: uvicorn.Server) -> str:

@@ -14,6 +14,22 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
+
+
+def loopback_config(app: ASGIApp) -> uvicorn.Config:
+    """A stand-in's server: a free loopback port, quiet, no lifespan, a short stop."""
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        loop="asyncio",
+        lifespan="off",
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
 
 
 @asynccontextmanager
