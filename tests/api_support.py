@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from ghapp.api.auth import create_token
 from ghapp.app import create_app
 from ghapp.clock import FakeClock
 from ghapp.db import Database
+from ghapp.db.models import Run
 from tests.conftest import make_settings
 from tests.support import add_repository
 
@@ -76,3 +78,24 @@ async def api_under_test(db_url: str, db: Database, tmp_path: Path) -> AsyncIter
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ghapp.test") as http:
         yield ApiUnderTest(app, http, db, clock, created.token)
+
+
+def fill(path: str, ids: dict[str, int]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+
+
+async def add_run(api: ApiUnderTest, job_id: int, status: str = "queued", **values: Any) -> int:
+    async with api.db.write() as conn:
+        result = await conn.execute(
+            Run.__table__.insert().values(
+                job_id=job_id,
+                repo_id=values.pop("repo_id", REPO_A),
+                trigger_type="manual",
+                trigger_detail={},
+                status=status,
+                queued_at=api.clock.now(),
+                run_after=api.clock.now(),
+                **values,
+            )
+        )
+        return int(result.inserted_primary_key[0])

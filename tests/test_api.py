@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +20,9 @@ from tests.api_support import (
     REPO_B,
     REPO_B_NAME,
     ApiUnderTest,
+    add_run,
     api_under_test,
+    fill,
 )
 
 
@@ -27,27 +30,6 @@ from tests.api_support import (
 async def api(db_url, db, tmp_path):
     async with api_under_test(db_url, db, tmp_path) as under_test:
         yield under_test
-
-
-def fill(path: str, ids: dict[str, int]) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
-
-
-async def add_run(api: ApiUnderTest, job_id: int, status: str = "queued", **values: Any) -> int:
-    async with api.db.write() as conn:
-        result = await conn.execute(
-            Run.__table__.insert().values(
-                job_id=job_id,
-                repo_id=values.pop("repo_id", REPO_A),
-                trigger_type="manual",
-                trigger_detail={},
-                status=status,
-                queued_at=api.clock.now(),
-                run_after=api.clock.now(),
-                **values,
-            )
-        )
-        return int(result.inserted_primary_key[0])
 
 
 async def audit(api: ApiUnderTest) -> list[Any]:
@@ -64,6 +46,7 @@ async def test_every_api_route_refuses_a_missing_or_unknown_token(api):
     assert len(endpoints) >= 30
     for endpoint in endpoints:
         url = fill(endpoint.path, ids)
+        api.clock.advance(timedelta(minutes=5))  # a new window: wrong tokens are rate-limited
         for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic x"}):
             answer = await api.http.request(endpoint.method, url, headers=headers, json={})
             assert answer.status_code == 401, (endpoint.method, url, headers)
@@ -71,7 +54,7 @@ async def test_every_api_route_refuses_a_missing_or_unknown_token(api):
             assert "token" in answer.json()["error"]
 
 
-async def test_a_token_limited_to_one_repository_gets_403_everywhere_else(api):
+async def test_a_scoped_token_is_told_other_repositories_things_do_not_exist(api):
     job = await api.job(REPO_A)
     run_id = await add_run(api, job["id"], status="failed")
     hook = await api.http.post(
@@ -86,17 +69,31 @@ async def test_a_token_limited_to_one_repository_gets_403_everywhere_else(api):
         "execution_id": run_id,
         "webhook_id": hook.json()["id"],
     }
+    missing = dict.fromkeys(ids, 987654)  # ids nobody has
     refused = []
     for endpoint in build_api().endpoints:
         if not endpoint.path_params and endpoint.method == "GET":
             continue  # lists: filtered by scope instead (next test)
         if endpoint.path == "/api/scheduler/webhooks" and endpoint.method == "POST":
             continue  # checked below with repoIds
-        url = fill(endpoint.path, ids)
         tasks = endpoint.path == "/api/scheduler/tasks"
         body = {"name": "x", "repo": REPO_A_NAME, "commandId": "issue/triage"} if tasks else {}
+        url = fill(endpoint.path, ids)
         answer = await api.http.request(endpoint.method, url, headers=api.scoped(), json=body)
-        assert answer.status_code == 403, (endpoint.method, url, answer.text)
+        if endpoint.path in ("/api/scheduler/start", "/api/scheduler/stop"):
+            assert answer.status_code == 403, (endpoint.method, url, answer.text)
+            assert "admin token" in answer.json()["error"]
+        else:  # word for word what a thing that does not exist gets
+            if tasks:
+                body["repo"] = "nobody/nothing"
+            nothing = await api.http.request(
+                endpoint.method, fill(endpoint.path, missing), headers=api.scoped(), json=body
+            )
+            assert answer.status_code in (404, 422), (endpoint.method, url, answer.text)
+            expected = nothing.json()
+            if tasks:
+                expected = json.loads(nothing.text.replace("nobody/nothing", REPO_A_NAME))
+            assert (answer.status_code, answer.json()) == (nothing.status_code, expected), url
         refused.append((endpoint.method, endpoint.path))
     assert ("POST", "/api/scheduler/stop") in refused
     answer = await api.http.post(
@@ -109,7 +106,8 @@ async def test_a_token_limited_to_one_repository_gets_403_everywhere_else(api):
             "repoIds": [REPO_A],
         },
     )
-    assert answer.status_code == 403
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["field"] == "repoIds"
     # Nothing changed: the job is still there and active, the run not retried.
     still = await api.http.get(f"/api/scheduler/tasks/{job['id']}", headers=api.admin())
     assert still.json()["enabled"] is True

@@ -128,7 +128,8 @@ async def test_repository_scoped_token_drives_the_schedule_commands(live, db) ->
     stop = await asyncio.to_thread(runner.invoke, cli_app, ["schedule", "stop"], env=schedule)
     assert (
         stop.exit_code == 1
-        and stop.stderr.strip() == "ghapp schedule stop: this needs an admin token"
+        and stop.stderr.strip()
+        == "ghapp schedule stop: starting and stopping the scheduler affects every repository: this needs an admin token"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,8 @@ from starlette.routing import Route
 
 from ghapp.analysis.metrics import build_metric_providers
 from ghapp.api import api_routes
+from ghapp.api.auth import hash_token
+from ghapp.api.throttle import Throttle
 from ghapp.clock import Clock, SystemClock
 from ghapp.dashboard import dashboard_routes
 from ghapp.db import Database
@@ -64,6 +67,7 @@ class AppState:
     commands: CommandCatalogs
     notifiers: NotifierService
     metrics: Metrics
+    throttle: Throttle
     restarts: Restarts = field(default_factory=Restarts)
     pool_health: PoolHealth | None = None  # set when this process runs workers
 
@@ -97,6 +101,9 @@ class AppState:
             commands=commands,
             notifiers=notifier_service(settings, db, clock),
             metrics=Metrics(),
+            throttle=Throttle(
+                clock, settings.auth_failure_limit, settings.auth_failure_window_seconds
+            ),
         )
 
 
@@ -135,13 +142,34 @@ async def start_wakeups(state: AppState) -> PgWakeups | None:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format: this process's counters and the database's gauges."""
+    """Prometheus text format: this process's counters and the database's gauges.
+
+    With ``GHAPP_METRICS_TOKEN`` set, only a scraper sending it as a bearer token is answered:
+    the figures name installations and show what runs where."""
     state: AppState = request.app.state.ghapp
+    if not metrics_allowed(state.settings, request.headers.get("authorization", "")):
+        return Response(
+            "GET /metrics needs Authorization: Bearer <GHAPP_METRICS_TOKEN>\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="ghapp metrics"'},
+        )
     try:
         await state.metrics.refresh(state.db, state.clock.now())
     except Exception as exc:  # the process's own counters still say what it did
         log.warning("metrics: database gauges not read", extra={"error": describe(exc)})
     return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
+def metrics_allowed(settings: Settings, authorization: str) -> bool:
+    if settings.metrics_token is None:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    expected = settings.metrics_token.get_secret_value()
+    # Digests first: compare_digest on the raw strings would leak the token's length.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        hash_token(given.strip()), hash_token(expected)
+    )
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import uvicorn
 
 from ghapp.app import create_app
 from ghapp.db import Database
 from ghapp.db.migrate import current_revision, head_revision, upgrade
 from ghapp.settings import Settings
+
+if TYPE_CHECKING:
+    from ghapp.app import AppState
 
 HTTP_DRAIN_S = 3  # on SIGTERM, how long open HTTP requests may take to finish
 
@@ -65,7 +74,6 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
     Stops on SIGTERM or SIGINT: no new claims, running sessions get the grace period,
     then whatever still runs is handed back to the queue.
     """
-    import asyncio
     import signal
 
     from ghapp.app import AppState, start_wakeups, stop_everything
@@ -79,10 +87,11 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     wakeups = await start_wakeups(state)
+    metrics_server = None
     if metrics_port is not None:  # counters of this process: sessions, runs, notifications
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port, addr=settings.host, registry=state.metrics.registry)
+        # Bound here, so a taken port fails `ghapp worker` at start, not the first scrape.
+        sock = socket.create_server((settings.host, metrics_port))
+        metrics_server = await serve_metrics(state, sock)
     worker = build_worker(
         settings, state.db, state.clock, state.signals, concurrency, metrics=state.metrics
     )
@@ -94,3 +103,39 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
         await stop.wait()
     finally:
         await stop_everything(state, worker, [scheduler], wakeups, dispose=True)
+        if metrics_server is not None:
+            server, task = metrics_server
+            server.should_exit = True
+            await task
+
+
+async def serve_metrics(
+    state: AppState, sock: socket.socket
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """``GET /metrics`` of a worker process, on its own port, behind the same token check
+    as the web server's (``GHAPP_METRICS_TOKEN``)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from ghapp.app import metrics
+
+    app = Starlette(routes=[Route("/metrics", metrics, methods=["GET"])])
+    app.state.ghapp = state
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="off",
+    )
+    server = _SignalFreeServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="metrics-server")
+    return server, task
+
+
+class _SignalFreeServer(uvicorn.Server):
+    """A server inside `ghapp worker`, which handles SIGTERM itself and stops this one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

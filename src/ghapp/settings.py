@@ -153,6 +153,20 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, `GET /metrics` needs `Authorization: Bearer <this>` "
+        "(Prometheus: `authorization: {credentials: …}` in the scrape config).",
+    )
+    auth_failure_limit: int = Field(
+        10,
+        ge=1,
+        description="Wrong tokens (API or sign-in) one client may send per window before it "
+        "is answered 429.",
+    )
+    auth_failure_window_seconds: float = Field(
+        60, gt=0, description="The window over which wrong tokens are counted, per client."
+    )
 
     @field_validator("github_api_url", "git_url", "public_url")
     @classmethod

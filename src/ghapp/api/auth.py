@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
+from ghapp.access import ADMIN, Scope
 from ghapp.api.errors import ApiError
+from ghapp.api.throttle import Throttled, client_of
 from ghapp.db.models import ApiToken, AuditEntry, Repository
 from ghapp.db.types import utcnow
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 TOKEN_PREFIX = "ghapp_"  # noqa: S105 (a prefix, not a secret)
 LAST_USED_EVERY = timedelta(minutes=1)  # a write per request would cost more than the read
+NEEDS_ADMIN = "this needs an admin token"
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="ghapp"'}
 
 
@@ -69,19 +72,30 @@ class Principal:
                     self._repo_ids = frozenset(row[0] for row in rows)
         return self._repo_ids
 
-    async def check_repo(self, db: Database, repo_id: int | None) -> None:
-        """403 unless this token may act on ``repo_id`` (None: installation-wide, admin only)."""
-        if self.is_admin:
-            return
-        if repo_id is None or repo_id not in await self.repo_ids(db):
-            raise ApiError(403, "this token is not allowed to act on that repository")
+    async def scope(self, db: Database) -> Scope:
+        return ADMIN if self.is_admin else Scope(await self.repo_ids(db))
 
-    def require_admin(self) -> None:
+    async def sees(self, db: Database, repo_id: int | None) -> bool:
+        return (await self.scope(db)).sees(repo_id)
+
+    async def check_repo(
+        self, db: Database, repo_id: int | None, missing: str = "not found"
+    ) -> None:
+        """404 unless this token may act on ``repo_id`` (None: installation-wide, admin
+        only): a tenant is told exactly what it would be told if the thing did not exist."""
+        if not await self.sees(db, repo_id):
+            raise ApiError(404, missing)
+
+    def require_admin(self, why: str = "") -> None:
         if not self.is_admin:
-            raise ApiError(403, "this needs an admin token")
+            raise ApiError(
+                403, f"{why}: this needs an admin token" if why else "this needs an admin token"
+            )
 
 
 async def authenticate(request: Request, state: AppState) -> Principal:
+    """The caller of an API request, from its bearer token. A client that keeps sending
+    wrong tokens is answered 429 for a while (:mod:`ghapp.api.throttle`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -89,6 +103,20 @@ async def authenticate(request: Request, state: AppState) -> Principal:
         raise ApiError(
             401, "an API token is required (Authorization: Bearer …)", headers=UNAUTHORIZED
         )
+    client = client_of(request)
+    try:
+        state.throttle.check(client)
+    except Throttled as exc:
+        raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    principal = await principal_for_token(state, token)
+    if principal is None:
+        state.throttle.failed(client)
+        raise ApiError(401, "unknown or revoked API token", headers=UNAUTHORIZED)
+    return principal
+
+
+async def principal_for_token(state: AppState, token: str) -> Principal | None:
+    """Who ``token`` is (the admin token, or a live API token), or None."""
     digest = hash_token(token)
     admin = state.settings.admin_token
     if admin is not None and hmac.compare_digest(digest, hash_token(admin.get_secret_value())):
@@ -100,7 +128,7 @@ async def authenticate(request: Request, state: AppState) -> Principal:
             )
         ).first()
     if row is None:
-        raise ApiError(401, "unknown or revoked API token", headers=UNAUTHORIZED)
+        return None
     await _note_use(state.db, row)
     return Principal(
         name=row.name,

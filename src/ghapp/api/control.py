@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from ghapp.access import ADMIN_ONLY
 from ghapp.api.core import Api, Call
 from ghapp.api.schemas import (
     AuditOut,
@@ -101,7 +102,7 @@ async def scheduler_stop(call: Call) -> Any:
 
 
 async def _set(call: Call, stopped: bool) -> Any:
-    call.principal.require_admin()
+    call.principal.require_admin(ADMIN_ONLY["scheduler"])
     now = call.state.clock.now()
     before = await call.state.scheduler.is_stopped()
     await set_stopped(call.state.db, stopped, now)

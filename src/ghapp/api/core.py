@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ghapp.access import Scope
 from ghapp.api.auth import Principal, authenticate
 from ghapp.api.errors import ApiError, details, invalid, problem
 from ghapp.jobs.service import JobError, JobForbidden, JobNotFound
@@ -51,6 +52,9 @@ class Call:
     @property
     def actor(self) -> str:
         return self.principal.actor
+
+    async def scope(self) -> Scope:
+        return await self.principal.scope(self.state.db)
 
     @property
     def body(self) -> Any:

@@ -63,9 +63,10 @@ READ_ONLY = "this job comes from .github/ghapp.yml: change it there"
 
 async def _repo(call: Call) -> int:
     repo_id = call.path["repo_id"]
-    await call.principal.check_repo(call.state.db, repo_id)
+    missing = "no such repository (is the app installed on it?)"
+    await call.principal.check_repo(call.state.db, repo_id, missing)
     if not await repo_exists(call.state.db, repo_id):
-        raise ApiError(404, "no such repository (is the app installed on it?)")
+        raise ApiError(404, missing)
     return repo_id
 
 
@@ -111,7 +112,7 @@ async def create_schedule(call: Call) -> Any:
     repo_id = await _repo(call)
     data = {**call.body.model_dump(exclude_unset=True), "repo_id": repo_id}
     return schedule_out(
-        await call.state.jobs.create(data, actor=call.actor, admin=call.principal.is_admin)
+        await call.state.jobs.create(data, actor=call.actor, scope=await call.scope())
     )
 
 
@@ -136,9 +137,7 @@ async def update_schedule(call: Call) -> Any:
     _writable(job)
     changes = call.body.model_dump(exclude_unset=True)
     return schedule_out(
-        await call.state.jobs.update(
-            job.id, changes, actor=call.actor, admin=call.principal.is_admin
-        )
+        await call.state.jobs.update(job.id, changes, actor=call.actor, scope=await call.scope())
     )
 
 
@@ -267,7 +266,8 @@ async def list_tasks(call: Call) -> Any:
     q = call.query
     query = await scoped(select(Job), Job.repo_id, call.principal, call.state.db)
     if q.repo:
-        query = query.where(Job.repo_id == await resolve_repo(call.state.db, q.repo))
+        repo_id = await resolve_repo(call.state.db, call.principal, q.repo)
+        query = query.where(Job.repo_id == repo_id)
     if q.enabled is not None:
         query = query.where((Job.status == "active") if q.enabled else (Job.status != "active"))
     if q.task_type:
@@ -303,10 +303,10 @@ async def create_task(call: Call) -> Any:
     body = call.body.model_dump(exclude_unset=True)
     data = task_spec(body, current=None)
     if body.get("repo"):
-        data["repo_id"] = await resolve_repo(call.state.db, body["repo"], "body")
-    await call.principal.check_repo(call.state.db, data.get("repo_id"))
+        data["repo_id"] = await resolve_repo(call.state.db, call.principal, body["repo"], "body")
     return await _task(
-        call, await call.state.jobs.create(data, actor=call.actor, admin=call.principal.is_admin)
+        call,
+        await call.state.jobs.create(data, actor=call.actor, scope=await call.scope()),
     )
 
 
@@ -337,14 +337,10 @@ async def update_task(call: Call) -> Any:
     body = call.body.model_dump(exclude_unset=True)
     changes = task_spec(body, current=job)
     if body.get("repo"):
-        changes["repo_id"] = await resolve_repo(call.state.db, body["repo"], "body")
-    if "repo_id" in changes:
-        await call.principal.check_repo(call.state.db, changes["repo_id"])
+        changes["repo_id"] = await resolve_repo(call.state.db, call.principal, body["repo"], "body")
     return await _task(
         call,
-        await call.state.jobs.update(
-            job.id, changes, actor=call.actor, admin=call.principal.is_admin
-        ),
+        await call.state.jobs.update(job.id, changes, actor=call.actor, scope=await call.scope()),
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ghapp.access import ADMIN_ONLY
 from ghapp.api.core import Api, Call
-from ghapp.api.errors import ApiError, camel_field
+from ghapp.api.errors import ApiError, camel_field, invalid
 from ghapp.api.schemas import (
     NotifierIn,
     NotifierOut,
@@ -34,17 +35,20 @@ def _spec_changes(body: dict[str, Any]) -> dict[str, Any]:
 
 async def _visible(call: Call, row: Notifier) -> bool:
     """Non-admin tokens see notifiers limited to repositories all within their scope."""
-    if call.principal.is_admin:
-        return True
-    allowed = await call.principal.repo_ids(call.state.db)
-    return bool(row.repo_ids) and set(row.repo_ids) <= allowed
+    return (await call.principal.scope(call.state.db)).sees_all(row.repo_ids or ())
 
 
 async def _check_scope(call: Call, repo_ids: list[int]) -> None:
-    if call.principal.is_admin:
+    """A tenant's notifiers are limited to its own repositories; one for every repository
+    is an admin's. Another tenant's repository is refused as an unknown one."""
+    scope = await call.principal.scope(call.state.db)
+    if scope.is_admin:
         return
-    if not repo_ids or not set(repo_ids) <= await call.principal.repo_ids(call.state.db):
-        raise ApiError(403, "this token may only manage notifiers limited to its repositories")
+    if not repo_ids:
+        raise ApiError(403, ADMIN_ONLY["global_notifier"] + ": only an admin token may add one")
+    for repo_id in repo_ids:
+        if not scope.sees(repo_id):
+            raise invalid("repoIds", f"unknown repository {repo_id}", "body")
 
 
 async def _load(call: Call) -> Notifier:
@@ -55,7 +59,7 @@ async def _load(call: Call) -> Notifier:
     except NotifierNotFound:
         raise ApiError(404, "no such notifier") from None
     if not await _visible(call, row):
-        raise ApiError(403, "this token may not see that notifier")
+        raise ApiError(404, "no such notifier")
     return row
 
 
@@ -155,12 +159,19 @@ async def delete_webhook(call: Call) -> None:
     errors=(404,),
 )
 async def test_webhook(call: Call) -> Any:
+    """The status and a standard reason for everyone; the receiver's words for admins only.
+
+    A tenant's receiver is of its own choosing, and its body could be anything a server
+    reachable from ghapp says: echoing it would make ghapp a way to read such servers. An
+    admin already decides where ghapp may send (GHAPP_NOTIFY_ALLOW_HOSTS), and an excerpt
+    of the answer (Slack's ``invalid_payload``, say) is what fixes a misconfigured notifier.
+    """
     row = await _load(call)
     attempt = await call.state.notifiers.test_now(row.id, call.actor, call.state.settings)
     return TestResult(
         ok=attempt.ok,
         status_code=attempt.status_code,
-        response=attempt.response,
+        response=attempt.response if call.principal.is_admin else None,
         error=attempt.error,
         duration_ms=attempt.duration_ms,
     )

@@ -31,11 +31,12 @@ ERROR_SCHEMA = {
 REASONS = {
     400: "The body is not valid JSON",
     401: "No token, or an unknown or revoked one",
-    403: "The token may not act on this repository, or this needs an admin token",
-    404: "No such object",
+    403: "This needs an admin token",
+    404: "No such object (another repository's objects are not found for a limited token)",
     409: "The object is not in a state this action applies to",
     413: "The body is too large",
     422: "Invalid input: each problem names its field and reason",
+    429: "Too many wrong tokens from this client: wait the Retry-After seconds",
     502: "GitHub could not be reached for what this needs",
 }
 
@@ -137,7 +138,7 @@ def _responses(endpoint: Endpoint, components: _Components) -> dict[str, Any]:
             "description": endpoint.summary,
             "content": {"application/json": {"schema": schema}},
         }
-    codes = {401, 403, 422, *endpoint.errors}
+    codes = {401, 403, 422, 429, *endpoint.errors}
     if endpoint.path_params:
         codes.add(404)
     if endpoint.body is not None:

@@ -66,8 +66,9 @@ async def scoped(query: Select[Any], repo_column: Any, who: Principal, db: Datab
     return query.where(repo_column.in_(sorted(await who.repo_ids(db))))
 
 
-async def resolve_repo(db: Database, repo: str, where: str = "query") -> int:
-    """A repository by id or ``owner/name`` (case-insensitive)."""
+async def resolve_repo(db: Database, who: Principal, repo: str, where: str = "query") -> int:
+    """A repository by id or ``owner/name`` (case-insensitive), among those ``who`` sees:
+    another tenant's repository is as unknown as one that does not exist."""
     async with db.read() as conn:
         if repo.isdigit():
             found = await conn.scalar(select(Repository.id).where(Repository.id == int(repo)))
@@ -75,7 +76,7 @@ async def resolve_repo(db: Database, repo: str, where: str = "query") -> int:
             found = await conn.scalar(
                 select(Repository.id).where(func.lower(Repository.full_name) == repo.lower())
             )
-    if found is None:
+    if found is None or not await who.sees(db, int(found)):
         raise invalid("repo", f"unknown repository {repo!r}", where)
     return int(found)
 
@@ -90,7 +91,7 @@ async def load_job(db: Database, who: Principal, job_id: int) -> Job:
         job = await session.get(Job, job_id)
     if job is None:
         raise ApiError(404, "no such job")
-    await who.check_repo(db, job.repo_id)
+    await who.check_repo(db, job.repo_id, "no such job")
     return job
 
 
@@ -99,7 +100,7 @@ async def load_run(db: Database, who: Principal, run_id: int) -> Any:
         run = (await conn.execute(select(Run).where(Run.id == run_id))).first()
     if run is None:
         raise ApiError(404, "no such run")
-    await who.check_repo(db, run.repo_id)
+    await who.check_repo(db, run.repo_id, "no such run")
     return run
 
 

@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ghapp.access import Scope
 from ghapp.api.auth import Principal
 from ghapp.api.errors import ApiError
 from ghapp.dashboard import describe
@@ -118,13 +119,13 @@ class Ctx:
             raise PageError(404, "Not found.")
         return int(raw)
 
+    async def scope(self) -> Scope:
+        return await self.principal.scope(self.state.db)
+
     async def check_repo(self, repo_id: int | None) -> None:
-        try:
-            await self.principal.check_repo(self.state.db, repo_id)
-        except ApiError as exc:
-            raise PageError(
-                exc.status, "Your token is not allowed to see that repository."
-            ) from None
+        """Another tenant's things are not found, exactly like things that do not exist."""
+        if not await self.principal.sees(self.state.db, repo_id):
+            raise PageError(404, "Not found.")
 
     def wants_json(self) -> bool:
         return self.request.headers.get("x-requested-with") == "ghapp-dashboard"

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from starlette.responses import Response, StreamingResponse
 
 from ghapp.dashboard.core import Ctx
-from ghapp.db.models import Run, RunStatus, SchedulerState
+from ghapp.db.models import AuditEntry, Run, RunStatus, SchedulerState
 from ghapp.jobs.service import JOBS_VERSION
 
 POLL_SECONDS = 1.0
@@ -36,21 +36,30 @@ RETRY_MS = 1000
 
 
 async def fingerprint(ctx: Ctx) -> str:
-    """Changes whenever a run is added or changes state, or a job changes."""
+    """Changes whenever a run is added or changes state, or a job changes — among what the
+    signed-in token may see: a tenant's stream says nothing about other repositories."""
     unfinished = (RunStatus.queued.value, RunStatus.running.value)
+    scope = await ctx.scope()
+    runs = select(Run.status, func.count(), func.sum(Run.id)).where(Run.status.in_(unfinished))
+    newest = select(func.max(Run.id))
+    if scope.repo_ids is not None:
+        visible = sorted(scope.repo_ids)
+        runs, newest = runs.where(Run.repo_id.in_(visible)), newest.where(Run.repo_id.in_(visible))
+        # Every change to a job is audited with its repository: the newest such entry
+        # moves with any of them, and only with theirs.
+        changes = select(func.max(AuditEntry.id)).where(AuditEntry.repo_id.in_(visible))
     async with ctx.state.db.read() as conn:
-        newest = await conn.scalar(select(func.max(Run.id)))
-        rows = await conn.execute(
-            select(Run.status, func.count(), func.sum(Run.id))
-            .where(Run.status.in_(unfinished))
-            .group_by(Run.status)
-        )
+        newest_id = await conn.scalar(newest)
+        rows = await conn.execute(runs.group_by(Run.status))
         counts = {status: (int(count), int(total or 0)) for status, count, total in rows}
-        version = await conn.scalar(
-            select(SchedulerState.value).where(SchedulerState.key == JOBS_VERSION)
-        )
+        if scope.repo_ids is None:  # every job change bumps this one number
+            version = await conn.scalar(
+                select(SchedulerState.value).where(SchedulerState.key == JOBS_VERSION)
+            )
+        else:
+            version = f"a{await conn.scalar(changes) or 0}"
     parts = [
-        newest or 0,
+        newest_id or 0,
         *counts.get("queued", (0, 0)),
         *counts.get("running", (0, 0)),
         version or 0,

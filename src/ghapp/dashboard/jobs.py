@@ -57,10 +57,10 @@ async def create_job(ctx: Ctx) -> Response:
     values = form_values(ctx.form)
     data, errors = spec_data(values, admin=ctx.principal.is_admin)
     if data.get("repo_id") is not None:
-        await ctx.check_repo(data["repo_id"])  # out of scope: 403 before anything else
+        await ctx.check_repo(data["repo_id"])  # out of scope: 404 before anything else
     if not errors:
         try:
-            job = await ctx.state.jobs.create(data, actor=ctx.actor, admin=ctx.principal.is_admin)
+            job = await ctx.state.jobs.create(data, actor=ctx.actor, scope=await ctx.scope())
         except ValidationError as exc:
             errors = field_errors(exc)
         except JobError as exc:
@@ -96,7 +96,7 @@ async def update_job(ctx: Ctx) -> Response:
     if not errors:
         try:
             job = await ctx.state.jobs.update(
-                job.id, data, actor=ctx.actor, admin=ctx.principal.is_admin
+                job.id, data, actor=ctx.actor, scope=await ctx.scope()
             )
         except ValidationError as exc:
             errors = field_errors(exc)

@@ -7,6 +7,7 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ghapp.api.throttle import Throttled, client_of
 from ghapp.dashboard.core import Dashboard, read_form, safe_next
 from ghapp.dashboard.session import (
     CSRF_FIELD,
@@ -17,7 +18,10 @@ from ghapp.dashboard.session import (
     csrf_matches,
     principal_of,
     sign_in,
+    sign_out,
 )
+
+TOO_MANY = "Too many wrong tokens from your address. Try again in {} seconds."
 
 
 def login_routes(dashboard: Dashboard) -> tuple:  # type: ignore[type-arg]
@@ -41,8 +45,16 @@ def login_routes(dashboard: Dashboard) -> tuple:  # type: ignore[type-arg]
                 status=403,
                 error="The sign-in form expired or did not come from this server. Try again.",
             )
+        client = client_of(request)
+        try:
+            state.throttle.check(client)
+        except Throttled as exc:
+            response = _form(request, next_path, status=429, error=TOO_MANY.format(exc.retry_after))
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         session = await sign_in(state, form.get("token"), now=state.clock.now().timestamp())
         if session is None:
+            state.throttle.failed(client)
             return _form(request, next_path, status=401, error="Unknown or revoked token.")
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(
@@ -64,6 +76,8 @@ def login_routes(dashboard: Dashboard) -> tuple:  # type: ignore[type-arg]
         given = request.headers.get("x-csrf-token") or form.get(CSRF_FIELD)
         if session is not None and not csrf_matches(session.csrf, given):
             return Response("CSRF check failed", status_code=403, media_type="text/plain")
+        if session is not None:  # a copy of the cookie must not outlive signing out
+            await sign_out(state, session)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(
             SESSION_COOKIE,

@@ -123,7 +123,8 @@ async def test_notifier(ctx: Ctx) -> Response:
         "name": row.name,
         "ok": attempt.ok,
         "status_code": attempt.status_code,
-        "response": (attempt.response or "")[:RESPONSE_SHOWN],
+        # Only admins see what the receiver said (see ghapp.api.notifiers.test_webhook).
+        "response": (attempt.response or "")[:RESPONSE_SHOWN] if ctx.principal.is_admin else "",
         "error": attempt.error,
         "duration_ms": attempt.duration_ms,
     }
@@ -170,10 +171,8 @@ async def _visible_rows(ctx: Ctx) -> list[Notifier]:
 
 async def _load(ctx: Ctx) -> Notifier:
     row = await ctx.state.notifiers.get(ctx.int_param("notifier_id"))
-    if not ctx.principal.is_admin:
-        allowed = await ctx.principal.repo_ids(ctx.state.db)
-        if not row.repo_ids or not set(row.repo_ids) <= allowed:
-            raise PageError(403, "Your token may not see that notifier.")
+    if not (await ctx.scope()).sees_all(row.repo_ids or ()):
+        raise PageError(404, "Not found.")
     return row
 
 
@@ -184,7 +183,7 @@ async def _check_scope(ctx: Ctx, repo_ids: list[int], errors: dict[str, str]) ->
     if not repo_ids:
         errors.setdefault("repo_ids", "choose at least one of your token's repositories")
     elif not set(repo_ids) <= await ctx.principal.repo_ids(ctx.state.db):
-        raise PageError(403, "Your token may only manage notifiers for its own repositories.")
+        errors.setdefault("repo_ids", "choose only your token's repositories")
 
 
 def _view(ctx: Ctx, row: Notifier) -> dict[str, Any]:

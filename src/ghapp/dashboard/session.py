@@ -15,13 +15,14 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from ghapp.api.auth import Principal, authenticate, hash_token
-from ghapp.api.errors import ApiError
-from ghapp.db.models import ApiToken
+from ghapp.api.auth import Principal, hash_token, principal_for_token
+from ghapp.db.core import dialect_insert
+from ghapp.db.models import ApiToken, SignedOutSession
 
 if TYPE_CHECKING:
     from ghapp.app import AppState
@@ -132,21 +133,13 @@ def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-class _TokenRequest:
-    """Just enough of a request for :func:`ghapp.api.auth.authenticate`."""
-
-    def __init__(self, token: str) -> None:
-        self.headers = {"authorization": f"Bearer {token}"}
-
-
 async def sign_in(state: AppState, token: str, now: float | None = None) -> DashboardSession | None:
     """Check ``token`` exactly as the API does; a new session for it, or None."""
     token = token.strip()
     if not token or len(token) > 1000:
         return None
-    try:
-        principal = await authenticate(_TokenRequest(token), state)  # type: ignore[arg-type]
-    except ApiError:
+    principal = await principal_for_token(state, token)
+    if principal is None:
         return None
     expires = int(now if now is not None else time.time()) + SESSION_SECONDS
     if principal.token_id is None:  # the bootstrap admin token
@@ -154,8 +147,39 @@ async def sign_in(state: AppState, token: str, now: float | None = None) -> Dash
     return DashboardSession("token", principal.token_id, expires, new_csrf())
 
 
+def session_hash(session: DashboardSession) -> str:
+    """Names one session: its CSRF token is random per sign-in and never leaves the cookie
+    and the pages of that session; only this digest of it is stored."""
+    return hashlib.sha256(b"ghapp session:" + session.csrf.encode()).hexdigest()
+
+
+async def sign_out(state: AppState, session: DashboardSession) -> None:
+    """End ``session`` on the server: a copy of its cookie is refused from now on."""
+    now = state.clock.now()
+    expires = datetime.fromtimestamp(session.expires, UTC)
+    table = SignedOutSession.__table__  # type: ignore[attr-defined]
+    async with state.db.write() as conn:
+        await conn.execute(delete(table).where(table.c.expires_at < now))  # no longer needed
+        if expires > now:
+            row = {"session_hash": session_hash(session), "expires_at": expires}
+            await conn.execute(dialect_insert(conn, table).values(**row).on_conflict_do_nothing())
+
+
+async def signed_out(state: AppState, session: DashboardSession) -> bool:
+    async with state.db.read() as conn:
+        found = await conn.scalar(
+            select(SignedOutSession.session_hash).where(
+                SignedOutSession.session_hash == session_hash(session)
+            )
+        )
+    return found is not None
+
+
 async def principal_of(state: AppState, session: DashboardSession) -> Principal | None:
-    """Who the session's token is now; None when it was revoked or changed."""
+    """Who the session's token is now; None when it was revoked or changed, or the session
+    was signed out."""
+    if await signed_out(state, session):
+        return None
     if session.who == "admin":
         mark = admin_mark(state.settings)
         if mark is None or session.admin_mark is None:

@@ -387,6 +387,16 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class SignedOutSession(SQLModel, table=True):
+    """A dashboard session ended by signing out: its cookie is refused until it would have
+    expired anyway. Kept as a digest of the session's own random id, never the cookie."""
+
+    __tablename__ = "signed_out_sessions"
+
+    session_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    expires_at: datetime = _ts(nullable=False, index=True)
+
+
 class AuditEntry(SQLModel, table=True):
     """One change or manual action: who, what, when, before/after (secrets masked)."""
 

@@ -15,6 +15,7 @@ from sqlalchemy import Integer, Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ghapp.access import ADMIN, ADMIN_ONLY, Scope
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import dialect_insert
@@ -52,17 +53,31 @@ class JobForbidden(JobError):
     """A change only an admin may make (the caller's token is not an admin's)."""
 
 
-def admin_only(spec: JobSpec) -> list[tuple[str, str]]:
-    """The settings of ``spec`` that only an admin may give a job, with why."""
+SCOPE_FIELDS = ("repo_id", "installation_id", "repo_selection", "repo_ids")
+
+
+def admin_only(spec: JobSpec, before: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """The settings of ``spec`` that only an admin may give a job, with why. ``before`` is
+    the job as it was, for a change: moving a job is an admin's decision too."""
     found = []
-    if spec.permission_mode == "bypassPermissions":
-        found.append(
-            (
-                "permission_mode",
-                "bypassPermissions lets a session run anything without asking: only an admin "
-                "token may set it, or change a job that has it",
-            )
+    if spec.permission_mode == "bypassPermissions" or (
+        before is not None and before.get("permission_mode") == "bypassPermissions"
+    ):
+        reason = (
+            ADMIN_ONLY["bypass"] + ": only an admin token may set it, or change a job that has it"
         )
+        found.append(("permission_mode", reason))
+    if spec.runner == "shell" or (before is not None and before.get("runner") == "shell"):
+        found.append(("runner", ADMIN_ONLY["shell"] + ": only an admin token may set it"))
+    if spec.repo_selection != "one" or spec.repo_id is None:
+        found.append(("repo_selection", ADMIN_ONLY["installation"] + ": only an admin token may"))
+    if before is not None:
+        if before.get("runner") != spec.runner:
+            found.append(("runner", ADMIN_ONLY["move"] + ": only an admin token may"))
+        for name in SCOPE_FIELDS:
+            if before.get(name) != getattr(spec, name):
+                found.append((name, ADMIN_ONLY["move"] + ": only an admin token may"))
+                break
     return found
 
 
@@ -134,13 +149,15 @@ class JobService:
         return job
 
     async def create(
-        self, data: Mapping[str, Any], actor: str, source: str = "api", *, admin: bool = True
+        self, data: Mapping[str, Any], actor: str, source: str = "api", *, scope: Scope = ADMIN
     ) -> Job:
+        """Create a job. ``scope`` is the caller's: a tenant names only its repositories'
+        things, and some settings are an admin's (:func:`admin_only`)."""
         spec = self.validate(data, await self.commands_for(data))
-        _check_admin_only(spec, admin)
+        _check_admin_only(spec, scope, before=None)
         now = self.clock.now()
         async with self.db.session() as session:
-            await self._check_references(session, spec, job_id=None)
+            await self._check_references(session, spec, job_id=None, scope=scope, before=None)
             job = Job(**spec.model_dump(), source=source, created_by=actor)
             job.created_at = job.updated_at = now
             _retime(job, now)
@@ -152,7 +169,7 @@ class JobService:
         return job
 
     async def update(
-        self, job_id: int, changes: Mapping[str, Any], actor: str, *, admin: bool = True
+        self, job_id: int, changes: Mapping[str, Any], actor: str, *, scope: Scope = ADMIN
     ) -> Job:
         now = self.clock.now()
         async with self.db.session() as session:
@@ -160,8 +177,10 @@ class JobService:
             before = spec_of(job)
             merged = {**before, **changes}
             spec = self.validate(merged, await self.commands_for(merged))
-            _check_admin_only(spec, admin)
-            await self._check_references(session, spec, job_id=job_id)
+            if not scope.sees(job.repo_id):
+                raise JobNotFound(job_id)
+            _check_admin_only(spec, scope, before=before)
+            await self._check_references(session, spec, job_id=job_id, scope=scope, before=before)
             for name, value in spec.model_dump().items():
                 setattr(job, name, value)
             if any(before.get(name) != merged.get(name) for name in TIMING_FIELDS) or (
@@ -291,9 +310,19 @@ class JobService:
         return job
 
     async def _check_references(
-        self, session: AsyncSession, spec: JobSpec, job_id: int | None
+        self,
+        session: AsyncSession,
+        spec: JobSpec,
+        job_id: int | None,
+        scope: Scope,
+        before: Mapping[str, Any] | None,
     ) -> None:
-        if spec.repo_id is not None and await session.get(Repository, spec.repo_id) is None:
+        """Everything a job names must exist and, for a tenant, be its own: what it cannot
+        see is refused in the very words used for what does not exist. A change is judged
+        on what it adds, so a tenant can still edit a job an admin gave a global notifier."""
+        if spec.repo_id is not None and (
+            await session.get(Repository, spec.repo_id) is None or not scope.sees(spec.repo_id)
+        ):
             raise JobError("repo_id", f"unknown repository {spec.repo_id} (is the app installed?)")
         for repo_id in spec.repo_ids:
             repo = await session.get(Repository, repo_id)
@@ -302,15 +331,24 @@ class JobService:
                     "repo_ids",
                     f"repository {repo_id} is not in installation {spec.installation_id}",
                 )
-        if spec.after_job_id is not None:
+        if spec.after_job_id is not None and spec.after_job_id != (before or {}).get(
+            "after_job_id"
+        ):
+            upstream = await session.get(Job, spec.after_job_id)
+            if upstream is None or not scope.sees(upstream.repo_id):
+                raise JobError("after_job_id", f"unknown job {spec.after_job_id}")
             await _check_chain(session, spec.after_job_id, job_id)
+        had = set((before or {}).get("notifier_ids") or ())
         for notifier_id in spec.notifier_ids:
-            if await session.get(Notifier, notifier_id) is None:
+            if notifier_id in had:
+                continue
+            row = await session.get(Notifier, notifier_id)
+            if row is None or not scope.sees_all(row.repo_ids or ()):
                 raise JobError("notifier_ids", f"unknown notifier {notifier_id}")
 
 
-def _check_admin_only(spec: JobSpec, admin: bool) -> None:
-    if not admin and (found := admin_only(spec)):
+def _check_admin_only(spec: JobSpec, scope: Scope, before: Mapping[str, Any] | None) -> None:
+    if not scope.is_admin and (found := admin_only(spec, before)):
         field, reason = found[0]
         raise JobForbidden(field, reason)
 
