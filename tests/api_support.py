@@ -19,6 +19,7 @@ from ghapp.app import create_app
 from ghapp.clock import FakeClock
 from ghapp.db import Database
 from ghapp.db.models import Run
+from tests import secrets_in_logs
 from tests.conftest import make_settings
 from tests.support import add_repository
 
@@ -64,17 +65,23 @@ class ApiUnderTest:
 
 
 @asynccontextmanager
-async def api_under_test(db_url: str, db: Database, tmp_path: Path) -> AsyncIterator[ApiUnderTest]:
+async def api_under_test(
+    db_url: str, db: Database, tmp_path: Path, **settings: Any
+) -> AsyncIterator[ApiUnderTest]:
+    """``settings`` override :func:`make_settings`'s."""
     await add_repository(db)
     await add_repository(
         db, repo_id=REPO_B, full_name=REPO_B_NAME, installation_id=42, account="octo-org"
     )
     settings = make_settings(
-        db_url, tmp_path, admin_token=ADMIN_TOKEN, secret_key=Fernet.generate_key().decode()
+        db_url,
+        tmp_path,
+        **{"admin_token": ADMIN_TOKEN, "secret_key": Fernet.generate_key().decode(), **settings},
     )
     clock = FakeClock(NOW)
     app = create_app(settings, db=db, clock=clock)
     created = await create_token(db, "team-b", [REPO_B_NAME], is_admin=False, actor="test")
+    secrets_in_logs.register(created.token)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ghapp.test") as http:
         yield ApiUnderTest(app, http, db, clock, created.token)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from ghapp.app import create_app
@@ -29,7 +30,11 @@ from ghapp.db.migrate import MIGRATIONS, upgrade
 from ghapp.settings import Settings
 from tests.support import SECRET
 
-pytest_plugins = ["tests.claude_cli"]  # the real Claude Code CLI and the model stand-in
+pytest_plugins = [
+    "tests.claude_cli",  # the real Claude Code CLI and the model stand-in
+    "tests.secrets_in_logs",  # fails the run if a log line carries a secret
+    "pytester",  # runs a small suite to show that check works
+]
 
 T = TypeVar("T")
 PG_URL = os.environ.get("GHAPP_TEST_DATABASE_URL")
@@ -203,9 +208,35 @@ def make_settings(db_url: str, tmp_path: Path, **overrides: object) -> Settings:
         "data_dir": tmp_path / "data",
         "github_api_url": "http://127.0.0.1:9",
         "git_url": "file:///nonexistent",
+        # The tests' receivers (notifier stand-ins) listen on loopback, which ghapp refuses
+        # to send to unless allowed, as an operator whose receivers live inside would allow.
+        "notify_allow_hosts": "127.0.0.1",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    register_secrets(settings)
+    return settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.claude_cli import API_KEY  # imported once pytest has loaded it as a plugin
+    from tests.secrets_in_logs import register
+
+    register(API_KEY)
+
+
+def register_secrets(settings: Settings) -> None:
+    """Every secret in ``settings``, for the check that no log line carries one."""
+    from tests.secrets_in_logs import register
+
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):  # a list of webhook secrets counts one by one
+            register(*value.get_secret_value().split(","))
+    try:
+        register(settings.private_key_pem())
+    except OSError:  # a key file a test made unreadable on purpose
+        pass
 
 
 @pytest.fixture

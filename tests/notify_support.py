@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
@@ -24,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ghapp.standins.serving import in_loop, loopback_config
+from tests import secrets_in_logs
 from tests.support import live_server
 
 
@@ -65,8 +69,24 @@ async def receiver(*script: Any) -> AsyncIterator[tuple[str, Receiver]]:
     state = Receiver(list(script))
     app = Starlette(routes=[Route("/hook", state.endpoint, methods=["POST"])])
     async with live_server(app) as base:
+        secrets_in_logs.register(f"{base}/hook")  # a notifier URL, as secret as Slack's
         try:
             yield f"{base}/hook", state
+        finally:
+            state.release.set()
+
+
+@asynccontextmanager
+async def https_receiver(directory: Path, *script: Any) -> AsyncIterator[tuple[int, Receiver]]:
+    """A :class:`Receiver` over TLS on loopback with ``directory``'s cert.pem and key.pem
+    (see :func:`self_signed`); yield its port."""
+    state = Receiver(list(script))
+    config = loopback_config(Starlette(routes=[Route("/hook", state.endpoint, methods=["POST"])]))
+    config.ssl_certfile = str(directory / "cert.pem")
+    config.ssl_keyfile = str(directory / "key.pem")
+    async with in_loop(uvicorn.Server(config), "HTTPS receiver") as server:
+        try:
+            yield server.servers[0].sockets[0].getsockname()[1], state
         finally:
             state.release.set()
 
@@ -97,10 +117,12 @@ class Mailbox:
         return "250 OK"
 
 
-def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a fresh certificate for 127.0.0.1, and a client trusting it."""
+def self_signed(directory: Path, host: str | None = None) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh certificate for 127.0.0.1 (or the name ``host``), and a
+    client trusting it; the files are ``cert.pem`` and ``key.pem`` in ``directory``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host or "127.0.0.1")])
+    subject = x509.DNSName(host) if host else x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -110,12 +132,7 @@ def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName([subject]), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = directory / "cert.pem", directory / "key.pem"

@@ -551,6 +551,22 @@ async def test_webhooks_add_asks_and_test_reports_failure(server) -> None:
     assert len(await notifiers(server.db)) == 1
 
 
+async def test_webhooks_add_refuses_an_internal_url(db_url, db, tmp_path) -> None:
+    """A server that allows no internal receiver (the default) says which field is wrong."""
+    key = Fernet.generate_key().decode()
+    settings = make_settings(
+        db_url, tmp_path, admin_token=ADMIN, secret_key=key, notify_allow_hosts=""
+    )
+    async with live_server(create_app(settings, db=db)) as base:
+        refused = await ghapp(
+            base,
+            *("schedule", "webhooks", "add", "--type", "generic", "--name", "x", "--events", ""),
+            *("--url", "http://0x7f000001:5432/"),
+        )
+    assert "webhookUrl: the host is an internal address (loopback)" in one_line_error(refused)
+    assert await notifiers(db) == []
+
+
 async def test_webhooks_add_email_asks_for_addresses(server) -> None:
     answers = "email\nops@example.com, dev@example.org\nmail\ntask_failed\n"
     added = await server.cli("schedule", "webhooks", "add", input=answers)

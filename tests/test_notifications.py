@@ -8,7 +8,6 @@ import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, select, update
@@ -20,16 +19,19 @@ from ghapp.db.models import AuditEntry, Job, Notification, Notifier, Run, RunSta
 from ghapp.notify.crypto import SecretBox
 from ghapp.notify.dispatch import DISABLE_AFTER, Dispatcher
 from ghapp.notify.email import SmtpSettings
+from ghapp.notify.outbound import Outbound
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
 from ghapp.runs import finish_run
 from ghapp.signals import Signals
+from tests import secrets_in_logs
 from tests.notify_support import closed_port, receiver, self_signed, smtp_server
 from tests.support import add_repository
 
 NOW = datetime(2026, 1, 19, 9, 0, tzinfo=UTC)
 REPO = 186853002
 PUBLIC = "https://ghapp.example"
+LOOPBACK = Outbound.from_allow("127.0.0.1")  # the receivers here are all on loopback
 
 
 class Setup:
@@ -38,12 +40,12 @@ class Setup:
         self.clock = FakeClock(NOW)
         self.signals = Signals()
         self.box = SecretBox(Fernet.generate_key().decode())
-        self.service = NotifierService(db, self.clock, self.box, PUBLIC)
-        self.http = httpx.AsyncClient()
+        self.service = NotifierService(db, self.clock, self.box, PUBLIC, LOOPBACK)
+        self.http = LOOPBACK.client()
         self.smtp = smtp or SmtpSettings(host=None)
 
     def dispatcher(self, db: Database | None = None, timeout_s: float = 5.0) -> Dispatcher:
-        service = NotifierService(db or self.db, self.clock, self.box, PUBLIC)
+        service = NotifierService(db or self.db, self.clock, self.box, PUBLIC, LOOPBACK)
         sender = Sender(self.http, self.smtp, timeout_s)
         return Dispatcher(
             db or self.db,
@@ -58,6 +60,7 @@ class Setup:
     async def notifier(self, **spec: Any) -> int:
         values = {"name": "ops", "type": "generic", **spec}
         secret = values.pop("secret", None)
+        secrets_in_logs.register(values.get("url"), secret)
         row = await self.service.create(values, actor="test", secret=secret)
         return int(row.id)
 
@@ -344,7 +347,7 @@ async def test_other_4xx_fail_at_once(setup):
         setup.clock.advance(timedelta(hours=1))
         await setup.dispatcher().deliver_due()
     [row] = await setup.notifications()
-    assert (row.status, row.attempts, row.error) == ("failed", 1, "HTTP 404")
+    assert (row.status, row.attempts, row.error) == ("failed", 1, "HTTP 404 Not Found")
     assert len(got.got) == 1
 
 
@@ -516,7 +519,8 @@ async def test_the_api_test_route_reports_the_receivers_answer(db_url, db, tmp_p
         answer = await api.http.post(f"/api/scheduler/webhooks/{hook_id}/test", headers=api.admin())
         assert answer.status_code == 200
         result = answer.json()
-        assert (result["ok"], result["statusCode"], result["error"]) == (False, 503, "HTTP 503")
+        expected = (False, 503, "HTTP 503 Service Unavailable")
+        assert (result["ok"], result["statusCode"], result["error"]) == expected
         assert '"status":503' in result["response"]
         assert got.got[0].json()["blocks"][0]["text"]["text"].startswith("✅ Task completed")
         again = await api.http.post(f"/api/scheduler/webhooks/{hook_id}/test", headers=api.admin())

@@ -3,6 +3,10 @@
 ``log.info("webhook stored", extra={"delivery_id": …})`` becomes
 ``{"ts": …, "level": "info", "logger": "ghapp.webhooks", "msg": "webhook stored",
 "delivery_id": …}``. Callers never pass secrets or payload bodies in ``extra``.
+
+Nor do the libraries: httpx logs every request's full URL at INFO, and a Slack or Discord
+webhook URL *is* its secret. Its loggers are kept at WARNING, and its request lines carry
+masked URLs whatever the level (:func:`mask_request_urls`).
 """
 
 from __future__ import annotations
@@ -61,3 +65,32 @@ def configure(level: str = "info", stream: object = None) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log is one more line per webhook; ours already says what happened.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for name in QUIET_LIBRARIES:  # request lines with URLs, connection chatter
+        logging.getLogger(name).setLevel(logging.WARNING)
+    mask_request_urls()
+
+
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
+
+class MaskUrls(logging.Filter):
+    """Replaces every URL among a record's arguments with its masked form."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import httpx
+
+        from ghapp.notify.crypto import mask_url
+
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                mask_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def mask_request_urls() -> None:
+    """Mask the URLs in httpx's request lines, once: a notifier's URL is a secret even
+    where ghapp did not configure logging (embedded, or a test run at INFO)."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, MaskUrls) for f in httpx_log.filters):
+        httpx_log.addFilter(MaskUrls())

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(
         5, ge=1, le=20, description="Attempts per notification (network errors, 5xx, 429)."
     )
+    notify_allow_hosts: str = Field(
+        "",
+        description="Comma-separated host names and networks (CIDR, or one address) that "
+        "notifiers may reach although they are internal: loopback, private, link-local and "
+        "other non-public addresses are refused otherwise (e.g. `hooks.corp.internal,"
+        "10.20.0.0/16`).",
+    )
     smtp_host: str | None = Field(None, description="SMTP server for e-mail notifiers.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port.")
     smtp_security: Literal["starttls", "tls", "none"] = Field(
@@ -172,6 +179,14 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("notify_allow_hosts")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        from ghapp.notify.outbound import parse_allow
+
+        parse_allow(value)  # a typo in a network must not silently allow nothing
+        return value
 
     # -- derived values ---------------------------------------------------------------
 

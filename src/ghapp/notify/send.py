@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from ghapp.notify.formats import format_for
+from ghapp.notify.outbound import DestinationRefused
 
 TIMEOUT_S = 10.0
 SIGNATURE_HEADER = "X-Ghapp-Signature-256"
@@ -57,6 +58,10 @@ async def deliver(
     started = time.monotonic()
     try:
         answer = await client.post(url, content=body, headers=headers, timeout=timeout_s)
+    except DestinationRefused as exc:  # will not change by trying again
+        return Attempt(False, None, None, f"not sent: {exc}", _ms(started))
+    except (httpx.InvalidURL, UnicodeError):  # a host name that cannot be spelt in DNS
+        return Attempt(False, None, None, "not sent: the URL's host is not valid", _ms(started))
     except httpx.TimeoutException:
         error = f"no answer within {timeout_s:g} s"
         return Attempt(False, None, None, error, _ms(started), retryable=True)
@@ -69,7 +74,8 @@ async def deliver(
         ok=ok,
         status_code=code,
         response=answer.text[:500],
-        error=None if ok else f"HTTP {code}",
+        # The standard phrase, not the receiver's: its status line is its own text.
+        error=None if ok else f"HTTP {code} {httpx.codes.get_reason_phrase(code)}".strip(),
         duration_ms=_ms(started),
         # Network errors, 5xx and 429 are worth another try; other 4xx are not.
         retryable=not ok and (code >= 500 or code == 429),

@@ -1,7 +1,9 @@
 """Creating, changing, testing and deleting notifiers — audited, URLs encrypted at rest.
 
 The URL (and a generic notifier's signing secret) are stored as Fernet ciphertext; every
-view of a notifier — API answers, audit entries, logs — carries the masked URL only.
+view of a notifier — API answers, audit entries, logs — carries the masked URL only. A URL
+pointing inside (loopback, private network…) is refused when saved unless allowed
+(:mod:`ghapp.notify.outbound`), and refused again when sent.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import select
 
 from ghapp.clock import Clock
@@ -16,6 +20,7 @@ from ghapp.db import Database
 from ghapp.db.models import AuditEntry, Notification, Notifier
 from ghapp.notify.crypto import SecretBox, mask_address, mask_url
 from ghapp.notify.formats import event_payload
+from ghapp.notify.outbound import Outbound
 from ghapp.notify.send import Attempt
 from ghapp.notify.sender import Sender
 from ghapp.notify.spec import NotifierSpec
@@ -29,11 +34,19 @@ class NotifierNotFound(LookupError):
 
 
 class NotifierService:
-    def __init__(self, db: Database, clock: Clock, box: SecretBox, public_url: str = "") -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        box: SecretBox,
+        public_url: str = "",
+        outbound: Outbound | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.box = box
         self.public_url = public_url.rstrip("/")
+        self.outbound = outbound or Outbound()
 
     async def get(self, notifier_id: int) -> Notifier:
         async with self.db.read_session() as session:
@@ -51,6 +64,7 @@ class NotifierService:
         self, data: Mapping[str, Any], actor: str, secret: str | None = None
     ) -> Notifier:
         spec = NotifierSpec.model_validate(dict(data))
+        await self._check_destination(spec.url)
         now = self.clock.now()
         row = Notifier(
             **spec.model_dump(exclude={"url", "type", "recipients"}),
@@ -81,6 +95,8 @@ class NotifierService:
                 current.pop("url", None)
                 current.pop("recipients", None)
             spec = NotifierSpec.model_validate({**current, **changes})
+            if spec.url != current.get("url"):  # a saved URL was checked when it was saved
+                await self._check_destination(spec.url)
             kept_secret = row.config.get(SECRET_FIELD)
             for name, value in spec.model_dump(exclude={"url", "recipients"}).items():
                 setattr(row, name, value)
@@ -155,10 +171,20 @@ class NotifierService:
 
     async def test_now(self, notifier_id: int, actor: str, settings: Any) -> Attempt:
         """:meth:`test` with a sender made from the settings (API and dashboard buttons)."""
-        import httpx
-
-        async with httpx.AsyncClient() as client:
+        async with self.outbound.client() as client:
             return await self.test(notifier_id, actor, Sender.from_settings(client, settings))
+
+    async def _check_destination(self, url: str | None) -> None:
+        """Refuse a URL pointing inside, as a validation error of the url field."""
+        reason = await self.outbound.refusal(url) if url is not None else None
+        if reason is None:
+            return
+        error = InitErrorDetails(
+            type=PydanticCustomError("url_refused", reason), loc=("url",), input=url
+        )
+        # Titled after the spec, so the API and the dashboard report it as they report any
+        # other problem with the url field (422, naming the field).
+        raise ValidationError.from_exception_data(NotifierSpec.__name__, [error])
 
     def secret_of(self, row: Notifier) -> str | None:
         token = row.config.get(SECRET_FIELD)

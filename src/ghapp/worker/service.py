@@ -18,6 +18,7 @@ from ghapp.github.app import GitHubApp
 from ghapp.metrics import Metrics
 from ghapp.notify.crypto import SecretBox
 from ghapp.notify.dispatch import Dispatcher
+from ghapp.notify.outbound import Outbound
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
 from ghapp.settings import Settings
@@ -102,7 +103,7 @@ def build_worker(
 def build_dispatcher(
     settings: Settings, db: Database, clock: Clock, signals: Signals, metrics: Metrics | None = None
 ) -> tuple[httpx.AsyncClient, Dispatcher]:
-    http = httpx.AsyncClient(follow_redirects=False)
+    http = Outbound.from_settings(settings).client()  # checked destinations, no redirects
     sender = Sender.from_settings(http, settings)
     dispatcher = Dispatcher(
         db,
@@ -118,4 +119,5 @@ def build_dispatcher(
 
 def notifier_service(settings: Settings, db: Database, clock: Clock) -> NotifierService:
     key = settings.secret_key.get_secret_value() if settings.secret_key else None
-    return NotifierService(db, clock, SecretBox(key), settings.public_url)
+    outbound = Outbound.from_settings(settings)
+    return NotifierService(db, clock, SecretBox(key), settings.public_url, outbound)
