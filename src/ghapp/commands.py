@@ -1,33 +1,19 @@
-"""Prompt templates: built-in commands, rendered in a sandbox (SPEC §4).
+"""Prompts: built-in commands and a job's own prompt (SPEC §4).
 
-A command is a named prompt template (``issue/triage``, ``pr/security-review``). The item's
-context — title, body, labels, author, URL, PR base/head — is given to the template, which
-is rendered by Jinja2's sandboxed environment: repository content never executes code in
-ghapp. Repository commands from ``.claude/commands/`` join these: see ``repo_commands``.
+A command is a named prompt (``issue/triage``, ``pr/security-review``); a job without one
+has its own ``custom_prompt``, whose ``{{ item.title }}`` placeholders are filled in (see
+``ghapp.prompts``: placeholders only, never a template language). Every prompt ends with
+the item's details — title, body, labels, author, URL, PR base/head — fenced off as
+material to work on. Repository commands from ``.claude/commands/`` join the built-ins:
+see ``repo_commands``.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
+from ghapp import prompts
 from ghapp.untrusted import clean, fence
-
-_ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
-
-_ITEM = """\
-{% if item.number %}{{ item.kind | upper }} #{{ item.number }}: {{ item.title }}
-URL: {{ item.url }}
-Author: {{ item.author }}{% if item.labels %} · Labels: {{ item.labels | join(", ") }}{% endif %}
-{% if item.base %}Base: {{ item.base }} · Head: {{ item.head }}
-{% endif %}
-{{ item.body }}
-{% endif %}{% if arguments %}
-Requested with: {{ arguments }}
-{% endif %}"""
 
 BUILTIN: dict[str, str] = {
     "issue/triage": (
@@ -69,7 +55,7 @@ BUILTIN: dict[str, str] = {
 
 
 def item_context(item: dict[str, Any] | None) -> dict[str, Any]:
-    """What templates see of an issue or PR (from an ItemEvent or a search result): every
+    """What prompts see of an issue or PR (from an ItemEvent or a search result): every
     text a stranger could have written is cleaned of what people cannot see."""
     if not item:
         return {}
@@ -90,25 +76,70 @@ def item_context(item: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(source: str) -> jinja2.Template:
-    """Compiling a template costs ~1 ms; the same few prompts are rendered for every session."""
-    return _ENV.from_string(source)
-
-
 def item_block(item: dict[str, Any] | None, arguments: str) -> str:
     """The item's details (and the command's arguments), as every prompt ends: fenced off
     as material to work on, never instructions (see ``ghapp.untrusted``)."""
-    details = _compiled(_ITEM).render(item=item_context(item), arguments=clean(arguments))
-    return fence(details.strip(), "The issue or pull request") if details.strip() else ""
+    details = _details(item_context(item), clean(arguments)).strip()
+    return fence(details, "The issue or pull request") if details else ""
+
+
+def _details(item: dict[str, Any], arguments: str) -> str:
+    text = ""
+    if item.get("number"):
+        labels = f" · Labels: {', '.join(item['labels'])}" if item["labels"] else ""
+        text = (
+            f"{item['kind'].upper()} #{item['number']}: {item['title']}\n"
+            f"URL: {item['url']}\nAuthor: {item['author']}{labels}\n"
+        )
+        if item["base"]:
+            text += f"Base: {item['base']} · Head: {item['head'] or ''}\n"
+        text += f"\n{item['body']}\n"
+    if arguments:
+        text += f"\nRequested with: {arguments}\n"
+    return text
+
+
+def placeholder_values(item: dict[str, Any] | None, repo: Any, arguments: str) -> dict[str, str]:
+    """What a custom prompt's placeholders stand for (``ghapp.prompts.PLACEHOLDERS``)."""
+    context = item_context(item)
+    values = {f"item.{key}": _text(value) for key, value in context.items()}
+    full_name = str(getattr(repo, "full_name", "") or "")
+    owner, _, name = full_name.partition("/")
+    values.update(
+        {
+            "repo.full_name": full_name,
+            "repo.owner": owner,
+            "repo.name": name,
+            "repo.default_branch": str(getattr(repo, "default_branch", "") or ""),
+            "arguments": clean(arguments),
+        }
+    )
+    return values
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 def render_prompt(
-    command_id: str | None, custom_prompt: str | None, item: dict[str, Any] | None, arguments: str
+    command_id: str | None,
+    custom_prompt: str | None,
+    item: dict[str, Any] | None,
+    arguments: str,
+    repo: Any = None,
 ) -> str:
+    """The session's prompt. A built-in command is our own text, used as it is; a custom
+    prompt has its placeholders filled in (raises ``prompts.PromptError`` if it cannot)."""
     if command_id and command_id not in BUILTIN:  # a repository's own: read from its checkout
         return f"(the repository command {command_id}, read from the checkout)\n"
-    source = BUILTIN[command_id] if command_id else (custom_prompt or "")
-    instructions = _compiled(source).render(item=item_context(item), arguments=clean(arguments))
+    if command_id:
+        instructions = BUILTIN[command_id]
+    else:
+        values = placeholder_values(item, repo, arguments)
+        instructions = prompts.render(custom_prompt or "", values)
     details = item_block(item, arguments)
     return (instructions.strip() + ("\n\n" + details if details else "")).strip() + "\n"

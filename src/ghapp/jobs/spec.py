@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ghapp.jobs.filters import FilterError, parse_filter
+from ghapp.prompts import PromptError, check
 from ghapp.scheduler.timing import InvalidSchedule, parse_timezone, validate_cron
 from ghapp.triggers.commands import CommandTriggerError, parse_command_trigger
 
@@ -236,6 +237,17 @@ class JobSpec(_Strict):
     @classmethod
     def _filter(cls, value: str | None) -> str | None:
         return _filter_or_error(value) if value else None
+
+    @field_validator("custom_prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        """Placeholders only (``ghapp.prompts``): a prompt that cannot render is not saved."""
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except PromptError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("command_triggers")
     @classmethod

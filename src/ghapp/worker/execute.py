@@ -8,13 +8,27 @@
    the tracking comment is reused), the tracking comment, a fresh checkout, the runner
    (Claude Code or a shell command), the comment edited with the result.
 
-GitHub failures outside a session (after the client's own retries) make the run
-retryable; a session's own failure is recorded on the session and counted.
+The run's repository is the run's own (``run.repo_id``), never its job's default: an
+installation-wide job's run works on the repository it was made for, and so do the items
+it searches, the items it remembers as done and the report issue it keeps.
+
+What goes wrong, and what follows:
+
+* GitHub or database trouble (after the client's own retries) anywhere makes the run
+  retryable: the pool queues it again within its retry window, and a session that was
+  under way is run again in the same row;
+* anything else while the run prepares (the repository, the items, a job's prompt that
+  cannot be rendered) ends the run ``failed`` with the reason;
+* anything else while a session prepares or ends (its prompt for this item, the checkout,
+  publishing its changes) ends that session ``failed`` with the reason, said on its
+  tracking comment; the run goes on with its other items and ends ``failed``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -27,13 +41,13 @@ from typing import Any
 import httpx
 from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from gidgethub.abc import GitHubAPI
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
-from ghapp import logs, repo_commands
+from ghapp import logs, prompts, repo_commands
 from ghapp.clock import Clock
 from ghapp.commands import render_prompt
 from ghapp.db import Database
-from ghapp.db.errors import describe
+from ghapp.db.errors import describe, is_database_trouble
 from ghapp.db.models import Repository, RunStatus, Session, SessionStatus, TriggerType
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.github.transport import RateLimited
@@ -55,7 +69,7 @@ from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checkout import CheckoutError, checkout, head_commit
 from ghapp.worker.items import search_items
 from ghapp.worker.pool import RunContext, RunResult
-from ghapp.worker.publish import comment_section, publish_changes
+from ghapp.worker.publish import Published, comment_section, publish_changes
 from ghapp.worker.report import (
     Posted,
     facts_line,
@@ -142,7 +156,10 @@ class SessionExecutor:
         if problem is not None:  # no retry can fix a setting: fail now, naming it
             return RunResult(RunStatus.failed, error=problem)
         try:
-            repo = await self._repository(job.repo_id or run.repo_id)
+            prompt_problem = _prompt_problem(job)
+            if prompt_problem is not None:  # a job saved before prompts were checked
+                return RunResult(RunStatus.failed, error=prompt_problem)
+            repo = await self._repository(run_repository(run, job))
             installation_id = run.installation_id or repo.installation_id
             if installation_id is None:
                 installation_id = await self.github.installation_of(repo.full_name)
@@ -150,16 +167,20 @@ class SessionExecutor:
             refusal = await self._authorize(gh, run, repo.full_name)
             if refusal is not None:
                 return RunResult(RunStatus.skipped, error=refusal)
-            items, found = await self._items(gh, run, job, repo.full_name)
+            items, found = await self._items(gh, run, job, repo)
             return await self._sessions(gh, context, repo, installation_id, items, found)
         except GITHUB_TROUBLE as exc:
             return RunResult(RunStatus.failed, error=f"GitHub: {exc}", retryable=True)
         except NotConfigured as exc:
             return RunResult(RunStatus.failed, error=str(exc))
-        except (BadRequest, CheckoutError, LookupError) as exc:
-            return RunResult(RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if is_database_trouble(exc):
+                raise  # the pool retries database trouble within its window
+            return RunResult(RunStatus.failed, error=failure_reason(exc))
 
     async def _repository(self, repo_id: int | None) -> Any:
+        if repo_id is None:
+            raise LookupError("the run names no repository (an installation-wide job's run)")
         async with self.db.read() as conn:
             repo = (
                 await conn.execute(select(Repository).where(Repository.id == repo_id))
@@ -183,15 +204,16 @@ class SessionExecutor:
         return None if decision.allowed else decision.reason
 
     async def _items(
-        self, gh: GitHubAPI, run: Any, job: Any, repo: str
+        self, gh: GitHubAPI, run: Any, job: Any, repository: Any
     ) -> tuple[list[Item], dict[str, int]]:
+        repo = repository.full_name
         if run.item:
             event = run.item
             item = await self._item(gh, repo, event["item_kind"], event, event.get("author_login"))
             return [item], {"items_found": 1}
         if job.target_type in ("codebase", "custom"):
             return [Item(job.target_type, None, job.name, None)], {"items_found": 1}
-        recent = await self._recently_processed(job.id)
+        recent = await self._recently_processed(job, repository.id)
         found = await search_items(
             gh,
             repo=repo,
@@ -221,16 +243,22 @@ class SessionExecutor:
             log.info("item is untrusted", extra={"number": number, "why": trust.reason})
         return Item(kind, number, data.get("title", ""), data, trust)
 
-    async def _recently_processed(self, job_id: int) -> set[int]:
+    async def _recently_processed(self, job: Any, repo_id: int) -> set[int]:
+        """Numbers this job finished recently in this repository (an installation-wide
+        job's issue #5 elsewhere is another issue)."""
         from ghapp.db.models import Run
 
         since = self.clock.now() - RECENT
+        same_repo = Run.repo_id == repo_id
+        if _only_repository(job) == repo_id:  # its runs that name none were on this one
+            same_repo = or_(same_repo, Run.repo_id.is_(None))
         async with self.db.read() as conn:
             rows = await conn.execute(
                 select(Session.item_number)
                 .join(Run, Run.id == Session.run_id)
                 .where(
-                    Run.job_id == job_id,
+                    Run.job_id == job.id,
+                    same_repo,
                     Session.status == SessionStatus.completed.value,
                     Session.completed_at >= since,
                 )
@@ -278,8 +306,6 @@ class SessionExecutor:
         self, gh: GitHubAPI, context: RunContext, repo: Any, installation_id: int, item: Item
     ) -> Outcome:
         run, job = context.run, context.job
-        arguments = (run.trigger_detail or {}).get("args", "")
-        prompt = render_prompt(job.command_id, job.custom_prompt, item.data, arguments)
         earlier = await self._finished_session(run.id, item)
         if earlier is not None:
             # Run before this attempt (the run was retried or taken over): its result is
@@ -288,9 +314,54 @@ class SessionExecutor:
                 if earlier.reported_at is None and earlier.report_text is not None:
                     await self._report(gh, job, repo, item, earlier, run.id)
                 return _stored_outcome(earlier)
+        prompt, problem = _prompt_for(run, job, item, repo)
         session_id = await self._session_row(run.id, item, prompt, job.runner)
         with logs.bind(session_id=session_id):
-            return await self._session(gh, context, repo, installation_id, item, prompt, session_id)
+            if problem is not None:
+                return await self._end_session(gh, job, repo, item, session_id, problem, run.id)
+            try:
+                return await self._session(
+                    gh, context, repo, installation_id, item, prompt, session_id
+                )
+            except Exception as exc:
+                if transient(exc):
+                    raise  # the run is retried, and this session with it (the same row)
+                reason = failure_reason(exc)
+                return await self._end_session(gh, job, repo, item, session_id, reason, run.id)
+
+    async def _end_session(
+        self,
+        gh: GitHubAPI,
+        job: Any,
+        repo: Any,
+        item: Item,
+        session_id: int,
+        reason: str,
+        run_id: int,
+    ) -> Outcome:
+        """A session that could not run or finish: ended ``failed`` with the reason, and
+        said so where its report goes (its tracking comment, the job's report issue)."""
+        run_url = f"{self.settings.public_url}/runs/{run_id}"
+        facts = facts_line(turns=0, cost_usd=0.0, duration_ms=0)
+        text = result_text(
+            job.name, ok=False, result=None, error=reason, facts=facts, run_url=run_url
+        )
+        async with self.db.write() as conn:
+            ended = await conn.execute(
+                update(Session)
+                .where(Session.id == session_id, Session.completed_at.is_(None))
+                .values(
+                    status=SessionStatus.failed.value,
+                    error=reason,
+                    completed_at=self.clock.now(),
+                    report_text=text,
+                )
+            )
+            session = (await conn.execute(select(Session).where(Session.id == session_id))).one()
+        # A session that had ended already (its report failed to go out) keeps its result.
+        if ended.rowcount:
+            await self._report(gh, job, repo, item, session, run_id)
+        return refused(reason)
 
     async def _finished_session(self, run_id: int, item: Item) -> Any:
         async with self.db.read() as conn:
@@ -311,7 +382,7 @@ class SessionExecutor:
         if session.comment_id is not None:
             await finish_comment(gh, repo.full_name, session.comment_id, session.id, text, run_url)
         elif item.number is None and job.report == "issue":
-            await self._report_issue(gh, job, repo.full_name, text)
+            await self._report_issue(gh, job, repo, text)
         await self._update_session(session.id, reported_at=self.clock.now())
 
     async def _session(
@@ -355,18 +426,15 @@ class SessionExecutor:
                 )
                 published = None
                 if outcome.ok and rules.writes:  # and publish_changes asks the job too
-                    published = await publish_changes(
-                        gh,
-                        work,
-                        repo=repo.full_name,
-                        default_branch=repo.default_branch,
-                        token=token,
-                        job=job,
-                        item=item,
-                        settings=self.settings,
-                        session_id=session_id,
-                        base_commit=base_commit,
+                    published, outcome = await self._publish(
+                        gh, work, repo, token, job, item, session_id, base_commit, outcome
                     )
+        except Exception:
+            # The session ends with this error (see _one), said on the tracking comment: let
+            # the comment be posted first, so that it is not left saying "working" for ever.
+            with contextlib.suppress(Exception):
+                await commenting
+            raise
         finally:
             if not commenting.done():
                 commenting.cancel()
@@ -409,23 +477,63 @@ class SessionExecutor:
             await finish_comment(gh, repo.full_name, comment.comment_id, session_id, text, run_url)
             await self._update_session(session_id, reported_at=self.clock.now())
         elif item.number is None and job.report == "issue":
-            await self._report_issue(gh, job, repo.full_name, text)
+            await self._report_issue(gh, job, repo, text)
             await self._update_session(session_id, reported_at=self.clock.now())
         return outcome
 
-    async def _report_issue(self, gh: GitHubAPI, job: Any, repo: str, text: str) -> None:
-        """One report issue per job (codebase and custom jobs), updated on every run."""
+    async def _publish(
+        self,
+        gh: GitHubAPI,
+        work: Path,
+        repo: Any,
+        token: str,
+        job: Any,
+        item: Item,
+        session_id: int,
+        base_commit: str | None,
+        outcome: Outcome,
+    ) -> tuple[Published | None, Outcome]:
+        """Publish the session's changes. If that fails, whatever the cause, the session
+        ends ``failed`` naming it: running it again would not publish anything else, and
+        its result stays stored."""
+        try:
+            published = await publish_changes(
+                gh,
+                work,
+                repo=repo.full_name,
+                default_branch=repo.default_branch,
+                token=token,
+                job=job,
+                item=item,
+                settings=self.settings,
+                session_id=session_id,
+                base_commit=base_commit,
+            )
+        except Exception as exc:
+            error = f"the changes could not be published: {failure_reason(exc)}"
+            return None, dataclasses.replace(outcome, ok=False, status="failed", error=error)
+        return published, outcome
+
+    async def _report_issue(self, gh: GitHubAPI, job: Any, repo: Any, text: str) -> None:
+        """One report issue per job and repository (codebase and custom jobs), updated on
+        every run. Kept by repository: an installation-wide job's issue number in one
+        repository is some other issue in the next."""
         from ghapp.db.models import Job
 
         async with self.db.read() as conn:
             config = await conn.scalar(select(Job.task_config).where(Job.id == job.id)) or {}
-        number = await publish_report(gh, repo, job.id, job.name, text, config.get("report_issue"))
-        if config.get("report_issue") != number:
+        numbers = dict(config.get("report_issues") or {})
+        known = numbers.get(str(repo.id))
+        if known is None and job.repo_selection == "one" and job.repo_id == repo.id:
+            known = config.get("report_issue")  # where jobs kept it before, one repository
+        number = await publish_report(gh, repo.full_name, job.id, job.name, text, known)
+        if known != number:
+            numbers[str(repo.id)] = number
             async with self.db.write() as conn:
                 await conn.execute(
                     update(Job)
                     .where(Job.id == job.id)
-                    .values(task_config={**config, "report_issue": number})
+                    .values(task_config={**config, "report_issues": numbers})
                 )
 
     async def _track(
@@ -548,6 +656,54 @@ class SessionExecutor:
     async def _update_session(self, session_id: int, **values: Any) -> None:
         async with self.db.write() as conn:
             await conn.execute(update(Session).where(Session.id == session_id).values(**values))
+
+
+def run_repository(run: Any, job: Any) -> int | None:
+    """The repository a run works on: its own. A job's ``repo_id`` only stands in for a
+    run that names none (rows from before runs did) when it is the job's only one."""
+    if run.repo_id is not None:
+        return int(run.repo_id)
+    return _only_repository(job)
+
+
+def _only_repository(job: Any) -> int | None:
+    return job.repo_id if job.repo_selection == "one" else None
+
+
+def _prompt_for(run: Any, job: Any, item: Item, repo: Any) -> tuple[str, str | None]:
+    """(the session's prompt, None), or ("", why it cannot be made for this item)."""
+    arguments = (run.trigger_detail or {}).get("args", "")
+    try:
+        return render_prompt(job.command_id, job.custom_prompt, item.data, arguments, repo), None
+    except prompts.PromptError as exc:  # this item's values make it too long
+        return "", f"custom_prompt: {exc}"
+
+
+def _prompt_problem(job: Any) -> str | None:
+    """Why the job's own prompt cannot be rendered (a job saved before prompts were
+    checked when saved), or None."""
+    if job.command_id or not job.custom_prompt:
+        return None
+    try:
+        prompts.parse(job.custom_prompt)
+    except prompts.PromptError as exc:
+        return f"custom_prompt: {exc}"
+    return None
+
+
+def transient(exc: BaseException) -> bool:
+    """GitHub or database trouble: another try, later, may not meet it."""
+    return isinstance(exc, GITHUB_TROUBLE) or is_database_trouble(exc)
+
+
+def failure_reason(exc: Exception) -> str:
+    """What a run or session records when ``exc`` ended it: readable, one line. Errors
+    nobody expected are logged with their traceback (they are bugs to fix)."""
+    if not isinstance(exc, BadRequest | CheckoutError | LookupError | OSError):
+        log.exception("unexpected error", extra={"error": describe(exc)})
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return reason[:1000]
 
 
 def refused(reason: str) -> Outcome:

@@ -13,8 +13,9 @@ module is the machinery around it, the same for every kind of run:
 * GitHub or database trouble makes a run *retryable*: it is queued again with exponential
   backoff and full jitter for as long as the retry window (``GHAPP_RETRY_WINDOW_SECONDS``)
   has not passed since the trouble began. Anything else ends the run through
-  :func:`ghapp.runs.finish_run`, which also queues the jobs that run after it. Recording
-  the end is itself retried until the database takes it, with the lease kept meanwhile;
+  :func:`ghapp.runs.finish_run`, which also queues the jobs that run after it; a session of
+  the run still open then ends with it. Recording the end is itself retried until the
+  database takes it, with the lease kept meanwhile;
 * :meth:`WorkerPool.stop` stops claiming, lets running runs finish within the grace period
   and hands the rest back to the queue (their lease released), so a deploy loses nothing.
   Every step of it is bounded, even while the database is unreachable.
@@ -31,13 +32,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghapp import logs
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.errors import describe, is_database_trouble
-from ghapp.db.models import Job, Run, RunStatus
+from ghapp.db.models import Job, Run, RunStatus, Session, SessionStatus
 from ghapp.metrics import Metrics
 from ghapp.notify.outbox import queue_event
 from ghapp.runs import finish_run
@@ -249,7 +251,13 @@ class WorkerPool:
             await self._record(claimed, context, RunResult(RunStatus.cancelled, error=CANCELLED))
             return
         if context.job.notifier_ids:
-            await self._notify_start(context)
+            try:
+                await self._notify_start(context)
+            except Exception as exc:  # a notice is a side matter: the run goes on
+                log.warning(
+                    "start notification not queued",
+                    extra={"run_id": claimed.run_id, "error": describe(exc)},
+                )
         execution = asyncio.create_task(self.executor.execute(context))
         self._executing[claimed.run_id] = execution
         beating = asyncio.create_task(self._heartbeat(claimed.run_id, context, execution))
@@ -368,6 +376,7 @@ class WorkerPool:
                 public_url=self.settings.public_url,
                 **result.counters,
             )
+            await end_open_sessions(conn, claimed.run_id, result.status, now, error)
         self.finished.append((claimed.run_id, result.status.value))
         if self.metrics is not None:
             self.metrics.runs_finished.labels(result.status.value).inc()
@@ -408,6 +417,20 @@ class WorkerPool:
             self.settings.backoff_base.total_seconds() * 2 ** (attempt - 1),
         )
         return timedelta(seconds=self.jitter(cap))
+
+
+async def end_open_sessions(
+    conn: AsyncConnection, run_id: int, status: RunStatus, now: datetime, error: str | None
+) -> None:
+    """A run's sessions still open when it ends will never finish (the run was given up
+    after GitHub or database trouble, or failed mid-session): they end with it, so that no
+    session shows ``running`` for ever."""
+    ended = SessionStatus.cancelled if status == RunStatus.cancelled else SessionStatus.failed
+    await conn.execute(
+        update(Session)
+        .where(Session.run_id == run_id, Session.completed_at.is_(None))
+        .values(status=ended.value, completed_at=now, error=error or f"the run {status.value}")
+    )
 
 
 async def within(seconds: float, work: Awaitable[None]) -> bool:
