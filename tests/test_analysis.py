@@ -287,9 +287,9 @@ async def worker(db_url, db, tmp_path):
     from ghapp.github.app import GitHubApp
     from ghapp.github.transport import RetryPolicy
     from ghapp.jobs.service import JobService
+    from ghapp.runqueue.claim import RunQueue
     from ghapp.signals import Signals
     from ghapp.standins.github import GitHubStandIn
-    from ghapp.worker.claim import RunQueue
     from ghapp.worker.execute import SessionExecutor
     from ghapp.worker.pool import WorkerPool
     from tests.conftest import make_settings

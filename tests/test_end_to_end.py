@@ -16,10 +16,10 @@ from ghapp.clock import SystemClock
 from ghapp.db.models import Session
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
+from ghapp.runqueue.claim import RunQueue
 from ghapp.standins.git import bare_repository as standin_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import Fault, Turn, Usage
-from ghapp.worker.claim import RunQueue
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import WorkerPool
 from tests.conftest import make_settings

@@ -28,10 +28,10 @@ from ghapp.app import create_app
 from ghapp.cli.main import app as cli_app
 from ghapp.clock import SystemClock
 from ghapp.db.models import Run, Session
+from ghapp.runqueue.claim import RunQueue
 from ghapp.signals import Signals
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
-from ghapp.worker.claim import RunQueue
 from ghapp.worker.service import build_worker
 from tests.conftest import make_settings
 from tests.support import add_repository, live_server, sign_in

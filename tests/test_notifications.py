@@ -22,7 +22,7 @@ from ghapp.notify.email import SmtpSettings
 from ghapp.notify.outbound import Outbound
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
-from ghapp.runs import finish_run
+from ghapp.runqueue.finish import finish_run
 from ghapp.signals import Signals
 from tests import secrets_in_logs
 from tests.notify_support import closed_port, receiver, self_signed, smtp_server
@@ -470,7 +470,7 @@ def db_file(url: str):
 async def test_a_finished_run_is_delivered_by_the_running_dispatcher(setup):
     import asyncio
 
-    from ghapp.worker.claim import RunQueue
+    from ghapp.runqueue.claim import RunQueue
     from ghapp.worker.pool import PoolSettings, RunResult, WorkerPool
 
     class Done:

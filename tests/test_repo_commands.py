@@ -10,9 +10,9 @@ from sqlalchemy import select
 from ghapp.app import create_app
 from ghapp.db.models import Session
 from ghapp.repo_commands import command_id_of, from_checkout, merge, parse_command
+from ghapp.runqueue.claim import RunQueue
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
-from ghapp.worker.claim import RunQueue
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import WorkerPool
 from tests.conftest import make_settings

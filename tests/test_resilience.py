@@ -22,11 +22,11 @@ from ghapp.clock import FakeClock, SystemClock
 from ghapp.db.models import Run, Session
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
+from ghapp.runqueue.claim import RunQueue
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import ModelStandIn
 from ghapp.supervise import Backoff, Restarts, supervise
-from ghapp.worker.claim import RunQueue
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import PoolSettings, WorkerPool
 from ghapp.worker.report import publish_report, start_comment

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from ghapp.db.models import Run, RunStatus, ThresholdCheck
-from ghapp.runs import finish_run
+from ghapp.runqueue.finish import finish_run
 from ghapp.scheduler.loop import Scheduler
 from ghapp.scheduler.thresholds import ThresholdChecker
 from tests.support import add_repository, runs_of

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from ghapp.db.models import Job, Run
-from ghapp.worker.claim import Limits, RunQueue
+from ghapp.runqueue.claim import Limits, RunQueue
 from tests.support import add_repository, runs_of
 
 NOW = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)

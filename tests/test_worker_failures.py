@@ -17,9 +17,9 @@ from sqlalchemy import insert, select
 
 from ghapp.clock import FakeClock
 from ghapp.db.models import Job, Run, RunStatus, Session
+from ghapp.runqueue.claim import RunQueue
 from ghapp.signals import Signals
 from ghapp.standins.git import bare_repository
-from ghapp.worker.claim import RunQueue
 from ghapp.worker.pool import PoolSettings, RunResult, WorkerPool
 from tests.support import add_repository, runs_of, send
 from tests.test_end_to_end import (

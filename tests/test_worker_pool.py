@@ -10,8 +10,8 @@ from sqlalchemy import insert, update
 
 from ghapp.clock import FakeClock
 from ghapp.db.models import Job, Run, RunStatus
+from ghapp.runqueue.claim import RunQueue
 from ghapp.signals import Signals
-from ghapp.worker.claim import RunQueue
 from ghapp.worker.pool import PoolSettings, RunResult, WorkerPool
 from tests.support import add_repository, runs_of
 

@@ -1,4 +1,4 @@
-"""Prompts: built-in commands and a job's own prompt (SPEC §4).
+"""Prompts: built-in commands and a job's own prompt.
 
 A command is a named prompt (``issue/triage``, ``pr/security-review``); a job without one
 has its own ``custom_prompt``, whose ``{{ item.title }}`` placeholders are filled in (see

@@ -1,4 +1,4 @@
-"""Built-in analyzers and the metrics threshold triggers watch (SPEC §5, issue 9).
+"""Built-in analyzers and the metrics threshold triggers watch.
 
 * :mod:`ghapp.analysis.claude_md`: ``context/analyze``, the CLAUDE.md analyzer.
 * :mod:`ghapp.analysis.models`: the ``analysis_results`` table (one row per analysis).

@@ -1,4 +1,4 @@
-"""Metric providers for threshold triggers (SPEC §3, §5): what a threshold job measures.
+"""Metric providers for threshold triggers : what a threshold job measures.
 
 Each provider measures the job's repository (a threshold job is on one repository):
 

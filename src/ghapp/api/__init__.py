@@ -1,4 +1,4 @@
-"""The REST API (SPEC §8): both seeds' route sets, token auth, ``/openapi.json``."""
+"""The REST API: both route sets, token auth, ``/openapi.json``."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ class Endpoint:
     body: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()  # besides 401/403/422, which every route may answer
     description: str = ""
-    # How the client spells a service's field names (seed 2 speaks camelCase).
+    # How the client spells a service's field names (the scheduler routes speak camelCase).
     field_names: Callable[[str], str] | None = None
 
     @property

@@ -47,6 +47,7 @@ def invalid(field: str, reason: str, where: str = "body") -> ApiError:
 
 
 def camel_field(path: str, renamed: dict[str, str] | None = None) -> str:
-    """``threshold.check_cron`` → ``threshold.checkCron``: a field as seed 2's clients name it."""
+    """``threshold.check_cron`` → ``threshold.checkCron``: a field as the camelCase API's
+    clients name it."""
     parts = [(renamed or {}).get(part, part) for part in path.split(".")]
     return ".".join(to_camel(part) for part in parts)

@@ -1,4 +1,4 @@
-"""Jobs through both seeds' routes: ``/api/repos/{repo_id}/schedules`` and ``/api/scheduler/tasks``.
+"""Jobs through both route sets: ``/api/repos/{repo_id}/schedules`` and ``/api/scheduler/tasks``.
 
 Both sets go through :class:`~ghapp.jobs.service.JobService`, so a job created through one is
 seen and edited through the other, with the same validation and audit trail.
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from ghapp.api.core import Api, Call
 from ghapp.api.errors import ApiError, camel_field, invalid
 from ghapp.api.schemas import (
-    SEED2_METRICS,
+    METRIC_ALIASES,
     CommandOut,
     CommandsPage,
     CommandsQuery,
@@ -58,7 +58,7 @@ ONE_TASK = TASKS + "/{task_id}"
 READ_ONLY = "this job comes from .github/ghapp.yml: change it there"
 
 
-# -- seed 1 -----------------------------------------------------------------------------------
+# -- the repository routes ----------------------------------------------------------------------
 
 
 async def _repo(call: Call) -> int:
@@ -251,13 +251,13 @@ async def list_commands(call: Call) -> Any:
     )
 
 
-# -- seed 2 -----------------------------------------------------------------------------------
+# -- the scheduler routes -----------------------------------------------------------------------
 
 
 @tasks.route(
     "GET",
     TASKS,
-    summary="List jobs (seed 2's tasks) across repositories",
+    summary="List jobs (as tasks) across repositories",
     tag="tasks",
     query=TasksQuery,
     response=TasksPage,
@@ -292,7 +292,7 @@ async def list_tasks(call: Call) -> Any:
 @tasks.route(
     "POST",
     TASKS,
-    summary="Create a job (seed 2's task)",
+    summary="Create a job (as a task)",
     tag="tasks",
     body=TaskCreate,
     response=TaskOut,
@@ -313,7 +313,7 @@ async def create_task(call: Call) -> Any:
 @tasks.route(
     "GET",
     ONE_TASK,
-    summary="Get a job (seed 2's task)",
+    summary="Get a job (as a task)",
     tag="tasks",
     response=TaskOut,
     errors=(404,),
@@ -325,7 +325,7 @@ async def get_task(call: Call) -> Any:
 @tasks.route(
     "PATCH",
     ONE_TASK,
-    summary="Change a job (seed 2's task)",
+    summary="Change a job (as a task)",
     tag="tasks",
     body=TaskUpdate,
     response=TaskOut,
@@ -379,7 +379,7 @@ async def _task(call: Call, job: Job) -> Any:
     return task_out(job, await repo_names(call.state.db, [job]))
 
 
-# -- seed 2's names → JobSpec ------------------------------------------------------------------
+# -- task names → JobSpec -----------------------------------------------------------------------
 
 _TASK_TYPE_WORK = {
     "analyze": {"command_id": "context/analyze", "target_type": "codebase", "runner": "builtin"},
@@ -390,7 +390,7 @@ _TIMERS = ("cron_expression", "interval_minutes", "threshold")
 
 
 def task_spec(body: dict[str, Any], current: Job | None) -> dict[str, Any]:
-    """Seed 2's task fields as JobSpec fields (a full spec to create, or changes to apply)."""
+    """A task's fields as JobSpec fields (a full spec to create, or changes to apply)."""
     data = {name: value for name, value in body.items() if name in JobSpec.model_fields}
     if "webhook_ids" in body:
         data["notifier_ids"] = body["webhook_ids"] or []
@@ -399,7 +399,7 @@ def task_spec(body: dict[str, Any], current: Job | None) -> dict[str, Any]:
     work_given = {"command_id", "custom_prompt", "runner", "shell_command"} & data.keys()
     if current is None and not work_given and body.get("task_type") in _TASK_TYPE_WORK:
         data = {**_TASK_TYPE_WORK[body["task_type"]], **data}
-        if body["task_type"] == "optimize":  # seed 2's optimize proposes its changes as a PR
+        if body["task_type"] == "optimize":  # an optimize task proposes its changes as a PR
             config = dict(data.get("task_config") or {})
             config.setdefault("publish", "dry_run" if config.get("dryRun") else "pr")
             data["task_config"] = config
@@ -419,7 +419,7 @@ def _threshold(body: dict[str, Any], current: Job | None) -> dict[str, Any] | No
     base = dict(body.get("threshold") or (current.threshold if current else None) or {})
     if body.get("threshold_metric") is not None:
         metric = body["threshold_metric"]
-        base["metric"] = SEED2_METRICS.get(metric, metric)
+        base["metric"] = METRIC_ALIASES.get(metric, metric)
     if body.get("threshold_value") is not None:
         base["value"] = body["threshold_value"]
     if body.get("threshold_operator") is not None:
@@ -428,7 +428,7 @@ def _threshold(body: dict[str, Any], current: Job | None) -> dict[str, Any] | No
         base["check_interval_minutes"] = body["threshold_check_minutes"]
         base.pop("check_cron", None)
     if "check_cron" not in base and "check_interval_minutes" not in base:
-        base["check_interval_minutes"] = 60  # seed 2 gives no check schedule: hourly
+        base["check_interval_minutes"] = 60  # a task names no check schedule: hourly
     return base
 
 

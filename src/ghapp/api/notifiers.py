@@ -1,4 +1,4 @@
-"""Notifiers as seed 2's webhooks: ``/api/scheduler/webhooks``; URLs only ever masked."""
+"""Notifiers as the scheduler API's webhooks: ``/api/scheduler/webhooks``; URLs only ever masked."""
 
 from __future__ import annotations
 

@@ -72,8 +72,8 @@ def openapi_document(endpoints: list[Endpoint]) -> dict[str, Any]:
         "info": {
             "title": "ghapp",
             "version": __version__,
-            "description": "Jobs, runs, notifiers and the scheduler of a ghapp server. Seed 1's "
-            "per-repository routes speak snake_case; seed 2's /api/scheduler routes camelCase.",
+            "description": "Jobs, runs, notifiers and the scheduler of a ghapp server. The "
+            "per-repository routes speak snake_case; the /api/scheduler routes camelCase.",
         },
         "paths": paths,
         "components": {

@@ -1,4 +1,4 @@
-"""Runs as seed 2's executions: history with filters, details, retry and cancel."""
+"""Runs as the scheduler API's executions: history with filters, details, retry and cancel."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ghapp.api.schemas import (
 )
 from ghapp.api.views import execution_fields, keyset_page, load_run, scoped, sessions_of
 from ghapp.db.models import Job, Run
-from ghapp.jobs.service import RunConflict
+from ghapp.runqueue.manage import RunConflict
 
 api = Api()
 EXECUTIONS = "/api/scheduler/executions"

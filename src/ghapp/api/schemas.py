@@ -1,6 +1,6 @@
 """Request and response models of both route sets, over one Job / Run model.
 
-Seed 1's per-repository set speaks snake_case (``cron_expression``); seed 2's
+The per-repository routes speak snake_case (``cron_expression``); the scheduler routes'
 ``/api/scheduler`` set speaks camelCase (``cronExpression``, ``taskType``) and accepts
 snake_case too. The job fields come from :class:`~ghapp.jobs.spec.JobSpec`, so a field
 added there appears in both sets, their validation and ``/openapi.json`` at once.
@@ -40,7 +40,7 @@ class Camel(BaseModel):
 
 
 class Query(BaseModel):
-    """Query strings: unknown parameters (seed 2's ``machineId``…) are ignored."""
+    """Query strings: unknown parameters (``machineId``…) are ignored."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -57,7 +57,7 @@ def _spec_fields(exclude: tuple[str, ...] = (), optional: bool = False) -> dict[
     return fields
 
 
-# -- seed 1: /api/repos/{repo_id}/schedules ------------------------------------------------
+# -- /api/repos/{repo_id}/schedules -------------------------------------------------------------
 
 ScheduleCreate = create_model(  # type: ignore[call-overload]
     "ScheduleCreate", __base__=Snake, **_spec_fields(PER_REPO_EXCLUDED)
@@ -126,9 +126,9 @@ class Queued(Snake):
     status: Literal["queued"] = "queued"
 
 
-# -- seed 2: /api/scheduler/tasks ---------------------------------------------------------
+# -- /api/scheduler/tasks -----------------------------------------------------------------------
 
-SEED2_METRICS = {
+METRIC_ALIASES = {
     "optimization_score": "context_score",
     "token_count": "claude_md_tokens",
     "issue_count": "open_issues",
@@ -138,7 +138,7 @@ ScheduleType = Literal["cron", "interval", "threshold", "manual", "event"]
 
 
 class _TaskFields(Camel):
-    """Seed 2's own names for what JobSpec spells differently."""
+    """The task API's own names for what JobSpec spells differently."""
 
     schedule_type: ScheduleType | None = None
     threshold_metric: str | None = None
@@ -228,7 +228,7 @@ class ExecutionOut(Camel):
     items_failed: int
     cost_usd: float
     error: str | None
-    # Seed 2's metric names, filled from the same counters.
+    # The execution API's names, filled from the same counters.
     session_ids: list[int]
     projects_processed: int
     issues_found: int
@@ -272,7 +272,7 @@ class CancelResult(Camel):
     status: str
 
 
-# -- scheduler control, upcoming, audit ----------------------------------------------------
+# -- scheduler control, upcoming, audit ---------------------------------------------------------
 
 
 class UpcomingOut(Camel):
@@ -340,7 +340,7 @@ class AuditQuery(Query):
     actor: str | None = Field(default=None, max_length=255)
 
 
-# -- notifiers (seed 2's webhooks) ---------------------------------------------------------
+# -- notifiers (the API's webhooks) -------------------------------------------------------------
 
 NotifierKind = Literal["slack", "discord", "n8n", "generic", "email"]
 

@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select
 
 from ghapp.api.auth import Principal
 from ghapp.api.errors import ApiError, invalid
-from ghapp.api.schemas import SEED2_METRICS, ScheduleOut, TaskOut
+from ghapp.api.schemas import METRIC_ALIASES, ScheduleOut, TaskOut
 from ghapp.db import Database
 from ghapp.db.models import Job, Repository, Run, Session
 from ghapp.jobs.service import SPEC_FIELDS
@@ -156,14 +156,14 @@ async def repo_names(db: Database, jobs: Iterable[Any]) -> dict[int, str]:
 
 def task_out(job: Any, names: dict[int, str] | None = None) -> Any:
     threshold = job.threshold or {}
-    seed_names = {ours: theirs for theirs, ours in SEED2_METRICS.items()}
+    alias_of = {ours: theirs for theirs, ours in METRIC_ALIASES.items()}
     metric = threshold.get("metric")
     return TaskOut.model_validate(
         {
             **job_fields(job),
             "enabled": job.status == "active",
             "schedule_type": schedule_type(job),
-            "threshold_metric": seed_names.get(metric, metric),
+            "threshold_metric": alias_of.get(metric, metric),
             "threshold_value": threshold.get("value"),
             "threshold_operator": threshold.get("operator"),
             "webhook_ids": list(job.notifier_ids),

@@ -1,4 +1,4 @@
-"""``ghapp schedule …``: jobs (seed 2's tasks), their runs, notifiers and the scheduler.
+"""``ghapp schedule …``: jobs, their runs, notifiers and the scheduler.
 
 Every command talks to a running server's REST API (``/api/scheduler/…``) through
 :mod:`ghapp.cli.client`; ``--json`` prints the server's answer as is.
@@ -100,7 +100,7 @@ class Quick(StrEnum):
     threshold_alert = "threshold-alert"
 
 
-# Seed 2's QUICK_SETUP_TASKS.
+# Ready-made jobs for `ghapp schedule quick`.
 QUICK_SETUP_TASKS: dict[Quick, dict[str, Any]] = {
     Quick.daily_analysis: {
         "name": "Daily Context Analysis",

@@ -1,4 +1,4 @@
-"""Config as code: ``.github/ghapp.yml`` declares a repository's jobs (SPEC §8).
+"""Config as code: ``.github/ghapp.yml`` declares a repository's jobs.
 
 * :mod:`ghapp.config.schema` — the file's format, parsed with line numbers and validated;
 * :mod:`ghapp.config.webhooks` — which deliveries queue a sync (no I/O on that path);

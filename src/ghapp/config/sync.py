@@ -52,9 +52,9 @@ from ghapp.db.models import AuditEntry, ConfigSync, Job, Notifier, Repository
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.jobs.service import JobError, JobService, spec_of
 from ghapp.repo_commands import CommandCatalogs
+from ghapp.runqueue.claim import bind_params
 from ghapp.signals import Signals
 from ghapp.supervise import RoundFailures
-from ghapp.worker.claim import bind_params
 
 log = logging.getLogger("ghapp.config")
 

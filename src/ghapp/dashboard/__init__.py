@@ -1,4 +1,4 @@
-"""The dashboard (SPEC §8): server-rendered pages over the same services as the API.
+"""The dashboard: server-rendered pages over the same services as the API.
 
 Jinja2 templates (sandboxed, autoescaped), one small vanilla script for actions and live
 updates over server-sent events, and sign-in with an API token. :func:`dashboard_routes`

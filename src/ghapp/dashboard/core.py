@@ -35,9 +35,10 @@ from ghapp.dashboard.session import (
     csrf_matches,
     principal_of,
 )
-from ghapp.jobs.service import JobNotFound, RunNotFound
+from ghapp.jobs.service import JobNotFound
 from ghapp.notify.crypto import SecretKeyError
 from ghapp.notify.service import NotifierNotFound
+from ghapp.runqueue.manage import RunNotFound
 
 if TYPE_CHECKING:
     from ghapp.app import AppState

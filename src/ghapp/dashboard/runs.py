@@ -12,7 +12,7 @@ from ghapp.api.views import keyset_page, repo_names, scoped, sessions_of
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.events import fingerprint
 from ghapp.db.models import Job, Run, RunStatus
-from ghapp.jobs.service import RunConflict
+from ghapp.runqueue.manage import RunConflict
 
 PAGE_SIZE = 50
 STATUSES = tuple(status.value for status in RunStatus)

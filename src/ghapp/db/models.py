@@ -1,4 +1,4 @@
-"""The tables of SPEC §2.
+"""The tables.
 
 Ids that come from GitHub (installations, repositories, comments) are GitHub's own ids
 and therefore ``BIGINT``; ids we mint are autoincrement integers. Every timestamp is an
@@ -138,7 +138,7 @@ class Repository(SQLModel, table=True):
 
 
 class Job(SQLModel, table=True):
-    """One automation (seed: ScheduledJob / ScheduledTask)."""
+    """One automation: what to run, on what, and when."""
 
     __tablename__ = "jobs"
     __table_args__ = (Index("ix_jobs_status_next_run_at", "status", "next_run_at"),)
@@ -153,7 +153,7 @@ class Job(SQLModel, table=True):
     name: str = Field(max_length=200)
     description: str | None = Field(default=None, sa_column=Column(Text))
     status: str = Field(default=JobStatus.active.value, max_length=16)
-    task_type: str = Field(default="custom", max_length=32)  # seed 2's taskType
+    task_type: str = Field(default="custom", max_length=32)  # the API's taskType
 
     # Time trigger: at most one of cron / interval / threshold.
     cron_expression: str | None = Field(default=None, max_length=100)
@@ -213,7 +213,7 @@ class Job(SQLModel, table=True):
 
 
 class Run(SQLModel, table=True):
-    """One firing of a job (seed: ScheduledJobRun / TaskExecution); also the work queue."""
+    """One firing of a job (an execution, in the scheduler API); also the work queue."""
 
     __tablename__ = "runs"
     __table_args__ = (
@@ -323,7 +323,7 @@ class Delivery(SQLModel, table=True):
 
 
 class Notifier(SQLModel, table=True):
-    """A notification target (seed: WebhookConfig). ``url_encrypted`` is Fernet ciphertext."""
+    """A notification target. ``url_encrypted`` is Fernet ciphertext."""
 
     __tablename__ = "notifiers"
 
@@ -417,7 +417,7 @@ class AuditEntry(SQLModel, table=True):
 
 
 class ThresholdCheck(SQLModel, table=True):
-    """One measurement of a threshold job's metric (seed 2's threshold trigger)."""
+    """One measurement of a threshold job's metric (a threshold trigger)."""
 
     __tablename__ = "threshold_checks"
     __table_args__ = (

@@ -1,7 +1,7 @@
 """GitHub's rate limits and hiccups, handled once, below gidgethub.
 
 An httpx transport that retries what GitHub asks to be retried, so every call site gets
-the same behaviour (SPEC §6):
+the same behaviour:
 
 * ``429`` and secondary-limit ``403``: wait ``Retry-After`` (or a minute if absent);
 * primary-limit ``403`` (``x-ratelimit-remaining: 0``): wait until ``x-ratelimit-reset``,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, Text, cast, select, update
+from sqlalchemy import Integer, Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,12 +26,13 @@ from ghapp.db.models import (
     Notifier,
     Repository,
     Run,
-    RunStatus,
     SchedulerState,
     TriggerType,
 )
 from ghapp.jobs.schedules import first_run
 from ghapp.jobs.spec import BUILTIN_COMMANDS, BUILTIN_METRICS, JobSpec
+from ghapp.runqueue.manage import cancel_run, retry_run
+from ghapp.runqueue.new import NewRun, active_runs, cancel_runs, enqueue
 from ghapp.signals import Signals
 
 JOBS_VERSION = "jobs_version"
@@ -87,17 +88,6 @@ class JobNotFound(LookupError):
 
 class RepositoryCommands(Protocol):
     async def of(self, repo_id: int) -> Any: ...
-
-
-class RunNotFound(LookupError):
-    pass
-
-
-class RunConflict(ValueError):
-    """The run is not in a state the action applies to (retrying a running run…)."""
-
-
-UNFINISHED = frozenset({RunStatus.queued.value, RunStatus.running.value})
 
 
 class JobService:
@@ -215,86 +205,66 @@ class JobService:
     async def run_now(
         self, job_id: int, actor: str, trigger_type: str = TriggerType.manual.value
     ) -> int:
-        """Queue a run at once: allowed even when the job is paused (SPEC §3)."""
+        """Queue a run at once: allowed even when the job is paused."""
         now = self.clock.now()
-        async with self.db.session() as session:
-            job = await _load(session, job_id)
-            run = Run(
+        async with self.db.write() as conn:
+            job = (
+                await conn.execute(
+                    select(Job.id, Job.repo_id, Job.installation_id).where(Job.id == job_id)
+                )
+            ).first()
+            if job is None:
+                raise JobNotFound(job_id)
+            run = NewRun(
                 job_id=job.id,
                 repo_id=job.repo_id,
                 installation_id=job.installation_id,
-                trigger_type=trigger_type,
+                trigger_type=TriggerType(trigger_type),
+                now=now,
                 trigger_detail={"requested_by": actor},
-                status=RunStatus.queued.value,
-                queued_at=now,
-                run_after=now,
             )
-            session.add(run)
-            job.run_count += 1
-            await session.flush()
-            session.add(
-                AuditEntry(
-                    actor=actor,
-                    action="job.run",
-                    object_type="job",
-                    object_id=str(job.id),
-                    repo_id=job.repo_id,
-                    after={"run_id": run.id},
-                    created_at=now,
-                )
+            run_id = (await enqueue(conn, [run]))[job.id]
+            audit = {"actor": actor, "action": "job.run", "object_type": "job"}
+            await conn.execute(
+                _audit_insert(**audit, object_id=job.id, repo_id=job.repo_id, now=now),
+                {"after": {"run_id": run_id}},
             )
         self.signals.runs_queued()
-        assert run.id is not None
-        return run.id
+        return run_id
 
     async def retry(self, run_id: int, actor: str) -> int:
         """Queue a new run doing what a finished run did (same item, same trigger detail)."""
         now = self.clock.now()
-        async with self.db.session() as session:
-            old = await session.get(Run, run_id)
-            if old is None:
-                raise RunNotFound(run_id)
-            if old.status in UNFINISHED:
-                raise RunConflict(f"run {run_id} is still {old.status}")
-            run = Run(
-                job_id=old.job_id,
-                repo_id=old.repo_id,
-                installation_id=old.installation_id,
-                trigger_type=TriggerType.retry.value,
-                item=old.item,
-                retry_of_id=old.id,
-                trigger_detail={**old.trigger_detail, "requested_by": actor, "retry_of": old.id},
-                delivery_id=old.delivery_id,
-                status=RunStatus.queued.value,
-                queued_at=now,
-                run_after=now,
-            )
-            session.add(run)
-            await session.flush()
-            session.add(_run_audit(actor, "run.retry", old, {"run_id": run.id}, now))
+        async with self.db.write() as conn:
+            new_id = await retry_run(conn, run_id, actor, now)
+            await self._audit_run(conn, actor, "run.retry", run_id, now, {"run_id": new_id})
         self.signals.runs_queued()
-        assert run.id is not None
-        return run.id
+        return new_id
 
     async def cancel(self, run_id: int, actor: str) -> str:
         """Cancel a queued run at once; ask a running one to stop. Returns the new status."""
         now = self.clock.now()
-        async with self.db.session() as session:
-            run = await session.get(Run, run_id)
-            if run is None:
-                raise RunNotFound(run_id)
-            if run.status not in UNFINISHED:
-                raise RunConflict(f"run {run_id} already ended: {run.status}")
-            before = {"status": run.status}
-            if run.status == RunStatus.queued.value:
-                run.status = RunStatus.cancelled.value
-                run.completed_at = now
-                run.error = f"cancelled by {actor}"
-            else:  # the worker running it is woken and stops; a dead worker's run is ended
-                run.cancel_requested_at = now  # by the next claim once its lease has lapsed
-            session.add(_run_audit(actor, "run.cancel", run, {"status": run.status}, now, before))
+        async with self.db.write() as conn:
+            before = await conn.scalar(select(Run.status).where(Run.id == run_id))
+            status = await cancel_run(conn, run_id, actor, now)
+            after = {"status": status}
+            await self._audit_run(conn, actor, "run.cancel", run_id, now, after, {"status": before})
         self.signals.run_cancel_requested()
-        return run.status
+        return status
+
+    @staticmethod
+    async def _audit_run(
+        conn: AsyncConnection,
+        actor: str,
+        action: str,
+        run_id: int,
+        now: datetime,
+        after: dict[str, Any],
+        before: dict[str, Any] | None = None,
+    ) -> None:
+        repo_id = await conn.scalar(select(Run.repo_id).where(Run.id == run_id))
+        statement = _audit_insert(actor, action, "run", run_id, repo_id, now)
+        await conn.execute(statement, {"before": before, "after": after})
 
     async def _set_status(self, job_id: int, status: JobStatus, actor: str, action: str) -> Job:
         now = self.clock.now()
@@ -386,16 +356,8 @@ async def _check_chain(session: AsyncSession, after_job_id: int, job_id: int | N
 
 async def stop_runs(conn: AsyncConnection, job_id: int, now: datetime) -> None:
     """Cancel the job's queued runs and ask its running ones to stop."""
-    await conn.execute(
-        update(Run)
-        .where(Run.job_id == job_id, Run.status == RunStatus.queued.value)
-        .values(status=RunStatus.cancelled.value, completed_at=now, error="job deleted")
-    )
-    await conn.execute(
-        update(Run)
-        .where(Run.job_id == job_id, Run.status == RunStatus.running.value)
-        .values(cancel_requested_at=now)
-    )
+    active = await active_runs(conn, [job_id])
+    await cancel_runs(conn, [run_id for run_id, _ in active.get(job_id, [])], now, "job deleted")
 
 
 async def bump_jobs_version(session: AsyncSession, now: datetime) -> None:
@@ -444,22 +406,16 @@ async def _audit(
     )
 
 
-def _run_audit(
-    actor: str,
-    action: str,
-    run: Run,
-    after: dict[str, Any],
-    now: datetime,
-    before: dict[str, Any] | None = None,
-) -> AuditEntry:
-    return AuditEntry(
+def _audit_insert(
+    actor: str, action: str, object_type: str, object_id: int, repo_id: int | None, now: datetime
+) -> Any:
+    """An audit row for a Core connection; ``before``/``after`` are given as parameters."""
+    return AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
         actor=actor,
         action=action,
-        object_type="run",
-        object_id=str(run.id),
-        repo_id=run.repo_id,
-        before=before,
-        after=after,
+        object_type=object_type,
+        object_id=str(object_id),
+        repo_id=repo_id,
         created_at=now,
     )
 

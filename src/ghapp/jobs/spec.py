@@ -1,8 +1,8 @@
 """What a job is, validated: a job that cannot run cannot be saved.
 
-:class:`JobSpec` holds every field of both seeds (seed 1's ScheduledJob, seed 2's
-ScheduledTask) in seed 1's snake_case. Each validator's message names the field and the
-problem; the API turns them into ``422`` answers with field and reason.
+:class:`JobSpec` holds every field of a job that people set, in snake_case (the camelCase
+scheduler API translates at its edge, in ``ghapp.api.jobs``). Each validator's message names
+the field and the problem; the API turns them into ``422`` answers with field and reason.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Notifications (SPEC §7): notifier configs, message formats and delivery."""
+"""Notifications: notifier configs, message formats and delivery."""

@@ -1,4 +1,4 @@
-"""E-mail notifiers (seed 1's "Slack/email notifications"): SMTP with STARTTLS or TLS.
+"""E-mail notifiers: SMTP with STARTTLS or TLS.
 
 One message per notification to the notifier's recipient list, with a plain-text and an
 HTML body carrying the same facts as the chat formats. smtplib is blocking, so it runs in a

@@ -1,6 +1,6 @@
-"""The message of an event, and its shape for each notifier type (seed 2's formats).
+"""The message of an event, and its shape for each notifier type.
 
-:func:`event_payload` builds seed 2's ``WebhookPayload`` (event, timestamp, task, execution,
+:func:`event_payload` builds the generic ``WebhookPayload`` (event, timestamp, task, execution,
 metrics, message); the formatters turn it into Slack Block Kit, a Discord embed, or the plain
 JSON that n8n and generic receivers get.
 """
@@ -116,7 +116,7 @@ def plain(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def n8n(payload: dict[str, Any]) -> dict[str, Any]:
-    """The event JSON; the task also under seed 2's n8n name ``type``."""
+    """The event JSON; the task also under the name n8n flows read, ``type``."""
     if "task" not in payload:
         return payload
     return {**payload, "task": {**payload["task"], "type": payload["task"].get("taskType")}}

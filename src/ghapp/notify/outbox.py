@@ -29,7 +29,7 @@ def event_of_end(status: str) -> str | None:
 
 
 def wanted(job: Any, event: str) -> bool:
-    """The job's own switches: seed 2's notifyOnSuccess / notifyOnFailure."""
+    """The job's own switches: notify_on_success / notify_on_failure."""
     if event == "task_completed":
         return bool(job.notify_on_success)
     if event == "task_failed":
@@ -89,7 +89,7 @@ def run_payload(
     public_url: str,
     extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Seed 2's WebhookPayload for a job (and its run, when there is one)."""
+    """The generic WebhookPayload for a job (and its run, when there is one)."""
     task = {"id": str(job.id), "name": job.name, "taskType": job.task_type}
     execution = metrics = None
     url = None

@@ -1,4 +1,4 @@
-"""What a notifier is, validated (seed 2's WebhookConfig)."""
+"""What a notifier is, validated."""
 
 from __future__ import annotations
 

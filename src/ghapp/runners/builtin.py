@@ -1,4 +1,4 @@
-"""Built-in analyzers: work ghapp does itself, in the checkout, without an agent (SPEC §5).
+"""Built-in analyzers: work ghapp does itself, in the checkout, without an agent.
 
 An analyzer is registered under a command id (``context/analyze`` in a later issue) and is
 run for jobs with ``runner: builtin``. It gets the checkout and the job, and returns the

@@ -1,4 +1,4 @@
-"""The ``claude`` runner: Claude Code headless, its stream-json read line by line (SPEC §5).
+"""The ``claude`` runner: Claude Code headless, its stream-json read line by line.
 
 ``claude -p PROMPT --output-format stream-json --verbose [options]`` prints one JSON event
 per line: ``system/init`` first, then ``assistant`` / ``user`` messages, and last a

@@ -1,4 +1,4 @@
-"""The ``shell`` runner: a command line from the job, in the checkout (SPEC §5).
+"""The ``shell`` runner: a command line from the job, in the checkout.
 
 The exit code decides; the tail of the output is the result. Like the claude runner it
 runs in its own process group, killed as a whole on timeout or cancellation, with an

@@ -25,18 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghapp.clock import Clock
 from ghapp.db import Database
-from ghapp.db.core import insert_ignoring_conflicts, upsert_row
+from ghapp.db.core import upsert_row
 from ghapp.db.models import (
     Installation,
     Job,
     JobStatus,
     Repository,
-    Run,
     RunStatus,
     SchedulerState,
     TriggerType,
 )
 from ghapp.jobs.schedules import schedule_of
+from ghapp.runqueue.new import NewRun, active_runs, apply_policy, enqueue
 from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.signals import Signals
 from ghapp.supervise import RoundFailures
@@ -117,9 +117,9 @@ class Scheduler:
             if not jobs:
                 return 0
             firings = [plan(job, now) for job in jobs]
-            busy = await _active_runs(conn, [f.job_id for f in firings])
+            busy = await active_runs(conn, [f.job_id for f in firings])
             by_id = {job.id: job for job in jobs}
-            run_rows, check_rows = [], []
+            runs, check_rows = [], []
             cancelling = False
             for firing in firings:
                 if firing.scheduled_for is None:
@@ -128,14 +128,12 @@ class Scheduler:
                 if job.threshold:
                     check_rows.append(_check_row(firing))
                 else:
-                    active = busy.get(job.id, [])
-                    cancelling |= job.concurrency_policy == "cancel" and bool(active)
-                    run_rows.append(await _run_row(conn, job, firing, active, now))
-            created = await insert_ignoring_conflicts(
-                conn, Run.__table__, run_rows, ("job_id", "scheduled_for")
-            )
+                    run, cancelled = await _timed_run(conn, job, firing, busy.get(job.id, []), now)
+                    runs.append(run)
+                    cancelling |= cancelled
+            created = await enqueue(conn, runs)
             checks = await self.thresholds.claim(conn, check_rows)
-            await _advance(conn, firings, created)
+            await _advance(conn, firings)
         self.fired += len(created)
         if created:
             self.signals.runs_queued()
@@ -200,84 +198,39 @@ def plan(job: Any, now: datetime) -> Firing:
     return Firing(job.id, job.next_run_at, new_next, latest, max(0, len(missed) - 1))
 
 
-async def _active_runs(
-    conn: AsyncConnection, job_ids: list[int]
-) -> dict[int, list[tuple[int, str]]]:
-    rows = await conn.execute(
-        select(Run.job_id, Run.id, Run.status).where(
-            Run.job_id.in_(job_ids), Run.status.in_(ACTIVE_RUN)
-        )
-    )
-    active: dict[int, list[tuple[int, str]]] = {}
-    for job_id, run_id, status in rows:
-        active.setdefault(job_id, []).append((run_id, status))
-    return active
-
-
-async def _run_row(
+async def _timed_run(
     conn: AsyncConnection, job: Any, firing: Firing, active: list[Any], now: datetime
-) -> dict[str, Any]:
-    """The Run row for a timed firing, shaped by the job's concurrency policy."""
-    status, reason = RunStatus.queued.value, None
-    statuses = {status for _, status in active}
-    policy = job.concurrency_policy
-    if policy == "skip" and statuses:
-        status, reason = RunStatus.skipped.value, "the previous run is still queued or running"
-    elif policy == "queue" and RunStatus.queued.value in statuses:
-        status, reason = RunStatus.skipped.value, "a run is already queued"
-    elif policy == "cancel" and statuses:
-        await _cancel(conn, [run_id for run_id, _ in active], now)
-    return {
-        "job_id": job.id,
-        "repo_id": job.repo_id,
-        "installation_id": job.installation_id,
-        "trigger_type": (TriggerType.threshold if job.threshold else TriggerType.scheduled).value,
-        "trigger_detail": {"coalesced": firing.coalesced} if firing.coalesced else {},
-        "scheduled_for": firing.scheduled_for,
-        "status": status,
-        "error": reason,
-        "queued_at": now,
-        "run_after": now,
-        "completed_at": now if status == RunStatus.skipped.value else None,
-    }
-
-
-async def _cancel(conn: AsyncConnection, run_ids: list[int], now: datetime) -> None:
-    await conn.execute(
-        update(Run)
-        .where(Run.id.in_(run_ids), Run.status == RunStatus.queued.value)
-        .values(
-            status=RunStatus.cancelled.value, completed_at=now, error="cancelled by a newer run"
-        )
+) -> tuple[NewRun, bool]:
+    """The run of a timed firing, shaped by the job's concurrency policy; and whether older
+    runs were cancelled for it."""
+    status, reason, cancelled = await apply_policy(conn, job.concurrency_policy, active, now)
+    run = NewRun(
+        job_id=job.id,
+        repo_id=job.repo_id,
+        installation_id=job.installation_id,
+        trigger_type=TriggerType.threshold if job.threshold else TriggerType.scheduled,
+        now=now,
+        trigger_detail={"coalesced": firing.coalesced} if firing.coalesced else {},
+        scheduled_for=firing.scheduled_for,
+        status=status,
+        error=reason,
     )
-    await conn.execute(
-        update(Run)
-        .where(Run.id.in_(run_ids), Run.status == RunStatus.running.value)
-        .values(cancel_requested_at=now)
-    )
+    return run, cancelled
 
 
 def _check_row(firing: Firing) -> dict[str, Any]:
     return {"job_id": firing.job_id, "scheduled_for": firing.scheduled_for, "status": "pending"}
 
 
-async def _advance(conn: AsyncConnection, firings: list[Firing], created: dict[int, int]) -> None:
+async def _advance(conn: AsyncConnection, firings: list[Firing]) -> None:
     """Move each job's next_run_at on, unless another scheduler already did (one statement)."""
     table = Job.__table__
     stmt = (
         update(table)
         .where(table.c.id == bindparam("b_id"), table.c.next_run_at == bindparam("b_old"))
-        .values(next_run_at=bindparam("b_new"), run_count=table.c.run_count + bindparam("b_inc"))
+        .values(next_run_at=bindparam("b_new"))
     )
-    rows = [
-        {
-            "b_id": f.job_id,
-            "b_old": f.old_next,
-            "b_new": f.new_next,
-            "b_inc": 1 if f.job_id in created else 0,
-        }
-        for f in firings
-    ]
+    rows = [{"b_id": f.job_id, "b_old": f.old_next, "b_new": f.new_next} for f in firings]
     await conn.execute(stmt, rows)
 
 

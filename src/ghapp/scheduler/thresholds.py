@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import insert_ignoring_conflicts
-from ghapp.db.models import Job, Run, RunStatus, ThresholdCheck, TriggerType
+from ghapp.db.models import Job, ThresholdCheck, TriggerType
 from ghapp.notify.outbox import queue_event
+from ghapp.runqueue.new import NewRun, enqueue
 from ghapp.signals import Signals
 
 log = logging.getLogger("ghapp.scheduler")
@@ -188,25 +189,14 @@ async def _queue_alert(conn: AsyncConnection, job: Any, value: float, now: datet
 async def _queue_threshold_run(
     conn: AsyncConnection, job: Any, check: Any, value: float, now: datetime
 ) -> int:
-    table = Run.__table__  # type: ignore[attr-defined]
     detail = {"check_id": check.id, "metric": job.threshold["metric"], "value": value}
-    created = await insert_ignoring_conflicts(
-        conn,
-        table,
-        [
-            {
-                "job_id": job.id,
-                "repo_id": job.repo_id,
-                "installation_id": job.installation_id,
-                "trigger_type": TriggerType.threshold.value,
-                "trigger_detail": detail,
-                "scheduled_for": check.scheduled_for,
-                "status": RunStatus.queued.value,
-                "queued_at": now,
-                "run_after": now,
-            }
-        ],
-        ("job_id", "scheduled_for"),
+    run = NewRun(
+        job_id=job.id,
+        repo_id=job.repo_id,
+        installation_id=job.installation_id,
+        trigger_type=TriggerType.threshold,
+        now=now,
+        trigger_detail=detail,
+        scheduled_for=check.scheduled_for,
     )
-    await conn.execute(update(Job).where(Job.id == job.id).values(run_count=Job.run_count + 1))
-    return created[job.id]
+    return (await enqueue(conn, [run]))[job.id]

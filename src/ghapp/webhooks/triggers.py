@@ -11,21 +11,12 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
-from ghapp.db.batch import Statement, json_text
 from ghapp.db.models import TriggerType
+from ghapp.runqueue.new import NewRun, enqueue_statements
 from ghapp.webhooks.context import DeliveryContext
 from ghapp.webhooks.normalize import ITEM_EVENTS
 
 router = routing.Router()
-
-INSERT_RUN = (
-    "INSERT INTO runs (job_id, repo_id, installation_id, trigger_type, trigger_detail, "
-    "delivery_id, item, status, items_found, items_processed, items_skipped, items_failed, "
-    "attempt, cost_usd, run_after, queued_at) VALUES (:job_id, :repo_id, "
-    "COALESCE(:installation_id, (SELECT installation_id FROM repositories WHERE id = :repo_id)), "
-    ":trigger_type, :trigger_detail, :delivery_id, :item, 'queued', 0, 0, 0, 0, 1, 0, :now, :now)"
-)
-COUNT_RUN = "UPDATE jobs SET run_count = run_count + 1 WHERE id = :job_id"
 
 
 async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None:
@@ -53,22 +44,18 @@ def _queue(
 ) -> None:
     item = ctx.item
     assert item is not None
-    ctx.add(
-        Statement(
-            INSERT_RUN,
-            {
-                "job_id": job_id,
-                "repo_id": item.repo_id,
-                "installation_id": ctx.installation_id,
-                "trigger_type": trigger_type.value,
-                "trigger_detail": json_text(detail),
-                "delivery_id": item.delivery_id,
-                "item": json_text(item.to_dict()),
-                "now": ctx.received_at,
-            },
-        )
+    run = NewRun(
+        job_id=job_id,
+        repo_id=item.repo_id,
+        installation_id=ctx.installation_id,
+        trigger_type=trigger_type,
+        now=ctx.received_at,
+        trigger_detail=detail,
+        item=item.to_dict(),
+        delivery_id=item.delivery_id,
     )
-    ctx.add(Statement(COUNT_RUN, {"job_id": job_id}))
+    for statement in enqueue_statements(run):
+        ctx.add(statement)
     ctx.runs_queued += 1
 
 

@@ -1,4 +1,4 @@
-"""May this person run this slash command? (SPEC §3: write or admin permission.)
+"""May this person run this slash command? (Write or admin permission.)
 
 Asked of GitHub's collaborator-permission endpoint and cached briefly (a minute), so a
 burst of commands costs one call per person. Accepted → an 👀 reaction on the comment;

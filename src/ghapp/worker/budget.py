@@ -1,4 +1,4 @@
-"""The daily budget (SPEC §3): sessions and dollars per UTC day, so nothing runs away."""
+"""The daily budget: sessions and dollars per UTC day, so nothing runs away."""
 
 from __future__ import annotations
 

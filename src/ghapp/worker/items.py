@@ -1,6 +1,6 @@
 """The items a scheduled issues/PRs run works on: its filter query, searched on GitHub.
 
-The job's filter query (SPEC §4) becomes a GitHub search query (relative dates made
+The job's filter query becomes a GitHub search query (relative dates made
 absolute, ``assignee:none`` → ``no:assignee``, comma OR, negation); results are paged
 through 100 at a time, oldest first so a backlog is worked off in order. A page GitHub
 marks ``incomplete_results`` (its search timed out) is asked for once more; if it is still

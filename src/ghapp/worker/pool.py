@@ -13,8 +13,8 @@ module is the machinery around it, the same for every kind of run:
 * GitHub or database trouble makes a run *retryable*: it is queued again with exponential
   backoff and full jitter for as long as the retry window (``GHAPP_RETRY_WINDOW_SECONDS``)
   has not passed since the trouble began. Anything else ends the run through
-  :func:`ghapp.runs.finish_run`, which also queues the jobs that run after it; a session of
-  the run still open then ends with it. Recording the end is itself retried until the
+  :func:`ghapp.runqueue.finish.finish_run`, which also queues the jobs that run after it; a
+  session of the run still open then ends with it. Recording the end is itself retried until the
   database takes it, with the lease kept meanwhile;
 * :meth:`WorkerPool.stop` stops claiming, lets running runs finish within the grace period
   and hands the rest back to the queue (their lease released), so a deploy loses nothing.
@@ -42,10 +42,10 @@ from ghapp.db.errors import describe, is_database_trouble
 from ghapp.db.models import Job, Run, RunStatus, Session, SessionStatus
 from ghapp.metrics import Metrics
 from ghapp.notify.outbox import queue_event
-from ghapp.runs import finish_run
+from ghapp.runqueue.claim import Claimed, RunQueue, bind_params
+from ghapp.runqueue.finish import finish_run
 from ghapp.signals import Signals
 from ghapp.supervise import Backoff, Restarts, pause, supervise
-from ghapp.worker.claim import Claimed, RunQueue, bind_params
 
 log = logging.getLogger("ghapp.worker")
 

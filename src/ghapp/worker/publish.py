@@ -1,4 +1,4 @@
-"""Sessions that change code: their changes become a pull request (issue 9, SPEC §5, §6).
+"""Sessions that change code: their changes become a pull request.
 
 Called by the executor after a session ended successfully, while its checkout still exists.
 A job opts in with ``task_config["publish"]``:

@@ -1,4 +1,4 @@
-"""Reporting back on the issue or PR (SPEC §6): one tracking comment per session.
+"""Reporting back on the issue or PR : one tracking comment per session.
 
 The comment is created when the session starts and edited in place with the result or a
 clear failure. It carries a hidden marker, ``<!-- ghapp:session=ID -->``: before creating

@@ -21,11 +21,11 @@ from ghapp.notify.dispatch import Dispatcher
 from ghapp.notify.outbound import Outbound
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
+from ghapp.runqueue.claim import Limits, RunQueue
 from ghapp.settings import Settings
 from ghapp.signals import Signals
 from ghapp.supervise import supervise
 from ghapp.worker.checkout import WorkDir
-from ghapp.worker.claim import Limits, RunQueue
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import PoolSettings, WorkerPool, within
 

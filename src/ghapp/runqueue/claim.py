@@ -1,4 +1,4 @@
-"""Claiming queued runs under a lease: the queue half of the worker (SPEC §1).
+"""Claiming queued runs under a lease: how workers take runs from the queue.
 
 A worker takes one run at a time with a single ``UPDATE … RETURNING``: on PostgreSQL the
 candidate row is chosen ``FOR UPDATE SKIP LOCKED`` so workers never wait for each other; on
@@ -21,38 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghapp.db import Database
 from ghapp.db.batch import sqlite_value
-
-# Standard SQL on both backends; ``{lock}`` is FOR UPDATE SKIP LOCKED on PostgreSQL.
-_CLAIM = """
-UPDATE runs SET status = 'running', lease_owner = :owner, lease_expires_at = :lease_until,
-       started_at = COALESCE(started_at, :now),
-       attempt = CASE WHEN status = 'running' THEN attempt + 1 ELSE attempt END
-WHERE id = (
-    SELECT r.id FROM runs r
-    WHERE ((r.status = 'queued' AND r.run_after <= :now)
-           OR (r.status = 'running' AND r.lease_expires_at < :now))
-      AND (:global_limit = 0 OR (
-          SELECT count(*) FROM runs busy
-          WHERE busy.status = 'running' AND busy.lease_expires_at >= :now AND busy.id <> r.id
-      ) < :global_limit)
-      AND (r.installation_id IS NULL OR (
-          SELECT count(*) FROM runs busy
-          WHERE busy.installation_id = r.installation_id AND busy.status = 'running'
-            AND busy.lease_expires_at >= :now AND busy.id <> r.id
-      ) < :per_installation)
-    ORDER BY r.run_after, r.id
-    LIMIT 1 {lock}
-)
-RETURNING id, job_id, attempt, status
-"""
-_HEARTBEAT = """
-UPDATE runs SET lease_expires_at = :lease_until
-WHERE id = :run_id AND lease_owner = :owner AND status = 'running'
-"""
-_RELEASE = """
-UPDATE runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :run_id AND lease_owner = :owner AND status = 'running'
-"""
+from ghapp.runqueue import sql
 
 
 @dataclass(frozen=True)
@@ -75,7 +44,7 @@ class RunQueue:
         self.owner = owner
         self.limits = limits or Limits()
         lock = "FOR UPDATE SKIP LOCKED" if not db.is_sqlite else ""
-        self._claim = text(_CLAIM.format(lock=lock))
+        self._claim = text(sql.CLAIM.format(lock=lock))
 
     async def claim(self, now: datetime) -> Claimed | None:
         """Take the next claimable run, or None if there is none (or limits say wait)."""
@@ -96,13 +65,13 @@ class RunQueue:
         """Renew the lease; False means it was lost (taken over, cancelled, finished)."""
         params = {"run_id": run_id, "owner": self.owner, "lease_until": now + self.limits.lease}
         async with self.db.write() as conn:
-            result = await conn.execute(text(_HEARTBEAT), bind_params(conn, params))
+            result = await conn.execute(text(sql.HEARTBEAT), bind_params(conn, params))
         return result.rowcount == 1
 
     async def release(self, run_id: int) -> bool:
         """Hand a run back to the queue (graceful shutdown) without counting an attempt."""
         async with self.db.write() as conn:
-            result = await conn.execute(text(_RELEASE), {"run_id": run_id, "owner": self.owner})
+            result = await conn.execute(text(sql.RELEASE), {"run_id": run_id, "owner": self.owner})
         return result.rowcount == 1
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ghapp.db.core import insert_ignoring_conflicts
 from ghapp.db.models import Job, JobStatus, Run, RunStatus, TriggerType
 from ghapp.notify.outbox import queue_run_end
+from ghapp.runqueue.new import NewRun, enqueue
 
 FINAL = frozenset(
     {
@@ -77,34 +77,25 @@ async def queue_dependents(
             )
         )
     ).all()
-    rows = [
-        {
-            "job_id": job_id,
-            "repo_id": repo_id,
-            "installation_id": installation_id,
-            "trigger_type": TriggerType.dependency.value,
-            "trigger_detail": {"after_run_id": run.id, "after_status": status.value},
-            # One dependent run per upstream run, however often this is called.
-            "scheduled_for": None,
-            "delivery_id": f"after-run-{run.id}",
-            "status": RunStatus.queued.value,
-            "queued_at": now,
-            "run_after": now,
-        }
-        for job_id, repo_id, installation_id in dependents
-    ]
-    if not rows:
+    if not dependents:
         return []
     existing = set(
         (
             await conn.execute(select(Run.job_id).where(Run.delivery_id == f"after-run-{run.id}"))
         ).scalars()
     )
-    rows = [row for row in rows if row["job_id"] not in existing]
-    created = await insert_ignoring_conflicts(
-        conn, Run.__table__, rows, ("job_id", "scheduled_for")
-    )
-    await conn.execute(
-        update(Job).where(Job.id.in_(list(created))).values(run_count=Job.run_count + 1)
-    )
-    return list(created.values())
+    detail = {"after_run_id": run.id, "after_status": status.value}
+    runs = [
+        NewRun(
+            job_id=job_id,
+            repo_id=repo_id,
+            installation_id=installation_id,
+            trigger_type=TriggerType.dependency,
+            now=now,
+            trigger_detail=detail,
+            delivery_id=f"after-run-{run.id}",  # one dependent run per upstream run
+        )
+        for job_id, repo_id, installation_id in dependents
+        if job_id not in existing
+    ]
+    return list((await enqueue(conn, runs)).values())
