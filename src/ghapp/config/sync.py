@@ -1,11 +1,12 @@
 """Reading ``.github/ghapp.yml`` in workers and bringing a repository's jobs in line with it.
 
 :class:`ConfigSyncer` claims the ``config_syncs`` rows the webhook path queued (see
-:mod:`ghapp.config.webhooks`) under a lease — one ``UPDATE … RETURNING``, the candidate
-chosen ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, inside SQLite's write transaction there —
-so any number of workers share them and none takes a row another holds. A repository's
-syncs run one at a time, in the order they were queued (a partial unique index backs
-this), so an older commit's file never overwrites a newer one's.
+:mod:`ghapp.config.webhooks`) under a lease — a leased queue (:mod:`ghapp.db.lease`,
+declared as :data:`CONFIG_SYNCS`): one ``UPDATE … RETURNING``, the candidate chosen ``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL, inside SQLite's write transaction there — so any number
+of workers share them and none takes a row another holds. A repository's syncs run one at
+a time, in the order they were queued (a partial unique index backs this), so an older
+commit's file never overwrites a newer one's.
 
 For each row it reads the file at the pushed commit (or the default branch's head) through
 the contents API, parses and validates **every** job first (:mod:`ghapp.config.schema`,
@@ -24,7 +25,6 @@ import base64
 import binascii
 import logging
 import os
-import random
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from typing import Any
 import gidgethub
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import func, select, text
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ghapp.clock import Clock
@@ -48,11 +48,11 @@ from ghapp.config.schema import (
     validate_config,
 )
 from ghapp.db import Database
-from ghapp.db.models import AuditEntry, ConfigSync, Job, Notifier, Repository
+from ghapp.db.lease import LeasedQueue, LeasedTable, RetryBackoff
+from ghapp.db.models import AuditEntry, Job, Notifier, Repository
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.jobs.service import JobError, JobService, spec_of
 from ghapp.repo_commands import CommandCatalogs
-from ghapp.runqueue.claim import bind_params
 from ghapp.signals import Signals
 from ghapp.supervise import RoundFailures
 
@@ -62,36 +62,27 @@ STATUS_CONTEXT = "ghapp/config"
 MAX_DESCRIPTION = 140  # GitHub's limit for a commit status description
 MAX_ERROR = 4000
 
-# Standard SQL on both backends; ``{lock}`` is FOR UPDATE SKIP LOCKED on PostgreSQL. A row
-# is claimable when due (or its lease expired) and no earlier sync of its repository is
+# The config syncs' lease: pending → running → done | failed (or pending again, later). A
+# row is claimable when due (or its lease lapsed) and no earlier sync of its repository is
 # unfinished, so a repository's syncs run one at a time and in order.
-_CLAIM = """
-UPDATE config_syncs SET status = 'running', lease_owner = :owner,
-       lease_expires_at = :lease_until, started_at = :now, attempts = attempts + 1
-WHERE id = (
-    SELECT c.id FROM config_syncs c
-    WHERE ((c.status = 'pending' AND c.run_after <= :now)
-           OR (c.status = 'running' AND c.lease_expires_at < :now))
-      AND NOT EXISTS (
-          SELECT 1 FROM config_syncs e
-          WHERE e.repo_id = c.repo_id AND e.id <> c.id
-            AND e.status IN ('pending', 'running')
-            AND (e.queued_at < c.queued_at OR (e.queued_at = c.queued_at AND e.id < c.id)))
-    ORDER BY c.queued_at, c.id
-    LIMIT 1 {lock}
+CONFIG_SYNCS = LeasedTable(
+    name="config_syncs",
+    ready="pending",
+    held="running",
+    due="run_after",
+    order=("queued_at", "id"),
+    returning=("id", "repo_id", "installation_id", "sha", "reason", "attempts"),
+    condition="""
+NOT EXISTS (
+    SELECT 1 FROM config_syncs e
+    WHERE e.repo_id = c.repo_id AND e.id <> c.id
+      AND e.status IN ('pending', 'running')
+      AND (e.queued_at < c.queued_at OR (e.queued_at = c.queued_at AND e.id < c.id)))
+""",
+    on_claim=("started_at = :now", "attempts = attempts + 1"),
+    on_retry=("error = :error",),
+    on_finish=("error = :error", "summary = :summary", "done_at = :now"),
 )
-RETURNING id, repo_id, installation_id, sha, reason, attempts
-"""
-_FINISH = """
-UPDATE config_syncs SET status = :status, error = :error, summary = :summary, done_at = :now,
-       lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :id AND lease_owner = :owner AND status = 'running'
-"""
-_RETRY = """
-UPDATE config_syncs SET status = 'pending', run_after = :run_after, error = :error,
-       lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :id AND lease_owner = :owner AND status = 'running'
-"""
 
 
 @dataclass(frozen=True)
@@ -166,10 +157,8 @@ class ConfigSyncer:
         self.poll = poll
         self.lease = lease
         self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        lock = "" if db.is_sqlite else "FOR UPDATE SKIP LOCKED"
-        self._claim = text(_CLAIM.format(lock=lock))
+        self.backoff = RetryBackoff(backoff_base, backoff_max)
+        self.syncs = LeasedQueue(db, CONFIG_SYNCS, self.owner, lease)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -195,22 +184,11 @@ class ConfigSyncer:
         return count
 
     async def next_due(self) -> datetime | None:
-        async with self.db.read() as conn:
-            pending = await conn.scalar(
-                select(func.min(ConfigSync.run_after)).where(ConfigSync.status == "pending")
-            )
-            expiring = await conn.scalar(
-                select(func.min(ConfigSync.lease_expires_at)).where(ConfigSync.status == "running")
-            )
-        moments = [m for m in (pending, expiring) if m is not None]
-        return min(moments) if moments else None
+        return await self.syncs.next_due()
 
     async def claim(self) -> ClaimedSync | None:
-        now = self.clock.now()
-        params = {"owner": self.owner, "now": now, "lease_until": now + self.lease}
         try:
-            async with self.db.write() as conn:
-                row = (await conn.execute(self._claim, bind_params(conn, params))).first()
+            row = await self.syncs.claim(self.clock.now())
         except IntegrityError:  # another worker claimed this repository's sync just now
             return None
         if row is None:
@@ -453,24 +431,12 @@ class ConfigSyncer:
         error = outcome.error[:MAX_ERROR] if outcome.error else None
         async with self.db.write() as conn:
             if outcome.status == "retrying":
-                params: dict[str, Any] = {
-                    "id": claimed.id,
-                    "owner": self.owner,
-                    "error": error,
-                    "run_after": now + self._backoff(claimed.attempts),
-                }
-                result = await conn.execute(text(_RETRY), bind_params(conn, params))
+                due = now + self.backoff.delay(claimed.attempts)
+                kept = await self.syncs.retry(claimed.id, due, conn, error=error)
             else:
-                params = {
-                    "id": claimed.id,
-                    "owner": self.owner,
-                    "status": outcome.status,
-                    "error": error,
-                    "summary": outcome.summary,
-                    "now": now,
-                }
-                result = await conn.execute(text(_FINISH), bind_params(conn, params))
-            kept = result.rowcount == 1
+                kept = await self.syncs.finish(
+                    claimed.id, outcome.status, conn, error=error, summary=outcome.summary, now=now
+                )
             if kept and outcome.status == "failed":
                 repo = await conn.scalar(
                     select(Repository.full_name).where(Repository.id == claimed.repo_id)
@@ -487,12 +453,6 @@ class ConfigSyncer:
                     )
                 )
         return kept
-
-    def _backoff(self, attempt: int) -> timedelta:
-        cap = min(
-            self.backoff_max.total_seconds(), self.backoff_base.total_seconds() * 2 ** (attempt - 1)
-        )
-        return timedelta(seconds=random.uniform(cap / 2, cap))
 
 
 def build_config_syncer(

@@ -1,9 +1,11 @@
 """Delivering queued notifications, off every run's path, surviving restarts.
 
-Each replica running workers runs one :class:`Dispatcher`. It claims due rows (``pending``,
-or ``sending`` whose claim lapsed because a process died mid-send) by moving them to
-``sending`` with a claim deadline — an UPDATE guarded by the status it read, so two
-replicas never send the same row. Each attempt is appended to the row's ``attempt_log``.
+Each replica running workers runs one :class:`Dispatcher`. The outbox is a leased queue
+(:mod:`ghapp.db.lease`, declared as :data:`NOTIFICATIONS`): the dispatcher claims due rows
+(``pending``, or ``sending`` whose claim lapsed because a process died mid-send) by moving
+them to ``sending`` with a claim deadline in ``next_attempt_at`` — on PostgreSQL ``FOR
+UPDATE SKIP LOCKED``, so two replicas never send the same row. Each attempt is appended to
+the row's ``attempt_log``.
 Network errors, 5xx and 429 (honouring ``Retry-After``) are retried with exponential
 backoff up to ``GHAPP_NOTIFY_MAX_ATTEMPTS``; other 4xx fail at once. Ten failed attempts
 in a row disable the notifier.
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import select, update
 
 from ghapp.clock import Clock
 from ghapp.db import Database
+from ghapp.db.lease import LeasedQueue, LeasedTable, RetryBackoff, equal_jitter
 from ghapp.db.models import AuditEntry, Notification, Notifier
 from ghapp.metrics import Metrics
 from ghapp.notify.send import Attempt
@@ -39,6 +41,19 @@ BACKOFF_MAX = timedelta(minutes=10)
 BATCH = 20
 POLL = timedelta(seconds=30)
 
+# The outbox's lease: pending → sending, the claim's deadline kept in next_attempt_at (a row
+# is due again when it passes: its sender died) and no owner column. A claim is an attempt.
+NOTIFICATIONS = LeasedTable(
+    name="notifications",
+    ready="pending",
+    held="sending",
+    due="next_attempt_at",
+    lease="next_attempt_at",
+    owner=None,
+    order=("next_attempt_at", "id"),
+    on_claim=("attempts = attempts + 1",),
+)
+
 
 class Dispatcher:
     def __init__(
@@ -50,7 +65,7 @@ class Dispatcher:
         sender: Sender,
         *,
         max_attempts: int = 5,
-        jitter: Callable[[float], float] = lambda cap: random.uniform(cap / 2, cap),
+        jitter: Callable[[float], float] = equal_jitter,
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics
@@ -60,7 +75,8 @@ class Dispatcher:
         self.notifiers = notifiers
         self.sender = sender
         self.max_attempts = max_attempts
-        self.jitter = jitter
+        self.backoff = RetryBackoff(BACKOFF_BASE, BACKOFF_MAX, jitter)
+        self.outbox = LeasedQueue(db, NOTIFICATIONS, None, CLAIM_FOR)
 
     async def run(self) -> None:
         """Deliver what is due, then sleep until the next is due or a new one is queued."""
@@ -89,44 +105,11 @@ class Dispatcher:
             total += len(claimed)
 
     async def next_due(self) -> datetime | None:
-        async with self.db.read() as conn:
-            return await conn.scalar(
-                select(Notification.next_attempt_at)
-                .where(Notification.status.in_(("pending", "sending")))
-                .order_by(Notification.next_attempt_at)
-                .limit(1)
-            )
+        return await self.outbox.next_due()
 
     async def _claim(self, now: datetime) -> list[Any]:
         async with self.db.write() as conn:
-            due = (
-                await conn.execute(
-                    select(Notification.id, Notification.status)
-                    .where(
-                        Notification.status.in_(("pending", "sending")),
-                        Notification.next_attempt_at <= now,
-                    )
-                    .order_by(Notification.next_attempt_at, Notification.id)
-                    .limit(BATCH)
-                )
-            ).all()
-            claimed = []
-            for notification_id, status in due:
-                result = await conn.execute(
-                    update(Notification)
-                    .where(
-                        Notification.id == notification_id,
-                        Notification.status == status,
-                        Notification.next_attempt_at <= now,
-                    )
-                    .values(
-                        status="sending",
-                        next_attempt_at=now + CLAIM_FOR,
-                        attempts=Notification.attempts + 1,
-                    )
-                )
-                if result.rowcount == 1:
-                    claimed.append(notification_id)
+            claimed = [row.id for row in await self.outbox.claim_in(conn, now, BATCH)]
             if not claimed:
                 return []
             return list(
@@ -245,5 +228,4 @@ class Dispatcher:
     def _delay(self, attempts: int, attempt: Attempt) -> timedelta:
         if attempt.retry_after is not None:
             return timedelta(seconds=min(attempt.retry_after, BACKOFF_MAX.total_seconds()))
-        cap = min(BACKOFF_MAX.total_seconds(), BACKOFF_BASE.total_seconds() * 2 ** (attempts - 1))
-        return timedelta(seconds=self.jitter(cap))
+        return self.backoff.delay(attempts)

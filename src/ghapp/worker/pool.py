@@ -26,23 +26,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ghapp import logs
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.errors import describe, is_database_trouble
+from ghapp.db.lease import RetryBackoff, full_jitter
 from ghapp.db.models import Job, Run, RunStatus, Session, SessionStatus
 from ghapp.metrics import Metrics
 from ghapp.notify.outbox import queue_event
-from ghapp.runqueue.claim import Claimed, RunQueue, bind_params
+from ghapp.runqueue.claim import Claimed, RunQueue
 from ghapp.runqueue.finish import finish_run
 from ghapp.signals import Signals
 from ghapp.supervise import Backoff, Restarts, pause, supervise
@@ -50,13 +50,6 @@ from ghapp.supervise import Backoff, Restarts, pause, supervise
 log = logging.getLogger("ghapp.worker")
 
 CANCELLED = "cancelled"
-
-_REQUEUE = """
-UPDATE runs SET status = 'queued', run_after = :run_after, attempt = attempt + 1,
-       lease_owner = NULL, lease_expires_at = NULL, error = :error,
-       retrying_since = :retrying_since
-WHERE id = :run_id AND lease_owner = :owner AND status = 'running'
-"""
 
 
 @dataclass
@@ -136,7 +129,9 @@ class WorkerPool:
         self.queue = queue
         self.executor = executor
         self.settings = settings or PoolSettings()
-        self.jitter = jitter or (lambda cap: random.uniform(0, cap))
+        self.backoff = RetryBackoff(
+            self.settings.backoff_base, self.settings.backoff_max, jitter or full_jitter
+        )
         self._stopping = asyncio.Event()
         self._listening = asyncio.Lock()
         self._executing: dict[int, asyncio.Task[RunResult]] = {}
@@ -390,15 +385,8 @@ class WorkerPool:
         """Queue the run again after a backoff; the run page says it waits, and why."""
         delay = self._backoff(claimed.attempt)
         retry_at = now + delay
-        params = {
-            "run_after": retry_at,
-            "retrying_since": since,
-            "error": f"{result.error} — retrying at {retry_at:%H:%M:%S} UTC",
-            "run_id": claimed.run_id,
-            "owner": self.queue.owner,
-        }
-        async with self.db.write() as conn:
-            await conn.execute(text(_REQUEUE), bind_params(conn, params))
+        error = f"{result.error} — retrying at {retry_at:%H:%M:%S} UTC"
+        await self.queue.retry(claimed.run_id, retry_at, error=error, since=since)
         log.info(
             "run will be retried",
             extra={
@@ -412,11 +400,7 @@ class WorkerPool:
 
     def _backoff(self, attempt: int) -> timedelta:
         """Exponential with full jitter: a random wait up to base · 2^(attempt-1)."""
-        cap = min(
-            self.settings.backoff_max.total_seconds(),
-            self.settings.backoff_base.total_seconds() * 2 ** (attempt - 1),
-        )
-        return timedelta(seconds=self.jitter(cap))
+        return self.backoff.delay(attempt)
 
 
 async def end_open_sessions(
