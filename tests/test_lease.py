@@ -129,11 +129,9 @@ async def test_competing_claimers_never_get_the_same_row(tables, clock) -> None:
         assert row.lease_expires_at == NOW + LEASE
 
 
-async def test_a_row_locked_by_a_claim_in_flight_is_skipped_not_waited_for(
-    tables, clock, db_url
-) -> None:
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite has one writer at a time: its transaction is the lock")
+# PostgreSQL only: SQLite has one writer at a time, its write transaction is the lock.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_row_locked_by_a_claim_in_flight_is_skipped_not_waited_for(tables, clock) -> None:
     first, second = await add_chores(tables, 2)
     one, two = worker(tables, "one"), worker(tables, "two")
     async with tables.write() as conn:  # the first claim is not committed yet
