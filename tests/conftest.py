@@ -32,6 +32,9 @@ from tests.support import SECRET
 
 pytest_plugins = [
     "tests.claude_cli",  # the real Claude Code CLI and the model stand-in
+    "tests.github_support",  # github, clock, app: the GitHub client against the stand-in
+    "tests.end_to_end_support",  # world: the app, a worker pool, GitHub and the model
+    "tests.config_support",  # config_world: .github/ghapp.yml synced from the stand-in
     "tests.secrets_in_logs",  # fails the run if a log line carries a secret
     "pytester",  # runs a small suite to show that check works
 ]

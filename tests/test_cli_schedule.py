@@ -28,6 +28,7 @@ from ghapp.cli.main import app as cli_app
 from ghapp.db.models import AuditEntry, Job, Notifier, Run
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
+from tests.cli_support import table_rows
 from tests.conftest import make_settings
 from tests.support import add_repository, live_server
 
@@ -67,13 +68,6 @@ async def ghapp(
     """``ghapp ARGS`` as a user runs it beside the server (a wide terminal)."""
     env = {"GHAPP_URL": base, "GHAPP_TOKEN": token, "COLUMNS": "240"}
     return await asyncio.to_thread(runner.invoke, cli_app, list(args), input=input, env=env)
-
-
-def table_rows(text: str) -> list[list[str]]:
-    """The body rows of a printed table, cells split on runs of spaces."""
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip().startswith("─")) + 1
-    return [re.split(r" {2,}", line.strip()) for line in lines[start:] if line.strip()]
 
 
 def one_line_error(result: Result, code: int = 1) -> str:

@@ -17,9 +17,9 @@ from typer.testing import CliRunner, Result
 from ghapp.app import create_app
 from ghapp.cli.main import app as cli_app
 from ghapp.db.models import ApiToken, AuditEntry
+from tests.cli_support import table_rows
 from tests.conftest import make_settings
 from tests.support import add_repository, live_server
-from tests.test_cli_schedule import table_rows
 
 REPO = "Codertocat/Hello-World"
 runner = CliRunner()

@@ -31,8 +31,8 @@ from ghapp.signals import Signals
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 from tests.conftest import make_settings
+from tests.scheduler_support import START
 from tests.support import add_repository, runs_of
-from tests.test_scheduler import START
 
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002

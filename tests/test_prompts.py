@@ -20,11 +20,10 @@ from ghapp.commands import render_prompt
 from ghapp.db.models import Job, Session
 from ghapp.prompts import PromptError, check, render
 from tests.api_support import REPO_A, REPO_A_NAME, api_under_test
+from tests.config_support import V1, install, push_file, statuses_for, syncs
+from tests.dashboard_support import job_form
+from tests.end_to_end_support import REPO, REPO_ID, opened_issue, work_off
 from tests.support import runs_of, send, sign_in
-from tests.test_config_as_code import V1, install, push_file, statuses_for, syncs
-from tests.test_config_as_code import world as config_world  # noqa: F401
-from tests.test_dashboard import job_form
-from tests.test_end_to_end import REPO, REPO_ID, opened_issue, work_off, world  # noqa: F401
 
 # Two nested loops of 20,000: 400 million iterations when a template engine ran it.
 NESTED = "{% for i in range(20000) %}{% for j in range(20000) %}x{% endfor %}{% endfor %}"
@@ -188,7 +187,7 @@ async def test_the_dashboard_form_shows_the_prompt_problem_on_its_field(db_url, 
 
 
 async def test_a_config_file_prompt_that_cannot_render_is_reported_on_the_commit(
-    config_world,  # noqa: F811
+    config_world,
     db,
 ) -> None:
     await install(config_world)
@@ -224,7 +223,7 @@ async def sessions(db: Any) -> list[Any]:
         return list((await conn.execute(select(Session).order_by(Session.id))).all())
 
 
-async def test_an_old_prompt_with_loops_runs_as_text(world, db, model) -> None:  # noqa: F811
+async def test_an_old_prompt_with_loops_runs_as_text(world, db, model) -> None:
     _github, _http, state, pool = world
     job_id = await old_job(state, db, NESTED)
     await state.jobs.run_now(job_id, actor="t")
@@ -238,7 +237,7 @@ async def test_an_old_prompt_with_loops_runs_as_text(world, db, model) -> None: 
 
 
 async def test_an_old_prompt_with_a_stray_brace_fails_its_run_naming_it(
-    world,  # noqa: F811
+    world,
     db,
     model,
 ) -> None:
@@ -259,7 +258,7 @@ async def test_an_old_prompt_with_a_stray_brace_fails_its_run_naming_it(
     assert github.comments_on(REPO, 1) == [] and model.conversation() == []
 
 
-async def test_placeholders_reach_the_session(world, db, model) -> None:  # noqa: F811
+async def test_placeholders_reach_the_session(world, db, model) -> None:
     _github, http, state, pool = world
     job = await state.jobs.create(
         {

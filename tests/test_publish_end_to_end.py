@@ -7,9 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from ghapp.standins.model import ModelRequest, Turn
+from tests.end_to_end_support import REPO, opened_issue, tidy, triage_job, work_off
 from tests.support import send
-from tests.test_end_to_end import REPO, opened_issue, triage_job, work_off, world  # noqa: F401
 
 BRANCH = "ghapp/tidy-the-readme/issue-1"
 
@@ -24,22 +23,8 @@ def bot_commits(bare: Path) -> list[str]:
     return [line for line in done.stdout.splitlines() if line.startswith("ghapp[bot]|")]
 
 
-def tidy(request: ModelRequest) -> Turn:
-    """The model reads README.md, edits it with the CLI's real Edit tool, then says so."""
-    readme = f"{request.cwd}/README.md"
-    done = [r.name for r in request.tool_results]
-    if "Read" not in done:
-        return Turn.tool("Read", {"file_path": readme})
-    if "Edit" not in done:
-        change = f"# Hello-World\n\nTidied in session {request.session_id}.\n"
-        return Turn.tool(
-            "Edit", {"file_path": readme, "old_string": "# Hello-World\n", "new_string": change}
-        )
-    return Turn.text("Tidied the README.")
-
-
 async def test_a_session_that_edits_opens_and_then_updates_a_pull_request(
-    world,  # noqa: F811
+    world,
     model,
     tmp_path,
 ):

@@ -16,8 +16,8 @@ from ghapp.standins.github import GitHubStandIn
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import WorkerPool
 from tests.conftest import make_settings
+from tests.end_to_end_support import INSTALLATION, REPO, REPO_ID, opened_issue, work_off
 from tests.support import add_repository, load, send
-from tests.test_end_to_end import INSTALLATION, REPO, REPO_ID, opened_issue, work_off
 
 TRIAGE = """---
 description: Triage the way this project does it

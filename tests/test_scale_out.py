@@ -31,8 +31,8 @@ from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_replay_executable
 from ghapp.standins.github import GitHubStandIn
 from tests.conftest import make_settings
+from tests.end_to_end_support import INSTALLATION, REPO, REPO_ID, bare_repository, triage_job
 from tests.support import add_repository, load
-from tests.test_end_to_end import INSTALLATION, REPO, REPO_ID, bare_repository, triage_job
 
 DISTINCT = 900
 DUPLICATES = 100

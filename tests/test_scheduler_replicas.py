@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ghapp.jobs.schedules import schedule_of
+from tests.scheduler_support import World, job_spec
 from tests.support import add_repository
-from tests.test_scheduler import World, job_spec
 
 START = datetime(2025, 3, 8, 0, 0, tzinfo=UTC)  # New York springs forward 2025-03-09 07:00Z
 END = START + timedelta(hours=48)

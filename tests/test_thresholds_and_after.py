@@ -11,8 +11,8 @@ from ghapp.db.models import Run, RunStatus, ThresholdCheck
 from ghapp.runqueue.finish import finish_run
 from ghapp.scheduler.loop import Scheduler
 from ghapp.scheduler.thresholds import ThresholdChecker
+from tests.scheduler_support import START, World, job_spec
 from tests.support import add_repository, runs_of
-from tests.test_scheduler import START, World, job_spec
 
 
 class Scripted:

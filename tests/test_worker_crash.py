@@ -20,8 +20,7 @@ from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import Fault, ModelRequest, ModelStandIn
 from tests.claude_cli import API_KEY, echo
 from tests.conftest import make_settings
-from tests.support import add_repository, runs_of, send
-from tests.test_end_to_end import (
+from tests.end_to_end_support import (
     INSTALLATION,
     REPO,
     REPO_ID,
@@ -29,6 +28,7 @@ from tests.test_end_to_end import (
     opened_issue,
     triage_job,
 )
+from tests.support import add_repository, runs_of, send
 
 
 def wait_for(condition, what: str, timeout: float = 60.0) -> None:

@@ -21,17 +21,16 @@ from ghapp.runqueue.claim import RunQueue
 from ghapp.signals import Signals
 from ghapp.standins.git import bare_repository
 from ghapp.worker.pool import PoolSettings, RunResult, WorkerPool
-from tests.support import add_repository, runs_of, send
-from tests.test_end_to_end import (
+from tests.end_to_end_support import (
     INSTALLATION,
     REPO,
     REPO_ID,
     opened_issue,
+    tidy,
     triage_job,
     work_off,
-    world,  # noqa: F401
 )
-from tests.test_publish_end_to_end import tidy
+from tests.support import add_repository, runs_of, send
 
 OTHER = "Codertocat/Other"
 OTHER_ID = 55501
@@ -70,7 +69,7 @@ def repositories_asked(github: Any) -> set[str]:
 
 
 async def test_a_run_works_on_its_own_repository_not_the_job_s_default(
-    world,  # noqa: F811
+    world,
     db,
     model,
     tmp_path,
@@ -103,7 +102,7 @@ async def test_a_run_works_on_its_own_repository_not_the_job_s_default(
 
 
 async def test_an_installation_wide_job_keeps_a_report_issue_per_repository(
-    world,  # noqa: F811
+    world,
     db,
     tmp_path,
 ) -> None:
@@ -155,7 +154,7 @@ async def test_an_installation_wide_job_keeps_a_report_issue_per_repository(
 
 
 async def test_a_session_whose_checkout_fails_ends_failed_and_says_so(
-    world,  # noqa: F811
+    world,
     db,
     model,
     tmp_path,
@@ -178,7 +177,7 @@ async def test_a_session_whose_checkout_fails_ends_failed_and_says_so(
 
 
 async def test_a_publish_error_ends_the_session_failed_with_its_reason(
-    world,  # noqa: F811
+    world,
     db,
     model,
 ) -> None:
@@ -203,7 +202,7 @@ async def test_a_publish_error_ends_the_session_failed_with_its_reason(
 
 
 async def test_a_session_given_up_after_github_trouble_ends_with_its_run(
-    world,  # noqa: F811
+    world,
     db,
     model,
 ) -> None:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ghapp.worker.items import search_items
-from tests.test_github_client import REPO, SkippingClock, app, clock, github  # noqa: F401
+from tests.github_support import REPO
 
 NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def backlog(github):  # noqa: F811
+def backlog(github):
     start = NOW - timedelta(days=30)
     for n in range(2, 252):  # 250 open issues needing triage, oldest first
         github.add_issue(
@@ -35,7 +35,7 @@ def backlog(github):  # noqa: F811
     return github
 
 
-async def test_pages_through_search_skipping_recent_items(app, backlog) -> None:  # noqa: F811
+async def test_pages_through_search_skipping_recent_items(app, backlog) -> None:
     gh = await app.for_installation(11)
     found = await search_items(
         gh,
@@ -54,7 +54,7 @@ async def test_pages_through_search_skipping_recent_items(app, backlog) -> None:
     assert not found.incomplete
 
 
-async def test_max_items_stops_early(app, backlog) -> None:  # noqa: F811
+async def test_max_items_stops_early(app, backlog) -> None:
     gh = await app.for_installation(11)
     found = await search_items(
         gh, repo=REPO, target="issues", filter_query="label:needs-triage", max_items=10, now=NOW
@@ -63,7 +63,7 @@ async def test_max_items_stops_early(app, backlog) -> None:  # noqa: F811
     assert len(backlog.find_requests("GET", r"^/search/issues$")) == 1
 
 
-async def test_incomplete_results_are_retried_then_reported(app, backlog) -> None:  # noqa: F811
+async def test_incomplete_results_are_retried_then_reported(app, backlog) -> None:
     backlog.set_incomplete_results(True)
     gh = await app.for_installation(11)
     found = await search_items(
@@ -73,7 +73,7 @@ async def test_incomplete_results_are_retried_then_reported(app, backlog) -> Non
     assert len(backlog.find_requests("GET", r"^/search/issues$")) == 2  # asked twice
 
 
-async def test_relative_dates_and_no_assignee_reach_github(app, backlog) -> None:  # noqa: F811
+async def test_relative_dates_and_no_assignee_reach_github(app, backlog) -> None:
     gh = await app.for_installation(11)
     found = await search_items(
         gh,

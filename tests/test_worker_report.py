@@ -11,12 +11,12 @@ from ghapp.worker.report import (
     start_comment,
     with_marker,
 )
-from tests.test_github_client import REPO, SkippingClock, app, clock, github  # noqa: F401
+from tests.github_support import REPO
 
 RUN_URL = "http://ghapp.test/runs/7"
 
 
-async def test_comment_is_created_then_edited_with_the_result(app, github) -> None:  # noqa: F811
+async def test_comment_is_created_then_edited_with_the_result(app, github) -> None:
     gh = await app.for_installation(11)
     posted = await start_comment(gh, REPO, 1, 42, job="Triage", run_url=RUN_URL)
     assert not posted.reused
@@ -38,7 +38,7 @@ async def test_comment_is_created_then_edited_with_the_result(app, github) -> No
     assert comment["body"].endswith(marker(42))
 
 
-async def test_a_retried_session_reuses_its_comment(app, github) -> None:  # noqa: F811
+async def test_a_retried_session_reuses_its_comment(app, github) -> None:
     gh = await app.for_installation(11)
     first = await start_comment(gh, REPO, 1, 42, job="Triage", run_url=RUN_URL)
     other = await start_comment(gh, REPO, 1, 43, job="Triage", run_url=RUN_URL)
@@ -48,7 +48,7 @@ async def test_a_retried_session_reuses_its_comment(app, github) -> None:  # noq
     assert len(github.comments_on(REPO, 1)) == 2
 
 
-async def test_long_results_are_cut_to_githubs_limit(app, github) -> None:  # noqa: F811
+async def test_long_results_are_cut_to_githubs_limit(app, github) -> None:
     gh = await app.for_installation(11)
     posted = await start_comment(gh, REPO, 1, 42, job="Triage", run_url=RUN_URL)
     body = with_marker("x" * 100_000, 42, RUN_URL)
