@@ -1,0 +1,141 @@
+"""The GitHub stand-in's REST endpoints: :class:`Routes` gathers the handlers of each API
+area (one module each: the app and its installations, repositories and contents, issues,
+comments, reactions, pull requests, search) and :meth:`Routes._build_routes` is the one
+table of method, path template, handler, the credentials it wants ("jwt", "token" or
+"none") and which repositories it may reach ("installation": the token's own; "any";
+"none"). :func:`find_route` matches a request against that table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ghapp.standins.github._utils import Call, Reply, not_found
+from ghapp.standins.github.routes.app import AppRoutes
+from ghapp.standins.github.routes.comments import CommentRoutes
+from ghapp.standins.github.routes.issues import IssueRoutes
+from ghapp.standins.github.routes.pulls import PullRoutes
+from ghapp.standins.github.routes.reactions import ReactionRoutes
+from ghapp.standins.github.routes.repos import RepoRoutes
+from ghapp.standins.github.routes.search import SearchRoutes
+
+Handler = Callable[[Call], Reply]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    auth: str  # "jwt" (the app JWT) or "token" (an installation token)
+    repo_scope: str  # "installation": the token's own repos; "any": any repo; "none"
+
+
+def compile_template(template: str) -> re.Pattern[str]:
+    """``/repos/{owner}/{repo}/issues/{number:int}`` -> a full-match regex."""
+
+    def group(match: re.Match[str]) -> str:
+        name, _, kind = match.group(1).partition(":")
+        body = {"int": r"\d+", "path": r".*"}.get(kind, r"[^/]+")
+        return f"(?P<{name}>{body})"
+
+    return re.compile(re.sub(r"\{([^}]+)\}", group, template))
+
+
+def find_route(routes: list[Route], method: str, path: str) -> tuple[Route, re.Match[str]]:
+    """The first route for ``method`` whose template matches all of ``path``, or a 404."""
+    for route in routes:
+        match = route.pattern.fullmatch(path)
+        if match and route.method == method:
+            return route, match
+    raise not_found()
+
+
+class Routes(
+    AppRoutes, RepoRoutes, IssueRoutes, CommentRoutes, ReactionRoutes, PullRoutes, SearchRoutes
+):
+    """Every endpoint's handler, as methods (so a subclass may wrap one)."""
+
+    def _build_routes(self) -> list[Route]:
+        r = "/repos/{owner}/{repo}"
+        table: list[tuple[str, str, Handler, str, str]] = [
+            # the app itself (JWT)
+            ("GET", "/app", self._get_app, "jwt", "none"),
+            ("GET", "/app/installations", self._list_installations, "jwt", "none"),
+            ("GET", "/app/installations/{id:int}", self._get_installation, "jwt", "none"),
+            (
+                "POST",
+                "/app/installations/{id:int}/access_tokens",
+                self._create_token,
+                "jwt",
+                "none",
+            ),
+            ("GET", f"{r}/installation", self._repo_installation, "jwt", "any"),
+            # the manifest flow (no credentials)
+            ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "none", "none"),
+            # installation (token)
+            ("GET", "/installation/repositories", self._installation_repos, "token", "none"),
+            ("GET", "/search/issues", self._search_issues, "token", "none"),
+            ("GET", r, self._get_repo, "token", "installation"),
+            ("GET", f"{r}/issues", self._list_issues, "token", "installation"),
+            ("POST", f"{r}/issues", self._create_issue, "token", "installation"),
+            ("GET", f"{r}/issues/comments/{{id:int}}", self._get_comment, "token", "installation"),
+            (
+                "PATCH",
+                f"{r}/issues/comments/{{id:int}}",
+                self._update_comment,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/issues/comments/{{id:int}}/reactions",
+                self._react_comment,
+                "token",
+                "installation",
+            ),
+            ("GET", f"{r}/issues/{{number:int}}", self._get_issue, "token", "installation"),
+            ("PATCH", f"{r}/issues/{{number:int}}", self._update_issue, "token", "installation"),
+            (
+                "GET",
+                f"{r}/issues/{{number:int}}/comments",
+                self._list_comments,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/issues/{{number:int}}/comments",
+                self._create_comment,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/issues/{{number:int}}/reactions",
+                self._react_issue,
+                "token",
+                "installation",
+            ),
+            ("GET", f"{r}/pulls", self._list_pulls, "token", "installation"),
+            ("POST", f"{r}/pulls", self._create_pull, "token", "installation"),
+            ("GET", f"{r}/pulls/{{number:int}}", self._get_pull, "token", "installation"),
+            ("PATCH", f"{r}/pulls/{{number:int}}", self._update_pull, "token", "installation"),
+            ("GET", f"{r}/pulls/{{number:int}}/files", self._pull_files, "token", "installation"),
+            (
+                "GET",
+                f"{r}/collaborators/{{username}}/permission",
+                self._permission,
+                "token",
+                "installation",
+            ),
+            ("GET", f"{r}/contents", self._contents, "token", "installation"),
+            ("GET", f"{r}/contents/{{path:path}}", self._contents, "token", "installation"),
+            ("POST", f"{r}/statuses/{{sha}}", self._create_status, "token", "installation"),
+        ]
+        return [
+            Route(method, compile_template(template), handler, auth, scope)
+            for method, template, handler, auth, scope in table
+        ]

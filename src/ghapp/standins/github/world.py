@@ -1,0 +1,123 @@
+"""The GitHub stand-in's state: one :class:`World` holding every installation, repository,
+issue and pull request, comment, reaction, collaborator role, file and pending manifest
+code, in memory, plus the lookups over them that GitHub's answers depend on (a repository
+by name, an issue or pull request by number, a login's role and author association).
+Records are plain dicts; their shape is set where they are created (the ``add_*`` helpers
+in :mod:`.helpers`, :meth:`World.new_comment`, the reaction route). The world takes no
+lock: its owner, :class:`~ghapp.standins.github.GitHubStandIn`, holds one around every use.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ghapp.standins.github._utils import not_found, now
+
+
+@dataclass
+class ManifestCode:
+    """A code GitHub's manifest flow handed out: what was registered, by whom, when."""
+
+    manifest: dict[str, Any]
+    owner: str
+    owner_type: str
+    issued_at: float
+
+
+@dataclass
+class World:
+    """Everything the stand-in knows, keyed as GitHub looks it up (names lower-cased)."""
+
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1_000_001))
+    user_ids: dict[str, int] = field(default_factory=dict)  # lower-case login -> id
+    installations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    repos: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case full name
+    issues: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # and pulls
+    comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    reactions: dict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=dict)
+    permissions: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, login)
+    files: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (repo, ref)
+    pr_files: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    manifest_codes: dict[str, ManifestCode] = field(default_factory=dict)
+    incomplete_results: bool = False  # search answers say GitHub's search timed out
+
+    def next_id(self) -> int:
+        return next(self.ids)
+
+    def repo(self, full_name: str) -> dict[str, Any]:
+        """A repository for the set-up helpers: a ``KeyError`` if it was never added."""
+        repo = self.repos.get(full_name.lower())
+        if repo is None:
+            raise KeyError(f"unknown repository {full_name!r}: add_repo() it first")
+        return repo
+
+    def repo_for(self, owner: str, name: str) -> dict[str, Any] | None:
+        return self.repos.get(f"{owner}/{name}".lower())
+
+    def issues_of(self, repo: dict[str, Any]) -> list[dict[str, Any]]:
+        key = repo["full_name"].lower()
+        return [i for (r, _), i in self.issues.items() if r == key]
+
+    def issue(self, repo: dict[str, Any], number: int) -> dict[str, Any]:
+        issue = self.issues.get((repo["full_name"].lower(), number))
+        if issue is None:
+            raise not_found()
+        return issue
+
+    def pull(self, repo: dict[str, Any], number: int) -> dict[str, Any]:
+        issue = self.issue(repo, number)
+        if issue["pull"] is None:  # GitHub: /pulls/N of a plain issue is a 404
+            raise not_found()
+        return issue
+
+    def comments_of(self, issue: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            c
+            for c in self.comments.values()
+            if c["repo"] == issue["repo"] and c["number"] == issue["number"]
+        ]
+
+    def new_comment(
+        self, issue: dict[str, Any], body: str, user: str, user_type: str
+    ) -> dict[str, Any]:
+        moment = now()
+        comment = {
+            "id": self.next_id(),
+            "repo": issue["repo"],
+            "number": issue["number"],
+            "body": body,
+            "user": user,
+            "user_type": user_type,
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        self.comments[comment["id"]] = comment
+        issue["comments"] += 1
+        issue["updated_at"] = moment  # a comment bumps the issue, as on GitHub
+        return comment
+
+    def owner_type(self, owner: str) -> str:
+        for record in self.installations.values():
+            if record["account_login"].lower() == owner.lower():
+                return str(record["account_type"])
+        return "User"
+
+    def role(self, repo: dict[str, Any], login: str) -> str | None:
+        role = self.permissions.get((repo["full_name"].lower(), login.lower()))
+        if role is None and login.lower() == repo["owner"].lower():
+            if self.owner_type(repo["owner"]) == "User":
+                return "admin"
+        return role
+
+    def association(self, repo_key: str, login: str) -> str:
+        repo = self.repos[repo_key]
+        if login.lower() == repo["owner"].lower():
+            return "OWNER"
+        return (
+            "COLLABORATOR"
+            if self.permissions.get((repo_key, login.lower()), "none") != "none"
+            else "NONE"
+        )
