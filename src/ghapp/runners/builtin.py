@@ -2,7 +2,7 @@
 
 An analyzer is registered under a command id (``context/analyze`` in a later issue) and is
 run for jobs with ``runner: builtin``. It gets the checkout and the job, and returns the
-same :class:`~ghapp.runners.claude.Outcome` as every runner, so reporting, counters and
+same :class:`~ghapp.runners.base.Outcome` as every runner, so reporting, counters and
 notifications do not care which runner ran.
 
 What else an analyzer may need (the database, to store its results) is available
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ghapp.runners.claude import Outcome
+from ghapp.runners.base import Outcome, SessionRequest
 
 Analyzer = Callable[[Path, Any], Awaitable[str]]  # returns the result text (markdown)
 
@@ -59,6 +59,17 @@ def analyzer(command_id: str) -> Callable[[Analyzer], Analyzer]:
         return function
 
     return register
+
+
+class BuiltinRunner:
+    """ghapp's own code, reading the checkout: nothing of the repository runs, so no
+    sandbox is needed."""
+
+    def __init__(self, db: Any = None) -> None:
+        self.db = db  # ghapp.db.Database, where analyzers store their results
+
+    async def run(self, request: SessionRequest) -> Outcome:
+        return await run_builtin(request.job.command_id, request.checkout, request.job, db=self.db)
 
 
 async def run_builtin(

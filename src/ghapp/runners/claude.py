@@ -19,11 +19,19 @@ import os
 import shutil
 import signal
 import time
+import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ghapp.runners.base import Outcome, Progress, ProgressCallback, SessionRequest, refused
+
+if TYPE_CHECKING:
+    from ghapp.sandbox import Sandbox
+    from ghapp.settings import Settings
 
 log = logging.getLogger("ghapp.runners")
 
@@ -47,35 +55,6 @@ class SessionOptions:
     max_budget_usd: float | None = None  # the CLI stops the session past this cost
     tools: Sequence[str] | None = None  # the only tools the session even sees (None: all)
     project_settings: bool = True  # False: no .claude/settings.json, hooks or .mcp.json
-
-
-@dataclass
-class Progress:
-    """What is known while the session runs (stored as the session's event log)."""
-
-    agent_session_id: str | None = None
-    turns: int = 0
-    tools: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ok: bool
-    status: str  # completed | failed | timed_out | cancelled
-    result_text: str | None
-    error: str | None
-    agent_session_id: str | None
-    num_turns: int
-    cost_usd: float
-    duration_ms: int
-    exit_code: int | None
-    subtype: str | None = None
-    usage: dict[str, Any] | None = None  # tokens, as the CLI's result reported them
-    permission_denials: list[Any] | None = None  # tool calls the CLI refused
-
-
-ProgressCallback = Callable[[Progress, dict[str, Any]], Awaitable[None]]
 
 
 def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]:
@@ -150,6 +129,67 @@ def find_executable(binary: str) -> tuple[str | None, str | None]:
         f"the Claude Code executable {binary!r} was not found (GHAPP_CLAUDE_BIN); install it "
         "(npm install -g @anthropic-ai/claude-code) or set GHAPP_CLAUDE_BIN to its path"
     )
+
+
+class ClaudeRunner:
+    """Claude Code in the sandbox, with the tools, permission mode and project settings the
+    item's trust allows, and the job's model, turns, budget and time limit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def run(self, request: SessionRequest) -> Outcome:
+        refusal = sandbox_refusal(request.sandbox)
+        if refusal is not None:
+            return refusal
+        wrap, env = confinement(request, self.settings.session_env_names)
+        agent_session = str(uuid.uuid4())  # named now: the run page shows it from the start
+        await request.log.named(agent_session)
+        outcome = await run_claude(
+            self.settings.claude_bin,
+            request.prompt,
+            request.checkout,
+            self.options(request, agent_session),
+            time_limit=request.job.timeout_seconds,
+            cancel=request.cancel,
+            on_event=request.log.progress,
+            env=env,
+            wrap=wrap,
+        )
+        await request.log.flush()
+        return outcome
+
+    def options(self, request: SessionRequest, agent_session: str) -> SessionOptions:
+        job, rules, command = request.job, request.policy, request.command
+        return SessionOptions(
+            permission_mode=rules.permission_mode,
+            allowed_tools=rules.allowed_tools,
+            disallowed_tools=rules.disallowed_tools,
+            max_turns=job.max_turns,
+            model=job.model or (command.model if command else None),
+            append_system_prompt=job.append_system_prompt,
+            session_id=agent_session,
+            max_budget_usd=job.max_budget_usd or self.settings.max_budget_usd or None,
+            tools=rules.tools,
+            project_settings=rules.project_settings,
+        )
+
+
+def sandbox_refusal(sandbox: Sandbox) -> Outcome | None:
+    """Why a session may not start, when the sandbox is required and cannot run here."""
+    if sandbox.mode == "required" and not sandbox.active:
+        return refused(f"GHAPP_SANDBOX=required, and {sandbox.problem}")
+    return None
+
+
+def confinement(
+    request: SessionRequest, extra_env: Sequence[str]
+) -> tuple[Callable[[list[str]], list[str]], dict[str, str]]:
+    """How a session's process is started: inside the sandbox, with an environment that
+    holds none of ghapp's secrets and a home of its own in the session's scratch folder."""
+    scratch = request.checkout.parent
+    wrap = partial(request.sandbox.wrap, scratch=scratch, cwd=request.checkout)
+    return wrap, session_environment(extra=extra_env, scratch=scratch)
 
 
 async def run_claude(

@@ -14,13 +14,41 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ghapp.runners.claude import Outcome, _kill_group, session_environment
+from ghapp.runners.base import Outcome, SessionRequest, refused
+from ghapp.runners.claude import _kill_group, confinement, sandbox_refusal, session_environment
+
+if TYPE_CHECKING:
+    from ghapp.settings import Settings
 
 OUTPUT_TAIL_LINES = 200
 
 
 Wrap = Callable[[list[str]], list[str]]  # puts a command line inside the sandbox
+
+
+class ShellRunner:
+    """The job's command line, in the sandbox, for as long as the job's time limit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def run(self, request: SessionRequest) -> Outcome:
+        refusal = sandbox_refusal(request.sandbox)
+        if refusal is not None:
+            return refusal
+        if request.job.shell_command is None:  # a shell job is saved only with one
+            return refused("the job has no shell_command")
+        wrap, env = confinement(request, self.settings.session_env_names)
+        return await run_shell(
+            request.job.shell_command,
+            request.checkout,
+            time_limit=request.job.timeout_seconds,
+            cancel=request.cancel,
+            env=env,
+            wrap=wrap,
+        )
 
 
 async def run_shell(

@@ -21,6 +21,7 @@ from ghapp.notify.dispatch import Dispatcher
 from ghapp.notify.outbound import Outbound
 from ghapp.notify.sender import Sender
 from ghapp.notify.service import NotifierService
+from ghapp.runners import build_runners
 from ghapp.runqueue.claim import Limits, RunQueue
 from ghapp.settings import Settings
 from ghapp.signals import Signals
@@ -80,7 +81,10 @@ def build_worker(
         metrics.watch_github(github)
     owner = f"{socket.gethostname()}:{os.getpid()}"
     work = WorkDir(settings.work_root)
-    executor = SessionExecutor(db, settings, github, clock, metrics=metrics, work_dir=work.open())
+    runners = build_runners(settings, db)  # one per name a job may give in ``runner``
+    executor = SessionExecutor(
+        db, settings, github, clock, metrics=metrics, work_dir=work.open(), runners=runners
+    )
     limits = Limits(
         per_installation=settings.max_running_per_installation,
         lease=timedelta(seconds=settings.worker_lease_seconds),

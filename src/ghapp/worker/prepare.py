@@ -1,0 +1,247 @@
+"""What a run works on, made ready before any session starts: the repository and its
+installation, the permission check of a slash command, the items, and each item's prompt.
+
+The run's repository is the run's own (``run.repo_id``), never its job's default: an
+installation-wide job's run works on the repository it was made for, and so do the items
+it searches, the items it remembers as done and the report issue it keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from gidgethub.abc import GitHubAPI
+from sqlalchemy import or_, select
+
+from ghapp import prompts, repo_commands
+from ghapp.clock import Clock
+from ghapp.commands import render_prompt
+from ghapp.db import Database
+from ghapp.db.models import Repository, Run, Session, SessionStatus, TriggerType
+from ghapp.github.app import GitHubApp
+from ghapp.repo_commands import Command
+from ghapp.settings import Settings
+from ghapp.worker.authorize import Authorizer
+from ghapp.worker.checkout import checkout, head_commit
+from ghapp.worker.items import search_items
+from ghapp.worker.rows import JobRow, RepoRow, RunRow
+from ghapp.worker.trust import Trust, trust_of
+
+log = logging.getLogger("ghapp.worker")
+
+RECENT = timedelta(days=7)  # items a job processed this recently are not redone
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # issue | pr | codebase | custom
+    number: int | None
+    title: str
+    data: dict[str, Any] | None  # the issue/PR as GitHub or the event described it
+    trust: Trust = field(default_factory=Trust)  # who wrote it, where its head lives
+
+    @property
+    def fork(self) -> bool:
+        return not self.trust.head
+
+    @property
+    def label(self) -> str:
+        """``issue #12``, or ``codebase`` (how a run's error names the item)."""
+        return f"{self.kind} #{self.number}" if self.number else self.kind
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run ready for its sessions, or the polite refusal of a slash command."""
+
+    run: RunRow
+    job: JobRow
+    repo: RepoRow
+    installation_id: int
+    gh: GitHubAPI
+    items: list[Item] = field(default_factory=list)
+    found: dict[str, int] = field(default_factory=dict)  # items_found, items_skipped
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Workspace:
+    checkout: Path
+    base_commit: str  # read before the session can change .git
+    token: str  # the installation's, which made the checkout and publishes from it
+
+
+class Preparation:
+    def __init__(
+        self, db: Database, github: GitHubApp, authorizer: Authorizer, clock: Clock
+    ) -> None:
+        self.db = db
+        self.github = github
+        self.authorizer = authorizer
+        self.clock = clock
+
+    async def prepare(self, run: RunRow, job: JobRow) -> Prepared:
+        repo = await self._repository(run_repository(run, job))
+        installation_id = run.installation_id or repo.installation_id
+        if installation_id is None:
+            installation_id = await self.github.installation_of(repo.full_name)
+        gh = await self.github.for_installation(installation_id)
+        refusal = await self._authorize(gh, run, repo.full_name)
+        if refusal is not None:
+            return Prepared(run, job, repo, installation_id, gh, refusal=refusal)
+        items, found = await self._items(gh, run, job, repo)
+        return Prepared(run, job, repo, installation_id, gh, items, found)
+
+    async def _repository(self, repo_id: int | None) -> RepoRow:
+        if repo_id is None:
+            raise LookupError("the run names no repository (an installation-wide job's run)")
+        async with self.db.read() as conn:
+            repo = (
+                await conn.execute(select(Repository).where(Repository.id == repo_id))
+            ).one_or_none()
+        if repo is None:
+            raise LookupError(f"repository {repo_id} is not known")
+        return RepoRow.of(repo)
+
+    async def _authorize(self, gh: GitHubAPI, run: RunRow, repo: str) -> str | None:
+        """A slash command runs only for those who may ask for it (refused: a polite reply)."""
+        if run.trigger_type != TriggerType.command.value:
+            return None
+        detail, item = run.trigger_detail, run.item or {}
+        decision = await self.authorizer.decide(
+            gh,
+            repo=repo,
+            issue_number=item["number"],
+            comment_id=detail["comment_id"],
+            login=detail["requested_by"],
+            command=detail["command"],
+        )
+        return None if decision.allowed else decision.reason
+
+    async def _items(
+        self, gh: GitHubAPI, run: RunRow, job: JobRow, repository: RepoRow
+    ) -> tuple[list[Item], dict[str, int]]:
+        """The event's issue or PR; one item for codebase and custom jobs; else the job's
+        filter query, searched on GitHub."""
+        repo = repository.full_name
+        if run.item:
+            event = run.item
+            item = await self._item(gh, repo, event["item_kind"], event, event.get("author_login"))
+            return [item], {"items_found": 1}
+        if job.target_type in ("codebase", "custom"):
+            return [Item(job.target_type, None, job.name, None)], {"items_found": 1}
+        # issues or prs (codebase and custom are done above; the search refuses the rest)
+        target = cast(Literal["issues", "prs"], job.target_type)
+        found = await search_items(
+            gh,
+            repo=repo,
+            target=target,
+            filter_query=job.filter_query,
+            max_items=job.max_items,
+            now=self.clock.now(),
+            recently_processed=await self._recently_processed(job, repository.id),
+        )
+        kind = "pr" if job.target_type == "prs" else "issue"
+        items = [
+            await self._item(gh, repo, kind, data, (data.get("user") or {}).get("login"))
+            for data in found.items
+        ]
+        return items, {"items_found": found.found, "items_skipped": found.skipped}
+
+    async def _item(
+        self, gh: GitHubAPI, repo: str, kind: str, data: dict[str, Any], author: str | None
+    ) -> Item:
+        """An item with its trust asked of GitHub: where a PR's head lives (even when the
+        event was a comment), and whether its author may write to the repository."""
+        number = data["number"]
+        trust, _pull = await trust_of(gh, self.authorizer, repo, kind, number, author)
+        if not trust.writes:
+            log.info("item is untrusted", extra={"number": number, "why": trust.reason})
+        return Item(kind, number, data.get("title", ""), data, trust)
+
+    async def _recently_processed(self, job: JobRow, repo_id: int) -> set[int]:
+        """Numbers this job finished recently in this repository (an installation-wide
+        job's issue #5 elsewhere is another issue)."""
+        since = self.clock.now() - RECENT
+        same_repo = Run.repo_id == repo_id
+        if only_repository(job) == repo_id:  # its runs that name none were on this one
+            same_repo = or_(same_repo, Run.repo_id.is_(None))
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(Session.item_number)
+                .join(Run, Run.id == Session.run_id)
+                .where(
+                    Run.job_id == job.id,
+                    same_repo,
+                    Session.status == SessionStatus.completed.value,
+                    Session.completed_at >= since,
+                )
+            )
+            return {number for (number,) in rows if number is not None}
+
+
+def run_repository(run: Any, job: Any) -> int | None:
+    """The repository a run works on: its own. A job's ``repo_id`` only stands in for a
+    run that names none (rows from before runs did) when it is the job's only one."""
+    if run.repo_id is not None:
+        return int(run.repo_id)
+    return only_repository(job)
+
+
+def only_repository(job: Any) -> int | None:
+    return job.repo_id if job.repo_selection == "one" else None
+
+
+def prompt_problem(job: JobRow) -> str | None:
+    """Why the job's own prompt cannot be rendered (a job saved before prompts were
+    checked when saved), or None."""
+    if job.command_id or not job.custom_prompt:
+        return None
+    try:
+        prompts.parse(job.custom_prompt)
+    except prompts.PromptError as exc:
+        return f"custom_prompt: {exc}"
+    return None
+
+
+def prompt_for(run: RunRow, job: JobRow, item: Item, repo: RepoRow) -> tuple[str, str | None]:
+    """(the session's prompt, None), or ("", why it cannot be made for this item)."""
+    try:
+        prompt = render_prompt(job.command_id, job.custom_prompt, item.data, run.arguments, repo)
+    except prompts.PromptError as exc:  # this item's values make it too long
+        return "", f"custom_prompt: {exc}"
+    return prompt, None
+
+
+@asynccontextmanager
+async def workspace(
+    settings: Settings, repo: RepoRow, token: str, item: Item, parent: Path | None
+) -> AsyncIterator[Workspace]:
+    """A fresh checkout for one session: the PR's head for a PR, else the default branch."""
+    async with checkout(
+        settings.git_url,
+        repo.full_name,
+        token,
+        pull_number=item.number if item.kind == "pr" else None,
+        parent=parent,
+        # A fork's .claude/, .mcp.json and CLAUDE.md never reach a session: the default
+        # branch's replace them (and repository commands come from there).
+        config_from=None if item.trust.head else repo.default_branch,
+    ) as work:
+        yield Workspace(work, await head_commit(work), token)
+
+
+def repository_command(job: JobRow, work: Path) -> Command | None:
+    """The repository's own command of this id, if it has one (it overrides a built-in)."""
+    if not job.command_id or job.runner != "claude":
+        return None
+    command = repo_commands.from_checkout(work).commands.get(job.command_id)
+    if command is None or command.source != "repository":
+        return None
+    return command
