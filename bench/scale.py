@@ -120,7 +120,7 @@ async def _pg(create: bool) -> None:
 async def prepare(settings: Any) -> None:
     """Migrate; the installation and repository as the installation events leave them; the
     job (before any process starts, so none has to be told about it)."""
-    from ghapp.app import AppState
+    from ghapp.runtime import AppState
     from ghapp.clock import SystemClock
     from ghapp.db import Database
     from ghapp.db.core import upsert_row

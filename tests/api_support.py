@@ -14,11 +14,11 @@ import httpx
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 
-from ghapp.api.auth import create_token
 from ghapp.app import create_app
 from ghapp.clock import FakeClock
 from ghapp.db import Database
 from ghapp.db.models import Run
+from ghapp.tokens import create_token
 from tests import secrets_in_logs
 from tests.conftest import make_settings
 from tests.support import add_repository

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from ghapp.api import _document, build_api
-from ghapp.api.auth import hash_token, revoke_token
 from ghapp.db.models import ApiToken, AuditEntry, Run, RunStatus, Session
+from ghapp.tokens import hash_token, revoke_token
 from tests.api_support import (
     ADMIN_TOKEN,
     REPO_A,

@@ -34,11 +34,11 @@ from schemathesis.checks import (
 )
 
 from ghapp.api import _document as openapi_document
-from ghapp.api.auth import create_token
 from ghapp.app import create_app
 from ghapp.db import Database
 from ghapp.db.migrate import upgrade
 from ghapp.jobs.service import JobService
+from ghapp.tokens import create_token
 from tests.api_support import ADMIN_TOKEN, REPO_A, REPO_B, REPO_B_NAME
 from tests.conftest import make_settings
 from tests.support import add_repository

@@ -364,7 +364,7 @@ async def test_a_writer_s_issue_gets_the_job_s_write_tools(world) -> None:
 
 
 async def test_bypass_permissions_needs_an_admin_token(world, db) -> None:
-    from ghapp.api.auth import create_token
+    from ghapp.tokens import create_token
 
     scoped = await create_token(db, "team", [REPO], is_admin=False, actor="t")
     body = {

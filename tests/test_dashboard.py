@@ -19,10 +19,10 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
-from ghapp.api.auth import revoke_token
 from ghapp.app import create_app
 from ghapp.dashboard.markdown import render_markdown
 from ghapp.db.models import AuditEntry, Job, Run, Session
+from ghapp.tokens import revoke_token
 from tests.api_support import ADMIN_TOKEN, REPO_A, REPO_B, REPO_B_NAME, api_under_test
 from tests.conftest import make_settings
 from tests.dashboard_support import job_form

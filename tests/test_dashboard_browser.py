@@ -25,12 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ghapp.api.auth import create_token
 from ghapp.app import create_app
 from ghapp.db import Database
 from ghapp.db.migrate import upgrade
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
+from ghapp.tokens import create_token
 from tests.conftest import make_settings
 from tests.support import add_repository
 

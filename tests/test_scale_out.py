@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from ghapp.app import AppState
 from ghapp.clock import SystemClock
 from ghapp.db import Database
 from ghapp.db.models import Delivery, Run, Session
+from ghapp.runtime import AppState
 from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_replay_executable
 from ghapp.standins.github import GitHubStandIn

@@ -1,15 +1,13 @@
-"""The app factory: ``create_app(settings)`` wires every part explicitly."""
+"""The web app: ``create_app(settings)`` wires the routes to a :class:`~ghapp.runtime.Runtime`."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,128 +15,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ghapp.analysis.metrics import build_metric_providers
 from ghapp.api import api_routes
-from ghapp.api.auth import hash_token
-from ghapp.api.throttle import Throttle
-from ghapp.clock import Clock, SystemClock
+from ghapp.clock import Clock
 from ghapp.dashboard import dashboard_routes
 from ghapp.db import Database
 from ghapp.db.core import upsert_row
 from ghapp.db.errors import describe
 from ghapp.db.models import SchedulerState
-from ghapp.db.wakeups import PgWakeups
-from ghapp.github.app import GitHubApp
-from ghapp.jobs.service import JobService
 from ghapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ghapp.metrics import Metrics
-from ghapp.notify.service import NotifierService
-from ghapp.repo_commands import CommandCatalogs
-from ghapp.scheduler.loop import Scheduler
-from ghapp.scheduler.thresholds import ThresholdChecker
+from ghapp.runtime import AppState, Role, Runtime
 from ghapp.settings import Settings
-from ghapp.signals import Signals
-from ghapp.supervise import Restarts, supervise
-from ghapp.triggers.index import JobIndex
+from ghapp.tokens import hash_token
 from ghapp.webhooks.ingress import github_webhook
-from ghapp.webhooks.store import DeliveryStore
-from ghapp.worker.pool import PoolHealth, within
-from ghapp.worker.service import Worker, build_worker, notifier_service
 
 log = logging.getLogger("ghapp")
 
 READY_PROBE = "ready_probe"  # the scheduler_state row /readyz writes
 STOP_STEP_S = 5.0  # the longest any one shutdown step may take after the sessions' grace
-
-
-@dataclass
-class AppState:
-    """Everything a request handler may need, reachable as ``request.app.state.ghapp``."""
-
-    settings: Settings
-    db: Database
-    clock: Clock
-    signals: Signals
-    jobs: JobService
-    index: JobIndex
-    store: DeliveryStore
-    scheduler: Scheduler
-    github: GitHubApp  # for metric providers and command catalogs; workers keep their own
-    commands: CommandCatalogs
-    notifiers: NotifierService
-    metrics: Metrics
-    throttle: Throttle
-    restarts: Restarts = field(default_factory=Restarts)
-    pool_health: PoolHealth | None = None  # set when this process runs workers
-
-    def __post_init__(self) -> None:
-        self.metrics.watch_tasks(self.restarts)
-
-    def supervised(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        """A long-lived task of this process, restarted after any error."""
-        task = supervise(name, body, self.clock, restarts=self.restarts)
-        return asyncio.create_task(task, name=name)
-
-    @classmethod
-    def build(cls, settings: Settings, db: Database, clock: Clock) -> AppState:
-        signals = Signals()
-        index = JobIndex(db)
-        signals.jobs_changed.append(index.invalidate)
-        github = GitHubApp(settings, clock)  # no network until a check measures something
-        providers = build_metric_providers(settings, db, clock, github)
-        thresholds = ThresholdChecker(db, clock, signals, providers=providers)
-        commands = CommandCatalogs(db, github, clock)
-        return cls(
-            settings=settings,
-            db=db,
-            clock=clock,
-            signals=signals,
-            jobs=JobService(db, clock, signals, repository_commands=commands),
-            index=index,
-            store=DeliveryStore(db, index, signals),
-            scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
-            github=github,
-            commands=commands,
-            notifiers=notifier_service(settings, db, clock),
-            metrics=Metrics(),
-            throttle=Throttle(
-                clock, settings.auth_failure_limit, settings.auth_failure_window_seconds
-            ),
-        )
-
-
-async def stop_everything(
-    state: AppState,
-    worker: Worker | None,
-    background: list[asyncio.Task[None]],
-    wakeups: PgWakeups | None,
-    *,
-    dispose: bool,
-) -> None:
-    """One shutdown order for every process, bounded in every state (the database may be
-    gone): running sessions get the grace period, everything else a few seconds."""
-    settle = STOP_STEP_S
-    if worker is not None:
-        await worker.close(timedelta(seconds=state.settings.shutdown_grace_seconds))
-    for task in background:
-        task.cancel()
-    await within(settle, asyncio.gather(*background, return_exceptions=True))
-    await within(settle, state.scheduler.thresholds.drain())
-    await within(settle, state.store.close())
-    await within(settle, state.github.aclose())
-    if wakeups is not None:
-        await within(settle, wakeups.close())
-    if dispose:  # we made it, we close it
-        await within(settle, state.db.dispose())
-
-
-async def start_wakeups(state: AppState) -> PgWakeups | None:
-    """On PostgreSQL, wake-ups reach the other replicas through LISTEN/NOTIFY."""
-    if state.db.dialect != "postgresql":
-        return None
-    wakeups = PgWakeups(state.settings.database_url, state.signals)
-    await wakeups.start()
-    return wakeups
 
 
 async def metrics(request: Request) -> Response:
@@ -238,22 +131,18 @@ def create_app(
     ``run_scheduler`` starts the scheduler loop with the app and ``workers`` a worker pool
     of that many slots (``ghapp serve`` does both; ``--no-worker`` leaves them out).
     """
-    state = AppState.build(settings, db or Database(settings.database_url), clock or SystemClock())
+    roles = [Role.web]
+    if run_scheduler:
+        roles.append(Role.scheduler)
+    if workers:
+        roles.append(Role.worker)
+    runtime = Runtime.build(settings, roles, db=db, clock=clock, concurrency=workers)
     if not settings.webhook_secrets:
         log.warning("no webhook secret configured: every delivery will be refused")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        wakeups = await start_wakeups(state)
-        background = [state.supervised("scheduler", state.scheduler.run)] if run_scheduler else []
-        worker = None
-        if workers:
-            worker = build_worker(
-                settings, state.db, state.clock, state.signals, workers, metrics=state.metrics
-            )
-            state.pool_health = worker.pool.health
-            state.metrics.watch_tasks(worker.pool.health.restarts, worker.pool.health)
-            worker.start()
+        await runtime.start()
         # Everything built so far lives as long as the process: move it out of the garbage
         # collector's sight. A full collection walking it cost ~60 ms at the p99 of the API.
         gc.collect()
@@ -261,7 +150,7 @@ def create_app(
         try:
             yield
         finally:
-            await stop_everything(state, worker, background, wakeups, dispose=db is None)
+            await runtime.stop()
 
     routes = [
         Route("/webhooks/github", github_webhook, methods=["POST"]),
@@ -276,5 +165,6 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
-    app.state.ghapp = state
+    app.state.ghapp = runtime.state
+    app.state.runtime = runtime
     return app

@@ -16,7 +16,7 @@ from ghapp.db.migrate import current_revision, head_revision, upgrade
 from ghapp.settings import Settings
 
 if TYPE_CHECKING:
-    from ghapp.app import AppState
+    from ghapp.runtime import AppState
 
 HTTP_DRAIN_S = 3  # on SIGTERM, how long open HTTP requests may take to finish
 
@@ -76,33 +76,23 @@ async def run_worker(settings: Settings, concurrency: int, metrics_port: int | N
     """
     import signal
 
-    from ghapp.app import AppState, start_wakeups, stop_everything
-    from ghapp.clock import SystemClock
-    from ghapp.db import Database
-    from ghapp.worker.service import build_worker
+    from ghapp.runtime import Role, Runtime
 
-    state = AppState.build(settings, Database(settings.database_url), SystemClock())
+    runtime = Runtime.build(settings, [Role.scheduler, Role.worker], concurrency=concurrency)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    wakeups = await start_wakeups(state)
     metrics_server = None
     if metrics_port is not None:  # counters of this process: sessions, runs, notifications
         # Bound here, so a taken port fails `ghapp worker` at start, not the first scrape.
         sock = socket.create_server((settings.host, metrics_port))
-        metrics_server = await serve_metrics(state, sock)
-    worker = build_worker(
-        settings, state.db, state.clock, state.signals, concurrency, metrics=state.metrics
-    )
-    state.pool_health = worker.pool.health
-    state.metrics.watch_tasks(worker.pool.health.restarts, worker.pool.health)
-    scheduler = state.supervised("scheduler", state.scheduler.run)
-    worker.start()
+        metrics_server = await serve_metrics(runtime.state, sock)
+    await runtime.start()
     try:
         await stop.wait()
     finally:
-        await stop_everything(state, worker, [scheduler], wakeups, dispose=True)
+        await runtime.stop()
         if metrics_server is not None:
             server, task = metrics_server
             server.should_exit = True

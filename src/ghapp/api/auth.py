@@ -1,96 +1,25 @@
-"""Who is calling: bearer tokens, their repositories, and the checks every route makes.
+"""Who is calling an API route: the bearer token, and the checks routes make with it.
 
-Tokens are random (256 bits), so a plain SHA-256 of the token is a safe thing to store and to
-look up by; the token itself exists only in the answer to ``ghapp token create``. The
-bootstrap ``GHAPP_ADMIN_TOKEN`` is compared in constant time. A token limited to some
-repositories sees and changes only their jobs, runs, notifiers and audit entries.
+Tokens themselves (hashing, lookup, scope) live in :mod:`ghapp.tokens`; here is the HTTP
+side: the ``Authorization`` header, ``401``/``429`` answers, and refusals as API errors.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
-
-from ghapp.access import ADMIN, Scope
 from ghapp.api.errors import ApiError
 from ghapp.api.throttle import Throttled, client_of
-from ghapp.db.models import ApiToken, AuditEntry, Repository
-from ghapp.db.types import utcnow
+from ghapp.tokens import Principal, principal_for_token
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from ghapp.app import AppState
     from ghapp.db import Database
+    from ghapp.runtime import AppState
 
-TOKEN_PREFIX = "ghapp_"  # noqa: S105 (a prefix, not a secret)
-LAST_USED_EVERY = timedelta(minutes=1)  # a write per request would cost more than the read
 NEEDS_ADMIN = "this needs an admin token"
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="ghapp"'}
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-@dataclass
-class Principal:
-    """An authenticated caller."""
-
-    name: str
-    is_admin: bool
-    repos: frozenset[str] = frozenset()  # lower-case full names, for non-admin tokens
-    token_id: int | None = None
-    _repo_ids: frozenset[int] | None = field(default=None, repr=False)
-
-    @property
-    def actor(self) -> str:
-        return f"token:{self.name}"
-
-    async def repo_ids(self, db: Database) -> frozenset[int]:
-        """Ids of the repositories this token may see (resolved once per request)."""
-        if self._repo_ids is None:
-            if not self.repos:
-                self._repo_ids = frozenset()
-            else:
-                async with db.read() as conn:
-                    rows = await conn.execute(
-                        select(Repository.id).where(
-                            func.lower(Repository.full_name).in_(sorted(self.repos))
-                        )
-                    )
-                    self._repo_ids = frozenset(row[0] for row in rows)
-        return self._repo_ids
-
-    async def scope(self, db: Database) -> Scope:
-        return ADMIN if self.is_admin else Scope(await self.repo_ids(db))
-
-    async def sees(self, db: Database, repo_id: int | None) -> bool:
-        return (await self.scope(db)).sees(repo_id)
-
-    async def check_repo(
-        self, db: Database, repo_id: int | None, missing: str = "not found"
-    ) -> None:
-        """404 unless this token may act on ``repo_id`` (None: installation-wide, admin
-        only): a tenant is told exactly what it would be told if the thing did not exist."""
-        if not await self.sees(db, repo_id):
-            raise ApiError(404, missing)
-
-    def require_admin(self, why: str = "") -> None:
-        if not self.is_admin:
-            raise ApiError(
-                403, f"{why}: this needs an admin token" if why else "this needs an admin token"
-            )
 
 
 async def authenticate(request: Request, state: AppState) -> Principal:
@@ -115,114 +44,15 @@ async def authenticate(request: Request, state: AppState) -> Principal:
     return principal
 
 
-async def principal_for_token(state: AppState, token: str) -> Principal | None:
-    """Who ``token`` is (the admin token, or a live API token), or None."""
-    digest = hash_token(token)
-    admin = state.settings.admin_token
-    if admin is not None and hmac.compare_digest(digest, hash_token(admin.get_secret_value())):
-        return Principal(name="admin", is_admin=True)
-    async with state.db.read() as conn:
-        row = (
-            await conn.execute(
-                select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-            )
-        ).first()
-    if row is None:
-        return None
-    await _note_use(state.db, row)
-    return Principal(
-        name=row.name,
-        is_admin=row.is_admin,
-        repos=frozenset(name.lower() for name in row.repos),
-        token_id=row.id,
-    )
+async def check_repo(
+    who: Principal, db: Database, repo_id: int | None, missing: str = "not found"
+) -> None:
+    """404 unless ``who`` may act on ``repo_id`` (None: installation-wide, admin only): a
+    tenant is told exactly what it would be told if the thing did not exist."""
+    if not await who.sees(db, repo_id):
+        raise ApiError(404, missing)
 
 
-async def _note_use(db: Database, row: Any) -> None:
-    now = utcnow()
-    if row.last_used_at is not None and now - row.last_used_at < LAST_USED_EVERY:
-        return
-    async with db.write() as conn:
-        await conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-
-
-# -- managing tokens (``ghapp token …``) ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CreatedToken:
-    id: int
-    name: str
-    token: str  # shown once
-
-
-async def create_token(
-    db: Database, name: str, repos: list[str], is_admin: bool, actor: str
-) -> CreatedToken:
-    if not name.strip() or len(name) > 200:
-        raise ValueError("a token needs a name of 1 to 200 characters")
-    for repo in repos:
-        owner, _, rest = repo.partition("/")
-        if not owner or not rest or "/" in rest:
-            raise ValueError(f"{repo!r} is not a repository name like owner/name")
-    if not repos and not is_admin:
-        raise ValueError("give at least one --repo, or --admin for a token that sees everything")
-    token = new_token()
-    now = utcnow()
-    async with db.write() as conn:
-        result = await conn.execute(
-            ApiToken.__table__.insert().values(  # type: ignore[attr-defined]
-                name=name.strip(),
-                token_hash=hash_token(token),
-                prefix=token[:10],
-                is_admin=is_admin,
-                repos=repos,
-                created_at=now,
-            )
-        )
-        token_id = int(result.inserted_primary_key[0])
-        after = {"name": name, "repos": repos, "is_admin": is_admin, "prefix": token[:10]}
-        await conn.execute(_audit_row(actor, "token.create", token_id, None, after, now))
-    return CreatedToken(token_id, name, token)
-
-
-async def list_tokens(db: Database) -> list[Any]:
-    async with db.read() as conn:
-        return list((await conn.execute(select(ApiToken).order_by(ApiToken.id))).all())
-
-
-async def revoke_token(db: Database, ident: str, actor: str) -> Any:
-    """Revoke by id or by name; raises LookupError when no live token matches."""
-    now = utcnow()
-    async with db.write() as conn:
-        query = select(ApiToken).where(ApiToken.revoked_at.is_(None))
-        query = (
-            query.where(ApiToken.id == int(ident))
-            if ident.isdigit()
-            else query.where(ApiToken.name == ident)
-        )
-        rows = (await conn.execute(query)).all()
-        if not rows:
-            raise LookupError(f"no active token {ident!r}")
-        if len(rows) > 1:
-            raise LookupError(f"{len(rows)} active tokens are named {ident!r}: revoke by id")
-        row = rows[0]
-        await conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(revoked_at=now))
-        before = {"name": row.name, "revoked_at": None}
-        after = {"name": row.name, "revoked_at": now.isoformat()}
-        await conn.execute(_audit_row(actor, "token.revoke", row.id, before, after, now))
-    return row
-
-
-def _audit_row(
-    actor: str, action: str, token_id: int, before: Any, after: Any, now: datetime
-) -> Any:
-    return AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
-        actor=actor,
-        action=action,
-        object_type="token",
-        object_id=str(token_id),
-        before=before,
-        after=after,
-        created_at=now,
-    )
+def require_admin(who: Principal, why: str = "") -> None:
+    if not who.is_admin:
+        raise ApiError(403, f"{why}: {NEEDS_ADMIN}" if why else NEEDS_ADMIN)

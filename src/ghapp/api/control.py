@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from ghapp.access import ADMIN_ONLY
+from ghapp.api.auth import require_admin
 from ghapp.api.core import Api, Call
 from ghapp.api.schemas import (
     AuditOut,
@@ -17,13 +18,12 @@ from ghapp.api.schemas import (
     UpcomingPage,
     UpcomingQuery,
 )
-from ghapp.api.views import keyset_page, scoped
-from ghapp.db.models import AuditEntry, Job, Run, RunStatus
+from ghapp.db.models import AuditEntry, Job
+from ghapp.reads import keyset_page, scheduler_figures, scoped
 from ghapp.scheduler.loop import set_stopped
 from ghapp.scheduler.upcoming import upcoming
 
 api = Api()
-FAILED = (RunStatus.failed.value, RunStatus.timed_out.value)
 
 
 @api.route(
@@ -34,46 +34,24 @@ FAILED = (RunStatus.failed.value, RunStatus.timed_out.value)
     response=SchedulerStatus,
 )
 async def scheduler_status(call: Call) -> Any:
-    db, who = call.state.db, call.principal
     now = call.state.clock.now()
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    jobs = await scoped(
-        select(
-            func.count().filter(Job.status == "active"),
-            func.count().filter(Job.status == "paused"),
-            func.min(Job.next_run_at).filter(Job.status == "active"),
-        ),
-        Job.repo_id,
-        who,
-        db,
-    )
-    runs = await scoped(
-        select(
-            func.count().filter(Run.status == RunStatus.queued.value),
-            func.count().filter(Run.status == RunStatus.running.value),
-            func.count().filter(Run.queued_at >= midnight),
-            func.count().filter(Run.queued_at >= midnight, Run.status == "completed"),
-            func.count().filter(Run.queued_at >= midnight, Run.status.in_(FAILED)),
-            func.coalesce(func.sum(case((Run.queued_at >= midnight, Run.cost_usd), else_=0)), 0),
-        ),
-        Run.repo_id,
-        who,
-        db,
-    )
-    async with db.read() as conn:
-        active, paused, next_at = (await conn.execute(jobs)).one()
-        queued, running, today, ok, failed, cost = (await conn.execute(runs)).one()
+    figures = await scheduler_figures(call.state.db, call.principal, now)
     stopped = await call.state.scheduler.is_stopped()
     return SchedulerStatus.model_validate(
         {
             "running": not stopped,
             "state": "stopped" if stopped else "running",
-            "next_wake_at": None if stopped else next_at,
-            "active_tasks": active,
-            "paused_tasks": paused,
-            "queued_executions": queued,
-            "running_executions": running,
-            "today": {"runs": today, "successful": ok, "failed": failed, "cost_usd": cost},
+            "next_wake_at": None if stopped else figures.next_run_at,
+            "active_tasks": figures.active_jobs,
+            "paused_tasks": figures.paused_jobs,
+            "queued_executions": figures.queued,
+            "running_executions": figures.running,
+            "today": {
+                "runs": figures.runs_today,
+                "successful": figures.completed_today,
+                "failed": figures.failed_today,
+                "cost_usd": figures.cost_today,
+            },
             "next_runs": (await _upcoming(call, 24))[:5],
         }
     )
@@ -102,7 +80,7 @@ async def scheduler_stop(call: Call) -> Any:
 
 
 async def _set(call: Call, stopped: bool) -> Any:
-    call.principal.require_admin(ADMIN_ONLY["scheduler"])
+    require_admin(call.principal, ADMIN_ONLY["scheduler"])
     now = call.state.clock.now()
     before = await call.state.scheduler.is_stopped()
     await set_stopped(call.state.db, stopped, now)

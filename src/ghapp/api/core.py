@@ -21,13 +21,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ghapp.access import Scope
-from ghapp.api.auth import Principal, authenticate
+from ghapp.api.auth import authenticate
 from ghapp.api.errors import ApiError, details, invalid, problem
 from ghapp.jobs.service import JobError, JobForbidden, JobNotFound
 from ghapp.notify.crypto import SecretKeyError
+from ghapp.tokens import Principal
 
 if TYPE_CHECKING:
-    from ghapp.app import AppState
+    from ghapp.runtime import AppState
 
 log = logging.getLogger("ghapp.api")
 

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic.alias_generators import to_camel
 from sqlalchemy import func, select
 
+from ghapp.api.auth import check_repo
 from ghapp.api.core import Api, Call
 from ghapp.api.errors import ApiError, camel_field, invalid
 from ghapp.api.schemas import (
@@ -32,22 +33,10 @@ from ghapp.api.schemas import (
     TasksQuery,
     TaskUpdate,
 )
-from ghapp.api.views import (
-    decode_cursor,
-    encode_cursor,
-    keyset_page,
-    load_job,
-    repo_exists,
-    repo_names,
-    resolve_repo,
-    run_fields,
-    schedule_out,
-    scoped,
-    sessions_of,
-    task_out,
-)
+from ghapp.api.views import load_job, repo_exists, resolve_repo, run_fields, schedule_out, task_out
 from ghapp.db.models import Job, Run, TriggerType
 from ghapp.jobs.spec import JobSpec
+from ghapp.reads import decode_cursor, encode_cursor, keyset_page, repo_names, scoped, sessions_of
 
 api = Api()
 tasks = Api(field_names=camel_field)
@@ -64,7 +53,7 @@ READ_ONLY = "this job comes from .github/ghapp.yml: change it there"
 async def _repo(call: Call) -> int:
     repo_id = call.path["repo_id"]
     missing = "no such repository (is the app installed on it?)"
-    await call.principal.check_repo(call.state.db, repo_id, missing)
+    await check_repo(call.principal, call.state.db, repo_id, missing)
     if not await repo_exists(call.state.db, repo_id):
         raise ApiError(404, missing)
     return repo_id

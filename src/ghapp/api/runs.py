@@ -16,8 +16,9 @@ from ghapp.api.schemas import (
     ExecutionStarted,
     SessionOut,
 )
-from ghapp.api.views import execution_fields, keyset_page, load_run, scoped, sessions_of
+from ghapp.api.views import execution_fields, load_run
 from ghapp.db.models import Job, Run
+from ghapp.reads import keyset_page, scoped, sessions_of
 from ghapp.runqueue.manage import RunConflict
 
 api = Api()

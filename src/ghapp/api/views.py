@@ -1,18 +1,20 @@
-"""Reading jobs and runs for the API: scoped lists, keyset pages, and the response shapes."""
+"""The API's shapes of jobs and runs, and loading one within the caller's scope (the
+reads themselves: :mod:`ghapp.reads`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 
-from ghapp.api.auth import Principal
+from ghapp.api.auth import check_repo
 from ghapp.api.errors import ApiError, invalid
 from ghapp.api.schemas import METRIC_ALIASES, ScheduleOut, TaskOut
 from ghapp.db import Database
-from ghapp.db.models import Job, Repository, Run, Session
+from ghapp.db.models import Job, Repository, Run
 from ghapp.jobs.service import SPEC_FIELDS
+from ghapp.tokens import Principal
 
 BOOKKEEPING_FIELDS = (
     "next_run_at",
@@ -26,44 +28,7 @@ BOOKKEEPING_FIELDS = (
 )
 
 
-# -- cursors: the id to continue below, opaque to clients ------------------------------------
-
-
-def encode_cursor(last_id: int) -> str:
-    return f"i{last_id}"
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if len(cursor) < 2 or cursor[0] != "i" or not cursor[1:].isdigit():
-        raise invalid("cursor", "not a cursor this API returned", "query")
-    return int(cursor[1:])
-
-
-async def keyset_page(
-    db: Database, query: Select[Any], id_column: Any, limit: int, cursor: str | None
-) -> tuple[list[Any], str | None]:
-    """Newest first, ``limit`` rows below the cursor; the next cursor when there are more."""
-    below = decode_cursor(cursor)
-    if below is not None:
-        query = query.where(id_column < below)
-    query = query.order_by(id_column.desc()).limit(limit + 1)
-    async with db.read() as conn:
-        rows = list((await conn.execute(query)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].id) if more and rows else None
-
-
 # -- scope ------------------------------------------------------------------------------------
-
-
-async def scoped(query: Select[Any], repo_column: Any, who: Principal, db: Database) -> Select[Any]:
-    """Limit a query to the repositories a non-admin token may see."""
-    if who.is_admin:
-        return query
-    return query.where(repo_column.in_(sorted(await who.repo_ids(db))))
 
 
 async def resolve_repo(db: Database, who: Principal, repo: str, where: str = "query") -> int:
@@ -91,7 +56,7 @@ async def load_job(db: Database, who: Principal, job_id: int) -> Job:
         job = await session.get(Job, job_id)
     if job is None:
         raise ApiError(404, "no such job")
-    await who.check_repo(db, job.repo_id, "no such job")
+    await check_repo(who, db, job.repo_id, "no such job")
     return job
 
 
@@ -100,21 +65,8 @@ async def load_run(db: Database, who: Principal, run_id: int) -> Any:
         run = (await conn.execute(select(Run).where(Run.id == run_id))).first()
     if run is None:
         raise ApiError(404, "no such run")
-    await who.check_repo(db, run.repo_id, "no such run")
+    await check_repo(who, db, run.repo_id, "no such run")
     return run
-
-
-async def sessions_of(db: Database, run_ids: Sequence[int]) -> dict[int, list[Any]]:
-    if not run_ids:
-        return {}
-    async with db.read() as conn:
-        rows = await conn.execute(
-            select(Session).where(Session.run_id.in_(list(run_ids))).order_by(Session.id)
-        )
-        out: dict[int, list[Any]] = {}
-        for row in rows:
-            out.setdefault(row.run_id, []).append(row)
-    return out
 
 
 # -- shapes -----------------------------------------------------------------------------------
@@ -141,17 +93,6 @@ def schedule_type(job: Any) -> str:
     if job.event_triggers or job.command_triggers:
         return "event"
     return "manual"
-
-
-async def repo_names(db: Database, jobs: Iterable[Any]) -> dict[int, str]:
-    ids = sorted({job.repo_id for job in jobs if job.repo_id is not None})
-    if not ids:
-        return {}
-    async with db.read() as conn:
-        rows = await conn.execute(
-            select(Repository.id, Repository.full_name).where(Repository.id.in_(ids))
-        )
-        return {repo_id: name for repo_id, name in rows}
 
 
 def task_out(job: Any, names: dict[int, str] | None = None) -> Any:

@@ -15,12 +15,12 @@ import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from ghapp.api.auth import create_token, list_tokens, revoke_token
 from ghapp.cli.client import dump_json, one_line
 from ghapp.cli.output import err, fail
 from ghapp.cli.tables import say, show_table, when, yes_no
 from ghapp.db import Database
 from ghapp.settings import Settings
+from ghapp.tokens import create_token, list_tokens, revoke_token
 
 T = TypeVar("T")
 ACTOR = "cli"

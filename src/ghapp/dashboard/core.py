@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ghapp.access import Scope
-from ghapp.api.auth import Principal
 from ghapp.api.errors import ApiError
 from ghapp.dashboard import describe
 from ghapp.dashboard.markdown import render_markdown
@@ -39,9 +38,10 @@ from ghapp.jobs.service import JobNotFound
 from ghapp.notify.crypto import SecretKeyError
 from ghapp.notify.service import NotifierNotFound
 from ghapp.runqueue.manage import RunNotFound
+from ghapp.tokens import Principal
 
 if TYPE_CHECKING:
-    from ghapp.app import AppState
+    from ghapp.runtime import AppState
 
 log = logging.getLogger("ghapp.dashboard")
 

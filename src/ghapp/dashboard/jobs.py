@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.responses import Response
 
-from ghapp.api.views import scoped
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.cron import cron_preview
 from ghapp.dashboard.forms import (
@@ -34,6 +33,7 @@ from ghapp.db.models import Installation, Job, Repository
 from ghapp.jobs.service import JobError
 from ghapp.jobs.spec import PERMISSION_MODES
 from ghapp.notify.spec import EVENTS
+from ghapp.reads import scoped
 
 log = logging.getLogger("ghapp.dashboard")
 CATALOG_TIMEOUT_S = 3.0

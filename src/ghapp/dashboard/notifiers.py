@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
-from ghapp.api.views import scoped
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.forms import named_field
 from ghapp.db.models import Notifier, Repository
 from ghapp.notify.spec import DEFAULT_EVENTS, EVENTS
+from ghapp.reads import scoped
 
 TYPES = (
     ("slack", "Slack"),

@@ -8,26 +8,22 @@ and each row is worked out here so the template only reads plain values.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
-from ghapp.api.views import repo_names, scoped
 from ghapp.dashboard.core import Ctx
 from ghapp.dashboard.describe import (
-    FAILED,
     describe_target,
     describe_trigger,
     moment,
     status_class,
 )
 from ghapp.dashboard.events import fingerprint
-from ghapp.db.models import Job, Run, RunStatus
+from ghapp.db.models import Job, Run
+from ghapp.reads import repo_names, scheduler_figures, scoped
 
-TODAY_PAGE = 500
 ROW_COLUMNS = (
     Job.id,
     Job.name,
@@ -64,70 +60,19 @@ async def overview(ctx: Ctx) -> Response:
 
 async def scheduler_status(ctx: Ctx) -> dict[str, Any]:
     """The figures of ``GET /api/scheduler/status``, within the token's scope."""
-    db, who = ctx.state.db, ctx.principal
-    now = ctx.now
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    jobs = await scoped(
-        select(
-            func.count().filter(Job.status == "active"),
-            func.min(Job.next_run_at).filter(Job.status == "active"),
-        ),
-        Job.repo_id,
-        who,
-        db,
-    )
-    unfinished = await scoped(
-        select(Run.status, func.count())
-        .where(Run.status.in_((RunStatus.queued.value, RunStatus.running.value)))
-        .group_by(Run.status),
-        Run.repo_id,
-        who,
-        db,
-    )
-    async with db.read() as conn:
-        active, next_at = (await conn.execute(jobs)).one()
-        busy = dict((await conn.execute(unfinished)).all())
-        floor = await first_id_of_today(conn, midnight)
-        today = await scoped(
-            select(Run.status, func.count(), func.coalesce(func.sum(Run.cost_usd), 0))
-            .where(Run.id >= floor, Run.queued_at >= midnight)
-            .group_by(Run.status),
-            Run.repo_id,
-            who,
-            db,
-        )
-        by_status = {status: (count, cost) for status, count, cost in await conn.execute(today)}
+    figures = await scheduler_figures(ctx.state.db, ctx.principal, ctx.now)
     stopped = await ctx.state.scheduler.is_stopped()
     return {
         "running": not stopped,
-        "next_wake_at": None if stopped else moment(next_at, now),
-        "active": active,
-        "queued": busy.get(RunStatus.queued.value, 0),
-        "running_runs": busy.get(RunStatus.running.value, 0),
-        "runs": sum(count for count, _ in by_status.values()),
-        "ok": by_status.get(RunStatus.completed.value, (0, 0))[0],
-        "failed": sum(by_status.get(status, (0, 0))[0] for status in FAILED),
-        "cost": float(sum(cost for _, cost in by_status.values())),
+        "next_wake_at": None if stopped else moment(figures.next_run_at, ctx.now),
+        "active": figures.active_jobs,
+        "queued": figures.queued,
+        "running_runs": figures.running,
+        "runs": figures.runs_today,
+        "ok": figures.completed_today,
+        "failed": figures.failed_today,
+        "cost": figures.cost_today,
     }
-
-
-async def first_id_of_today(conn: AsyncConnection, midnight: datetime) -> int:
-    """The lowest id among runs queued since ``midnight``: the newest runs, walked back a page
-    at a time along the primary key until one is older (ids grow with queue time)."""
-    below: int | None = None
-    floor: int | None = None
-    while True:
-        query = select(Run.id, Run.queued_at).order_by(Run.id.desc()).limit(TODAY_PAGE)
-        if below is not None:
-            query = query.where(Run.id < below)
-        rows = (await conn.execute(query)).all()
-        for run_id, queued_at in rows:
-            if queued_at < midnight:
-                return floor if floor is not None else run_id + 1
-            floor = run_id
-        if len(rows) < TODAY_PAGE:
-            return floor if floor is not None else 0
-        below = rows[-1][0]
 
 
 async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from ghapp.api.errors import ApiError
-from ghapp.api.views import keyset_page, repo_names, scoped, sessions_of
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.events import fingerprint
 from ghapp.db.models import Job, Run, RunStatus
+from ghapp.reads import keyset_page, repo_names, scoped, sessions_of
 from ghapp.runqueue.manage import RunConflict
 
 PAGE_SIZE = 50

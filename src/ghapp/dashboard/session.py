@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
-from ghapp.api.auth import Principal, hash_token, principal_for_token
 from ghapp.db.core import dialect_insert
 from ghapp.db.models import ApiToken, SignedOutSession
+from ghapp.tokens import Principal, hash_token, principal_for_token
 
 if TYPE_CHECKING:
-    from ghapp.app import AppState
+    from ghapp.runtime import AppState
     from ghapp.settings import Settings
 
 SESSION_COOKIE = "ghapp_session"
