@@ -13,6 +13,7 @@ import uvicorn
 from ghapp.app import create_app
 from ghapp.db import Database
 from ghapp.db.migrate import current_revision, head_revision, upgrade
+from ghapp.http_protocol import bounded_http_protocol
 from ghapp.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ def uvicorn_config(settings: Settings, workers: int = 4, **overrides: object) ->
         # time per spawn, measured, against 0.4 / 0.9 ms for asyncio's vfork-based spawn.
         # A web-only replica spawns nothing and keeps uvloop.
         "loop": "asyncio" if workers > 0 else "auto",
+        # httptools with a bound on each request's head (size and time): uvicorn has none.
+        "http": bounded_http_protocol(settings.body_timeout_seconds),
     }
     options.update(overrides)
     # A web-only replica (--no-worker) leaves scheduling and work to `ghapp worker`.

@@ -100,6 +100,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         25 * 1024 * 1024, description="Largest webhook body accepted (GitHub caps at 25 MB)."
     )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=10,
+        description="How long a request's head, and then its whole body, may each take to "
+        "arrive (webhooks, API, dashboard forms); a slower sender is answered 408 and cut "
+        "off. GitHub itself gives up on a delivery after 10 s.",
+    )
+    webhook_concurrency: int = Field(
+        64,
+        ge=1,
+        description="Most webhook requests read and handled at once, each holding at most "
+        "1 MiB of body; one more is answered 503 with Retry-After at once.",
+    )
+    webhook_large_bodies: int = Field(
+        2,
+        ge=1,
+        description="Most webhook bodies over 1 MiB held at once (each up to "
+        "GHAPP_MAX_BODY_BYTES until its signature is checked); one more is answered 503 with "
+        "Retry-After as soon as it declares or passes 1 MiB.",
+    )
     worker_lease_seconds: int = Field(
         60, ge=5, description="How long a claimed run stays a worker's without a heartbeat."
     )

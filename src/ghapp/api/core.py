@@ -23,6 +23,7 @@ from starlette.routing import Route
 from ghapp.access import Scope
 from ghapp.api.auth import authenticate
 from ghapp.api.errors import ApiError, details, invalid, problem
+from ghapp.bodies import MAX_JSON_DEPTH, BodyRefused, nested_deeper_than, read_body
 from ghapp.jobs.service import JobError, JobForbidden, JobNotFound
 from ghapp.notify.crypto import SecretKeyError
 from ghapp.tokens import Principal
@@ -189,9 +190,23 @@ def _path_params(endpoint: Endpoint, request: Request) -> dict[str, int]:
 
 
 async def _body(endpoint: Endpoint, request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"the body is larger than {MAX_BODY} bytes")
+    """The parsed body. Read with a running count (a 300 MB body was read whole before its
+    size was checked) within the body deadline, and measured for nesting before parsing
+    (``json.loads`` recursed into a ``RecursionError``: a 500)."""
+    timeout_s = request.app.state.ghapp.settings.body_timeout_seconds
+    try:
+        raw = b"".join(await read_body(request, MAX_BODY, timeout_s))
+    except BodyRefused as refusal:
+        if refusal.client_gone:
+            # Nobody reads the answer and nothing went wrong here: no error, no traceback.
+            log.debug("api client went away mid-body", extra={"path": request.url.path})
+        reason = refusal.reason
+        if refusal.status == 413:
+            reason = f"the body is larger than {MAX_BODY} bytes"
+        # The rest of the body must not be read as the next request: close the connection.
+        raise ApiError(refusal.status, reason, headers={"Connection": "close"}) from None
+    if nested_deeper_than(raw):
+        raise ApiError(400, f"the body nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from ghapp.access import Scope
 from ghapp.api.errors import ApiError
+from ghapp.bodies import MAX_JSON_DEPTH, BodyRefused, nested_deeper_than, read_body
 from ghapp.dashboard import describe
 from ghapp.dashboard.markdown import render_markdown
 from ghapp.dashboard.session import (
@@ -47,6 +48,7 @@ log = logging.getLogger("ghapp.dashboard")
 
 STATIC = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 1_000_000
+MAX_FORM_FIELDS = 2000
 MAX_ID = 2**31 - 1  # our ids are INTEGER; larger numbers name nothing
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -74,6 +76,7 @@ class Form:
     """A submitted ``application/x-www-form-urlencoded`` form."""
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    refusal: PageError | None = None  # why the body was not read (the form is then empty)
 
     def get(self, name: str, default: str = "") -> str:
         for key, value in self.pairs:
@@ -210,6 +213,10 @@ class Dashboard:
             ctx = Ctx(request, state, principal, session, self)
             if request.method == "POST":
                 ctx.form = await read_form(request)
+                if ctx.form.refusal is not None:  # it used to escape as a 500
+                    refused = self.error(ctx, ctx.form.refusal.status, ctx.form.refusal.message)
+                    refused.headers["Connection"] = "close"  # the body may still be coming
+                    return refused
                 given = request.headers.get(CSRF_HEADER) or ctx.form.get(CSRF_FIELD)
                 if not csrf_matches(session.csrf, given):
                     return self.error(
@@ -248,20 +255,35 @@ class Dashboard:
 
 
 async def read_form(request: Request) -> Form:
-    """The urlencoded body (a multipart or oversized body reads as an empty form)."""
+    """The urlencoded body (a multipart body reads as an empty form).
+
+    A body that is too large, too slow, nested too deeply or cut off by the client reads as
+    an empty form carrying its :attr:`Form.refusal`: :meth:`Dashboard.page` answers with
+    it, and the sign-in form, having no CSRF token then, refuses it as any other."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         return Form()
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_FORM_BYTES:
-            raise PageError(413, "The form is too large.")
+    timeout_s = request.app.state.ghapp.settings.body_timeout_seconds
+    try:
+        raw = b"".join(await read_body(request, MAX_FORM_BYTES, timeout_s))
+    except BodyRefused as refusal:
+        if refusal.client_gone:  # nobody reads the answer; nothing went wrong here
+            log.debug("dashboard client went away mid-form", extra={"path": request.url.path})
+        message = "The form is too large." if refusal.status == 413 else refusal.reason
+        return Form(refusal=PageError(refusal.status, message))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return Form()
-    return Form(parse_qsl(text, keep_blank_values=True, max_num_fields=2000))
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than that: it used to escape as a 500
+        return Form(refusal=PageError(400, "The form has too many fields."))
+    # Job fields hold JSON (task_config, event_triggers) that json.loads reads recursively.
+    if any(nested_deeper_than(value) for _, value in pairs):
+        message = f"A field nests brackets deeper than {MAX_JSON_DEPTH} levels."
+        return Form(refusal=PageError(400, message))
+    return Form(pairs)
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
