@@ -16,14 +16,12 @@ import pytest
 
 from ghapp.app import create_app
 from ghapp.clock import SystemClock
-from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
-from ghapp.runqueue.claim import RunQueue
 from ghapp.standins.git import bare_repository as standin_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import ModelRequest, Turn
-from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import WorkerPool
+from ghapp.worker.service import build_worker
 from tests.conftest import make_settings
 from tests.support import add_repository, load
 
@@ -66,20 +64,22 @@ async def world(db_url, db, tmp_path, claude_bin, model):
         app = create_app(settings, db=db)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            client = GitHubApp(settings, SystemClock(), RetryPolicy(attempts=2, base_delay=0.01))
             state = app.state.ghapp
-            executor = SessionExecutor(db, settings, client, SystemClock())
-            # No backoff: a run retried after a GitHub hiccup is due again at once.
-            pool = WorkerPool(
+            # The worker as `ghapp serve` builds it; GitHub's hiccups retried at once, and a
+            # run retried after one is due again at once (no backoff).
+            worker = build_worker(
+                settings,
                 db,
                 SystemClock(),
                 state.signals,
-                RunQueue(db, "w"),
-                executor,
+                concurrency=1,
+                retry=RetryPolicy(attempts=2, base_delay=0.01),
                 jitter=lambda cap: 0.0,
             )
-            yield github, http, state, pool
-            await client.aclose()
+            try:
+                yield github, http, state, worker.pool
+            finally:
+                await worker.close()
 
 
 async def work_off(pool: WorkerPool) -> None:

@@ -15,6 +15,7 @@ from ghapp.clock import Clock
 from ghapp.config.sync import ConfigSyncer, build_config_syncer
 from ghapp.db import Database
 from ghapp.github.app import GitHubApp
+from ghapp.github.transport import RetryPolicy
 from ghapp.metrics import Metrics
 from ghapp.notify.crypto import SecretBox
 from ghapp.notify.dispatch import Dispatcher
@@ -75,8 +76,14 @@ def build_worker(
     signals: Signals,
     concurrency: int = 4,
     metrics: Metrics | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    jitter: Callable[[float], float] | None = None,
 ) -> Worker:
-    github = GitHubApp(settings, clock)
+    """A worker: its own GitHub client, the executor with the runners, the pool, the
+    notification dispatcher and the config syncer. ``retry`` and ``jitter`` are for tests
+    that want GitHub's hiccups retried at once."""
+    github = GitHubApp(settings, clock, retry)
     if metrics is not None:
         metrics.watch_github(github)
     owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -96,8 +103,9 @@ def build_worker(
         retry_window=timedelta(seconds=settings.retry_window_seconds),
         public_url=settings.public_url,
     )
+    queue = RunQueue(db, owner, limits)
     pool = WorkerPool(
-        db, clock, signals, RunQueue(db, owner, limits), executor, pool_settings, metrics=metrics
+        db, clock, signals, queue, executor, pool_settings, jitter=jitter, metrics=metrics
     )
     http, dispatcher = build_dispatcher(settings, db, clock, signals, metrics)
     config = build_config_syncer(db, clock, signals, github, owner=f"{owner}:config")
