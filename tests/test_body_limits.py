@@ -168,8 +168,8 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 
 def intake(app: Any) -> Any:
-    """The webhook's slot counters (made with the app's first delivery)."""
-    return getattr(app.state, "webhook_intake", None)
+    """The webhook's slot counters."""
+    return app.state.ghapp.intake
 
 
 def in_flight(app: Any, count: int) -> Callable[[], bool]:

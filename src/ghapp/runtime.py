@@ -33,6 +33,7 @@ from ghapp.settings import Settings
 from ghapp.signals import Signals
 from ghapp.supervise import Restarts, supervise
 from ghapp.triggers.index import JobIndex
+from ghapp.webhooks.ingress import Intake, intake_for
 from ghapp.webhooks.store import DeliveryStore
 from ghapp.worker.pool import PoolHealth, within
 from ghapp.worker.service import Worker, build_worker, notifier_service
@@ -65,6 +66,7 @@ class AppState:
     notifiers: NotifierService
     metrics: Metrics
     throttle: Throttle
+    intake: Intake  # webhook requests in flight, against their limits
     restarts: Restarts = field(default_factory=Restarts)
     pool_health: PoolHealth | None = None  # set when this process runs workers
 
@@ -101,6 +103,7 @@ class AppState:
             throttle=Throttle(
                 clock, settings.auth_failure_limit, settings.auth_failure_window_seconds
             ),
+            intake=intake_for(settings),
         )
 
 

@@ -156,17 +156,13 @@ class Signatures:
         return any(found)
 
 
-def intake_of(request: Request, settings: Any) -> Intake:
-    """The app's intake, made on its first delivery (one per app: tests run several)."""
-    intake: Intake | None = getattr(request.app.state, "webhook_intake", None)
-    if intake is None:
-        intake = Intake(
-            settings.webhook_concurrency,
-            settings.webhook_large_bodies,
-            retry_after_s=math.ceil(settings.body_timeout_seconds),
-        )
-        request.app.state.webhook_intake = intake
-    return intake
+def intake_for(settings: Any) -> Intake:
+    """The webhook's limits, from the settings (one per app: its :class:`AppState` holds it)."""
+    return Intake(
+        settings.webhook_concurrency,
+        settings.webhook_large_bodies,
+        retry_after_s=math.ceil(settings.body_timeout_seconds),
+    )
 
 
 async def github_webhook(request: Request) -> Response:
@@ -203,7 +199,7 @@ async def receive(request: Request, state: Any) -> Outcome:
     settings = state.settings
     event_name, delivery_id, signature, content_type = check_headers(request)
     check_signature_header(signature, settings.webhook_secrets)
-    with intake_of(request, settings).admit() as slot:
+    with state.intake.admit() as slot:
         signatures = Signatures.expecting(signature, settings.webhook_secrets)
         chunks = await read_signed_body(request, settings, slot, signatures)
         if not signatures.match():
