@@ -120,12 +120,12 @@ async def _pg(create: bool) -> None:
 async def prepare(settings: Any) -> None:
     """Migrate; the installation and repository as the installation events leave them; the
     job (before any process starts, so none has to be told about it)."""
-    from ghapp.runtime import AppState
     from ghapp.clock import SystemClock
     from ghapp.db import Database
     from ghapp.db.core import upsert_row
     from ghapp.db.models import Installation, Repository
     from ghapp.db.types import utcnow
+    from ghapp.runtime import AppState
     from ghapp.server import prepare_database
 
     await prepare_database(settings, migrate=True)
