@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ghapp.settings import Settings
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
-CI = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+CI = (ROOT / ".ci" / "run").read_text()
 
 
 def shell_blocks() -> list[str]:
@@ -31,3 +32,16 @@ def test_configuration_table_lists_every_setting() -> None:
     documented = set(re.findall(r"^\| `(GHAPP_[A-Z_]+)` \|", README, re.M))
     expected = {f"GHAPP_{name.upper()}" for name in Settings.model_fields}
     assert documented == expected
+
+
+def test_layout_names_every_module_and_package_of_the_source() -> None:
+    layout = README.split("## Layout", 1)[1]
+    source = ROOT / "src" / "ghapp"
+    names = {
+        path.name
+        for path in source.iterdir()
+        if (path.is_dir() and (path / "__init__.py").exists())
+        or (path.suffix == ".py" and not path.name.startswith("__"))
+    }
+    missing = sorted(name for name in names if not re.search(rf"\b{re.escape(name)}\b", layout))
+    assert missing == [], "the README's Layout section does not name these"
