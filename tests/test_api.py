@@ -37,7 +37,7 @@ async def audit(api: ApiUnderTest) -> list[Any]:
         return list((await conn.execute(select(AuditEntry).order_by(AuditEntry.id))).all())
 
 
-# -- authentication and scope ----------------------------------------------------------------
+# -- authentication and scope -------------------------------------------------------------------
 
 
 async def test_every_api_route_refuses_a_missing_or_unknown_token(api):
@@ -181,7 +181,7 @@ async def test_tokens_and_notifier_urls_never_reach_responses_or_logs(api, caplo
     assert "very-secret-path" not in str(stored)
 
 
-# -- seed 1: per-repository schedules ---------------------------------------------------------
+# -- per-repository schedules -------------------------------------------------------------------
 
 
 async def test_schedule_lifecycle_through_seed_one_routes(api):
@@ -277,7 +277,7 @@ async def test_bad_requests_get_clear_4xx_answers(api):
     assert wrong.status_code == 405
 
 
-# -- seed 2: tasks, one model with seed 1 -----------------------------------------------------
+# -- tasks: the same jobs as the schedules ------------------------------------------------------
 
 
 async def test_a_job_is_one_model_behind_both_route_sets(api):
@@ -329,7 +329,7 @@ async def test_seed_two_tasks_use_seed_two_names(api):
     )
     assert made.status_code == 201, made.text
     task = made.json()
-    assert task["threshold"]["metric"] == "context_score"  # seed 2's name, mapped
+    assert task["threshold"]["metric"] == "context_score"  # the task API's name, mapped
     assert task["thresholdMetric"] == "optimization_score" and task["thresholdValue"] == 60
     assert task["scheduleType"] == "threshold" and task["notifyOnSuccess"] is True
     raised = await api.http.patch(
@@ -391,7 +391,7 @@ async def test_task_list_filters(api):
     ).status_code == 422
 
 
-# -- executions -------------------------------------------------------------------------------
+# -- executions ---------------------------------------------------------------------------------
 
 
 async def test_executions_history_detail_retry_and_cancel(api):
@@ -482,7 +482,7 @@ async def test_deleting_a_job_leaves_nothing_running(api):
     assert running not in rows or rows[running].cancel_requested_at is not None
 
 
-# -- scheduler control, upcoming, audit -------------------------------------------------------
+# -- scheduler control, upcoming, audit ---------------------------------------------------------
 
 
 async def test_scheduler_status_start_stop_and_upcoming(api):
@@ -531,7 +531,7 @@ async def test_audit_lists_who_did_what_with_before_and_after(api):
     assert len(everything["entries"]) == 1 and everything["nextCursor"]
 
 
-# -- notifiers (seed 2's webhooks) ------------------------------------------------------------
+# -- notifiers (the API's webhooks) -------------------------------------------------------------
 
 
 async def test_webhook_routes_create_edit_and_delete(api):

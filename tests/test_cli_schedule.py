@@ -360,7 +360,7 @@ async def test_quick_setups(server) -> None:
         "0 8 * * 1",
         REPO_ID,
     )
-    # seed 2's optimize proposes its changes as a pull request
+    # an optimize task proposes its changes as a pull request
     assert weekly.task_config == {"strategy": "moderate", "dryRun": False, "publish": "pr"}
     assert weekly.notify_on_success and weekly.notify_on_failure
     assert (low.name, low.threshold["metric"], low.threshold["operator"]) == (

@@ -1,5 +1,5 @@
 """Three schedulers, one database, 48 simulated hours across a DST change, jobs changing
-underneath: every occurrence fires exactly once (SPEC §1, §3)."""
+underneath: every occurrence fires exactly once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad deliveries get a 4xx with a one-line JSON reason, and nothing is stored (SPEC §9)."""
+"""Bad deliveries get a 4xx with a one-line JSON reason, and nothing is stored."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ datetimes and answers two questions: "what is the first occurrence strictly afte
 "which occurrences fall in (start, end]?".
 
 Cron expressions are evaluated in the job's local wall-clock time and then mapped to UTC,
-following cronie's daylight-saving rules (our SPEC):
+following cronie's daylight-saving rules:
 
 * A job is *fixed-time* when neither its minute nor its hour field starts with ``*``
   (cronie's MIN_STAR/HR_STAR flags), e.g. ``30 2 * * *``; otherwise it is a *wildcard*

@@ -9,7 +9,7 @@ Every refusal is a ``4xx`` (``503`` when busy) with a one-line JSON reason and s
 nothing.
 
 Anyone can send to this endpoint, and a body must be held until its signature can be
-checked, at its end. What an unsigned sender can take is bounded (issue 17):
+checked, at its end. What an unsigned sender can take is bounded:
 
 * **Memory**: at most ``GHAPP_WEBHOOK_CONCURRENCY`` requests (64) are read and handled at
   once, each holding at most 1 MiB, and at most ``GHAPP_WEBHOOK_LARGE_BODIES`` (2) of them
