@@ -21,7 +21,7 @@ from ghapp.dashboard import dashboard_routes
 from ghapp.db import Database
 from ghapp.db.core import upsert_row
 from ghapp.db.errors import describe
-from ghapp.db.models import SchedulerState
+from ghapp.db.models import SchedulerState, table_of
 from ghapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ghapp.runtime import AppState, Role, Runtime
 from ghapp.settings import Settings
@@ -101,7 +101,7 @@ async def probe_write(db: Database, now: datetime) -> None:
     async with db.write() as conn:
         await upsert_row(
             conn,
-            SchedulerState.__table__,  # type: ignore[attr-defined]
+            table_of(SchedulerState),
             {"key": READY_PROBE, "value": now.isoformat(), "updated_at": now},
             key=("key",),
         )

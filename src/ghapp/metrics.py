@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.models import Run, RunStatus
@@ -127,13 +128,15 @@ class Metrics:
 
     async def refresh(self, db: Database, now: datetime) -> None:
         async with db.read() as conn:
-            rows = await conn.execute(select(Run.status, func.count()).group_by(Run.status))
+            rows = await conn.execute(
+                select(col(Run.status), func.count()).group_by(col(Run.status))
+            )
             self.snapshot.runs = {status: count for status, count in rows}
             self.snapshot.queue_depth = int(
                 await conn.scalar(
                     select(func.count())
                     .select_from(Run)
-                    .where(Run.status == RunStatus.queued.value, Run.run_after <= now)
+                    .where(col(Run.status) == RunStatus.queued.value, col(Run.run_after) <= now)
                 )
                 or 0
             )

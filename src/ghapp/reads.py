@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVarTuple
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped
+from sqlmodel import col
 
 from ghapp.access import Scope
 from ghapp.api.errors import invalid
@@ -22,6 +24,8 @@ from ghapp.db.models import Job, Repository, Run, RunStatus, Session
 
 FAILED = (RunStatus.failed.value, RunStatus.timed_out.value)
 TODAY_PAGE = 500
+
+_Ts = TypeVarTuple("_Ts")
 
 
 class Caller(Protocol):
@@ -44,7 +48,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 async def keyset_page(
-    db: Database, query: Select[Any], id_column: Any, limit: int, cursor: str | None
+    db: Database, query: Select[Any], id_column: Mapped[int | None], limit: int, cursor: str | None
 ) -> tuple[list[Any], str | None]:
     """Newest first, ``limit`` rows below the cursor; the next cursor when there are more."""
     below = decode_cursor(cursor)
@@ -61,7 +65,9 @@ async def keyset_page(
 # -- scope ------------------------------------------------------------------------------------
 
 
-async def scoped(query: Select[Any], repo_column: Any, who: Caller, db: Database) -> Select[Any]:
+async def scoped(
+    query: Select[*_Ts], repo_column: Mapped[int | None], who: Caller, db: Database
+) -> Select[*_Ts]:
     """Limit a query to the repositories a non-admin token may see."""
     scope = await who.scope(db)
     if scope.repo_ids is None:
@@ -77,7 +83,7 @@ async def sessions_of(db: Database, run_ids: Sequence[int]) -> dict[int, list[An
         return {}
     async with db.read() as conn:
         rows = await conn.execute(
-            select(Session).where(Session.run_id.in_(list(run_ids))).order_by(Session.id)
+            select(Session).where(col(Session.run_id).in_(list(run_ids))).order_by(col(Session.id))
         )
         out: dict[int, list[Any]] = {}
         for row in rows:
@@ -91,7 +97,7 @@ async def repo_names(db: Database, jobs: Iterable[Any]) -> dict[int, str]:
         return {}
     async with db.read() as conn:
         rows = await conn.execute(
-            select(Repository.id, Repository.full_name).where(Repository.id.in_(ids))
+            select(col(Repository.id), col(Repository.full_name)).where(col(Repository.id).in_(ids))
         )
         return {repo_id: name for repo_id, name in rows}
 
@@ -118,19 +124,19 @@ async def scheduler_figures(db: Database, who: Caller, now: datetime) -> Schedul
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     jobs = await scoped(
         select(
-            func.count().filter(Job.status == "active"),
-            func.count().filter(Job.status == "paused"),
-            func.min(Job.next_run_at).filter(Job.status == "active"),
+            func.count().filter(col(Job.status) == "active"),
+            func.count().filter(col(Job.status) == "paused"),
+            func.min(col(Job.next_run_at)).filter(col(Job.status) == "active"),
         ),
-        Job.repo_id,
+        col(Job.repo_id),
         who,
         db,
     )
     unfinished = await scoped(
-        select(Run.status, func.count())
-        .where(Run.status.in_((RunStatus.queued.value, RunStatus.running.value)))
-        .group_by(Run.status),
-        Run.repo_id,
+        select(col(Run.status), func.count())
+        .where(col(Run.status).in_((RunStatus.queued.value, RunStatus.running.value)))
+        .group_by(col(Run.status)),
+        col(Run.repo_id),
         who,
         db,
     )
@@ -139,10 +145,10 @@ async def scheduler_figures(db: Database, who: Caller, now: datetime) -> Schedul
         busy = dict((await conn.execute(unfinished)).all())
         floor = await first_id_of_today(conn, midnight)
         today = await scoped(
-            select(Run.status, func.count(), func.coalesce(func.sum(Run.cost_usd), 0))
-            .where(Run.id >= floor, Run.queued_at >= midnight)
-            .group_by(Run.status),
-            Run.repo_id,
+            select(col(Run.status), func.count(), func.coalesce(func.sum(col(Run.cost_usd)), 0))
+            .where(col(Run.id) >= floor, col(Run.queued_at) >= midnight)
+            .group_by(col(Run.status)),
+            col(Run.repo_id),
             who,
             db,
         )
@@ -166,11 +172,14 @@ async def first_id_of_today(conn: AsyncConnection, midnight: datetime) -> int:
     below: int | None = None
     floor: int | None = None
     while True:
-        query = select(Run.id, Run.queued_at).order_by(Run.id.desc()).limit(TODAY_PAGE)
+        query = (
+            select(col(Run.id), col(Run.queued_at)).order_by(col(Run.id).desc()).limit(TODAY_PAGE)
+        )
         if below is not None:
-            query = query.where(Run.id < below)
+            query = query.where(col(Run.id) < below)
         rows = (await conn.execute(query)).all()
         for run_id, queued_at in rows:
+            assert run_id is not None  # a primary key
             if queued_at < midnight:
                 return floor if floor is not None else run_id + 1
             floor = run_id

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlmodel import col
 
 from ghapp.commands import BUILTIN, item_block
 from ghapp.jobs.spec import BUILTIN_COMMANDS
@@ -215,7 +216,9 @@ class CommandCatalogs:
         from ghapp.db.models import Repository
 
         async with self.db.read() as conn:
-            repo = (await conn.execute(select(Repository).where(Repository.id == repo_id))).first()
+            repo = (
+                await conn.execute(select(Repository).where(col(Repository.id) == repo_id))
+            ).first()
         if repo is None or repo.installation_id is None:
             return builtin_catalog()
         gh = await self.github.for_installation(repo.installation_id)

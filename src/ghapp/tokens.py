@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlmodel import col
 
 from ghapp.access import ADMIN, Scope
-from ghapp.db.models import ApiToken, AuditEntry, Repository
+from ghapp.db.core import inserted_id
+from ghapp.db.models import ApiToken, AuditEntry, Repository, table_of
 from ghapp.db.types import utcnow
 
 if TYPE_CHECKING:
@@ -60,8 +62,8 @@ class Principal:
             else:
                 async with db.read() as conn:
                     rows = await conn.execute(
-                        select(Repository.id).where(
-                            func.lower(Repository.full_name).in_(sorted(self.repos))
+                        select(col(Repository.id)).where(
+                            func.lower(col(Repository.full_name)).in_(sorted(self.repos))
                         )
                     )
                     self._repo_ids = frozenset(row[0] for row in rows)
@@ -83,7 +85,9 @@ async def principal_for_token(state: AppState, token: str) -> Principal | None:
     async with state.db.read() as conn:
         row = (
             await conn.execute(
-                select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+                select(ApiToken).where(
+                    col(ApiToken.token_hash) == digest, col(ApiToken.revoked_at).is_(None)
+                )
             )
         ).first()
     if row is None:
@@ -102,7 +106,9 @@ async def _note_use(db: Database, row: Any) -> None:
     if row.last_used_at is not None and now - row.last_used_at < LAST_USED_EVERY:
         return
     async with db.write() as conn:
-        await conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        await conn.execute(
+            update(ApiToken).where(col(ApiToken.id) == row.id).values(last_used_at=now)
+        )
 
 
 # -- managing tokens (``ghapp token …``) ---------------------------------------------------
@@ -130,7 +136,9 @@ async def create_token(
     now = utcnow()
     async with db.write() as conn:
         result = await conn.execute(
-            ApiToken.__table__.insert().values(  # type: ignore[attr-defined]
+            table_of(ApiToken)
+            .insert()
+            .values(
                 name=name.strip(),
                 token_hash=hash_token(token),
                 prefix=token[:10],
@@ -139,7 +147,7 @@ async def create_token(
                 created_at=now,
             )
         )
-        token_id = int(result.inserted_primary_key[0])
+        token_id = inserted_id(result)
         after = {"name": name, "repos": repos, "is_admin": is_admin, "prefix": token[:10]}
         await conn.execute(_audit_row(actor, "token.create", token_id, None, after, now))
     return CreatedToken(token_id, name, token)
@@ -147,18 +155,18 @@ async def create_token(
 
 async def list_tokens(db: Database) -> list[Any]:
     async with db.read() as conn:
-        return list((await conn.execute(select(ApiToken).order_by(ApiToken.id))).all())
+        return list((await conn.execute(select(ApiToken).order_by(col(ApiToken.id)))).all())
 
 
 async def revoke_token(db: Database, ident: str, actor: str) -> Any:
     """Revoke by id or by name; raises LookupError when no live token matches."""
     now = utcnow()
     async with db.write() as conn:
-        query = select(ApiToken).where(ApiToken.revoked_at.is_(None))
+        query = select(ApiToken).where(col(ApiToken.revoked_at).is_(None))
         query = (
-            query.where(ApiToken.id == int(ident))
+            query.where(col(ApiToken.id) == int(ident))
             if ident.isdigit()
-            else query.where(ApiToken.name == ident)
+            else query.where(col(ApiToken.name) == ident)
         )
         rows = (await conn.execute(query)).all()
         if not rows:
@@ -166,7 +174,9 @@ async def revoke_token(db: Database, ident: str, actor: str) -> Any:
         if len(rows) > 1:
             raise LookupError(f"{len(rows)} active tokens are named {ident!r}: revoke by id")
         row = rows[0]
-        await conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(revoked_at=now))
+        await conn.execute(
+            update(ApiToken).where(col(ApiToken.id) == row.id).values(revoked_at=now)
+        )
         before = {"name": row.name, "revoked_at": None}
         after = {"name": row.name, "revoked_at": now.isoformat()}
         await conn.execute(_audit_row(actor, "token.revoke", row.id, before, after, now))
@@ -176,12 +186,16 @@ async def revoke_token(db: Database, ident: str, actor: str) -> Any:
 def _audit_row(
     actor: str, action: str, token_id: int, before: Any, after: Any, now: datetime
 ) -> Any:
-    return AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
-        actor=actor,
-        action=action,
-        object_type="token",
-        object_id=str(token_id),
-        before=before,
-        after=after,
-        created_at=now,
+    return (
+        table_of(AuditEntry)
+        .insert()
+        .values(
+            actor=actor,
+            action=action,
+            object_type="token",
+            object_id=str(token_id),
+            before=before,
+            after=after,
+            created_at=now,
+        )
     )

@@ -29,6 +29,7 @@ from typing import Any
 
 from gidgethub.abc import GitHubAPI
 from sqlalchemy import select
+from sqlmodel import col
 
 from ghapp.analysis.claude_md import Analysis, analyze, head_commit
 from ghapp.analysis.results import store_result
@@ -70,7 +71,7 @@ class RepositoryMetric:
             raise LookupError(f"{self.metric} measures one repository; the job has none")
         async with self.db.read() as conn:
             row = (
-                await conn.execute(select(Repository).where(Repository.id == job.repo_id))
+                await conn.execute(select(Repository).where(col(Repository.id) == job.repo_id))
             ).one_or_none()
         if row is None:
             raise LookupError(f"repository {job.repo_id} is not known")

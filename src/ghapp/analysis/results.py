@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlmodel import col
 
 from ghapp.analysis.claude_md import Analysis, git_output
 from ghapp.analysis.models import AnalysisResult
 from ghapp.db import Database
-from ghapp.db.models import Repository
+from ghapp.db.core import inserted_id
+from ghapp.db.models import Repository, table_of
 
 TREND_LIMIT = 30
 
@@ -39,18 +41,18 @@ async def store_result(
     }
     if created_at is not None:
         values["created_at"] = created_at
-    table = AnalysisResult.__table__  # type: ignore[attr-defined]
+    table = table_of(AnalysisResult)
     async with db.write() as conn:
         result = await conn.execute(insert(table).values(**values))
-        return int(result.inserted_primary_key[0])
+        return inserted_id(result)
 
 
 async def trend(db: Database, repo_id: int, limit: int = TREND_LIMIT) -> list[Any]:
     """The repository's latest results, newest first (rows of ``analysis_results``)."""
     query = (
         select(AnalysisResult)
-        .where(AnalysisResult.repo_id == repo_id)
-        .order_by(AnalysisResult.created_at.desc(), AnalysisResult.id.desc())
+        .where(col(AnalysisResult.repo_id) == repo_id)
+        .order_by(col(AnalysisResult.created_at).desc(), col(AnalysisResult.id).desc())
         .limit(limit)
     )
     async with db.read() as conn:
@@ -69,5 +71,7 @@ async def repository_of_checkout(db: Database, work: Path) -> int | None:
     full_name = f"{parts[-2]}/{parts[-1]}".lower()
     async with db.read() as conn:
         return await conn.scalar(
-            select(Repository.id).where(func.lower(Repository.full_name) == full_name).limit(1)
+            select(col(Repository.id))
+            .where(func.lower(col(Repository.full_name)) == full_name)
+            .limit(1)
         )

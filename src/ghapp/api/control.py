@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from ghapp.access import ADMIN_ONLY
 from ghapp.api.auth import require_admin
@@ -18,7 +19,7 @@ from ghapp.api.schemas import (
     UpcomingPage,
     UpcomingQuery,
 )
-from ghapp.db.models import AuditEntry, Job
+from ghapp.db.models import AuditEntry, Job, table_of
 from ghapp.reads import keyset_page, scheduler_figures, scoped
 from ghapp.scheduler.loop import set_stopped
 from ghapp.scheduler.upcoming import upcoming
@@ -86,7 +87,9 @@ async def _set(call: Call, stopped: bool) -> Any:
     await set_stopped(call.state.db, stopped, now)
     async with call.state.db.write() as conn:
         await conn.execute(
-            AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
+            table_of(AuditEntry)
+            .insert()
+            .values(
                 actor=call.actor,
                 action="scheduler.stop" if stopped else "scheduler.start",
                 object_type="scheduler",
@@ -116,7 +119,9 @@ async def _upcoming(call: Call, hours: float) -> list[UpcomingOut]:
     items = await upcoming(call.state.db, call.state.clock.now(), hours, limit=1000)
     if not call.principal.is_admin:
         async with call.state.db.read() as conn:
-            query = await scoped(select(Job.id), Job.repo_id, call.principal, call.state.db)
+            query = await scoped(
+                select(col(Job.id)), col(Job.repo_id), call.principal, call.state.db
+            )
             visible = {row[0] for row in await conn.execute(query)}
         items = [item for item in items if item.job_id in visible]
     return [UpcomingOut(task_id=i.job_id, name=i.name, at=i.at, kind=i.kind) for i in items]
@@ -134,15 +139,15 @@ async def audit_log(call: Call) -> Any:
     q = call.query
     query = select(AuditEntry)
     if not call.principal.is_admin:
-        query = await scoped(query, AuditEntry.repo_id, call.principal, call.state.db)
+        query = await scoped(query, col(AuditEntry.repo_id), call.principal, call.state.db)
     for column, value in (
-        (AuditEntry.object_type, q.object_type),
-        (AuditEntry.object_id, q.object_id),
-        (AuditEntry.action, q.action),
-        (AuditEntry.actor, q.actor),
+        (col(AuditEntry.object_type), q.object_type),
+        (col(AuditEntry.object_id), q.object_id),
+        (col(AuditEntry.action), q.action),
+        (col(AuditEntry.actor), q.actor),
     ):
         if value is not None:
             query = query.where(column == value)
-    rows, cursor = await keyset_page(call.state.db, query, AuditEntry.id, q.limit, q.cursor)
+    rows, cursor = await keyset_page(call.state.db, query, col(AuditEntry.id), q.limit, q.cursor)
     entries = [AuditOut.model_validate(row) for row in rows]
     return AuditPage(entries=entries, next_cursor=cursor)

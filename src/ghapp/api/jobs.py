@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from ghapp.api.auth import check_repo
 from ghapp.api.core import Api, Call
@@ -34,7 +35,7 @@ from ghapp.api.schemas import (
     TaskUpdate,
 )
 from ghapp.api.views import load_job, repo_exists, resolve_repo, run_fields, schedule_out, task_out
-from ghapp.db.models import Job, Run, TriggerType
+from ghapp.db.models import Job, Run, TriggerType, saved_id
 from ghapp.jobs.spec import JobSpec
 from ghapp.reads import decode_cursor, encode_cursor, keyset_page, repo_names, scoped, sessions_of
 
@@ -83,7 +84,9 @@ def _writable(job: Job) -> None:
 async def list_schedules(call: Call) -> list[Any]:
     repo_id = await _repo(call)
     async with call.state.db.read() as conn:
-        rows = await conn.execute(select(Job).where(Job.repo_id == repo_id).order_by(Job.id))
+        rows = await conn.execute(
+            select(Job).where(col(Job.repo_id) == repo_id).order_by(col(Job.id))
+        )
         return [schedule_out(row) for row in rows]
 
 
@@ -126,7 +129,9 @@ async def update_schedule(call: Call) -> Any:
     _writable(job)
     changes = call.body.model_dump(exclude_unset=True)
     return schedule_out(
-        await call.state.jobs.update(job.id, changes, actor=call.actor, scope=await call.scope())
+        await call.state.jobs.update(
+            saved_id(job), changes, actor=call.actor, scope=await call.scope()
+        )
     )
 
 
@@ -141,7 +146,7 @@ async def update_schedule(call: Call) -> Any:
 async def delete_schedule(call: Call) -> None:
     job = await _schedule(call)
     _writable(job)
-    await call.state.jobs.delete(job.id, actor=call.actor)
+    await call.state.jobs.delete(saved_id(job), actor=call.actor)
 
 
 @api.route(
@@ -155,7 +160,7 @@ async def delete_schedule(call: Call) -> None:
 )
 async def run_schedule(call: Call) -> Any:
     job = await _schedule(call)
-    run_id = await call.state.jobs.run_now(job.id, actor=call.actor)
+    run_id = await call.state.jobs.run_now(saved_id(job), actor=call.actor)
     return Queued(run_id=run_id)
 
 
@@ -169,7 +174,7 @@ async def run_schedule(call: Call) -> Any:
 )
 async def pause_schedule(call: Call) -> Any:
     job = await _schedule(call)
-    return schedule_out(await call.state.jobs.pause(job.id, actor=call.actor))
+    return schedule_out(await call.state.jobs.pause(saved_id(job), actor=call.actor))
 
 
 @api.route(
@@ -182,7 +187,7 @@ async def pause_schedule(call: Call) -> Any:
 )
 async def resume_schedule(call: Call) -> Any:
     job = await _schedule(call)
-    return schedule_out(await call.state.jobs.resume(job.id, actor=call.actor))
+    return schedule_out(await call.state.jobs.resume(saved_id(job), actor=call.actor))
 
 
 @api.route(
@@ -196,11 +201,11 @@ async def resume_schedule(call: Call) -> Any:
 )
 async def list_schedule_runs(call: Call) -> Any:
     job = await _schedule(call)
-    query = select(Run).where(Run.job_id == job.id)
+    query = select(Run).where(col(Run.job_id) == job.id)
     if call.query.status:
-        query = query.where(Run.status == call.query.status)
+        query = query.where(col(Run.status) == call.query.status)
     rows, cursor = await keyset_page(
-        call.state.db, query, Run.id, call.query.limit, call.query.cursor
+        call.state.db, query, col(Run.id), call.query.limit, call.query.cursor
     )
     sessions = await sessions_of(call.state.db, [row.id for row in rows])
     runs = [run_fields(row, sessions.get(row.id, ())) for row in rows]
@@ -233,7 +238,7 @@ async def list_commands(call: Call) -> Any:
                 source=c.source,
                 argument_hint=c.argument_hint,
                 path=c.path,
-            )  # type: ignore[arg-type]
+            )
             for c in catalog.for_target(call.query.target)
         ],
         problems=catalog.problems,
@@ -253,22 +258,24 @@ async def list_commands(call: Call) -> Any:
 )
 async def list_tasks(call: Call) -> Any:
     q = call.query
-    query = await scoped(select(Job), Job.repo_id, call.principal, call.state.db)
+    query = await scoped(select(Job), col(Job.repo_id), call.principal, call.state.db)
     if q.repo:
         repo_id = await resolve_repo(call.state.db, call.principal, q.repo)
-        query = query.where(Job.repo_id == repo_id)
+        query = query.where(col(Job.repo_id) == repo_id)
     if q.enabled is not None:
-        query = query.where((Job.status == "active") if q.enabled else (Job.status != "active"))
+        query = query.where(
+            (col(Job.status) == "active") if q.enabled else (col(Job.status) != "active")
+        )
     if q.task_type:
-        query = query.where(Job.task_type == q.task_type)
+        query = query.where(col(Job.task_type) == q.task_type)
     if q.status:
-        query = query.where(Job.status == q.status)
+        query = query.where(col(Job.status) == q.status)
     if q.source:
-        query = query.where(Job.source == q.source)
+        query = query.where(col(Job.source) == q.source)
     after = decode_cursor(q.cursor)
-    page = query.where(Job.id > after) if after is not None else query
+    page = query.where(col(Job.id) > after) if after is not None else query
     async with call.state.db.read() as conn:
-        rows = list(await conn.execute(page.order_by(Job.id).limit(q.limit + 1)))
+        rows = list(await conn.execute(page.order_by(col(Job.id)).limit(q.limit + 1)))
         total = await conn.scalar(select(func.count()).select_from(query.subquery()))
     more = len(rows) > q.limit
     rows = rows[: q.limit]
@@ -329,7 +336,9 @@ async def update_task(call: Call) -> Any:
         changes["repo_id"] = await resolve_repo(call.state.db, call.principal, body["repo"], "body")
     return await _task(
         call,
-        await call.state.jobs.update(job.id, changes, actor=call.actor, scope=await call.scope()),
+        await call.state.jobs.update(
+            saved_id(job), changes, actor=call.actor, scope=await call.scope()
+        ),
     )
 
 
@@ -344,7 +353,7 @@ async def update_task(call: Call) -> Any:
 async def delete_task(call: Call) -> None:
     job = await load_job(call.state.db, call.principal, call.path["task_id"])
     _writable(job)
-    await call.state.jobs.delete(job.id, actor=call.actor)
+    await call.state.jobs.delete(saved_id(job), actor=call.actor)
 
 
 @tasks.route(
@@ -360,7 +369,7 @@ async def delete_task(call: Call) -> None:
 async def run_task(call: Call) -> Any:
     job = await load_job(call.state.db, call.principal, call.path["task_id"])
     trigger = TriggerType(call.body.trigger_type).value
-    run_id = await call.state.jobs.run_now(job.id, actor=call.actor, trigger_type=trigger)
+    run_id = await call.state.jobs.run_now(saved_id(job), actor=call.actor, trigger_type=trigger)
     return ExecutionStarted(execution_id=run_id)
 
 

@@ -15,7 +15,7 @@ from ghapp.api.schemas import (
     NotifierUpdate,
     TestResult,
 )
-from ghapp.db.models import Notifier
+from ghapp.db.models import Notifier, saved_id
 
 api = Api(
     field_names=lambda name: camel_field(name, {"url": "webhook_url", "type": "webhook_type"})
@@ -138,7 +138,7 @@ async def update_webhook(call: Call) -> Any:
     if "repo_ids" in body:
         await _check_scope(call, body["repo_ids"] or [])
     secret = body.get("secret")
-    row = await call.state.notifiers.update(row.id, _spec_changes(body), call.actor, secret)
+    row = await call.state.notifiers.update(saved_id(row), _spec_changes(body), call.actor, secret)
     return _out(call, row)
 
 
@@ -147,7 +147,7 @@ async def update_webhook(call: Call) -> Any:
 )
 async def delete_webhook(call: Call) -> None:
     row = await _load(call)
-    await call.state.notifiers.delete(row.id, call.actor)
+    await call.state.notifiers.delete(saved_id(row), call.actor)
 
 
 @api.route(
@@ -167,7 +167,7 @@ async def test_webhook(call: Call) -> Any:
     of the answer (Slack's ``invalid_payload``, say) is what fixes a misconfigured notifier.
     """
     row = await _load(call)
-    attempt = await call.state.notifiers.test_now(row.id, call.actor, call.state.settings)
+    attempt = await call.state.notifiers.test_now(saved_id(row), call.actor, call.state.settings)
     return TestResult(
         ok=attempt.ok,
         status_code=attempt.status_code,

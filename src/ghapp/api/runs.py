@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from ghapp.api.core import Api, Call
 from ghapp.api.errors import ApiError
@@ -36,14 +37,14 @@ ONE_EXECUTION = EXECUTIONS + "/{execution_id}"
 )
 async def list_executions(call: Call) -> Any:
     q = call.query
-    query = await scoped(select(Run), Run.repo_id, call.principal, call.state.db)
+    query = await scoped(select(Run), col(Run.repo_id), call.principal, call.state.db)
     if q.task_id is not None:
-        query = query.where(Run.job_id == q.task_id)
+        query = query.where(col(Run.job_id) == q.task_id)
     if q.status:
-        query = query.where(Run.status == q.status)
+        query = query.where(col(Run.status) == q.status)
     if q.trigger_type:
-        query = query.where(Run.trigger_type == q.trigger_type)
-    rows, cursor = await keyset_page(call.state.db, query, Run.id, q.limit, q.cursor)
+        query = query.where(col(Run.trigger_type) == q.trigger_type)
+    rows, cursor = await keyset_page(call.state.db, query, col(Run.id), q.limit, q.cursor)
     sessions = await sessions_of(call.state.db, [row.id for row in rows])
     executions = [execution_fields(row, sessions.get(row.id, [])) for row in rows]
     return ExecutionsPage.model_validate({"executions": executions, "next_cursor": cursor})
@@ -61,7 +62,7 @@ async def get_execution(call: Call) -> Any:
     run = await load_run(call.state.db, call.principal, call.path["execution_id"])
     sessions = (await sessions_of(call.state.db, [run.id])).get(run.id, [])
     async with call.state.db.read() as conn:
-        name = await conn.scalar(select(Job.name).where(Job.id == run.job_id))
+        name = await conn.scalar(select(col(Job.name)).where(col(Job.id) == run.job_id))
     fields = execution_fields(run, sessions)
     fields["task_name"] = name
     fields["sessions"] = [SessionOut.model_validate(session) for session in sessions]

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from ghapp.api.auth import check_repo
 from ghapp.api.errors import ApiError, invalid
@@ -36,10 +37,14 @@ async def resolve_repo(db: Database, who: Principal, repo: str, where: str = "qu
     another tenant's repository is as unknown as one that does not exist."""
     async with db.read() as conn:
         if repo.isdigit():
-            found = await conn.scalar(select(Repository.id).where(Repository.id == int(repo)))
+            found = await conn.scalar(
+                select(col(Repository.id)).where(col(Repository.id) == int(repo))
+            )
         else:
             found = await conn.scalar(
-                select(Repository.id).where(func.lower(Repository.full_name) == repo.lower())
+                select(col(Repository.id)).where(
+                    func.lower(col(Repository.full_name)) == repo.lower()
+                )
             )
     if found is None or not await who.sees(db, int(found)):
         raise invalid("repo", f"unknown repository {repo!r}", where)
@@ -48,7 +53,10 @@ async def resolve_repo(db: Database, who: Principal, repo: str, where: str = "qu
 
 async def repo_exists(db: Database, repo_id: int) -> bool:
     async with db.read() as conn:
-        return await conn.scalar(select(Repository.id).where(Repository.id == repo_id)) is not None
+        return (
+            await conn.scalar(select(col(Repository.id)).where(col(Repository.id) == repo_id))
+            is not None
+        )
 
 
 async def load_job(db: Database, who: Principal, job_id: int) -> Job:
@@ -62,7 +70,7 @@ async def load_job(db: Database, who: Principal, job_id: int) -> Job:
 
 async def load_run(db: Database, who: Principal, run_id: int) -> Any:
     async with db.read() as conn:
-        run = (await conn.execute(select(Run).where(Run.id == run_id))).first()
+        run = (await conn.execute(select(Run).where(col(Run.id) == run_id))).first()
     if run is None:
         raise ApiError(404, "no such run")
     await check_repo(who, db, run.repo_id, "no such run")
@@ -104,7 +112,7 @@ def task_out(job: Any, names: dict[int, str] | None = None) -> Any:
             **job_fields(job),
             "enabled": job.status == "active",
             "schedule_type": schedule_type(job),
-            "threshold_metric": alias_of.get(metric, metric),
+            "threshold_metric": None if metric is None else alias_of.get(metric, metric),
             "threshold_value": threshold.get("value"),
             "threshold_operator": threshold.get("operator"),
             "webhook_ids": list(job.notifier_ids),

@@ -36,6 +36,7 @@ import httpx
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import col
 
 from ghapp.clock import Clock
 from ghapp.config.schema import (
@@ -49,7 +50,7 @@ from ghapp.config.schema import (
 )
 from ghapp.db import Database
 from ghapp.db.lease import LeasedQueue, LeasedTable, RetryBackoff
-from ghapp.db.models import AuditEntry, Job, Notifier, Repository
+from ghapp.db.models import AuditEntry, Job, Notifier, Repository, table_of
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.jobs.service import JobError, JobService, spec_of
 from ghapp.repo_commands import CommandCatalogs
@@ -375,7 +376,9 @@ class ConfigSyncer:
         if not wanted:
             return []
         async with self.db.read() as conn:
-            known = set(await conn.scalars(select(Notifier.id).where(Notifier.id.in_(wanted))))
+            known = set(
+                await conn.scalars(select(col(Notifier.id)).where(col(Notifier.id).in_(wanted)))
+            )
         problems = []
         for job in parsed.jobs:
             key = job.keys.get("notifier_ids", "notifiers")
@@ -390,8 +393,8 @@ class ConfigSyncer:
     async def _apply(self, repo_id: int, actor: str, wanted: list[ValidJob]) -> _Changes:
         """Create, update and delete this repository's config jobs to match ``wanted``."""
         async with self.db.read() as conn:
-            query = select(Job).where(Job.repo_id == repo_id, Job.source == "config")
-            existing = list((await conn.execute(query.order_by(Job.id))).all())
+            query = select(Job).where(col(Job.repo_id) == repo_id, col(Job.source) == "config")
+            existing = list((await conn.execute(query.order_by(col(Job.id)))).all())
         by_name: dict[str, Any] = {}
         doubles: list[Any] = []
         for job in existing:
@@ -439,10 +442,12 @@ class ConfigSyncer:
                 )
             if kept and outcome.status == "failed":
                 repo = await conn.scalar(
-                    select(Repository.full_name).where(Repository.id == claimed.repo_id)
+                    select(col(Repository.full_name)).where(col(Repository.id) == claimed.repo_id)
                 )
                 await conn.execute(
-                    AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
+                    table_of(AuditEntry)
+                    .insert()
+                    .values(
                         actor=f"config:{repo or claimed.repo_id}",
                         action="config.invalid",
                         object_type="repository",

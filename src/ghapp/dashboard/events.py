@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from starlette.responses import Response, StreamingResponse
 
 from ghapp.dashboard.core import Ctx
@@ -40,21 +41,26 @@ async def fingerprint(ctx: Ctx) -> str:
     signed-in token may see: a tenant's stream says nothing about other repositories."""
     unfinished = (RunStatus.queued.value, RunStatus.running.value)
     scope = await ctx.scope()
-    runs = select(Run.status, func.count(), func.sum(Run.id)).where(Run.status.in_(unfinished))
-    newest = select(func.max(Run.id))
+    runs = select(col(Run.status), func.count(), func.sum(col(Run.id))).where(
+        col(Run.status).in_(unfinished)
+    )
+    newest = select(func.max(col(Run.id)))
     if scope.repo_ids is not None:
         visible = sorted(scope.repo_ids)
-        runs, newest = runs.where(Run.repo_id.in_(visible)), newest.where(Run.repo_id.in_(visible))
+        runs, newest = (
+            runs.where(col(Run.repo_id).in_(visible)),
+            newest.where(col(Run.repo_id).in_(visible)),
+        )
         # Every change to a job is audited with its repository: the newest such entry
         # moves with any of them, and only with theirs.
-        changes = select(func.max(AuditEntry.id)).where(AuditEntry.repo_id.in_(visible))
+        changes = select(func.max(col(AuditEntry.id))).where(col(AuditEntry.repo_id).in_(visible))
     async with ctx.state.db.read() as conn:
         newest_id = await conn.scalar(newest)
-        rows = await conn.execute(runs.group_by(Run.status))
+        rows = await conn.execute(runs.group_by(col(Run.status)))
         counts = {status: (int(count), int(total or 0)) for status, count, total in rows}
         if scope.repo_ids is None:  # every job change bumps this one number
             version = await conn.scalar(
-                select(SchedulerState.value).where(SchedulerState.key == JOBS_VERSION)
+                select(col(SchedulerState.value)).where(col(SchedulerState.key) == JOBS_VERSION)
             )
         else:
             version = f"a{await conn.scalar(changes) or 0}"

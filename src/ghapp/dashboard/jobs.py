@@ -14,6 +14,7 @@ from zoneinfo import available_timezones
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.responses import Response
 
 from ghapp.dashboard.core import Ctx, PageError, safe_next
@@ -29,7 +30,7 @@ from ghapp.dashboard.forms import (
     job_values,
     spec_data,
 )
-from ghapp.db.models import Installation, Job, Repository
+from ghapp.db.models import Installation, Job, Repository, saved_id
 from ghapp.jobs.service import JobError
 from ghapp.jobs.spec import PERMISSION_MODES
 from ghapp.notify.spec import EVENTS
@@ -96,7 +97,7 @@ async def update_job(ctx: Ctx) -> Response:
     if not errors:
         try:
             job = await ctx.state.jobs.update(
-                job.id, data, actor=ctx.actor, scope=await ctx.scope()
+                saved_id(job), data, actor=ctx.actor, scope=await ctx.scope()
             )
         except ValidationError as exc:
             errors = field_errors(exc)
@@ -109,19 +110,19 @@ async def update_job(ctx: Ctx) -> Response:
 
 async def run_job(ctx: Ctx) -> Response:
     job = await _job(ctx)
-    run_id = await ctx.state.jobs.run_now(job.id, actor=ctx.actor)
+    run_id = await ctx.state.jobs.run_now(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Queued run {run_id} of “{job.name}”.", f"/runs/{run_id}", run_id=run_id)
 
 
 async def pause_job(ctx: Ctx) -> Response:
     job = await _job(ctx)
-    job = await ctx.state.jobs.pause(job.id, actor=ctx.actor)
+    job = await ctx.state.jobs.pause(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Paused “{job.name}”.", safe_next(ctx.form.get("next")))
 
 
 async def resume_job(ctx: Ctx) -> Response:
     job = await _job(ctx)
-    job = await ctx.state.jobs.resume(job.id, actor=ctx.actor)
+    job = await ctx.state.jobs.resume(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Resumed “{job.name}”.", safe_next(ctx.form.get("next")))
 
 
@@ -136,7 +137,7 @@ async def delete_job(ctx: Ctx) -> Response:
     job = await _job(ctx)
     if job.source == "config":
         raise PageError(409, READ_ONLY)
-    await ctx.state.jobs.delete(job.id, actor=ctx.actor)
+    await ctx.state.jobs.delete(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Deleted the job “{job.name}”.", "/")
 
 
@@ -156,24 +157,26 @@ async def _form(
 ) -> Response:
     db = ctx.state.db
     repos_query = await scoped(
-        select(Repository.id, Repository.full_name, Repository.installation_id),
-        Repository.id,
+        select(col(Repository.id), col(Repository.full_name), col(Repository.installation_id)),
+        col(Repository.id),
         ctx.principal,
         db,
     )
-    jobs_query = await scoped(select(Job.id, Job.name), Job.repo_id, ctx.principal, db)
+    jobs_query = await scoped(
+        select(col(Job.id), col(Job.name)), col(Job.repo_id), ctx.principal, db
+    )
     async with db.read() as conn:
-        repos = list(await conn.execute(repos_query.order_by(Repository.full_name)))
+        repos = list(await conn.execute(repos_query.order_by(col(Repository.full_name))))
         jobs = [
             row
-            for row in await conn.execute(jobs_query.order_by(Job.name))
+            for row in await conn.execute(jobs_query.order_by(col(Job.name)))
             if job is None or row.id != job.id
         ]
         installations = (
             list(
                 await conn.execute(
-                    select(Installation.id, Installation.account_login).order_by(
-                        Installation.account_login
+                    select(col(Installation.id), col(Installation.account_login)).order_by(
+                        col(Installation.account_login)
                     )
                 )
             )

@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.responses import RedirectResponse, Response
 
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.forms import named_field
-from ghapp.db.models import Notifier, Repository
+from ghapp.db.models import Notifier, Repository, saved_id
 from ghapp.notify.spec import DEFAULT_EVENTS, EVENTS
 from ghapp.reads import scoped
 
@@ -107,7 +108,7 @@ async def update_notifier(ctx: Ctx) -> Response:
     if not errors:
         secret = "" if ctx.form.has("remove_secret") else (values["secret"] or None)
         try:
-            row = await ctx.state.notifiers.update(row.id, data, ctx.actor, secret)
+            row = await ctx.state.notifiers.update(saved_id(row), data, ctx.actor, secret)
         except ValidationError as exc:
             errors = _errors(exc)
         else:
@@ -117,7 +118,7 @@ async def update_notifier(ctx: Ctx) -> Response:
 
 async def test_notifier(ctx: Ctx) -> Response:
     row = await _load(ctx)
-    attempt = await ctx.state.notifiers.test_now(row.id, ctx.actor, ctx.state.settings)
+    attempt = await ctx.state.notifiers.test_now(saved_id(row), ctx.actor, ctx.state.settings)
     result = {
         "id": row.id,
         "name": row.name,
@@ -137,13 +138,13 @@ async def test_notifier(ctx: Ctx) -> Response:
 
 async def enable_notifier(ctx: Ctx) -> Response:
     row = await _load(ctx)
-    await ctx.state.notifiers.update(row.id, {"enabled": True}, ctx.actor)
+    await ctx.state.notifiers.update(saved_id(row), {"enabled": True}, ctx.actor)
     return ctx.done(f"Enabled “{row.name}”.", safe_next(ctx.form.get("next"), "/notifiers"))
 
 
 async def disable_notifier(ctx: Ctx) -> Response:
     row = await _load(ctx)
-    await ctx.state.notifiers.update(row.id, {"enabled": False}, ctx.actor)
+    await ctx.state.notifiers.update(saved_id(row), {"enabled": False}, ctx.actor)
     return ctx.done(f"Disabled “{row.name}”.", safe_next(ctx.form.get("next"), "/notifiers"))
 
 
@@ -154,7 +155,7 @@ async def confirm_delete_notifier(ctx: Ctx) -> Response:
 
 async def delete_notifier(ctx: Ctx) -> Response:
     row = await _load(ctx)
-    await ctx.state.notifiers.delete(row.id, ctx.actor)
+    await ctx.state.notifiers.delete(saved_id(row), ctx.actor)
     return ctx.done(f"Deleted the notifier “{row.name}”.", "/notifiers")
 
 
@@ -274,10 +275,13 @@ async def _form(
     status: int = 200,
 ) -> Response:
     query = await scoped(
-        select(Repository.id, Repository.full_name), Repository.id, ctx.principal, ctx.state.db
+        select(col(Repository.id), col(Repository.full_name)),
+        col(Repository.id),
+        ctx.principal,
+        ctx.state.db,
     )
     async with ctx.state.db.read() as conn:
-        repos = list(await conn.execute(query.order_by(Repository.full_name)))
+        repos = list(await conn.execute(query.order_by(col(Repository.full_name))))
     return ctx.render(
         "notifier_form.html",
         code=status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from starlette.responses import Response
 
 from ghapp.dashboard.core import Ctx
@@ -25,33 +26,36 @@ from ghapp.db.models import Job, Run
 from ghapp.reads import repo_names, scheduler_figures, scoped
 
 ROW_COLUMNS = (
-    Job.id,
-    Job.name,
-    Job.status,
-    Job.source,
-    Job.repo_id,
-    Job.installation_id,
-    Job.repo_selection,
-    Job.cron_expression,
-    Job.timezone,
-    Job.interval_minutes,
-    Job.threshold,
-    Job.event_triggers,
-    Job.command_triggers,
-    Job.after_job_id,
-    Job.after_only_on_success,
-    Job.target_type,
-    Job.filter_query,
-    Job.command_id,
-    Job.runner,
-    Job.shell_command,
-    Job.next_run_at,
+    col(Job.id),
+    col(Job.name),
+    col(Job.status),
+    col(Job.source),
+    col(Job.repo_id),
+    col(Job.installation_id),
+    col(Job.repo_selection),
+    col(Job.cron_expression),
+    col(Job.timezone),
+    col(Job.interval_minutes),
+    col(Job.threshold),
+    col(Job.event_triggers),
+    col(Job.command_triggers),
+    col(Job.after_job_id),
+    col(Job.after_only_on_success),
+    col(Job.target_type),
+    col(Job.filter_query),
+    col(Job.command_id),
+    col(Job.runner),
+    col(Job.shell_command),
+    col(Job.next_run_at),
 )
 
 
 async def overview(ctx: Ctx) -> Response:
     if ctx.request.query_params.get("fragment"):
-        values = {"status": await scheduler_status(ctx), "groups": await job_groups(ctx)}
+        values: dict[str, Any] = {
+            "status": await scheduler_status(ctx),
+            "groups": await job_groups(ctx),
+        }
         return ctx.render("overview_live.html", **values)
     since = await fingerprint(ctx)  # before reading: a change after it is sent to the page
     values = {"status": await scheduler_status(ctx), "groups": await job_groups(ctx)}
@@ -77,9 +81,9 @@ async def scheduler_status(ctx: Ctx) -> dict[str, Any]:
 
 async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
     db = ctx.state.db
-    query = await scoped(select(*ROW_COLUMNS), Job.repo_id, ctx.principal, db)
+    query = await scoped(select(*ROW_COLUMNS), col(Job.repo_id), ctx.principal, db)
     async with db.read() as conn:
-        jobs = list(await conn.execute(query.order_by(Job.name, Job.id)))
+        jobs = list(await conn.execute(query.order_by(col(Job.name), col(Job.id))))
     if not jobs:
         return []
     names = await repo_names(db, jobs)
@@ -120,11 +124,16 @@ async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
 
 async def latest_runs(ctx: Ctx, job_ids: list[int]) -> dict[int, Any]:
     """Each job's newest run."""
-    newest = select(func.max(Run.id)).group_by(Run.job_id)
+    newest = select(func.max(col(Run.id))).group_by(col(Run.job_id))
     if not ctx.principal.is_admin:
-        newest = newest.where(Run.job_id.in_(job_ids))
+        newest = newest.where(col(Run.job_id).in_(job_ids))
     query = select(
-        Run.id, Run.job_id, Run.status, Run.queued_at, Run.started_at, Run.completed_at
-    ).where(Run.id.in_(newest.scalar_subquery()))
+        col(Run.id),
+        col(Run.job_id),
+        col(Run.status),
+        col(Run.queued_at),
+        col(Run.started_at),
+        col(Run.completed_at),
+    ).where(col(Run.id).in_(newest.scalar_subquery()))
     async with ctx.state.db.read() as conn:
         return {row.job_id: row for row in await conn.execute(query)}

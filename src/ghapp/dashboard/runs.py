@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.responses import Response
 
 from ghapp.api.errors import ApiError
@@ -24,32 +25,34 @@ async def run_list(ctx: Ctx) -> Response:
     since = None if params.get("fragment") else await fingerprint(ctx)
     job_filter = params.get("job", "")
     status = params.get("status", "")
-    query = await scoped(select(Run), Run.repo_id, ctx.principal, db)
+    query = await scoped(select(Run), col(Run.repo_id), ctx.principal, db)
     job = None
     if job_filter:
         if not job_filter.isdigit() or int(job_filter) > 2**31 - 1:
             raise PageError(404, "No such job.")
         job = await ctx.state.jobs.get(int(job_filter))
         await ctx.check_repo(job.repo_id)
-        query = query.where(Run.job_id == job.id)
+        query = query.where(col(Run.job_id) == job.id)
     if status:
         if status not in STATUSES:
             raise PageError(404, f"No such status {status!r}.")
-        query = query.where(Run.status == status)
+        query = query.where(col(Run.status) == status)
     try:
-        runs, cursor = await keyset_page(db, query, Run.id, PAGE_SIZE, params.get("cursor"))
+        runs, cursor = await keyset_page(db, query, col(Run.id), PAGE_SIZE, params.get("cursor"))
     except ApiError:
         raise PageError(404, "That page does not exist (a cursor from an old link?).") from None
-    jobs_query = await scoped(select(Job.id, Job.name), Job.repo_id, ctx.principal, db)
+    jobs_query = await scoped(
+        select(col(Job.id), col(Job.name)), col(Job.repo_id), ctx.principal, db
+    )
     async with db.read() as conn:
-        jobs = list(await conn.execute(jobs_query.order_by(Job.name)))
+        jobs = list(await conn.execute(jobs_query.order_by(col(Job.name))))
     names = {row.id: row.name for row in jobs}
     repos = await repo_names(db, runs)
     older = None
     if cursor:
         keep = [(k, v) for k, v in (("job", job_filter), ("status", status)) if v]
         older = "/runs?" + "&".join(f"{k}={v}" for k, v in [*keep, ("cursor", cursor)])
-    values = {
+    values: dict[str, Any] = {
         "runs": runs,
         "job_names": names,
         "repos": repos,
@@ -75,7 +78,9 @@ async def run_detail(ctx: Ctx) -> Response:
     sessions = (await sessions_of(ctx.state.db, [run.id])).get(run.id, [])
     async with ctx.state.db.read() as conn:
         job = (
-            await conn.execute(select(Job.id, Job.name, Job.source).where(Job.id == run.job_id))
+            await conn.execute(
+                select(col(Job.id), col(Job.name), col(Job.source)).where(col(Job.id) == run.job_id)
+            )
         ).first()
     repos = await repo_names(ctx.state.db, [run])
     values: dict[str, Any] = {
@@ -114,7 +119,7 @@ async def cancel_run(ctx: Ctx) -> Response:
 async def _run(ctx: Ctx) -> Any:
     run_id = ctx.int_param("run_id")
     async with ctx.state.db.read() as conn:
-        run = (await conn.execute(select(Run).where(Run.id == run_id))).first()
+        run = (await conn.execute(select(Run).where(col(Run.id) == run_id))).first()
     if run is None:
         raise PageError(404, "No such run.")
     await ctx.check_repo(run.repo_id)

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
+from sqlmodel import col
 
 from ghapp.db.core import dialect_insert
-from ghapp.db.models import ApiToken, SignedOutSession
+from ghapp.db.models import ApiToken, SignedOutSession, table_of
 from ghapp.tokens import Principal, hash_token, principal_for_token
 
 if TYPE_CHECKING:
@@ -157,9 +158,10 @@ async def sign_out(state: AppState, session: DashboardSession) -> None:
     """End ``session`` on the server: a copy of its cookie is refused from now on."""
     now = state.clock.now()
     expires = datetime.fromtimestamp(session.expires, UTC)
-    table = SignedOutSession.__table__  # type: ignore[attr-defined]
+    table = table_of(SignedOutSession)
     async with state.db.write() as conn:
-        await conn.execute(delete(table).where(table.c.expires_at < now))  # no longer needed
+        # Entries past their expiry are no longer needed.
+        await conn.execute(delete(table).where(col(SignedOutSession.expires_at) < now))
         if expires > now:
             row = {"session_hash": session_hash(session), "expires_at": expires}
             await conn.execute(dialect_insert(conn, table).values(**row).on_conflict_do_nothing())
@@ -168,8 +170,8 @@ async def sign_out(state: AppState, session: DashboardSession) -> None:
 async def signed_out(state: AppState, session: DashboardSession) -> bool:
     async with state.db.read() as conn:
         found = await conn.scalar(
-            select(SignedOutSession.session_hash).where(
-                SignedOutSession.session_hash == session_hash(session)
+            select(col(SignedOutSession.session_hash)).where(
+                col(SignedOutSession.session_hash) == session_hash(session)
             )
         )
     return found is not None
@@ -190,9 +192,12 @@ async def principal_of(state: AppState, session: DashboardSession) -> Principal 
     async with state.db.read() as conn:
         row = (
             await conn.execute(
-                select(ApiToken.id, ApiToken.name, ApiToken.is_admin, ApiToken.repos).where(
-                    ApiToken.id == session.token_id, ApiToken.revoked_at.is_(None)
-                )
+                select(
+                    col(ApiToken.id),
+                    col(ApiToken.name),
+                    col(ApiToken.is_admin),
+                    col(ApiToken.repos),
+                ).where(col(ApiToken.id) == session.token_id, col(ApiToken.revoked_at).is_(None))
             )
         ).first()
     if row is None:

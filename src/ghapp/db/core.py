@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import CursorResult, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def inserted_id(result: CursorResult[*tuple[Any, ...]]) -> int:
+    """The primary key of the row a single-row ``INSERT`` made."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the insert made no row")
+    return int(key[0])
 
 
 def dialect_insert(conn: AsyncConnection, table: Table) -> Any:

@@ -4,6 +4,18 @@ Ids that come from GitHub (installations, repositories, comments) are GitHub's o
 and therefore ``BIGINT``; ids we mint are autoincrement integers. Every timestamp is an
 aware UTC datetime (:class:`UTCDateTime`). Later issues fill in behaviour; the schema
 grows through Alembic migrations in ``ghapp/db/migrations``.
+
+Querying: a model's class attribute is typed as its Python value (``Job.id`` is
+``int | None``) although it is a column at run time, so every column in a statement goes
+through SQLModel's ``col()``: ``select(col(Job.id), col(Job.name))``,
+``.where(col(Run.status) == status, col(Run.id).in_(ids))``,
+``.order_by(col(Job.next_run_at).desc())``, ``col(Session.completed_at).is_(None)``,
+``func.count(col(Run.id))``, ``.values(run_count=col(Job.run_count) + 1)``. Whole models
+stay as they are (``select(Job)``, ``update(Run)``), and Core statements that need the table
+itself (an insert of many rows, an upsert, a delete) take ``table_of(Model)``, never
+``Model.__table__`` (SQLModel does not declare it). A stored row's ``id`` is ``int`` once
+inserted: ``saved_id(row)`` says so where an ``int`` is needed. mypy checks all of this (see
+``[tool.mypy]`` in pyproject.toml); no ``# type: ignore`` for a column.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -20,12 +32,34 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
 from sqlmodel import Field, SQLModel
 
 from ghapp.db.types import JSONType, UTCDateTime, utcnow
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for statements on the whole table."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def saved_id(row: _Stored) -> int:
+    """The id of a row that has been inserted (``None`` only on a model not yet saved)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id: it was never saved")
+    return row.id
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:

@@ -33,7 +33,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from ghapp import logs
 from ghapp.db import Database
@@ -70,7 +70,7 @@ async def run_demo(directory: Path, console: Console) -> int:
         url = f"http://{settings.host}:{settings.port}"
         console.print(f"[bold]ghapp demo[/]: server {url}, GitHub stand-in {api_url}")
         try:
-            state = server.config.loaded_app.app.state.ghapp  # type: ignore[attr-defined]
+            state = server.config.loaded_app.app.state.ghapp
             failures = await _scenario(url, settings, state, github, console)
         finally:
             server.should_exit = True
@@ -166,7 +166,7 @@ async def _settings(
     directory: Path, api_url: str, github: GitHubStandIn, console: Console, claude: str | None
 ) -> Settings:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=f"sqlite+aiosqlite:///{directory / 'ghapp.db'}",
         data_dir=directory / ".ghapp",
         port=_free_port(),
@@ -244,7 +244,9 @@ async def _create_jobs(state: Any) -> None:
     # job's misfire grace at once, as it does after any downtime.
     this_minute = datetime.now(UTC).replace(second=0, microsecond=0)
     async with state.db.write() as conn:
-        await conn.execute(update(Job).where(Job.id == cron.id).values(next_run_at=this_minute))
+        await conn.execute(
+            update(Job).where(col(Job.id) == cron.id).values(next_run_at=this_minute)
+        )
     state.signals.job_changed()
 
 
@@ -294,7 +296,7 @@ async def _show(settings: Settings, github: GitHubStandIn, console: Console) -> 
     db = Database(settings.database_url)
     try:
         async with db.read_session() as session:
-            runs = (await session.exec(select(Run).order_by(Run.id))).all()
+            runs = (await session.exec(select(Run).order_by(col(Run.id)))).all()
             sessions = (await session.exec(select(Session))).all()
     finally:
         await db.dispose()

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Integer, Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ghapp.access import ADMIN, ADMIN_ONLY, Scope
@@ -28,6 +29,7 @@ from ghapp.db.models import (
     Run,
     SchedulerState,
     TriggerType,
+    table_of,
 )
 from ghapp.jobs.schedules import first_run
 from ghapp.jobs.spec import BUILTIN_COMMANDS, BUILTIN_METRICS, JobSpec
@@ -210,7 +212,9 @@ class JobService:
         async with self.db.write() as conn:
             job = (
                 await conn.execute(
-                    select(Job.id, Job.repo_id, Job.installation_id).where(Job.id == job_id)
+                    select(col(Job.id), col(Job.repo_id), col(Job.installation_id)).where(
+                        col(Job.id) == job_id
+                    )
                 )
             ).first()
             if job is None:
@@ -245,7 +249,7 @@ class JobService:
         """Cancel a queued run at once; ask a running one to stop. Returns the new status."""
         now = self.clock.now()
         async with self.db.write() as conn:
-            before = await conn.scalar(select(Run.status).where(Run.id == run_id))
+            before = await conn.scalar(select(col(Run.status)).where(col(Run.id) == run_id))
             status = await cancel_run(conn, run_id, actor, now)
             after = {"status": status}
             await self._audit_run(conn, actor, "run.cancel", run_id, now, after, {"status": before})
@@ -262,7 +266,7 @@ class JobService:
         after: dict[str, Any],
         before: dict[str, Any] | None = None,
     ) -> None:
-        repo_id = await conn.scalar(select(Run.repo_id).where(Run.id == run_id))
+        repo_id = await conn.scalar(select(col(Run.repo_id)).where(col(Run.id) == run_id))
         statement = _audit_insert(actor, action, "run", run_id, repo_id, now)
         await conn.execute(statement, {"before": before, "after": after})
 
@@ -364,12 +368,12 @@ async def bump_jobs_version(session: AsyncSession, now: datetime) -> None:
     """One atomic upsert: concurrent changes (replicas, config syncs) never lose a bump or
     collide creating the row."""
     conn = await session.connection()
-    table = SchedulerState.__table__  # type: ignore[attr-defined]
+    table = table_of(SchedulerState)
     stmt = dialect_insert(conn, table).values(key=JOBS_VERSION, value="1", updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["key"],
         set_={
-            "value": cast(cast(table.c.value, Integer) + 1, Text),
+            "value": cast(cast(col(SchedulerState.value), Integer) + 1, Text),
             "updated_at": stmt.excluded.updated_at,
         },
     )
@@ -378,7 +382,7 @@ async def bump_jobs_version(session: AsyncSession, now: datetime) -> None:
 
 async def jobs_version(conn: AsyncConnection) -> int:
     value = await conn.scalar(
-        select(SchedulerState.value).where(SchedulerState.key == JOBS_VERSION)
+        select(col(SchedulerState.value)).where(col(SchedulerState.key) == JOBS_VERSION)
     )
     return int(value or 0)
 
@@ -410,13 +414,17 @@ def _audit_insert(
     actor: str, action: str, object_type: str, object_id: int, repo_id: int | None, now: datetime
 ) -> Any:
     """An audit row for a Core connection; ``before``/``after`` are given as parameters."""
-    return AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        repo_id=repo_id,
-        created_at=now,
+    return (
+        table_of(AuditEntry)
+        .insert()
+        .values(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            repo_id=repo_id,
+            created_at=now,
+        )
     )
 
 

@@ -20,11 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.lease import LeasedQueue, LeasedTable, RetryBackoff, equal_jitter
-from ghapp.db.models import AuditEntry, Notification, Notifier
+from ghapp.db.models import AuditEntry, Notification, Notifier, table_of
 from ghapp.metrics import Metrics
 from ghapp.notify.send import Attempt
 from ghapp.notify.sender import Sender
@@ -113,7 +114,11 @@ class Dispatcher:
             if not claimed:
                 return []
             return list(
-                (await conn.execute(select(Notification).where(Notification.id.in_(claimed)))).all()
+                (
+                    await conn.execute(
+                        select(Notification).where(col(Notification.id).in_(claimed))
+                    )
+                ).all()
             )
 
     async def _attempt(self, row: Any) -> None:
@@ -135,7 +140,9 @@ class Dispatcher:
 
     async def _notifier(self, notifier_id: int) -> Any:
         async with self.db.read() as conn:
-            return (await conn.execute(select(Notifier).where(Notifier.id == notifier_id))).first()
+            return (
+                await conn.execute(select(Notifier).where(col(Notifier.id) == notifier_id))
+            ).first()
 
     async def _record(self, row: Any, notifier: Any, attempt: Attempt) -> None:
         now = self.clock.now()
@@ -159,7 +166,7 @@ class Dispatcher:
             values["status"] = "failed"
         async with self.db.write() as conn:
             await conn.execute(
-                update(Notification).where(Notification.id == row.id).values(**values)
+                update(Notification).where(col(Notification.id) == row.id).values(**values)
             )
             await self._count(conn, notifier, attempt.ok, now)
         if self.metrics is not None:
@@ -183,27 +190,29 @@ class Dispatcher:
         if ok:
             await conn.execute(
                 update(Notifier)
-                .where(Notifier.id == notifier.id)
+                .where(col(Notifier.id) == notifier.id)
                 .values(failure_count=0, last_used_at=now)
             )
             return
         failures = int(
             await conn.scalar(
                 update(Notifier)
-                .where(Notifier.id == notifier.id)
-                .values(failure_count=Notifier.failure_count + 1, last_used_at=now)
-                .returning(Notifier.failure_count)
+                .where(col(Notifier.id) == notifier.id)
+                .values(failure_count=col(Notifier.failure_count) + 1, last_used_at=now)
+                .returning(col(Notifier.failure_count))
             )
             or 0
         )
         if failures >= DISABLE_AFTER and notifier.enabled:
             await conn.execute(
                 update(Notifier)
-                .where(Notifier.id == notifier.id)
+                .where(col(Notifier.id) == notifier.id)
                 .values(enabled=False, updated_at=now)
             )
             await conn.execute(
-                AuditEntry.__table__.insert().values(  # type: ignore[attr-defined]
+                table_of(AuditEntry)
+                .insert()
+                .values(
                     actor="ghapp",
                     action="notifier.disable",
                     object_type="notifier",
@@ -221,7 +230,7 @@ class Dispatcher:
         async with self.db.write() as conn:
             await conn.execute(
                 update(Notification)
-                .where(Notification.id == row.id)
+                .where(col(Notification.id) == row.id)
                 .values(status="failed", error=reason)
             )
 

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
-from ghapp.db.models import Job, Notification, Notifier, Run, RunStatus
+from ghapp.db.models import Job, Notification, Notifier, Run, RunStatus, table_of
 from ghapp.notify.formats import event_payload
 
 FAILED = frozenset({RunStatus.failed.value, RunStatus.timed_out.value})
@@ -52,8 +53,8 @@ async def queue_event(
     if not job.notifier_ids or not wanted(job, event):
         return 0
     rows = await conn.execute(
-        select(Notifier.id, Notifier.event_types).where(
-            Notifier.id.in_(list(job.notifier_ids)), Notifier.enabled.is_(True)
+        select(col(Notifier.id), col(Notifier.event_types)).where(
+            col(Notifier.id).in_(list(job.notifier_ids)), col(Notifier.enabled).is_(True)
         )
     )
     targets = [notifier_id for notifier_id, events in rows if event in (events or [])]
@@ -61,7 +62,7 @@ async def queue_event(
         return 0
     payload = run_payload(event, job, run, now, message, public_url, extra)
     await conn.execute(
-        Notification.__table__.insert(),  # type: ignore[attr-defined]
+        table_of(Notification).insert(),
         [
             {
                 "notifier_id": notifier_id,
@@ -123,8 +124,8 @@ async def queue_run_end(
     conn: AsyncConnection, run_id: int, now: datetime, public_url: str = ""
 ) -> int:
     """After ``finish_run``: task_completed / task_failed, and a health alert on a streak."""
-    run = (await conn.execute(select(Run).where(Run.id == run_id))).one()
-    job = (await conn.execute(select(Job).where(Job.id == run.job_id))).one_or_none()
+    run = (await conn.execute(select(Run).where(col(Run.id) == run_id))).one()
+    job = (await conn.execute(select(Job).where(col(Job.id) == run.job_id))).one_or_none()
     event = event_of_end(run.status)
     if job is None or event is None:
         return 0
@@ -149,13 +150,13 @@ async def _failing_streak(conn: AsyncConnection, job_id: int) -> int:
     """How many of the job's latest finished runs failed in a row."""
     statuses = (
         await conn.execute(
-            select(Run.status)
+            select(col(Run.status))
             .where(
-                Run.job_id == job_id,
-                Run.completed_at.is_not(None),
-                Run.status.in_([*FAILED, RunStatus.completed.value]),
+                col(Run.job_id) == job_id,
+                col(Run.completed_at).is_not(None),
+                col(Run.status).in_([*FAILED, RunStatus.completed.value]),
             )
-            .order_by(Run.completed_at.desc(), Run.id.desc())
+            .order_by(col(Run.completed_at).desc(), col(Run.id).desc())
             .limit(HEALTH_ALERT_AFTER + 1)
         )
     ).scalars()

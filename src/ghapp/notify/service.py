@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from ghapp.clock import Clock
 from ghapp.db import Database
-from ghapp.db.models import AuditEntry, Notification, Notifier
+from ghapp.db.models import AuditEntry, Notification, Notifier, saved_id
 from ghapp.notify.crypto import SecretBox, mask_address, mask_url
 from ghapp.notify.formats import event_payload
 from ghapp.notify.outbound import Outbound
@@ -57,8 +57,7 @@ class NotifierService:
 
     async def list(self) -> list[Notifier]:
         async with self.db.read_session() as session:
-            rows = await session.exec(select(Notifier).order_by(Notifier.id))  # type: ignore[call-overload]
-            return list(rows.scalars())
+            return list(await session.exec(select(Notifier).order_by(col(Notifier.id))))
 
     async def create(
         self, data: Mapping[str, Any], actor: str, secret: str | None = None
@@ -135,7 +134,7 @@ class NotifierService:
         async with self.db.session() as session:
             session.add(
                 Notification(
-                    notifier_id=row.id,
+                    notifier_id=saved_id(row),
                     event="test",
                     payload=payload,
                     status="sent" if attempt.ok else "failed",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from ghapp.db.models import Job, JobStatus, Run, RunStatus, TriggerType
 from ghapp.notify.outbox import queue_run_end
@@ -39,11 +40,11 @@ async def finish_run(
     """
     if status not in FINAL:
         raise ValueError(f"{status} is not a final status")
-    run = (await conn.execute(select(Run).where(Run.id == run_id))).one()
+    run = (await conn.execute(select(Run).where(col(Run.id) == run_id))).one()
     started = run.started_at or run.queued_at
     await conn.execute(
         update(Run)
-        .where(Run.id == run_id)
+        .where(col(Run.id) == run_id)
         .values(
             status=status.value,
             error=error,
@@ -56,7 +57,7 @@ async def finish_run(
     )
     await conn.execute(
         update(Job)
-        .where(Job.id == run.job_id)
+        .where(col(Job.id) == run.job_id)
         .values(last_run_at=started, last_run_status=status.value)
     )
     await queue_run_end(conn, run_id, now, public_url)
@@ -67,13 +68,15 @@ async def queue_dependents(
     conn: AsyncConnection, run: Any, status: RunStatus, now: datetime
 ) -> list[int]:
     """Jobs with ``after_job_id`` = this run's job (only on success, if they say so)."""
-    condition = Job.after_only_on_success.is_(False)
+    condition: ColumnElement[bool] = col(Job.after_only_on_success).is_(False)
     if status == RunStatus.completed:
-        condition = or_(condition, Job.after_only_on_success.is_(True))
+        condition = or_(condition, col(Job.after_only_on_success).is_(True))
     dependents = (
         await conn.execute(
-            select(Job.id, Job.repo_id, Job.installation_id).where(
-                Job.after_job_id == run.job_id, Job.status == JobStatus.active.value, condition
+            select(col(Job.id), col(Job.repo_id), col(Job.installation_id)).where(
+                col(Job.after_job_id) == run.job_id,
+                col(Job.status) == JobStatus.active.value,
+                condition,
             )
         )
     ).all()
@@ -81,7 +84,9 @@ async def queue_dependents(
         return []
     existing = set(
         (
-            await conn.execute(select(Run.job_id).where(Run.delivery_id == f"after-run-{run.id}"))
+            await conn.execute(
+                select(col(Run.job_id)).where(col(Run.delivery_id) == f"after-run-{run.id}")
+            )
         ).scalars()
     )
     detail = {"after_run_id": run.id, "after_status": status.value}
@@ -96,6 +101,6 @@ async def queue_dependents(
             delivery_id=f"after-run-{run.id}",  # one dependent run per upstream run
         )
         for job_id, repo_id, installation_id in dependents
-        if job_id not in existing
+        if job_id is not None and job_id not in existing  # (never None: a primary key)
     ]
     return list((await enqueue(conn, runs)).values())

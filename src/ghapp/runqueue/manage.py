@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from ghapp.db.models import Run, RunStatus, TriggerType
 from ghapp.runqueue.new import NewRun, cancel_runs, enqueue
@@ -46,11 +48,12 @@ async def cancel_run(conn: AsyncConnection, run_id: int, actor: str, now: dateti
     if run.status not in UNFINISHED:
         raise RunConflict(f"run {run_id} already ended: {run.status}")
     await cancel_runs(conn, [run_id], now, f"cancelled by {actor}")
-    return str(await conn.scalar(select(Run.status).where(Run.id == run_id)))
+    return str(await conn.scalar(select(col(Run.status)).where(col(Run.id) == run_id)))
 
 
-async def _load(conn: AsyncConnection, run_id: int) -> Run:
-    run = (await conn.execute(select(Run).where(Run.id == run_id))).first()
+async def _load(conn: AsyncConnection, run_id: int) -> Any:
+    """The run's row: its columns as attributes (a Core row, not a ``Run``)."""
+    run = (await conn.execute(select(Run).where(col(Run.id) == run_id))).first()
     if run is None:
         raise RunNotFound(run_id)
-    return run  # type: ignore[return-value]
+    return run

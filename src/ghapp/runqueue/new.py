@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from ghapp.db.batch import Statement, json_text
 from ghapp.db.core import insert_ignoring_conflicts
-from ghapp.db.models import Job, Run, RunStatus, TriggerType
+from ghapp.db.models import Job, Run, RunStatus, TriggerType, table_of
 from ghapp.runqueue import sql
 
 # What a new run's row holds; everything else (leases, results) the queue fills in later.
@@ -105,13 +106,15 @@ async def enqueue(conn: AsyncConnection, runs: Sequence[NewRun]) -> dict[int, in
     rows = [run.row() for run in runs]
     created = await insert_ignoring_conflicts(
         conn,
-        Run.__table__,  # type: ignore[attr-defined]
+        table_of(Run),
         rows,
         ("job_id", "scheduled_for"),
     )
     if created:
         await conn.execute(
-            update(Job).where(Job.id.in_(list(created))).values(run_count=Job.run_count + 1)
+            update(Job)
+            .where(col(Job.id).in_(list(created)))
+            .values(run_count=col(Job.run_count) + 1)
         )
     return created
 
@@ -139,12 +142,13 @@ async def active_runs(
 ) -> dict[int, list[tuple[int, str]]]:
     """Each job's queued and running runs: ``{job_id: [(run_id, status)]}``."""
     rows = await conn.execute(
-        select(Run.job_id, Run.id, Run.status).where(
-            Run.job_id.in_(job_ids), Run.status.in_(ACTIVE)
+        select(col(Run.job_id), col(Run.id), col(Run.status)).where(
+            col(Run.job_id).in_(job_ids), col(Run.status).in_(ACTIVE)
         )
     )
     active: dict[int, list[tuple[int, str]]] = {}
     for job_id, run_id, status in rows:
+        assert run_id is not None  # a primary key
         active.setdefault(job_id, []).append((run_id, status))
     return active
 
@@ -172,11 +176,11 @@ async def cancel_runs(
     sees ``cancel_requested_at``; a dead worker's run is ended by the next claim)."""
     await conn.execute(
         update(Run)
-        .where(Run.id.in_(run_ids), Run.status == RunStatus.queued.value)
+        .where(col(Run.id).in_(run_ids), col(Run.status) == RunStatus.queued.value)
         .values(status=RunStatus.cancelled.value, completed_at=now, error=reason)
     )
     await conn.execute(
         update(Run)
-        .where(Run.id.in_(run_ids), Run.status == RunStatus.running.value)
+        .where(col(Run.id).in_(run_ids), col(Run.status) == RunStatus.running.value)
         .values(cancel_requested_at=now)
     )

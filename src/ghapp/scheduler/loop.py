@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from ghapp.clock import Clock
 from ghapp.db import Database
@@ -34,6 +35,7 @@ from ghapp.db.models import (
     RunStatus,
     SchedulerState,
     TriggerType,
+    table_of,
 )
 from ghapp.jobs.schedules import schedule_of
 from ghapp.runqueue.new import NewRun, active_runs, apply_policy, enqueue
@@ -102,13 +104,13 @@ class Scheduler:
     async def is_stopped(self) -> bool:
         async with self.db.read() as conn:
             value = await conn.scalar(
-                select(SchedulerState.value).where(SchedulerState.key == STOPPED)
+                select(col(SchedulerState.value)).where(col(SchedulerState.key) == STOPPED)
             )
         return value == "1"
 
     async def next_due(self) -> datetime | None:
         async with self.db.read() as conn:
-            return await conn.scalar(select(func.min(Job.next_run_at)).where(*eligible()))
+            return await conn.scalar(select(func.min(col(Job.next_run_at))).where(*eligible()))
 
     async def _fire_batch(self, now: datetime) -> int:
         checks: list[int] = []
@@ -146,8 +148,8 @@ class Scheduler:
     async def _due_jobs(self, conn: AsyncConnection, now: datetime) -> list[Any]:
         query = (
             select(Job)
-            .where(*eligible(), Job.next_run_at <= now)
-            .order_by(Job.next_run_at, Job.id)
+            .where(*eligible(), col(Job.next_run_at) <= now)
+            .order_by(col(Job.next_run_at), col(Job.id))
             .limit(self.batch_size)
         )
         if conn.dialect.name == "postgresql":
@@ -158,24 +160,28 @@ class Scheduler:
 def eligible() -> list[Any]:
     """Active, timed jobs whose repository is active and installation live."""
     repo_ok = or_(
-        Job.repo_id.is_(None),
-        Job.repo_id.in_(select(Repository.id).where(Repository.active.is_(True))),
+        col(Job.repo_id).is_(None),
+        col(Job.repo_id).in_(select(col(Repository.id)).where(col(Repository.active).is_(True))),
     )
     installation_id = func.coalesce(
-        Job.installation_id,
-        select(Repository.installation_id).where(Repository.id == Job.repo_id).scalar_subquery(),
+        col(Job.installation_id),
+        select(col(Repository.installation_id))
+        .where(col(Repository.id) == col(Job.repo_id))
+        .scalar_subquery(),
     )
     installation_ok = or_(
         installation_id.is_(None),
         installation_id.in_(
-            select(Installation.id).where(
-                and_(Installation.suspended_at.is_(None), Installation.deleted_at.is_(None))
+            select(col(Installation.id)).where(
+                and_(
+                    col(Installation.suspended_at).is_(None), col(Installation.deleted_at).is_(None)
+                )
             )
         ),
     )
     return [
-        Job.status == JobStatus.active.value,
-        Job.next_run_at.is_not(None),
+        col(Job.status) == JobStatus.active.value,
+        col(Job.next_run_at).is_not(None),
         repo_ok,
         installation_ok,
     ]
@@ -224,10 +230,9 @@ def _check_row(firing: Firing) -> dict[str, Any]:
 
 async def _advance(conn: AsyncConnection, firings: list[Firing]) -> None:
     """Move each job's next_run_at on, unless another scheduler already did (one statement)."""
-    table = Job.__table__
     stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.next_run_at == bindparam("b_old"))
+        update(Job)
+        .where(col(Job.id) == bindparam("b_id"), col(Job.next_run_at) == bindparam("b_old"))
         .values(next_run_at=bindparam("b_new"))
     )
     rows = [{"b_id": f.job_id, "b_old": f.old_next, "b_new": f.new_next} for f in firings]
@@ -238,4 +243,4 @@ async def set_stopped(db: Database, stopped: bool, now: datetime) -> None:
     """Global stop/start: every scheduler on this database stops (or resumes) firing."""
     async with db.write() as conn:
         values = {"key": STOPPED, "value": "1" if stopped else "0", "updated_at": now}
-        await upsert_row(conn, SchedulerState.__table__, values, key=("key",))
+        await upsert_row(conn, table_of(SchedulerState), values, key=("key",))

@@ -18,11 +18,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import insert_ignoring_conflicts
-from ghapp.db.models import Job, ThresholdCheck, TriggerType
+from ghapp.db.models import Job, ThresholdCheck, TriggerType, table_of
 from ghapp.notify.outbox import queue_event
 from ghapp.runqueue.new import NewRun, enqueue
 from ghapp.signals import Signals
@@ -61,7 +62,7 @@ class ThresholdChecker:
 
     async def claim(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
         """Insert check rows; return the ids of those this scheduler now owns."""
-        table = ThresholdCheck.__table__  # type: ignore[attr-defined]
+        table = table_of(ThresholdCheck)
         created = await insert_ignoring_conflicts(
             conn, table, rows, ("job_id", "scheduled_for"), returning="id"
         )
@@ -80,9 +81,9 @@ class ThresholdChecker:
     async def check(self, check_id: int) -> None:
         async with self.db.read() as conn:
             check = (
-                await conn.execute(select(ThresholdCheck).where(ThresholdCheck.id == check_id))
+                await conn.execute(select(ThresholdCheck).where(col(ThresholdCheck.id) == check_id))
             ).one()
-            job = (await conn.execute(select(Job).where(Job.id == check.job_id))).one_or_none()
+            job = (await conn.execute(select(Job).where(col(Job.id) == check.job_id))).one_or_none()
         if job is None or not job.threshold:
             return
         try:
@@ -114,7 +115,7 @@ class ThresholdChecker:
                 await _queue_alert(conn, job, value, now)
             await conn.execute(
                 update(ThresholdCheck)
-                .where(ThresholdCheck.id == check.id)
+                .where(col(ThresholdCheck.id) == check.id)
                 .values(
                     status="done",
                     value=value,
@@ -136,7 +137,7 @@ class ThresholdChecker:
         async with self.db.write() as conn:
             await conn.execute(
                 update(ThresholdCheck)
-                .where(ThresholdCheck.id == check_id)
+                .where(col(ThresholdCheck.id) == check_id)
                 .values(status="failed", error=error[:2000], checked_at=self.clock.now())
             )
 
@@ -154,19 +155,21 @@ def should_fire(
 
 
 async def _previous_check(conn: AsyncConnection, job_id: int, before: datetime) -> Any:
-    return await _latest_check(conn, job_id, before, ThresholdCheck.status == "done")
+    return await _latest_check(conn, job_id, before, col(ThresholdCheck.status) == "done")
 
 
 async def _last_fired(conn: AsyncConnection, job_id: int, before: datetime) -> Any:
-    return await _latest_check(conn, job_id, before, ThresholdCheck.fired.is_(True))
+    return await _latest_check(conn, job_id, before, col(ThresholdCheck.fired).is_(True))
 
 
 async def _latest_check(conn: AsyncConnection, job_id: int, before: datetime, where: Any) -> Any:
     """The job's most recent check before ``before`` that satisfies ``where``."""
     query = (
         select(ThresholdCheck)
-        .where(ThresholdCheck.job_id == job_id, ThresholdCheck.scheduled_for < before, where)
-        .order_by(ThresholdCheck.scheduled_for.desc())
+        .where(
+            col(ThresholdCheck.job_id) == job_id, col(ThresholdCheck.scheduled_for) < before, where
+        )
+        .order_by(col(ThresholdCheck.scheduled_for).desc())
         .limit(1)
     )
     return (await conn.execute(query)).one_or_none()

@@ -28,11 +28,12 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.core import upsert_row
 from ghapp.db.migrate import upgrade
-from ghapp.db.models import Delivery, Installation, Repository, Run, Session
+from ghapp.db.models import Delivery, Installation, Repository, Run, Session, table_of
 from ghapp.db.types import utcnow
 from ghapp.signing import delivery_headers
 from ghapp.standins.claude import write_replay_executable
@@ -191,12 +192,12 @@ async def prepare(database_url: str) -> None:
             installation = {"id": INSTALLATION, "account_login": "Codertocat", "permissions": {}}
             await upsert_row(
                 conn,
-                Installation.__table__,  # type: ignore[attr-defined]
+                table_of(Installation),
                 {**installation, "events": [], "created_at": now, "updated_at": now},
             )
             await upsert_row(
                 conn,
-                Repository.__table__,  # type: ignore[attr-defined]
+                table_of(Repository),
                 {
                     "id": REPO_ID,
                     "full_name": REPO,
@@ -267,20 +268,24 @@ async def outcome(database_url: str) -> dict[str, Any]:
     try:
         async with db.read() as conn:
             statuses = dict(
-                (await conn.execute(select(Run.status, func.count()).group_by(Run.status))).all()
+                (
+                    await conn.execute(
+                        select(col(Run.status), func.count()).group_by(col(Run.status))
+                    )
+                ).all()
             )
             deliveries = await conn.scalar(select(func.count()).select_from(Delivery))
             per_delivery = dict(
                 (
                     await conn.execute(
-                        select(Run.delivery_id, func.count()).group_by(Run.delivery_id)
+                        select(col(Run.delivery_id), func.count()).group_by(col(Run.delivery_id))
                     )
                 ).all()
             )
             sessions = dict(
                 (
                     await conn.execute(
-                        select(Session.run_id, func.count()).group_by(Session.run_id)
+                        select(col(Session.run_id), func.count()).group_by(col(Session.run_id))
                     )
                 ).all()
             )

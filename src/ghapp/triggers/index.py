@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.models import Job, JobStatus, Repository
@@ -83,9 +84,9 @@ class JobIndex:
         self._checked = time.monotonic()
 
     async def _load(self, conn: Any) -> None:
-        rows = await conn.execute(select(Job).where(Job.status == JobStatus.active.value))
+        rows = await conn.execute(select(Job).where(col(Job.status) == JobStatus.active.value))
         jobs = [_indexed(row) for row in rows if row.event_triggers or row.command_triggers]
-        repos = await conn.execute(select(Repository.id, Repository.installation_id))
+        repos = await conn.execute(select(col(Repository.id), col(Repository.installation_id)))
         self._installation_of = {repo_id: inst for repo_id, inst in repos if inst is not None}
         self._jobs = jobs
         self._by_repo = defaultdict(list)

@@ -15,6 +15,7 @@ from typing import Any
 
 from gidgethub import sansio
 from sqlalchemy import select
+from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.batch import BatchWriter, InsertThen, Statement
@@ -102,7 +103,9 @@ class DeliveryStore:
 
     async def _duplicate_reason(self, delivery_id: str) -> str:
         async with self._db.read() as conn:
-            seen = await conn.scalar(select(Delivery.id).where(Delivery.delivery_id == delivery_id))
+            seen = await conn.scalar(
+                select(col(Delivery.id)).where(col(Delivery.delivery_id) == delivery_id)
+            )
         if seen is not None:
             return "this delivery id was already received"
         return "this payload was already received under another delivery id"

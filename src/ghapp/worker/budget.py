@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.models import Session
@@ -20,8 +21,8 @@ async def exhausted(db: Database, settings: Settings, now: datetime) -> str | No
         count, cost = (
             await conn.execute(
                 select(
-                    func.count(Session.id), func.coalesce(func.sum(Session.cost_usd), 0.0)
-                ).where(Session.started_at >= midnight)
+                    func.count(col(Session.id)), func.coalesce(func.sum(col(Session.cost_usd)), 0.0)
+                ).where(col(Session.started_at) >= midnight)
             )
         ).one()
     sessions, dollars = settings.daily_session_limit, settings.daily_budget_usd

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import col
 
 from ghapp import logs
 from ghapp.clock import Clock
@@ -316,8 +317,12 @@ class WorkerPool:
 
     async def _context(self, claimed: Claimed) -> RunContext | None:
         async with self.db.read() as conn:
-            run = (await conn.execute(select(Run).where(Run.id == claimed.run_id))).one_or_none()
-            job = (await conn.execute(select(Job).where(Job.id == claimed.job_id))).one_or_none()
+            run = (
+                await conn.execute(select(Run).where(col(Run.id) == claimed.run_id))
+            ).one_or_none()
+            job = (
+                await conn.execute(select(Job).where(col(Job.id) == claimed.job_id))
+            ).one_or_none()
         if run is None or job is None:
             return None
         return RunContext(run=run, job=job)
@@ -347,7 +352,9 @@ class WorkerPool:
 
     async def _cancel_requested(self, run_id: int) -> bool:
         async with self.db.read() as conn:
-            requested = await conn.scalar(select(Run.cancel_requested_at).where(Run.id == run_id))
+            requested = await conn.scalar(
+                select(col(Run.cancel_requested_at)).where(col(Run.id) == run_id)
+            )
         return requested is not None
 
     async def _record(self, claimed: Claimed, context: RunContext, result: RunResult) -> None:
@@ -412,12 +419,12 @@ async def end_open_sessions(
     ended = SessionStatus.cancelled if status == RunStatus.cancelled else SessionStatus.failed
     await conn.execute(
         update(Session)
-        .where(Session.run_id == run_id, Session.completed_at.is_(None))
+        .where(col(Session.run_id) == run_id, col(Session.completed_at).is_(None))
         .values(status=ended.value, completed_at=now, error=error or f"the run {status.value}")
     )
 
 
-async def within(seconds: float, work: Awaitable[None]) -> bool:
+async def within(seconds: float, work: Awaitable[object]) -> bool:
     """Await ``work`` for at most ``seconds`` (then cancel it); True if it finished."""
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=seconds)

@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 
 from gidgethub.abc import GitHubAPI
 from sqlalchemy import or_, select
+from sqlmodel import col
 
 from ghapp import prompts, repo_commands
 from ghapp.clock import Clock
@@ -103,7 +104,7 @@ class Preparation:
             raise LookupError("the run names no repository (an installation-wide job's run)")
         async with self.db.read() as conn:
             repo = (
-                await conn.execute(select(Repository).where(Repository.id == repo_id))
+                await conn.execute(select(Repository).where(col(Repository.id) == repo_id))
             ).one_or_none()
         if repo is None:
             raise LookupError(f"repository {repo_id} is not known")
@@ -169,18 +170,18 @@ class Preparation:
         """Numbers this job finished recently in this repository (an installation-wide
         job's issue #5 elsewhere is another issue)."""
         since = self.clock.now() - RECENT
-        same_repo = Run.repo_id == repo_id
+        same_repo = col(Run.repo_id) == repo_id
         if only_repository(job) == repo_id:  # its runs that name none were on this one
-            same_repo = or_(same_repo, Run.repo_id.is_(None))
+            same_repo = or_(same_repo, col(Run.repo_id).is_(None))
         async with self.db.read() as conn:
             rows = await conn.execute(
-                select(Session.item_number)
-                .join(Run, Run.id == Session.run_id)
+                select(col(Session.item_number))
+                .join(Run, col(Run.id) == col(Session.run_id))
                 .where(
-                    Run.job_id == job.id,
+                    col(Run.job_id) == job.id,
                     same_repo,
-                    Session.status == SessionStatus.completed.value,
-                    Session.completed_at >= since,
+                    col(Session.status) == SessionStatus.completed.value,
+                    col(Session.completed_at) >= since,
                 )
             )
             return {number for (number,) in rows if number is not None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gidgethub.abc import GitHubAPI
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.models import Job
@@ -75,7 +76,9 @@ class Reports:
         every run. Kept by repository: an installation-wide job's issue number in one
         repository is some other issue in the next."""
         async with self.db.read() as conn:
-            config = await conn.scalar(select(Job.task_config).where(Job.id == job.id)) or {}
+            config = (
+                await conn.scalar(select(col(Job.task_config)).where(col(Job.id) == job.id)) or {}
+            )
         numbers = dict(config.get("report_issues") or {})
         known = numbers.get(str(repo.id))
         if known is None and job.repo_selection == "one" and job.repo_id == repo.id:
@@ -86,6 +89,6 @@ class Reports:
             async with self.db.write() as conn:
                 await conn.execute(
                     update(Job)
-                    .where(Job.id == job.id)
+                    .where(col(Job.id) == job.id)
                     .values(task_config={**config, "report_issues": numbers})
                 )

@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 
 from gidgethub.abc import GitHubAPI
 from sqlalchemy import and_, insert, select, update
+from sqlmodel import col
 
 from ghapp.clock import Clock
 from ghapp.db import Database
+from ghapp.db.core import inserted_id
 from ghapp.db.errors import describe
 from ghapp.db.models import Session, SessionStatus
 from ghapp.metrics import Metrics
@@ -50,7 +52,7 @@ class SessionRecords:
             row = (
                 await conn.execute(
                     select(Session).where(
-                        same_item(run_id, item), Session.completed_at.is_not(None)
+                        same_item(run_id, item), col(Session.completed_at).is_not(None)
                     )
                 )
             ).one_or_none()
@@ -59,11 +61,11 @@ class SessionRecords:
     async def start(self, run_id: int, item: Item, prompt: str, runner: str) -> int:
         """The run's session for this item: reused when the run is retried or taken over."""
         async with self.db.write() as conn:
-            existing = await conn.scalar(select(Session.id).where(same_item(run_id, item)))
+            existing = await conn.scalar(select(col(Session.id)).where(same_item(run_id, item)))
             if existing is not None:
                 await conn.execute(
                     update(Session)
-                    .where(Session.id == existing)
+                    .where(col(Session.id) == existing)
                     .values(status=SessionStatus.running.value, started_at=self.clock.now())
                 )
                 return int(existing)
@@ -79,7 +81,7 @@ class SessionRecords:
                     started_at=self.clock.now(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
     async def track(
         self, gh: GitHubAPI, repo: str, item: Item, session_id: int, job: JobRow, run_url: str
@@ -125,7 +127,7 @@ class SessionRecords:
         async with self.db.write() as conn:
             ended = await conn.execute(
                 update(Session)
-                .where(Session.id == session_id, Session.completed_at.is_(None))
+                .where(col(Session.id) == session_id, col(Session.completed_at).is_(None))
                 .values(
                     status=SessionStatus.failed.value,
                     error=reason,
@@ -133,7 +135,9 @@ class SessionRecords:
                     report_text=report,
                 )
             )
-            session = (await conn.execute(select(Session).where(Session.id == session_id))).one()
+            session = (
+                await conn.execute(select(Session).where(col(Session.id) == session_id))
+            ).one()
         return SessionRow.of(session) if ended.rowcount else None
 
     async def reported(self, session_id: int) -> None:
@@ -150,7 +154,9 @@ class SessionRecords:
 
     async def update(self, session_id: int, **values: Any) -> None:
         async with self.db.write() as conn:
-            await conn.execute(update(Session).where(Session.id == session_id).values(**values))
+            await conn.execute(
+                update(Session).where(col(Session.id) == session_id).values(**values)
+            )
 
 
 class ProgressLog:
@@ -202,10 +208,10 @@ async def alongside(work: Awaitable[T]) -> AsyncIterator[asyncio.Future[T]]:
 
 def same_item(run_id: int, item: Item) -> Any:
     """The run's session row for this item (one per item, reused across attempts)."""
-    number = Session.item_number
+    number = col(Session.item_number)
     return and_(
-        Session.run_id == run_id,
-        Session.item_kind == item.kind,
+        col(Session.run_id) == run_id,
+        col(Session.item_kind) == item.kind,
         number.is_(None) if item.number is None else number == item.number,
     )
 
