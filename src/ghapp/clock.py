@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -94,7 +94,8 @@ class FakeClock:
             self._sleeper_added.set()
         waker = asyncio.ensure_future(wake.wait())
         try:
-            done, _ = await asyncio.wait({timer, waker}, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {timer, waker}
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             timer.cancel()
             waker.cancel()

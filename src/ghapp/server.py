@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -43,8 +43,8 @@ async def prepare_database(settings: Settings, *, migrate: bool, revision: str =
     return current or "base"
 
 
-def uvicorn_config(settings: Settings, workers: int = 4, **overrides: object) -> uvicorn.Config:
-    options: dict[str, object] = {
+def uvicorn_config(settings: Settings, workers: int = 4, **overrides: Any) -> uvicorn.Config:
+    options: dict[str, Any] = {  # uvicorn.Config's keyword arguments
         "host": settings.host,
         "port": settings.port,
         "log_config": None,  # keep our JSON logging
@@ -64,7 +64,7 @@ def uvicorn_config(settings: Settings, workers: int = 4, **overrides: object) ->
     options.update(overrides)
     # A web-only replica (--no-worker) leaves scheduling and work to `ghapp worker`.
     app = create_app(settings, run_scheduler=workers > 0, workers=workers)
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    return uvicorn.Config(app, **options)
 
 
 def run_server(settings: Settings, workers: int = 4) -> None:

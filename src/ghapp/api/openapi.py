@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from ghapp import __version__
 from ghapp.api.core import Endpoint
@@ -45,10 +46,10 @@ class _Components:
     def __init__(self) -> None:
         self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
 
-    def schema(self, kind: Any, mode: str) -> dict[str, Any]:
+    def schema(self, kind: Any, mode: JsonSchemaMode) -> dict[str, Any]:
         suffix = "Input" if mode == "validation" else ""
         schema = TypeAdapter(kind).json_schema(
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             by_alias=True,
             ref_template="#/components/schemas/{model}" + suffix,
         )

@@ -51,7 +51,8 @@ def _spec_fields(exclude: tuple[str, ...] = (), optional: bool = False) -> dict[
         if name in exclude:
             continue
         if optional:
-            fields[name] = (info.annotation | None, None)  # type: ignore[operator]
+            assert info.annotation is not None  # every JobSpec field has one
+            fields[name] = (info.annotation | None, None)
         else:
             fields[name] = (info.annotation, info)
     return fields
@@ -59,13 +60,11 @@ def _spec_fields(exclude: tuple[str, ...] = (), optional: bool = False) -> dict[
 
 # -- /api/repos/{repo_id}/schedules -------------------------------------------------------------
 
-ScheduleCreate = create_model(  # type: ignore[call-overload]
-    "ScheduleCreate", __base__=Snake, **_spec_fields(PER_REPO_EXCLUDED)
-)
-ScheduleUpdate = create_model(  # type: ignore[call-overload]
+ScheduleCreate = create_model("ScheduleCreate", __base__=Snake, **_spec_fields(PER_REPO_EXCLUDED))
+ScheduleUpdate = create_model(
     "ScheduleUpdate", __base__=Snake, **_spec_fields(PER_REPO_EXCLUDED, optional=True)
 )
-ScheduleOut = create_model(  # type: ignore[call-overload]
+ScheduleOut = create_model(
     "ScheduleOut", __base__=Snake, id=(int, ...), **_spec_fields(), **BOOKKEEPING
 )
 
@@ -150,30 +149,24 @@ class _TaskFields(Camel):
     repo: str | None = Field(default=None, max_length=255, description="owner/name")
 
 
-TaskCreate = create_model(  # type: ignore[call-overload]
-    "TaskCreate", __base__=_TaskFields, **_spec_fields(optional=True)
-)
-TaskUpdate = create_model(  # type: ignore[call-overload]
-    "TaskUpdate", __base__=_TaskFields, **_spec_fields(optional=True)
-)
-TaskOut = create_model(  # type: ignore[call-overload]
-    "TaskOut",
-    __base__=Camel,
-    id=(int, ...),
-    enabled=(bool, ...),
-    schedule_type=(ScheduleType, ...),
-    threshold_metric=(str | None, None),
-    threshold_value=(float | None, None),
-    threshold_operator=(str | None, None),
-    webhook_ids=(list[int], ...),
-    repo=(str | None, Field(default=None, description="owner/name of repoId")),
-    **_spec_fields(),
-    **BOOKKEEPING,
-)
+TaskCreate = create_model("TaskCreate", __base__=_TaskFields, **_spec_fields(optional=True))
+TaskUpdate = create_model("TaskUpdate", __base__=_TaskFields, **_spec_fields(optional=True))
+# Field definitions as (annotation, default), like BOOKKEEPING.
+TASK_OUT: dict[str, Any] = {
+    "id": (int, ...),
+    "enabled": (bool, ...),
+    "schedule_type": (ScheduleType, ...),
+    "threshold_metric": (str | None, None),
+    "threshold_value": (float | None, None),
+    "threshold_operator": (str | None, None),
+    "webhook_ids": (list[int], ...),
+    "repo": (str | None, Field(default=None, description="owner/name of repoId")),
+}
+TaskOut = create_model("TaskOut", __base__=Camel, **TASK_OUT, **_spec_fields(), **BOOKKEEPING)
 
 
 class TasksPage(Camel):
-    tasks: list[TaskOut]  # type: ignore[valid-type]
+    tasks: list[TaskOut]
     total: int = Field(description="how many tasks match, over all pages")
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
 

@@ -149,7 +149,7 @@ def run_setup(
     written nothing, when the flow cannot finish.
     """
     try:
-        settings = Settings(_env_file=options.env_file)  # type: ignore[call-arg]
+        settings = Settings(_env_file=options.env_file)
     except ValidationError as exc:
         raise SetupError(f"the current settings are invalid: {_first_error(exc)}") from None
     github_url = options.github_url.rstrip("/")
@@ -373,10 +373,10 @@ class ManifestFlow:
         except ValueError:
             answer = None
         if response.status_code != HTTPStatus.CREATED or not isinstance(answer, dict):
-            message = answer.get("message") if isinstance(answer, dict) else None
+            said = answer.get("message") if isinstance(answer, dict) else None
             raise SetupError(
                 f"GitHub answered {response.status_code} to the code exchange"
-                + (f": {message}" if message else "")
+                + (f": {said}" if said else "")
             )
         missing = [
             key for key in (*WRITTEN.values(), "slug", "name", "html_url") if not answer.get(key)

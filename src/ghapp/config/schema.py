@@ -391,7 +391,7 @@ def _job(index: int, raw: Any, lines: dict[Path, int], problem: Any) -> ConfigJo
             problem((*path, key), _unknown(key, sorted(JOB_KEYS)))
             ok = False
             continue
-        spec_field = "status" if key == "enabled" else ALIASES.get(key, key)
+        spec_field = "status" if key == "enabled" else ALIASES[key] if key in ALIASES else key
         if spec_field in keys:
             problem((*path, key), f"give either {keys[spec_field]} or {key}, not both")
             ok = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -21,10 +22,12 @@ from ghapp.dashboard.session import (
     sign_out,
 )
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
 TOO_MANY = "Too many wrong tokens from your address. Try again in {} seconds."
 
 
-def login_routes(dashboard: Dashboard) -> tuple:  # type: ignore[type-arg]
+def login_routes(dashboard: Dashboard) -> tuple[Endpoint, Endpoint, Endpoint]:
     async def login_page(request: Request) -> Response:
         state = request.app.state.ghapp
         next_path = safe_next(request.query_params.get("next"))

@@ -7,14 +7,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-Row = TypeVar("Row")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Row = TypeVar("Row", bound="DataclassInstance")
 
 
 def _taken(cls: type[Row], row: Any, **values: Any) -> Row:
     """An instance of ``cls`` from ``row``'s attributes of the same names (``values`` win)."""
-    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    names = [field.name for field in dataclasses.fields(cls)]
     return cls(**{name: getattr(row, name) for name in names if name not in values}, **values)
 
 

@@ -43,7 +43,7 @@ def search_filters(q: str, resolve_repo: Callable[[str], str]) -> list[IssuePred
     for neg, key, raw, phrase, word in _TERM.findall(q):
         if not key:
             text = (phrase or word).lower()
-            filters.append(lambda i, t=text: t in i["title"].lower() or t in i["body"].lower())
+            filters.append(_mentions(text))
             continue
         key = key.lower()
         if key == "repo":
@@ -51,12 +51,20 @@ def search_filters(q: str, resolve_repo: Callable[[str], str]) -> list[IssuePred
             continue
         predicate = _qualifier(key, raw)
         if neg:
-            filters.append(lambda i, p=predicate: not p(i))
+            filters.append(_negated(predicate))
         else:
             filters.append(predicate)
     if repos:
         filters.append(lambda i: i["repo"] in repos)
     return filters
+
+
+def _mentions(text: str) -> IssuePredicate:
+    return lambda i: text in i["title"].lower() or text in i["body"].lower()
+
+
+def _negated(predicate: IssuePredicate) -> IssuePredicate:
+    return lambda i: not predicate(i)
 
 
 def _qualifier(key: str, raw: str) -> IssuePredicate:
