@@ -13,15 +13,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlmodel import col
 
 from ghapp.access import ADMIN, Scope
+from ghapp.db.audit import audit_insert
 from ghapp.db.core import inserted_id
-from ghapp.db.models import ApiToken, AuditEntry, Repository, table_of
+from ghapp.db.models import ApiToken, Repository, table_of
 from ghapp.db.types import utcnow
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ async def create_token(
         )
         token_id = inserted_id(result)
         after = {"name": name, "repos": repos, "is_admin": is_admin, "prefix": token[:10]}
-        await conn.execute(_audit_row(actor, "token.create", token_id, None, after, now))
+        await conn.execute(audit_insert(actor, "token.create", "token", token_id, now, after=after))
     return CreatedToken(token_id, name, token)
 
 
@@ -179,23 +180,7 @@ async def revoke_token(db: Database, ident: str, actor: str) -> Any:
         )
         before = {"name": row.name, "revoked_at": None}
         after = {"name": row.name, "revoked_at": now.isoformat()}
-        await conn.execute(_audit_row(actor, "token.revoke", row.id, before, after, now))
-    return row
-
-
-def _audit_row(
-    actor: str, action: str, token_id: int, before: Any, after: Any, now: datetime
-) -> Any:
-    return (
-        table_of(AuditEntry)
-        .insert()
-        .values(
-            actor=actor,
-            action=action,
-            object_type="token",
-            object_id=str(token_id),
-            before=before,
-            after=after,
-            created_at=now,
+        await conn.execute(
+            audit_insert(actor, "token.revoke", "token", row.id, now, before=before, after=after)
         )
-    )
+    return row

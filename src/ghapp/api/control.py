@@ -19,7 +19,8 @@ from ghapp.api.schemas import (
     UpcomingPage,
     UpcomingQuery,
 )
-from ghapp.db.models import AuditEntry, Job, table_of
+from ghapp.db.audit import audit_insert
+from ghapp.db.models import AuditEntry, Job
 from ghapp.reads import keyset_page, scheduler_figures, scoped
 from ghapp.scheduler.loop import set_stopped
 from ghapp.scheduler.upcoming import upcoming
@@ -86,16 +87,16 @@ async def _set(call: Call, stopped: bool) -> Any:
     before = await call.state.scheduler.is_stopped()
     await set_stopped(call.state.db, stopped, now)
     async with call.state.db.write() as conn:
+        action = "scheduler.stop" if stopped else "scheduler.start"
         await conn.execute(
-            table_of(AuditEntry)
-            .insert()
-            .values(
-                actor=call.actor,
-                action="scheduler.stop" if stopped else "scheduler.start",
-                object_type="scheduler",
+            audit_insert(
+                call.actor,
+                action,
+                "scheduler",
+                None,
+                now,
                 before={"stopped": before},
                 after={"stopped": stopped},
-                created_at=now,
             )
         )
     call.state.signals.scheduler_wake.set()

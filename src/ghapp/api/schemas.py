@@ -69,9 +69,12 @@ ScheduleOut = create_model(
 )
 
 
-class RunOut(Snake):
+class RunFields(BaseModel):
+    """A run as both route sets show it; each spells the names its way (snake or camel) and
+    adds its own: the job as ``job_id`` or ``taskId``, the error as ``error_message`` or
+    ``error``."""
+
     id: int
-    job_id: int
     repo_id: int | None
     status: str
     trigger_type: str
@@ -87,8 +90,12 @@ class RunOut(Snake):
     items_skipped: int
     items_failed: int
     cost_usd: float
-    error_message: str | None = Field(validation_alias=AliasChoices("error_message", "error"))
     session_ids: list[int] = Field(default_factory=list)
+
+
+class RunOut(Snake, RunFields):
+    job_id: int
+    error_message: str | None = Field(validation_alias=AliasChoices("error_message", "error"))
 
 
 class RunsPage(Snake):
@@ -202,27 +209,10 @@ class SessionOut(Camel):
     completed_at: datetime | None
 
 
-class ExecutionOut(Camel):
-    id: int
+class ExecutionOut(Camel, RunFields):
     task_id: int
-    repo_id: int | None
-    status: str
-    trigger_type: str
-    attempt: int
-    retry_of_id: int | None
-    scheduled_for: datetime | None
-    queued_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_ms: int | None
-    items_found: int
-    items_processed: int
-    items_skipped: int
-    items_failed: int
-    cost_usd: float
     error: str | None
     # The execution API's names, filled from the same counters.
-    session_ids: list[int]
     projects_processed: int
     issues_found: int
     tokens_saved: int = 0

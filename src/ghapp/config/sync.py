@@ -49,8 +49,9 @@ from ghapp.config.schema import (
     validate_config,
 )
 from ghapp.db import Database
+from ghapp.db.audit import audit_insert
 from ghapp.db.lease import LeasedQueue, LeasedTable, RetryBackoff
-from ghapp.db.models import AuditEntry, Job, Notifier, Repository, table_of
+from ghapp.db.models import Job, Notifier, Repository
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.jobs.service import JobError, JobService, spec_of
 from ghapp.repo_commands import CommandCatalogs
@@ -445,15 +446,13 @@ class ConfigSyncer:
                     select(col(Repository.full_name)).where(col(Repository.id) == claimed.repo_id)
                 )
                 await conn.execute(
-                    table_of(AuditEntry)
-                    .insert()
-                    .values(
-                        actor=f"config:{repo or claimed.repo_id}",
-                        action="config.invalid",
-                        object_type="repository",
-                        object_id=str(claimed.repo_id),
+                    audit_insert(
+                        f"config:{repo or claimed.repo_id}",
+                        "config.invalid",
+                        "repository",
+                        claimed.repo_id,
+                        now,
                         repo_id=claimed.repo_id,
-                        created_at=now,
                         after={"sha": claimed.sha, "error": error, "sync_id": claimed.id},
                     )
                 )

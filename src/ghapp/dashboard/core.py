@@ -49,6 +49,8 @@ log = logging.getLogger("ghapp.dashboard")
 STATIC = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 1_000_000
 MAX_FORM_FIELDS = 2000
+# What a page says for anything that does not exist, or that the token may not see.
+NOT_FOUND = "Not found: it may have been deleted."
 MAX_ID = 2**31 - 1  # our ids are INTEGER; larger numbers name nothing
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -120,7 +122,7 @@ class Ctx:
     def int_param(self, name: str) -> int:
         raw = str(self.request.path_params.get(name, ""))
         if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-            raise PageError(404, "Not found.")
+            raise PageError(404, NOT_FOUND)
         return int(raw)
 
     async def scope(self) -> Scope:
@@ -129,7 +131,7 @@ class Ctx:
     async def check_repo(self, repo_id: int | None) -> None:
         """Another tenant's things are not found, exactly like things that do not exist."""
         if not await self.principal.sees(self.state.db, repo_id):
-            raise PageError(404, "Not found.")
+            raise PageError(404, NOT_FOUND)
 
     def wants_json(self) -> bool:
         return self.request.headers.get("x-requested-with") == "ghapp-dashboard"
@@ -232,7 +234,7 @@ class Dashboard:
             except ApiError as exc:
                 return self.error(ctx, exc.status, exc.message)
             except (JobNotFound, RunNotFound, NotifierNotFound):
-                return self.error(ctx, 404, "Not found: it may have been deleted.")
+                return self.error(ctx, 404, NOT_FOUND)
             except SecretKeyError as exc:
                 return self.error(ctx, 503, str(exc))
 

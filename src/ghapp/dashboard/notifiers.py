@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlmodel import col
 from starlette.responses import RedirectResponse, Response
 
-from ghapp.dashboard.core import Ctx, PageError, safe_next
+from ghapp.dashboard.core import NOT_FOUND, Ctx, PageError, safe_next
 from ghapp.dashboard.forms import named_field
 from ghapp.db.models import Notifier, Repository, saved_id
 from ghapp.notify.spec import DEFAULT_EVENTS, EVENTS
@@ -173,7 +173,7 @@ async def _visible_rows(ctx: Ctx) -> list[Notifier]:
 async def _load(ctx: Ctx) -> Notifier:
     row = await ctx.state.notifiers.get(ctx.int_param("notifier_id"))
     if not (await ctx.scope()).sees_all(row.repo_ids or ()):
-        raise PageError(404, "Not found.")
+        raise PageError(404, NOT_FOUND)
     return row
 
 

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ghapp.access import ADMIN, ADMIN_ONLY, Scope
 from ghapp.clock import Clock
 from ghapp.db import Database
+from ghapp.db.audit import audit_insert
 from ghapp.db.core import dialect_insert
 from ghapp.db.models import (
     AuditEntry,
@@ -228,10 +229,9 @@ class JobService:
                 trigger_detail={"requested_by": actor},
             )
             run_id = (await enqueue(conn, [run]))[job.id]
-            audit = {"actor": actor, "action": "job.run", "object_type": "job"}
+            after = {"run_id": run_id}
             await conn.execute(
-                _audit_insert(**audit, object_id=job.id, repo_id=job.repo_id, now=now),
-                {"after": {"run_id": run_id}},
+                audit_insert(actor, "job.run", "job", job.id, now, repo_id=job.repo_id, after=after)
             )
         self.signals.runs_queued()
         return run_id
@@ -267,8 +267,11 @@ class JobService:
         before: dict[str, Any] | None = None,
     ) -> None:
         repo_id = await conn.scalar(select(col(Run.repo_id)).where(col(Run.id) == run_id))
-        statement = _audit_insert(actor, action, "run", run_id, repo_id, now)
-        await conn.execute(statement, {"before": before, "after": after})
+        await conn.execute(
+            audit_insert(
+                actor, action, "run", run_id, now, repo_id=repo_id, before=before, after=after
+            )
+        )
 
     async def _set_status(self, job_id: int, status: JobStatus, actor: str, action: str) -> Job:
         now = self.clock.now()
@@ -405,24 +408,6 @@ async def _audit(
             repo_id=job.repo_id,
             before=mask(before),
             after=mask(after),
-            created_at=now,
-        )
-    )
-
-
-def _audit_insert(
-    actor: str, action: str, object_type: str, object_id: int, repo_id: int | None, now: datetime
-) -> Any:
-    """An audit row for a Core connection; ``before``/``after`` are given as parameters."""
-    return (
-        table_of(AuditEntry)
-        .insert()
-        .values(
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            repo_id=repo_id,
             created_at=now,
         )
     )
