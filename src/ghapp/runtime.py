@@ -18,7 +18,6 @@ from datetime import timedelta
 from enum import StrEnum
 
 from ghapp.analysis.metrics import build_metric_providers
-from ghapp.api.throttle import Throttle
 from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
 from ghapp.db.wakeups import PgWakeups
@@ -32,6 +31,7 @@ from ghapp.scheduler.thresholds import ThresholdChecker
 from ghapp.settings import Settings
 from ghapp.signals import Signals
 from ghapp.supervise import Restarts, supervise
+from ghapp.throttle import Throttle
 from ghapp.triggers.index import JobIndex
 from ghapp.webhooks.ingress import Intake, intake_for
 from ghapp.webhooks.store import DeliveryStore

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ghapp.api.errors import ApiError
-from ghapp.api.throttle import Throttled, client_of
+from ghapp.throttle import Throttled, client_of
 from ghapp.tokens import Principal, principal_for_token
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="ghapp"'}
 
 async def authenticate(request: Request, state: AppState) -> Principal:
     """The caller of an API request, from its bearer token. A client that keeps sending
-    wrong tokens is answered 429 for a while (:mod:`ghapp.api.throttle`)."""
+    wrong tokens is answered 429 for a while (:mod:`ghapp.throttle`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()

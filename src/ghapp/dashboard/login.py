@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ghapp.api.throttle import Throttled, client_of
 from ghapp.dashboard.core import Dashboard, read_form, safe_next
 from ghapp.dashboard.session import (
     CSRF_FIELD,
@@ -21,6 +20,7 @@ from ghapp.dashboard.session import (
     sign_in,
     sign_out,
 )
+from ghapp.throttle import Throttled, client_of
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
