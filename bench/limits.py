@@ -61,6 +61,7 @@ from ghapp import logs
 from ghapp.server import prepare_database, uvicorn_config
 from ghapp.settings import Settings
 from ghapp.signing import delivery_headers
+from ghapp.standins.rawhttp import RawConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD_FILE = ROOT / "tests" / "fixtures" / "github-payloads" / "issues" / "opened.payload.json"
@@ -100,36 +101,11 @@ def rss_kib(pid: int, field_name: str = "VmRSS") -> int | None:
 
 
 @dataclass
-class Raw(asyncio.Protocol):
-    received: bytearray = field(default_factory=bytearray)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    writable: asyncio.Event = field(default_factory=asyncio.Event)
-    transport: Any = None
-
+class Raw(RawConnection):
     @classmethod
     async def open(cls, port: int) -> Raw:
-        _, raw = await asyncio.get_running_loop().create_connection(cls, HOST, port)
+        raw: Raw = await cls.connect(HOST, port)
         return raw
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.writable.set()
-
-    def data_received(self, data: bytes) -> None:
-        self.received += data
-        self.arrived.set()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
-        self.arrived.set()
-        self.writable.set()
-
-    def pause_writing(self) -> None:
-        self.writable.clear()
-
-    def resume_writing(self) -> None:
-        self.writable.set()
 
     async def write(self, data: bytes | memoryview) -> bool:
         await self.writable.wait()

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ from ghapp.app import create_app
 from ghapp.bodies import nested_deeper_than
 from ghapp.server import uvicorn_config
 from ghapp.signing import delivery_headers
+from ghapp.standins.rawhttp import RawConnection
 from ghapp.standins.serving import in_loop
 from tests.api_support import ADMIN_TOKEN, REPO_A, api_under_test
 from tests.conftest import make_settings
@@ -68,40 +69,15 @@ class Answer:
 
 
 @dataclass
-class Client(asyncio.Protocol):
+class Client(RawConnection):
     """One HTTP/1.1 connection: raw writes, and whatever comes back, kept."""
-
-    received: bytearray = field(default_factory=bytearray)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-    writable: asyncio.Event = field(default_factory=asyncio.Event)
-    transport: Any = None
 
     @classmethod
     async def open(cls, base: str) -> Client:
         address = urlsplit(base)
-        loop = asyncio.get_running_loop()
-        _, client = await loop.create_connection(cls, address.hostname, address.port)
+        assert address.hostname is not None and address.port is not None
+        client: Client = await cls.connect(address.hostname, address.port)
         return client
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.writable.set()
-
-    def data_received(self, data: bytes) -> None:
-        self.received += data
-        self.arrived.set()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set()
-        self.arrived.set()
-        self.writable.set()
-
-    def pause_writing(self) -> None:
-        self.writable.clear()
-
-    def resume_writing(self) -> None:
-        self.writable.set()
 
     async def send(self, data: bytes) -> bool:
         """Write ``data`` once the socket takes more; False once the connection is gone."""
