@@ -231,17 +231,19 @@ async def _create_jobs(state: Any) -> None:
     cron = await state.jobs.create(
         {
             "repo_id": REPO_ID,
-            "name": "Health check every minute",
-            "cron_expression": "* * * * *",
+            "name": "Daily health check",
+            # Daily, not every minute: a demo that runs past a minute's end must still show
+            # one firing, the one made below.
+            "cron_expression": "0 9 * * *",
             "target_type": "codebase",
             "command_id": "codebase/health-check",
             "report": "none",
         },
         actor="demo",
     )
-    # So the demo need not wait for the next minute: treat this minute's occurrence, which
-    # passed seconds ago, as missed. The scheduler fires a missed occurrence within the
-    # job's misfire grace at once, as it does after any downtime.
+    # So the demo need not wait until 09:00: treat an occurrence at the start of this
+    # minute as missed. The scheduler fires a missed occurrence within the job's misfire
+    # grace at once, as it does after any downtime, and the next one is tomorrow's.
     this_minute = datetime.now(UTC).replace(second=0, microsecond=0)
     async with state.db.write() as conn:
         await conn.execute(
