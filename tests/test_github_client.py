@@ -8,8 +8,11 @@ from datetime import timedelta
 import httpx
 import pytest
 from gidgethub import BadRequest, GitHubBroken
+from pydantic import ValidationError
 
+from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RateLimited, RetryTransport
+from ghapp.settings import Settings
 from tests.github_support import REPO, SkippingClock
 
 
@@ -25,6 +28,32 @@ async def test_token_is_fetched_with_a_jwt_and_cached_until_near_expiry(app, git
     clock.advance(timedelta(minutes=56))  # within 5 minutes of the 1 h expiry
     await (await app.for_installation(11)).getitem(f"/repos/{REPO}/issues/1")
     assert len(github.find_requests("POST", r"/access_tokens$")) == 2
+
+
+async def test_every_call_sends_the_documented_media_type_and_api_version(app, github) -> None:
+    gh = await app.for_installation(11)
+    await gh.getitem(f"/repos/{REPO}/issues/1")
+    await gh.getitem(f"/repos/{REPO}/issues/1", accept="application/vnd.github.full+json")
+    assert len(github.requests) == 3  # the token exchange, the issue twice
+    assert [r.headers["x-github-api-version"] for r in github.requests] == ["2022-11-28"] * 3
+    accepts = [r.headers["accept"] for r in github.requests]
+    assert accepts == [*["application/vnd.github+json"] * 2, "application/vnd.github.full+json"]
+
+
+async def test_the_api_version_is_a_setting(github, clock) -> None:
+    settings = Settings(
+        _env_file=None,
+        app_id=github.app_id,
+        private_key=github.private_key_pem,
+        github_api_url=github.base_url,
+        github_api_version="2026-03-10",
+    )
+    client = GitHubApp(settings, clock)
+    try:
+        await (await client.for_installation(11)).getitem(f"/repos/{REPO}/issues/1")
+    finally:
+        await client.aclose()
+    assert {r.headers["x-github-api-version"] for r in github.requests} == {"2026-03-10"}
 
 
 async def test_concurrent_callers_share_one_token_request(app, github) -> None:
@@ -116,3 +145,8 @@ async def test_mutating_calls_are_serialised_and_reads_are_not() -> None:
         release.set()
         await asyncio.gather(*tasks)
     assert peak == {"POST": 1, "GET": 3}
+
+
+def test_an_api_version_that_is_not_a_date_is_refused() -> None:
+    with pytest.raises(ValidationError, match="github_api_version"):
+        Settings(_env_file=None, github_api_version="latest")

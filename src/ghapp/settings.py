@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         "https://api.github.com",
         description="GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3).",
     )
+    github_api_version: str = Field(
+        "2022-11-28",
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="The REST API version every call asks for (X-GitHub-Api-Version); "
+        "GitHub Enterprise Server users pin the one their server documents.",
+    )
     git_url: str = Field(
         "https://github.com",
         description="Base URL for clones: {git_url}/{owner}/{repo}.git.",

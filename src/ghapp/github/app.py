@@ -9,6 +9,7 @@ serialises mutating calls (see ``transport``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,9 @@ from ghapp.settings import Settings
 
 USER_AGENT = "ghapp"
 TOKEN_MARGIN = timedelta(minutes=5)
+# What gidgethub asks for by default; GitHub documents ``application/vnd.github+json``.
+OLD_ACCEPT = "application/vnd.github.v3+json"
+MEDIA_TYPE = "application/vnd.github+json"
 
 
 class NotConfigured(RuntimeError):
@@ -122,6 +126,25 @@ class GitHubApp:
             transport = RetryTransport(
                 httpx.AsyncHTTPTransport(), self.clock, self.policy, on_response=remember
             )
-            client = httpx.AsyncClient(transport=transport, timeout=30.0)
+            client = httpx.AsyncClient(
+                transport=transport,
+                timeout=30.0,
+                event_hooks={"request": [documented_headers(self.settings.github_api_version)]},
+            )
             self._clients[installation_id] = client
         return client
+
+
+def documented_headers(version: str) -> Callable[[httpx.Request], Awaitable[None]]:
+    """A request hook that sends the headers GitHub documents on every call: the media
+    type ``application/vnd.github+json`` (gidgethub still asks for the older ``v3`` one;
+    a call asking for another media type, such as raw contents, keeps it) and the REST API
+    version the deployment pins (``X-GitHub-Api-Version``), so a new default on GitHub's
+    side cannot change the answers under us."""
+
+    async def hook(request: httpx.Request) -> None:
+        if request.headers.get("accept", OLD_ACCEPT) == OLD_ACCEPT:
+            request.headers["accept"] = MEDIA_TYPE
+        request.headers["x-github-api-version"] = version
+
+    return hook
