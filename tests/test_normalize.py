@@ -34,7 +34,7 @@ def test_issue_opened() -> None:
     assert item.actor_login == "Codertocat" and not item.actor_is_bot
     assert item.author_association == "OWNER"
     assert item.labels == ("bug",)
-    assert item.url == "https://github.com/Codertocat/Hello-World/issues/1"
+    assert item.html_url == "https://github.com/Codertocat/Hello-World/issues/1"
     assert not item.is_comment and item.pull is None
     assert item.installation_id is None
 

@@ -66,7 +66,9 @@ def item_context(item: dict[str, Any] | None) -> dict[str, Any]:
         "number": item.get("number"),
         "title": clean(item.get("title") or ""),
         "body": clean(item.get("body") or ""),
-        "url": item.get("html_url") or item.get("url") or "",
+        # People open html_url; GitHub's objects also carry ``url``, the API address, which
+        # a prompt or a reader must never be given in its place.
+        "url": item.get("html_url") or "",
         "author": item.get("author_login") or (item.get("user") or {}).get("login", ""),
         "labels": [
             clean(label if isinstance(label, str) else label.get("name", "")) for label in labels

@@ -48,7 +48,7 @@ class ItemEvent:
     number: int
     title: str
     body: str  # the issue or PR body
-    url: str
+    html_url: str  # where a person opens it (never an API address)
     state: str
     labels: tuple[str, ...]
     author_login: str  # who opened the issue / PR
@@ -72,6 +72,8 @@ class ItemEvent:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemEvent:
         values = dict(data)
+        if "url" in values:  # stored before the field was named html_url: the same address
+            values.setdefault("html_url", values.pop("url"))
         values["labels"] = tuple(values.get("labels") or ())
         pull = values.get("pull")
         values["pull"] = PullInfo(**pull) if pull else None
@@ -111,7 +113,7 @@ def normalise(event: sansio.Event) -> ItemEvent | None:
         number=fields.int_id(item, "number"),
         title=item.get("title") or "",
         body=item.get("body") or "",
-        url=item.get("html_url") or "",
+        html_url=item.get("html_url") or "",
         state=item.get("state") or "",
         labels=tuple(label["name"] for label in item.get("labels") or () if "name" in label),
         author_login=author.get("login", ""),

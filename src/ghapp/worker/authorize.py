@@ -1,8 +1,10 @@
 """May this person run this slash command? (Write or admin permission.)
 
 Asked of GitHub's collaborator-permission endpoint and cached briefly (a minute), so a
-burst of commands costs one call per person. Accepted → an 👀 reaction on the comment;
-refused → a polite reply on the issue and a skipped run, with the reason recorded.
+burst of commands costs one call per person. Accepted → an 👀 reaction on the comment (on
+the endpoint of its kind: a comment in a PR's diff is a *pull request review comment*, a
+review has no reactions at all); refused → a polite reply on the issue and a skipped run,
+with the reason recorded.
 """
 
 from __future__ import annotations
@@ -57,14 +59,16 @@ class Authorizer:
         comment_id: int,
         login: str,
         command: str,
+        event: str = "issue_comment",
     ) -> Decision:
-        """Check, then answer on GitHub: 👀 when accepted, a polite reply when refused."""
+        """Check, then answer on GitHub: 👀 when accepted, a polite reply when refused.
+        ``event`` is the webhook event the command came in, which says what kind of
+        comment ``comment_id`` is."""
         permission = await self.permission(gh, repo, login)
         if permission in ALLOWED:
-            await gh.post(
-                f"/repos/{repo}/issues/comments/{comment_id}/reactions",
-                data={"content": "eyes"},
-            )
+            path = reaction_path(repo, event, comment_id)
+            if path is not None:
+                await gh.post(path, data={"content": "eyes"})
             return Decision(True, permission)
         body = REFUSED_REPLY.format(login=login, command=command)
         marker = REFUSED_MARKER.format(comment_id=comment_id)
@@ -75,6 +79,16 @@ class Authorizer:
             )
         reason = f"{login} has {permission} permission; commands need write or admin"
         return Decision(False, permission, reason)
+
+
+def reaction_path(repo: str, event: str, comment_id: int) -> str | None:
+    """Where GitHub takes a reaction on the comment a command came in; None for a review's
+    own text, which GitHub offers no reactions for."""
+    if event == "pull_request_review_comment":
+        return f"/repos/{repo}/pulls/comments/{comment_id}/reactions"
+    if event == "pull_request_review":
+        return None
+    return f"/repos/{repo}/issues/comments/{comment_id}/reactions"
 
 
 async def _already_replied(gh: GitHubAPI, repo: str, issue_number: int, marker: str) -> bool:

@@ -1,5 +1,6 @@
 """What a run works on, made ready before any session starts: the repository and its
-installation, the permission check of a slash command, the items, and each item's prompt.
+installation, the permission check of a slash command, the ``paths:`` condition of a
+pull-request trigger (:mod:`ghapp.worker.paths`), the items, and each item's prompt.
 
 The run's repository is the run's own (``run.repo_id``), never its job's default: an
 installation-wide job's run works on the repository it was made for, and so do the items
@@ -31,6 +32,7 @@ from ghapp.settings import Settings
 from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checkout import checkout, head_commit
 from ghapp.worker.items import search_items
+from ghapp.worker.paths import paths_refusal
 from ghapp.worker.rows import JobRow, RepoRow, RunRow
 from ghapp.worker.trust import Trust, trust_of
 
@@ -71,6 +73,15 @@ class Prepared:
     refusal: str | None = None
 
 
+async def _paths(gh: GitHubAPI, run: RunRow, repo: str) -> str | None:
+    """A PR event's trigger limited to ``paths:`` runs only if the PR changes one of them."""
+    globs = run.trigger_detail.get("paths") if run.trigger_type == TriggerType.event.value else None
+    item = run.item or {}
+    if not globs or item.get("item_kind") != "pr":
+        return None
+    return await paths_refusal(gh, repo, int(item["number"]), globs)
+
+
 @dataclass(frozen=True)
 class Workspace:
     checkout: Path
@@ -94,6 +105,8 @@ class Preparation:
             installation_id = await self.github.installation_of(repo.full_name)
         gh = await self.github.for_installation(installation_id)
         refusal = await self._authorize(gh, run, repo.full_name)
+        if refusal is None:
+            refusal = await _paths(gh, run, repo.full_name)
         if refusal is not None:
             return Prepared(run, job, repo, installation_id, gh, refusal=refusal)
         items, found = await self._items(gh, run, job, repo)
@@ -122,6 +135,7 @@ class Preparation:
             comment_id=detail["comment_id"],
             login=detail["requested_by"],
             command=detail["command"],
+            event=item.get("event") or "issue_comment",
         )
         return None if decision.allowed else decision.reason
 

@@ -151,6 +151,23 @@ class Helpers:
             issue = self.world.issue(self.world.repo(full_name), number)
             return self.render.comment(self.world.new_comment(issue, body, user, "User"))
 
+    def add_review_comment(
+        self, full_name: str, number: int, body: str, *, user: str = "octocat"
+    ) -> dict[str, Any]:
+        """A comment in a pull request's diff (a *review comment*): GitHub keeps these apart
+        from issue comments, with their own ids and endpoints (``/pulls/comments/{id}``)."""
+        with self._lock:
+            pull = self.world.pull(self.world.repo(full_name), number)
+            comment = {
+                "id": self.world.next_id(),
+                "repo": pull["repo"],
+                "number": number,
+                "body": body,
+                "user": user,
+            }
+            self.world.review_comments[comment["id"]] = comment
+            return dict(comment)
+
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
         """A collaborator's role: admin, maintain, write, triage, read or none.
 
@@ -242,6 +259,11 @@ class Helpers:
     def reactions_on(self, comment_id: int) -> list[dict[str, Any]]:
         with self._lock:
             reactions = self.world.reactions.get(("comment", comment_id), [])
+            return [self.render.reaction(r) for r in reactions]
+
+    def reactions_on_review_comment(self, comment_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            reactions = self.world.reactions.get(("review_comment", comment_id), [])
             return [self.render.reaction(r) for r in reactions]
 
     def reactions_on_issue(self, full_name: str, number: int) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ class World:
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-case full name
     issues: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # and pulls
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    review_comments: dict[int, dict[str, Any]] = field(default_factory=dict)  # in PR diffs
     reactions: dict[tuple[Any, ...], list[dict[str, Any]]] = field(default_factory=dict)
     permissions: dict[tuple[str, str], str] = field(default_factory=dict)  # (repo, login)
     files: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (repo, ref)

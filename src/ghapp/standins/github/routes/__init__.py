@@ -125,6 +125,13 @@ class Routes(
             ("PATCH", f"{r}/pulls/{{number:int}}", self._update_pull, "token", "installation"),
             ("GET", f"{r}/pulls/{{number:int}}/files", self._pull_files, "token", "installation"),
             (
+                "POST",
+                f"{r}/pulls/comments/{{id:int}}/reactions",
+                self._react_review_comment,
+                "token",
+                "installation",
+            ),
+            (
                 "GET",
                 f"{r}/collaborators/{{username}}/permission",
                 self._permission,

@@ -1,6 +1,8 @@
-"""Reactions by the app's bot, with an installation token, on an issue comment or on an
-issue or pull request itself: ``201`` with a new reaction, ``200`` with the existing one
-when the bot already reacted with that content.
+"""Reactions by the app's bot, with an installation token, on an issue comment, on a
+pull request review comment (``/pulls/comments/{id}``: a comment in the diff, which the
+``/issues/comments/{id}`` endpoints do not know) or on an issue or pull request itself:
+``201`` with a new reaction, ``200`` with the existing one when the bot already reacted
+with that content.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ghapp.standins.github._utils import Call, Reply, now, validation
+from ghapp.standins.github._utils import Call, Reply, not_found, now, validation
 from ghapp.standins.github.render import Renderer
 from ghapp.standins.github.world import World
 
@@ -23,6 +25,13 @@ class ReactionRoutes:
     def _react_comment(self, call: Call) -> Reply:
         comment = self._comment(call)
         return self._react(("comment", comment["id"]), call)
+
+    def _react_review_comment(self, call: Call) -> Reply:
+        assert call.repo is not None
+        comment = self.world.review_comments.get(int(call.params["id"]))
+        if comment is None or comment["repo"] != call.repo["full_name"].lower():
+            raise not_found()
+        return self._react(("review_comment", comment["id"]), call)
 
     def _react_issue(self, call: Call) -> Reply:
         assert call.repo is not None
