@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RateLimited, RetryTransport
 from ghapp.settings import Settings
+from ghapp.standins.httpproxy import ForwardProxy
 from tests.github_support import REPO, SkippingClock
 
 
@@ -145,6 +146,44 @@ async def test_mutating_calls_are_serialised_and_reads_are_not() -> None:
         release.set()
         await asyncio.gather(*tasks)
     assert peak == {"POST": 1, "GET": 3}
+
+
+@pytest.fixture
+def proxied(monkeypatch):
+    """Only the proxy variables the test sets (the machine's own must not interfere)."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("bypassed", [False, True])
+async def test_calls_go_through_the_proxy_the_environment_names(
+    github, clock, proxied, bypassed
+) -> None:
+    proxy = ForwardProxy()
+    async with proxy.serve() as proxy_url:
+        proxied.setenv("http_proxy", proxy_url)
+        if bypassed:
+            proxied.setenv("no_proxy", "localhost,127.0.0.1")
+        settings = Settings(
+            _env_file=None,
+            app_id=github.app_id,
+            private_key=github.private_key_pem,
+            github_api_url=github.base_url,
+        )
+        client = GitHubApp(settings, clock)
+        try:
+            gh = await client.for_installation(11)
+            assert (await gh.getitem(f"/repos/{REPO}/issues/1"))["number"] == 1
+        finally:
+            await client.aclose()
+    through = [
+        f"POST {github.base_url}/app/installations/11/access_tokens",
+        f"GET {github.base_url}/repos/{REPO}/issues/1",
+    ]
+    assert proxy.targets == ([] if bypassed else through)
+    assert len(github.requests) == 2
 
 
 def test_an_api_version_that_is_not_a_date_is_refused() -> None:

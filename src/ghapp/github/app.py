@@ -20,6 +20,7 @@ from gidgethub import apps
 from gidgethub.httpx import GitHubAPI
 
 from ghapp.clock import Clock
+from ghapp.github.proxies import EnvironmentProxies
 from ghapp.github.transport import RetryPolicy, RetryTransport
 from ghapp.settings import Settings
 
@@ -124,7 +125,7 @@ class GitHubApp:
                     self.rate_limit_remaining[installation_id] = int(remaining)
 
             transport = RetryTransport(
-                httpx.AsyncHTTPTransport(), self.clock, self.policy, on_response=remember
+                EnvironmentProxies(), self.clock, self.policy, on_response=remember
             )
             client = httpx.AsyncClient(
                 transport=transport,
