@@ -27,7 +27,7 @@ class EnvironmentProxies(httpx.AsyncBaseTransport):
 
     def route(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
         proxy = self.via.get(url.scheme)
-        if proxy is None or urllib.request.proxy_bypass_environment(url.host):
+        if proxy is None or urllib.request.proxy_bypass(url.host):
             return self.direct
         return proxy
 
