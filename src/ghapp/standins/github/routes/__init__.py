@@ -27,6 +27,7 @@ Handler = Callable[[Call], Reply]
 @dataclass
 class Route:
     method: str
+    template: str  # as written in the table, e.g. "/repos/{owner}/{repo}/issues/{number:int}"
     pattern: re.Pattern[str]
     handler: Handler
     auth: str  # "jwt" (the app JWT) or "token" (an installation token)
@@ -138,11 +139,10 @@ class Routes(
                 "token",
                 "installation",
             ),
-            ("GET", f"{r}/contents", self._contents, "token", "installation"),
             ("GET", f"{r}/contents/{{path:path}}", self._contents, "token", "installation"),
             ("POST", f"{r}/statuses/{{sha}}", self._create_status, "token", "installation"),
         ]
         return [
-            Route(method, compile_template(template), handler, auth, scope)
+            Route(method, template, compile_template(template), handler, auth, scope)
             for method, template, handler, auth, scope in table
         ]
