@@ -36,6 +36,7 @@ pytest_plugins = [
     "tests.end_to_end_support",  # world: the app, a worker pool, GitHub and the model
     "tests.config_support",  # config_world: .github/ghapp.yml synced from the stand-in
     "tests.secrets_in_logs",  # fails the run if a log line carries a secret
+    "tests.github_contract",  # fails a test that breaks GitHub's API description
     "pytester",  # runs a small suite to show that check works
 ]
 

@@ -35,6 +35,7 @@ TOKEN_PERMISSIONS = {
 }
 APP_EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review_comment", "push"]
 NOT_ACCESSIBLE = "Resource not accessible by integration"
+REACTION_CONTENTS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 
 
 class GitHubError(Exception):

@@ -12,10 +12,11 @@ import base64
 import math
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from ghapp.standins.github._utils import (
     APP_EVENTS,
+    REACTION_CONTENTS,
     TOKEN_PERMISSIONS,
     Call,
     blob_sha,
@@ -73,15 +74,34 @@ class Renderer:
         return chunk, ({"link": ", ".join(links)} if links else {})
 
     def user(self, login: str, kind: str = "User") -> dict[str, Any]:
+        """A user, organization or bot as GitHub's ``simple-user`` (a bot's login, with
+        ``[bot]``, is percent-encoded in its addresses, as GitHub writes it)."""
         user_id = self.world.user_ids.setdefault(login.lower(), self.world.next_id())
+        url = f"{self.api}/users/{quote(login)}"
+        html = (
+            f"{self.web_url}/apps/{login.removesuffix('[bot]')}"
+            if kind == "Bot"
+            else f"{self.web_url}/{quote(login)}"
+        )
         return {
             "login": login,
             "id": user_id,
             "node_id": f"U_{user_id}",
+            "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
+            "gravatar_id": "",
+            "url": url,
+            "html_url": html,
+            "followers_url": f"{url}/followers",
+            "following_url": f"{url}/following{{/other_user}}",
+            "gists_url": f"{url}/gists{{/gist_id}}",
+            "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{url}/subscriptions",
+            "organizations_url": f"{url}/orgs",
+            "repos_url": f"{url}/repos",
+            "events_url": f"{url}/events{{/privacy}}",
+            "received_events_url": f"{url}/received_events",
             "type": kind,
             "site_admin": False,
-            "url": f"{self.api}/users/{login}",
-            "html_url": f"{self.web_url}/{login}",
         }
 
     def bot_login(self) -> str:
@@ -92,12 +112,15 @@ class Renderer:
 
     def installation(self, record: dict[str, Any]) -> dict[str, Any]:
         iid = record["id"]
+        account = self.user(record["account_login"], record["account_type"])
         return {
             "id": iid,
             "app_id": self.app_id,
             "app_slug": self.app_slug,
-            "account": self.user(record["account_login"], record["account_type"]),
+            "account": account,
+            "target_id": account["id"],
             "target_type": record["account_type"],
+            "single_file_name": None,
             "repository_selection": "all",
             "access_tokens_url": f"{self.api}/app/installations/{iid}/access_tokens",
             "repositories_url": f"{self.api}/installation/repositories",
@@ -106,51 +129,141 @@ class Renderer:
             "events": APP_EVENTS,
             "created_at": iso(record["created_at"]),
             "updated_at": iso(record["created_at"]),
+            "suspended_by": None,
             "suspended_at": None,
         }
 
     def repo(self, repo: dict[str, Any]) -> dict[str, Any]:
-        full = repo["full_name"]
-        return {
-            "id": repo["id"],
-            "node_id": f"R_{repo['id']}",
-            "name": repo["name"],
-            "full_name": full,
-            "private": repo["private"],
-            "visibility": "private" if repo["private"] else "public",
-            "owner": self.user(repo["owner"], self.world.owner_type(repo["owner"])),
-            "html_url": f"{self.web_url}/{full}",
-            "description": None,
-            "fork": False,
-            "url": f"{self.api}/repos/{full}",
-            "clone_url": f"{self.web_url}/{full}.git",
-            "default_branch": repo["default_branch"],
-            "archived": False,
-            "disabled": False,
-        }
+        """A repository as GitHub's ``full-repository`` (which is a ``repository`` too)."""
+        return self._repo(
+            repo["id"],
+            repo["full_name"],
+            self.user(repo["owner"], self.world.owner_type(repo["owner"])),
+            private=repo["private"],
+            fork=False,
+            default_branch=repo["default_branch"],
+        )
 
     def head_repo(self, full_name: str) -> dict[str, Any]:
         repo = self.world.repos.get(full_name.lower())
         if repo is not None:
             return self.repo(repo)
-        owner, _, name = full_name.partition("/")
-        return {  # a fork the stand-in knows nothing else about
-            "id": stable_id(full_name),
-            "name": name,
-            "full_name": full_name,
-            "fork": True,
-            "private": False,
-            "owner": self.user(owner),
-            "html_url": f"{self.web_url}/{full_name}",
-            "url": f"{self.api}/repos/{full_name}",
-            "clone_url": f"{self.web_url}/{full_name}.git",
-            "default_branch": "main",
+        owner = full_name.partition("/")[0]
+        return self._repo(  # a fork the stand-in knows nothing else about
+            stable_id(full_name),
+            full_name,
+            self.user(owner),
+            private=False,
+            fork=True,
+            default_branch="main",
+        )
+
+    def _repo(
+        self,
+        repo_id: int,
+        full: str,
+        owner: dict[str, Any],
+        *,
+        private: bool,
+        fork: bool,
+        default_branch: str,
+    ) -> dict[str, Any]:
+        url = f"{self.api}/repos/{full}"
+        html = f"{self.web_url}/{full}"
+        host = self.web_url.partition("://")[2]
+        created = "2024-01-01T00:00:00Z"
+        urls = {
+            name: f"{url}/{tail}"
+            for name, tail in {
+                "archive_url": "{archive_format}{/ref}",
+                "assignees_url": "assignees{/user}",
+                "blobs_url": "git/blobs{/sha}",
+                "branches_url": "branches{/branch}",
+                "collaborators_url": "collaborators{/collaborator}",
+                "comments_url": "comments{/number}",
+                "commits_url": "commits{/sha}",
+                "compare_url": "compare/{base}...{head}",
+                "contents_url": "contents/{+path}",
+                "contributors_url": "contributors",
+                "deployments_url": "deployments",
+                "downloads_url": "downloads",
+                "events_url": "events",
+                "forks_url": "forks",
+                "git_commits_url": "git/commits{/sha}",
+                "git_refs_url": "git/refs{/sha}",
+                "git_tags_url": "git/tags{/sha}",
+                "hooks_url": "hooks",
+                "issue_comment_url": "issues/comments{/number}",
+                "issue_events_url": "issues/events{/number}",
+                "issues_url": "issues{/number}",
+                "keys_url": "keys{/key_id}",
+                "labels_url": "labels{/name}",
+                "languages_url": "languages",
+                "merges_url": "merges",
+                "milestones_url": "milestones{/number}",
+                "notifications_url": "notifications{?since,all,participating}",
+                "pulls_url": "pulls{/number}",
+                "releases_url": "releases{/id}",
+                "stargazers_url": "stargazers",
+                "statuses_url": "statuses/{sha}",
+                "subscribers_url": "subscribers",
+                "subscription_url": "subscription",
+                "tags_url": "tags",
+                "teams_url": "teams",
+                "trees_url": "git/trees{/sha}",
+            }.items()
+        }
+        return {
+            "id": repo_id,
+            "node_id": f"R_{repo_id}",
+            "name": full.partition("/")[2],
+            "full_name": full,
+            "private": private,
+            "visibility": "private" if private else "public",
+            "owner": owner,
+            "html_url": html,
+            "description": None,
+            "fork": fork,
+            "url": url,
+            **urls,
+            "clone_url": f"{html}.git",
+            "git_url": f"git://{host}/{full}.git",
+            "ssh_url": f"git@{host}:{full}.git",
+            "svn_url": html,
+            "mirror_url": None,
+            "homepage": None,
+            "language": None,
+            "default_branch": default_branch,
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "subscribers_count": 0,
+            "network_count": 0,
+            "size": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "has_issues": True,
+            "has_projects": True,
+            "has_wiki": True,
+            "has_pages": False,
+            "has_downloads": True,
+            "has_discussions": False,
+            "archived": False,
+            "disabled": False,
+            "license": None,
+            "topics": [],
+            "pushed_at": created,
+            "created_at": created,
+            "updated_at": created,
         }
 
-    def label(self, name: str) -> dict[str, Any]:
+    def label(self, full: str, name: str) -> dict[str, Any]:
         return {
             "id": stable_id(name),
             "node_id": f"LA_{stable_id(name)}",
+            "url": f"{self.api}/repos/{full}/labels/{quote(name)}",
             "name": name,
             "color": "ededed",
             "default": False,
@@ -167,16 +280,19 @@ class Renderer:
             "number": n,
             "url": f"{self.api}/repos/{full}/issues/{n}",
             "repository_url": f"{self.api}/repos/{full}",
+            "labels_url": f"{self.api}/repos/{full}/issues/{n}/labels{{/name}}",
             "comments_url": f"{self.api}/repos/{full}/issues/{n}/comments",
+            "events_url": f"{self.api}/repos/{full}/issues/{n}/events",
             "html_url": f"{self.web_url}/{full}/{kind}/{n}",
             "title": issue["title"],
             "body": issue["body"],
             "state": issue["state"],
             "state_reason": issue["state_reason"],
             "user": self.user(issue["user"], issue["user_type"]),
-            "labels": [self.label(name) for name in issue["labels"]],
+            "labels": [self.label(full, name) for name in issue["labels"]],
             "assignee": self.user(issue["assignees"][0]) if issue["assignees"] else None,
             "assignees": [self.user(a) for a in issue["assignees"]],
+            "milestone": None,
             "comments": issue["comments"],
             "locked": False,
             "author_association": self.world.association(issue["repo"], issue["user"]),
@@ -204,15 +320,37 @@ class Renderer:
         head_obj = self.head_repo(pull["head_repo"])
         files = self.world.pr_files.get((issue["repo"], n), [])
         plain = self.issue(issue)
+        url = f"{self.api}/repos/{full}/pulls/{n}"
+        html = f"{self.web_url}/{full}/pull/{n}"
+        statuses = f"{self.api}/repos/{full}/statuses/{pull['head_sha']}"
+        review_comment = f"{self.api}/repos/{full}/pulls/comments{{/number}}"
         return {
             "id": pull["id"],
             "node_id": f"PR_{pull['id']}",
             "number": n,
-            "url": f"{self.api}/repos/{full}/pulls/{n}",
-            "html_url": f"{self.web_url}/{full}/pull/{n}",
-            "diff_url": f"{self.web_url}/{full}/pull/{n}.diff",
+            "url": url,
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
             "issue_url": plain["url"],
             "comments_url": plain["comments_url"],
+            "commits_url": f"{url}/commits",
+            "review_comments_url": f"{url}/comments",
+            "review_comment_url": review_comment,
+            "statuses_url": statuses,
+            "_links": {
+                name: {"href": href}
+                for name, href in {
+                    "self": url,
+                    "html": html,
+                    "issue": plain["url"],
+                    "comments": plain["comments_url"],
+                    "review_comments": f"{url}/comments",
+                    "review_comment": review_comment,
+                    "commits": f"{url}/commits",
+                    "statuses": statuses,
+                }.items()
+            },
             "state": issue["state"],
             "title": issue["title"],
             "body": issue["body"],
@@ -220,8 +358,13 @@ class Renderer:
             "labels": plain["labels"],
             "assignee": plain["assignee"],
             "assignees": plain["assignees"],
+            "milestone": None,
             "requested_reviewers": [],
+            "requested_teams": [],
             "locked": False,
+            "auto_merge": None,
+            "maintainer_can_modify": False,
+            "merged_by": None,
             "draft": pull["draft"],
             "merged": pull["merged_at"] is not None,
             "merged_at": iso(pull["merged_at"]),
@@ -267,10 +410,21 @@ class Renderer:
             "html_url": f"{self.web_url}/{full}/{kind}/{n}#issuecomment-{cid}",
             "issue_url": f"{self.api}/repos/{full}/issues/{n}",
             "user": self.user(comment["user"], comment["user_type"]),
+            "reactions": self._reactions_summary(
+                f"{self.api}/repos/{full}/issues/comments/{cid}/reactions",
+                self.world.reactions.get(("comment", cid), []),
+            ),
             "author_association": self.world.association(comment["repo"], comment["user"]),
             "created_at": iso(comment["created_at"]),
             "updated_at": iso(comment["updated_at"]),
         }
+
+    def _reactions_summary(self, url: str, reactions: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ``reactions`` rollup GitHub puts on comments: a count per content."""
+        counts = {content: 0 for content in REACTION_CONTENTS}
+        for reaction in reactions:
+            counts[reaction["content"]] += 1
+        return {"url": url, "total_count": len(reactions), **counts}
 
     def reaction(self, reaction: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -295,6 +449,7 @@ class Renderer:
         sha = fake_sha(full, ref, path) if text is None else blob_sha(text.encode())
         url = f"{self.api}/repos/{full}/contents/{path}?ref={ref}"
         html = f"{self.web_url}/{full}/{'tree' if text is None else 'blob'}/{ref}/{path}"
+        git = f"{self.api}/repos/{full}/git/{'trees' if text is None else 'blobs'}/{sha}"
         return {
             "type": kind,
             "name": path.rsplit("/", 1)[-1],
@@ -303,9 +458,9 @@ class Renderer:
             "size": 0 if text is None else len(text.encode()),
             "url": url,
             "html_url": html,
-            "git_url": f"{self.api}/repos/{full}/git/{'trees' if text is None else 'blobs'}/{sha}",
+            "git_url": git,
             "download_url": None
             if text is None
             else f"https://raw.githubusercontent.com/{full}/{ref}/{path}",
-            "_links": {"self": url, "html": html},
+            "_links": {"self": url, "git": git, "html": html},
         }

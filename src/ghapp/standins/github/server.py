@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import threading
@@ -28,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from ghapp.standins.github._utils import (
+    DOCS,
     NOT_ACCESSIBLE,
     RATE_DOCS,
     AuthKind,
@@ -37,12 +39,23 @@ from ghapp.standins.github._utils import (
     not_found,
 )
 from ghapp.standins.github.auth import Credentials, app_key, authorise
+from ghapp.standins.github.contract import Contract, Operation, Violation
 from ghapp.standins.github.helpers import Helpers
 from ghapp.standins.github.limits import Bucket, RateLimits
 from ghapp.standins.github.render import Renderer
 from ghapp.standins.github.routes import Routes, find_route
 from ghapp.standins.github.world import World
 from ghapp.standins.serving import in_loop, in_thread, loopback_config
+
+# The environment variables that set a stand-in's contract up by default (the test plugin
+# tests/github_contract.py sets them for a run, subprocesses included): GitHub's
+# description (api.github.com; GHES for a stand-in with a path prefix), and the files that
+# collect each violation (JSON lines) and each operation used (a line each, repeated
+# across stand-ins).
+CONTRACT = "GHAPP_STANDIN_CONTRACT"
+CONTRACT_GHES = "GHAPP_STANDIN_CONTRACT_GHES"
+VIOLATIONS_FILE = "GHAPP_STANDIN_VIOLATIONS"
+OPERATIONS_FILE = "GHAPP_STANDIN_OPERATIONS"
 
 
 @dataclass(frozen=True)
@@ -87,9 +100,15 @@ class GitHubStandIn(Helpers, Routes):
         app_slug: str = "ghapp-standin",
         web_url: str = "https://github.com",
         path_prefix: str = "",
+        contract: Contract | None = None,
     ) -> None:
         """``path_prefix`` (e.g. ``"/api/v3"``) serves the API below a path, as GitHub
-        Enterprise Server does, to check that clients keep the path of their base URL."""
+        Enterprise Server does, to check that clients keep the path of their base URL.
+
+        ``contract`` holds every request and answer to GitHub's description (see
+        :mod:`.contract`); by default the one the file ``GHAPP_STANDIN_CONTRACT`` names
+        (``GHAPP_STANDIN_CONTRACT_GHES`` with a path prefix), so that stand-ins in other
+        processes are checked too, and none if it is unset."""
         self.app_id = app_id
         self.private_key_pem, self.public_key = app_key(private_key_pem)
         self.app_slug = app_slug
@@ -100,6 +119,9 @@ class GitHubStandIn(Helpers, Routes):
         self.requests: list[Recorded] = []
         self.statuses: list[dict[str, Any]] = []
         self.created_apps: list[dict[str, Any]] = []  # manifest conversions' answers
+        self.contract = contract if contract is not None else _contract_from_env(self.path_prefix)
+        self.violations: list[Violation] = []  # of the contract, by requests and answers
+        self._operations: set[str] = set()  # "operationId METHOD /template" used so far
 
         self._lock = threading.RLock()
         self.world = World()
@@ -259,8 +281,14 @@ class GitHubStandIn(Helpers, Routes):
         auth = self.credentials.authenticate(headers.get("authorization"))
         bucket = self.limits.bucket(auth.kind, auth.installation_id)
         call = Call(method, full_path, {}, dict(query_items), query_items, parsed, auth, origin)
+        operation, refusal = self._check_request(
+            method, path, outside, query_items, headers, parsed, bad_json
+        )
+        injected = False
         if outside:  # a request that misses the API's path prefix: 404
-            reply, injected = Reply(404, not_found().body), False
+            reply = Reply(404, not_found().body)
+        elif refusal is not None:  # GitHub would not carry it out
+            reply = refusal
         else:
             reply, injected = self._answer(path, call, bad_json, bucket)
         self.requests.append(
@@ -285,7 +313,70 @@ class GitHubStandIn(Helpers, Routes):
             **reply.headers,
         }
         content = b"" if reply.status == 204 else json.dumps(reply.body).encode()
+        if operation is not None and refusal is None and not injected:
+            self._check_response(operation, method, path, reply.status, content)
         return Response(content, status_code=reply.status, headers=out)
+
+    # == the contract ===================================================================
+
+    def _check_request(
+        self,
+        method: str,
+        path: str,
+        outside: bool,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: Any,
+        bad_json: bool,
+    ) -> tuple[Operation | None, Reply | None]:
+        """The request's operation in GitHub's description, and GitHub's answer if it would
+        refuse the request; each problem is recorded as a violation."""
+        if self.contract is None:
+            return None, None
+        if outside:
+            self._violate("request", "", method, path, f"outside {self.path_prefix}", 404)
+            return None, None
+        check = self.contract.check_request(method, path, query, headers, body, unparsable=bad_json)
+        refusal = None
+        if check.refusal is not None:
+            status, message = check.refusal
+            refusal = Reply(status, {"message": message, "documentation_url": DOCS})
+        operation_id = check.operation.operation_id if check.operation else ""
+        for problem in check.problems:
+            status = refusal.status if refusal else 0
+            self._violate("request", operation_id, method, path, problem, status)
+        if check.operation is not None and refusal is None:
+            self._used(check.operation)
+        return check.operation, refusal
+
+    def _check_response(
+        self, operation: Operation, method: str, path: str, status: int, content: bytes
+    ) -> None:
+        assert self.contract is not None
+        for problem in self.contract.check_response(operation, status, content):
+            self._violate("response", operation.operation_id, method, path, problem, status)
+
+    def _violate(
+        self, side: str, operation: str, method: str, path: str, problem: str, status: int
+    ) -> None:
+        violation = Violation(side, operation, method, path, problem, status)
+        self.violations.append(violation)
+        _append_line(VIOLATIONS_FILE, json.dumps(violation.as_json()))
+
+    def _used(self, operation: Operation) -> None:
+        line = f"{operation.operation_id} {operation.method} {operation.template}"
+        if line not in self._operations:
+            self._operations.add(line)
+            _append_line(OPERATIONS_FILE, line)
+
+    def take_violations(self) -> list[Violation]:
+        """The violations so far, which no longer count against the test that made them:
+        for a test that breaks the contract on purpose (and asserts that it was caught)."""
+        with self._lock:
+            taken, self.violations = self.violations, []
+        for violation in taken:
+            _append_line(VIOLATIONS_FILE, json.dumps({"withdrawn": violation.key}))
+        return taken
 
     def _strip_prefix(self, full_path: str) -> tuple[str, bool]:
         """The path below the API's prefix, and whether the request missed the prefix."""
@@ -330,6 +421,20 @@ class GitHubStandIn(Helpers, Routes):
             ):
                 raise GitHubError(403, NOT_ACCESSIBLE)
         return route.handler(call)
+
+
+def _contract_from_env(path_prefix: str) -> Contract | None:
+    name = os.environ.get(CONTRACT_GHES if path_prefix else CONTRACT)
+    return Contract.load(name) if name else None
+
+
+def _append_line(variable: str, line: str) -> None:
+    """One line at the end of the file the environment variable names, if it names one
+    (several processes may append at once: one write each)."""
+    name = os.environ.get(variable)
+    if name:
+        with open(name, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
 
 
 def _parse_json(raw: bytes) -> tuple[Any, bool]:

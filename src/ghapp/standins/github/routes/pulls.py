@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from ghapp.standins.github._utils import (
     Call,
@@ -43,9 +44,13 @@ class PullRoutes:
                 "status": f["status"],
                 "additions": 1,
                 "deletions": 0 if f["status"] == "added" else 1,
-                "changes": 2,
+                "changes": 1 if f["status"] == "added" else 2,
                 "blob_url": f"{self.web_url}/{call.repo['full_name']}/blob/"
-                f"{issue['pull']['head_sha']}/{f['filename']}",
+                f"{issue['pull']['head_sha']}/{quote(f['filename'])}",
+                "raw_url": f"{self.web_url}/{call.repo['full_name']}/raw/"
+                f"{issue['pull']['head_sha']}/{quote(f['filename'])}",
+                "contents_url": f"{call.api}/repos/{call.repo['full_name']}/contents/"
+                f"{quote(f['filename'])}?ref={issue['pull']['head_sha']}",
             }
             for f in self.world.pr_files.get((issue["repo"], issue["number"]), [])
         ]

@@ -37,7 +37,7 @@ class RepoRoutes:
         role = self.world.role(call.repo, login)
         if role is None:
             raise not_found()
-        user = self.render.user(login)
+        user = {**self.render.user(login), "role_name": role}
         return Reply(200, {"permission": ROLES[role], "role_name": role, "user": user})
 
     def _contents(self, call: Call) -> Reply:
@@ -81,15 +81,19 @@ class RepoRoutes:
         if state not in ("error", "failure", "pending", "success"):
             raise validation("Status", "state", "invalid")
         moment = iso(now())
+        creator = self.render.bot()
+        status_id = self.world.next_id()
         status = {
-            "id": self.world.next_id(),
+            "id": status_id,
+            "node_id": f"SC_{status_id}",
+            "avatar_url": creator["avatar_url"],
             "state": state,
             "description": data.get("description"),
             "target_url": data.get("target_url"),
             "context": data.get("context", "default"),
             "created_at": moment,
             "updated_at": moment,
-            "creator": self.render.bot(),
+            "creator": creator,
             "url": f"{call.api}/repos/{call.repo['full_name']}/statuses/{call.params['sha']}",
             "repository": call.repo["full_name"],
             "sha": call.params["sha"],

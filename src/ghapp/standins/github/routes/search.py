@@ -60,6 +60,7 @@ class SearchRoutes:
                 "total_count": len(found),
                 "incomplete_results": self.world.incomplete_results,
                 "items": items,
+                "search_type": "lexical",  # GitHub's default: no semantic search asked for
             },
             headers,
         )
