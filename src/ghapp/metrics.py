@@ -114,6 +114,13 @@ class Metrics:
             ["type", "outcome"],
             registry=r,
         )
+        self.redeliveries = Counter(
+            "ghapp_webhook_redeliveries",
+            "Failed webhook deliveries this process asked GitHub to redeliver, by outcome "
+            "(requested: GitHub accepted; failed: GitHub refused or could not be reached)",
+            ["outcome"],
+            registry=r,
+        )
         self.snapshot = _Snapshot()
         r.register(self.snapshot)
 

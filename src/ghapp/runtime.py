@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +36,7 @@ from ghapp.supervise import Restarts, supervise
 from ghapp.throttle import Throttle
 from ghapp.triggers.index import JobIndex
 from ghapp.webhooks.ingress import Intake, intake_for
+from ghapp.webhooks.recovery import DeliveryRecovery
 from ghapp.webhooks.store import DeliveryStore
 from ghapp.worker.pool import PoolHealth, within
 from ghapp.worker.service import Worker, build_worker, notifier_service
@@ -188,6 +191,13 @@ class Runtime:
             state.pool_health = self.worker.pool.health
             state.metrics.watch_tasks(self.worker.pool.health.restarts, self.worker.pool.health)
             self.worker.start()
+            if state.settings.delivery_recovery:
+                # The shared GitHub client: it is closed after the background tasks stop.
+                owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+                recovery = DeliveryRecovery(
+                    state.settings, state.db, state.clock, state.github, state.metrics, owner
+                )
+                self.background.append(state.supervised("delivery-recovery", recovery.run))
 
     async def stop(self) -> None:
         await stop_everything(

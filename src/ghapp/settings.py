@@ -127,6 +127,25 @@ class Settings(BaseSettings):
         "GHAPP_MAX_BODY_BYTES until its signature is checked); one more is answered 503 with "
         "Retry-After as soon as it declares or passes 1 MiB.",
     )
+    delivery_recovery: bool = Field(
+        True,
+        description="A worker asks GitHub to redeliver webhook deliveries that failed (ghapp "
+        "answered an error or nothing, e.g. while its database was down) and that ghapp never "
+        "stored: GitHub does not retry them by itself. Needs the app's id and private key.",
+    )
+    delivery_recovery_interval_seconds: int = Field(
+        300, ge=10, description="How often the delivery recovery looks for failed deliveries."
+    )
+    delivery_recovery_lookback_hours: int = Field(
+        24,
+        ge=1,
+        le=72,
+        description="How far back the delivery recovery looks (GitHub keeps deliveries for "
+        "about three days): at start-up, since the last delivery stored, at most this far.",
+    )
+    delivery_recovery_per_minute: int = Field(
+        30, ge=1, le=600, description="Most redeliveries the delivery recovery asks for a minute."
+    )
     worker_lease_seconds: int = Field(
         60, ge=5, description="How long a claimed run stays a worker's without a heartbeat."
     )

@@ -486,6 +486,39 @@ class SchedulerState(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class Redelivery(SQLModel, table=True):
+    """A failed webhook delivery ghapp asked GitHub to send again (``webhooks/recovery.py``):
+    at most one per GUID ever, so a delivery that fails again is not asked for in a loop."""
+
+    __tablename__ = "redeliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The X-GitHub-Delivery header, the same on every attempt at one event's delivery.
+    guid: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    github_delivery_id: int = Field(sa_column=Column(BigInteger, nullable=False))  # the attempt
+    event: str = Field(max_length=64)
+    action: str | None = Field(default=None, max_length=64)
+    failed_status_code: int  # what the failed attempt was answered (0: no answer)
+    delivered_at: datetime = _ts(nullable=False)  # when GitHub made the failed attempt
+    requested_at: datetime = _ts(nullable=False, index=True)
+    requested_by: str = Field(max_length=255)  # the worker process
+    result: str = Field(default="requesting", max_length=16)  # requesting | requested | failed
+    http_status: int | None = None  # GitHub's answer to POST .../attempts
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class LoopLease(SQLModel, table=True):
+    """A loop that must run in one process at a time across replicas holds its row while it
+    works (``db/loop_lease.py``); ``covered_until`` is how far its work has reached."""
+
+    __tablename__ = "loop_leases"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    owner: str = Field(max_length=255)
+    expires_at: datetime = _ts(nullable=False)
+    covered_until: datetime | None = _ts()
+
+
 # Tables defined next to their feature, registered on SQLModel.metadata with the rest.
 from ghapp.analysis.models import AnalysisResult  # noqa: E402, F401
 from ghapp.config.models import ConfigSync  # noqa: E402, F401

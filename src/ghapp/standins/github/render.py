@@ -464,3 +464,38 @@ class Renderer:
             else f"https://raw.githubusercontent.com/{full}/{ref}/{path}",
             "_links": {"self": url, "git": git, "html": html},
         }
+
+    # -- the app's webhook deliveries --------------------------------------------------
+
+    @staticmethod
+    def hook_delivery_item(record: dict[str, Any]) -> dict[str, Any]:
+        """A delivery as ``GET /app/hook/deliveries`` lists it (``hook-delivery-item``)."""
+        return {
+            "id": record["id"],
+            "guid": record["guid"],
+            "delivered_at": iso(record["delivered_at"]),
+            "redelivery": record["redelivery"],
+            "duration": record["duration"],
+            "status": record["status"],
+            "status_code": record["status_code"],
+            "event": record["event"],
+            "action": record["action"],
+            "installation_id": record["installation_id"],
+            "repository_id": record["repository_id"],
+            "throttled_at": None,
+        }
+
+    def hook_delivery(self, record: dict[str, Any]) -> dict[str, Any]:
+        """One delivery with its request and response (``hook-delivery``)."""
+        return {
+            **self.hook_delivery_item(record),
+            "url": record["url"] or "",
+            "request": {
+                "headers": record["request_headers"],
+                "payload": record["payload"],
+            },
+            "response": {
+                "headers": record["response_headers"],
+                "payload": record["response_body"],
+            },
+        }

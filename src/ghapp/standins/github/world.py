@@ -28,6 +28,20 @@ class ManifestCode:
 
 
 @dataclass
+class HookLog:
+    """The app's webhook (where deliveries go, signed with which secret) and every delivery
+    made to it, by id; ids grow with time, as GitHub's do. A delivery record holds what was
+    sent (``guid``, ``event``, ``action``, ``body``, request headers) and how it went
+    (``status_code``, 0 when no answer came; ``status``; ``duration``; the response)."""
+
+    url: str | None = None
+    secret: str | None = None
+    hook_id: int = 4_200_001
+    deliveries: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(90_000_000_001))
+
+
+@dataclass
 class World:
     """Everything the stand-in knows, keyed as GitHub looks it up (names lower-cased)."""
 
@@ -43,6 +57,7 @@ class World:
     files: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (repo, ref)
     pr_files: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     manifest_codes: dict[str, ManifestCode] = field(default_factory=dict)
+    hooks: HookLog = field(default_factory=HookLog)  # the app's webhook and its deliveries
     incomplete_results: bool = False  # search answers say GitHub's search timed out
 
     def next_id(self) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ghapp.standins.github._utils import Call, Reply, not_found
 from ghapp.standins.github.routes.app import AppRoutes
 from ghapp.standins.github.routes.comments import CommentRoutes
+from ghapp.standins.github.routes.hooks import HookRoutes
 from ghapp.standins.github.routes.issues import IssueRoutes
 from ghapp.standins.github.routes.pulls import PullRoutes
 from ghapp.standins.github.routes.reactions import ReactionRoutes
@@ -55,7 +56,14 @@ def find_route(routes: list[Route], method: str, path: str) -> tuple[Route, re.M
 
 
 class Routes(
-    AppRoutes, RepoRoutes, IssueRoutes, CommentRoutes, ReactionRoutes, PullRoutes, SearchRoutes
+    AppRoutes,
+    RepoRoutes,
+    IssueRoutes,
+    CommentRoutes,
+    ReactionRoutes,
+    PullRoutes,
+    SearchRoutes,
+    HookRoutes,
 ):
     """Every endpoint's handler, as methods (so a subclass may wrap one)."""
 
@@ -74,6 +82,22 @@ class Routes(
                 "none",
             ),
             ("GET", f"{r}/installation", self._repo_installation, "jwt", "any"),
+            # the app's webhook deliveries (JWT)
+            ("GET", "/app/hook/deliveries", self._list_hook_deliveries, "jwt", "none"),
+            (
+                "GET",
+                "/app/hook/deliveries/{delivery_id:int}",
+                self._get_hook_delivery,
+                "jwt",
+                "none",
+            ),
+            (
+                "POST",
+                "/app/hook/deliveries/{delivery_id:int}/attempts",
+                self._redeliver_hook_delivery,
+                "jwt",
+                "none",
+            ),
             # the manifest flow (no credentials)
             ("POST", "/app-manifests/{code}/conversions", self._convert_manifest, "none", "none"),
             # installation (token)
