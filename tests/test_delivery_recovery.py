@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from gidgethub import BadRequest
 from prometheus_client import generate_latest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -436,3 +437,42 @@ async def test_without_app_credentials_the_recovery_says_so_once_and_ends(
         await asyncio.wait_for(recovery.run(), timeout=30)  # returns: nothing to do
     said = [r.getMessage() for r in caplog.records if r.name == "ghapp.webhooks.recovery"]
     assert len(said) == 1 and said[0].startswith("webhook delivery recovery is off")
+
+
+# -- the stand-in's side, as GitHub documents it --------------------------------------------
+
+
+async def test_the_stand_in_lists_shows_and_refuses_deliveries_as_github_does(
+    standin: GitHubStandIn, tmp_path: Path
+) -> None:
+    """Answers are held to GitHub's description by the stand-in's contract check; here what
+    the description cannot say: order, filters, the cursor, one attempt's request."""
+    settings = app_settings("sqlite+aiosqlite:///unused.db", tmp_path, standin)
+    github = GitHubApp(settings, FakeClock(datetime.now(UTC)))
+    gh, jwt = github.as_app(), github.jwt()
+    failed = standin.add_hook_delivery("issues", issue_opened(1), status_code=503)
+    ok = standin.add_hook_delivery("issues", issue_opened(2), status_code=202)
+
+    listed = await gh.getitem("/app/hook/deliveries", jwt=jwt)
+    failures = await gh.getitem("/app/hook/deliveries?status=failure", jwt=jwt)
+    one = await gh.getitem(f"/app/hook/deliveries/{failed['id']}", jwt=jwt)
+    page = await gh.getitem(f"/app/hook/deliveries?per_page=1&cursor=v1_{failed['id']}", jwt=jwt)
+    with pytest.raises(BadRequest) as bad_cursor:
+        await gh.getitem("/app/hook/deliveries?cursor=nonsense", jwt=jwt)
+    with pytest.raises(BadRequest) as unknown:
+        await gh.post("/app/hook/deliveries/12345/attempts", data=b"", jwt=jwt)
+    await github.aclose()
+
+    assert [d["id"] for d in listed] == [ok["id"], failed["id"]]  # newest first
+    assert [d["id"] for d in failures] == [failed["id"]]
+    assert [d["id"] for d in page] == [failed["id"]]
+    assert (one["guid"], one["status_code"], one["status"]) == (
+        failed["guid"],
+        503,
+        "Invalid HTTP Response: 503",
+    )
+    assert one["request"]["payload"]["issue"]["number"] == 1 and one["redelivery"] is False
+    assert (one["installation_id"], one["repository_id"]) == (INSTALLATION, REPO)
+    assert bad_cursor.value.status_code == 400 and unknown.value.status_code == 404
+    tokens = {r.auth for r in standin.requests if r.path.startswith("/app/hook/")}
+    assert tokens == {"app-jwt"}
