@@ -124,6 +124,8 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("GET", r"/repos/\{\w+\}/collaborators/\{\w+\}/permission", {"metadata"}),
     ("GET", r"/repos/\{\w+\}/contents(/.*)?", {"contents"}),
     ("GET", r"/repos/\{\w+\}/installation", set()),  # the app JWT: no permission
+    ("GET", r"/app/hook/deliveries", set()),  # the app JWT: no permission
+    ("POST", r"/app/hook/deliveries/\{\w+\}/attempts", set()),  # the app JWT
     ("POST", r"/repos/\{\w+\}/statuses/\{\w+\}", {"statuses"}),
     ("GET", r"/repos/\{\w+\}/pulls(/\{\w+\})?", {"pull_requests"}),
     ("POST", r"/repos/\{\w+\}/pulls", {"pull_requests"}),

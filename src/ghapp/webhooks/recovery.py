@@ -220,8 +220,9 @@ class DeliveryRecovery:
         the listing is followed page by page only as far as that)."""
         gh = self.github.as_app()
         attempts: list[Attempt] = []
-        url = f"/app/hook/deliveries?per_page={PER_PAGE}"
-        listing = gh.getiter(url, jwt=self.app_jwt(), iterable_key=None)
+        listing = gh.getiter(
+            f"/app/hook/deliveries?per_page={PER_PAGE}", jwt=self.app_jwt(), iterable_key=None
+        )
         async with aclosing(listing):  # leaving early must not leave the generator open
             async for item in listing:
                 attempt = Attempt.of(item)
@@ -254,8 +255,9 @@ class DeliveryRecovery:
         error: str | None = None
         try:
             gh = self.github.as_app()
+            delivery_id = attempt.id  # GitHub's id of the failed attempt, not the GUID
             await gh.post(
-                f"/app/hook/deliveries/{attempt.id}/attempts", data=b"", jwt=self.app_jwt()
+                f"/app/hook/deliveries/{delivery_id}/attempts", data=b"", jwt=self.app_jwt()
             )
             status = 202
         except GitHubException as exc:  # GitHub answered, and refused
