@@ -102,7 +102,7 @@ def test_app_yml_events_are_exactly_what_the_code_routes() -> None:
     assert events == list(manifest.EVENTS)
     routed = set(router._shallow_routes) | set(router._deep_routes)
     assert set(events) == routed - ALWAYS_SENT  # a handler for each, none without one
-    jobs = set(events) - {"push"}  # push is for config as code only
+    jobs = set(events) - {"push", "check_run", "check_suite"}  # config as code; re-runs
     assert jobs == set(KNOWN_EVENTS)  # what jobs may trigger on
     assert jobs == ITEM_EVENTS  # what queues runs
     assert set(events) <= HANDLED_EVENTS
@@ -130,6 +130,9 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("GET", r"/repos/\{\w+\}/pulls(/\{\w+\})?", {"pull_requests"}),
     ("POST", r"/repos/\{\w+\}/pulls", {"pull_requests"}),
     ("PATCH", r"/repos/\{\w+\}/pulls/\{\w+\}", {"pull_requests"}),
+    ("POST", r"/repos/\{\w+\}/check-runs", {"checks"}),
+    ("PATCH", r"/repos/\{\w+\}/check-runs/\{\w+\}", {"checks"}),
+    ("GET", r"/repos/\{\w+\}/commits/\{\w+\}/check-runs", {"checks"}),
 ]
 EVENT_PERMISSIONS = {
     "issues": "issues",
@@ -138,6 +141,8 @@ EVENT_PERMISSIONS = {
     "pull_request_review": "pull_requests",
     "pull_request_review_comment": "pull_requests",
     "push": "contents",
+    "check_run": "checks",
+    "check_suite": "checks",
 }
 CALL = re.compile(r"\.(getitem|getiter|post|patch|put|delete)\(\s*f?\"(/[^\"]*)\"")
 VERBS = {

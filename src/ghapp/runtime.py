@@ -97,7 +97,7 @@ class AppState:
             signals=signals,
             jobs=JobService(db, clock, signals, repository_commands=commands),
             index=index,
-            store=DeliveryStore(db, index, signals),
+            store=DeliveryStore(db, index, signals, app_id=settings.app_id),
             scheduler=Scheduler(db, clock, signals, thresholds=thresholds),
             github=github,
             commands=commands,

@@ -47,8 +47,10 @@ key (also accepted)           meaning
 session settings              ``permission_mode``, ``allowed_tools``,
                               ``disallowed_tools``, ``max_turns``, ``model``,
                               ``append_system_prompt``, ``task_config``, ``task_type``
-reporting                     ``report`` (comment | issue | none), ``notify_on_success``,
-                              ``notify_on_failure``, ``notifiers`` (notifier_ids: ids)
+reporting                     ``report`` (comment | issue | none), ``checks`` (sessions
+                              on pull requests as check runs [true]),
+                              ``notify_on_success``, ``notify_on_failure``, ``notifiers``
+                              (notifier_ids: ids)
 policies                      ``concurrency_policy`` (skip | queue | cancel | allow),
                               ``misfire_grace_seconds``, ``timeout_seconds``,
                               ``max_retries``, ``after_only_on_success``
@@ -100,6 +102,7 @@ jobs:
     target: prs
     command: pr/review
     allowed_tools: [Read, Grep, Glob]
+    checks: true                 # a check run on the PR's head (the default for PRs)
 
   - name: Weekly stale bug sweep
     cron: "0 9 * * 1"            # Mondays at 09:00

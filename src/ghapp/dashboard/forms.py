@@ -57,7 +57,7 @@ NUMBER_FIELDS = (
     "max_retries",
 )
 OPTIONAL_NUMBERS = frozenset({"interval_minutes", "max_turns"})
-CHECKBOXES = ("after_only_on_success", "notify_on_success", "notify_on_failure")
+CHECKBOXES = ("after_only_on_success", "checks", "notify_on_success", "notify_on_failure")
 LINE_LISTS = ("command_triggers", "allowed_tools", "disallowed_tools")
 THRESHOLD_FIELDS = (
     "metric",
@@ -127,6 +127,7 @@ FORM_FIELDS = (
     "append_system_prompt",
     "task_config",
     "report",
+    "checks",
     "notify_on_success",
     "notify_on_failure",
     "notifier_ids",
@@ -174,6 +175,7 @@ def blank_values() -> dict[str, Any]:
         "append_system_prompt": "",
         "task_config": "",
         "report": "comment",
+        "checks": True,
         "notify_on_success": False,
         "notify_on_failure": True,
         "notifier_ids": [],

@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     inspect,
+    true,
 )
 from sqlmodel import Field, SQLModel
 
@@ -224,6 +225,8 @@ class Job(SQLModel, table=True):
 
     # Reporting and notification.
     report: str = Field(default="comment", max_length=16)  # comment | issue | none
+    # Its sessions on pull requests show as check runs on the PR's head.
+    checks: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     notify_on_success: bool = False
     notify_on_failure: bool = True
     notifier_ids: list[int] = _json(list)
@@ -322,6 +325,8 @@ class Session(SQLModel, table=True):
     event_log: list[dict[str, Any]] = _json(list)
     comment_id: int | None = _github_id()
     comment_url: str | None = Field(default=None, max_length=512)
+    check_run_id: int | None = _github_id()  # its check run on a pull request's head
+    head_sha: str | None = Field(default=None, max_length=64, index=True)  # that head
     usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))  # tokens
     permission_denials: list[Any] | None = Field(default=None, sa_column=Column(JSONType))
     result_subtype: str | None = Field(default=None, max_length=64)  # success, error_max_turns…

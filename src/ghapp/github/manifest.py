@@ -32,6 +32,8 @@ EVENTS: tuple[str, ...] = (
     "pull_request_review",  # event triggers on reviews: submitted, edited, dismissed
     "pull_request_review_comment",  # slash commands and triggers in review comments
     "push",  # config/webhooks.py: a push changing .github/ghapp.yml queues a config sync
+    "check_run",  # webhooks/checks.py: Re-run on one of ghapp's check runs queues it again
+    "check_suite",  # webhooks/checks.py: Re-run all checks queues each job's latest again
 )
 
 # default_permissions: what the worker's GitHub API calls and clones need (GitHub's
@@ -54,6 +56,10 @@ PERMISSIONS: dict[str, str] = {
     "metadata": "read",
     # config/sync.py: POST /repos/{repo}/statuses/{sha} (the ghapp/config status).
     "statuses": "write",
+    # worker/checks.py: POST and PATCH /repos/{repo}/check-runs[/{id}] (a pull request's
+    # sessions as check runs), GET /repos/{repo}/commits/{sha}/check-runs; and the
+    # check_run and check_suite events.
+    "checks": "write",
 }
 
 

@@ -209,6 +209,7 @@ class JobSpec(_Strict):
 
     # Reporting and notification.
     report: Literal["comment", "issue", "none"] = "comment"
+    checks: bool = True  # sessions on pull requests show as check runs on the PR's head
     notify_on_success: bool = False
     notify_on_failure: bool = True
     notifier_ids: list[int] = Field(default_factory=list, max_length=50)

@@ -40,6 +40,7 @@ class IndexedJob:
     repo_ids: frozenset[int]
     events: tuple[EventTrigger, ...]
     commands: tuple[CommandTrigger, ...]
+    concurrency_policy: str = "skip"  # what a new push to a PR does to its older runs
 
     def covers(self, repo_id: int, installation_id: int | None) -> bool:
         if self.repo_selection == "one":
@@ -167,4 +168,5 @@ def _indexed(row: Any) -> IndexedJob:
         repo_ids=frozenset(row.repo_ids or ()),
         events=tuple(EventTrigger.model_validate(t) for t in row.event_triggers or ()),
         commands=tuple(parse_command_trigger(t) for t in row.command_triggers or ()),
+        concurrency_policy=row.concurrency_policy,
     )

@@ -54,9 +54,11 @@ class DeliveryContext:
     installation_id: int | None  # as the event carries it (None for a plain repo webhook)
     known: KnownRows = field(default_factory=KnownRows)
     jobs: JobIndex | None = None  # which jobs events and commands start
+    app_id: int | None = None  # this GitHub App's id: check runs it made may be re-run
     statements: list[Statement] = field(default_factory=list)
     rows_written: list[tuple[Hashable, Hashable]] = field(default_factory=list)
     runs_queued: int = 0
+    cancels_requested: bool = False  # running runs were asked to stop (a PR's new push)
     config_syncs_queued: int = 0  # .github/ghapp.yml reads for workers (ghapp.config)
 
     def add(self, statement: Statement) -> None:

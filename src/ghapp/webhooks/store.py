@@ -56,9 +56,15 @@ class Stored:
 
 class DeliveryStore:
     def __init__(
-        self, db: Database, jobs: JobIndex | None = None, signals: Signals | None = None
+        self,
+        db: Database,
+        jobs: JobIndex | None = None,
+        signals: Signals | None = None,
+        *,
+        app_id: int | None = None,  # whose check runs a re-run may be asked on
     ) -> None:
         self._db = db
+        self._app_id = app_id
         self._writer = BatchWriter(db)
         self._known = KnownRows()
         self._jobs = jobs
@@ -76,7 +82,7 @@ class DeliveryStore:
                 log.warning("trigger index not refreshed", extra={"error": describe(exc)})
                 raise StorageUnavailable(describe(exc)) from exc
         try:
-            ctx = await decide(event, received_at, self._known, self._jobs)
+            ctx = await decide(event, received_at, self._known, self._jobs, self._app_id)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BadPayload(f"{type(exc).__name__}: {exc}") from exc
         row = delivery_row(event, raw_json, digest, ctx, received_at)
@@ -99,6 +105,8 @@ class DeliveryStore:
         self._known.remember(ctx.rows_written)
         if (ctx.runs_queued or ctx.config_syncs_queued) and self._signals is not None:
             self._signals.runs_queued()
+        if ctx.cancels_requested and self._signals is not None:
+            self._signals.run_cancel_requested()  # a new push stops its PR's older runs
         return Stored(event.delivery_id, ctx.runs_queued)
 
     async def _duplicate_reason(self, delivery_id: str) -> str:
@@ -116,6 +124,7 @@ async def decide(
     received_at: datetime,
     known: KnownRows | None = None,
     jobs: JobIndex | None = None,
+    app_id: int | None = None,
 ) -> DeliveryContext:
     """Run the handlers: what this delivery changes, as statements (no I/O)."""
     installation = event.data.get("installation")
@@ -125,6 +134,7 @@ async def decide(
         installation_id=_optional_id(installation),
         known=known or KnownRows(),
         jobs=jobs,
+        app_id=app_id,
     )
     if event.event in HANDLED_EVENTS:
         installations.refresh_from_event(event, ctx)

@@ -3,6 +3,12 @@
 The item of such a run is the event's issue or PR (the normalised :class:`ItemEvent`).
 For a command the run records who asked and with what arguments; whether that person may
 run it (write or admin permission) is checked by the worker, which has the GitHub API.
+
+A new push to a pull request (``pull_request.synchronize``) supersedes the older runs of
+each job it triggers on that pull request, as the job's concurrency policy says:
+``cancel`` and ``skip`` (the default) cancel queued and running ones (skipping the new
+head's run would leave it without its check run); ``queue`` cancels queued ones and lets a
+running one finish; ``allow`` keeps them all.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ from typing import Any
 
 from gidgethub import routing, sansio
 
+from ghapp.db.batch import Statement
 from ghapp.db.models import TriggerType
+from ghapp.runqueue import sql
 from ghapp.runqueue.new import NewRun, enqueue_statements
+from ghapp.triggers.index import IndexedJob
 from ghapp.webhooks.context import DeliveryContext
-from ghapp.webhooks.normalize import ITEM_EVENTS
+from ghapp.webhooks.normalize import ITEM_EVENTS, ItemEvent
 
 router = routing.Router()
 
@@ -27,6 +36,8 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
         detail: dict[str, Any] = {"event": f"{item.event}.{item.action}", "actor": item.actor_login}
         if trigger.paths:
             detail["paths"] = trigger.paths  # the worker checks the PR's files
+        if item.event == "pull_request" and item.action == "synchronize":
+            _supersede(ctx, job, item)  # before the new run is queued: it is not touched
         _queue(ctx, job.id, TriggerType.event, detail)
     for match in ctx.jobs.command_matches(item):
         detail = {
@@ -37,6 +48,24 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
             "comment_id": item.comment_id,
         }
         _queue(ctx, match.job.id, TriggerType.command, detail)
+
+
+def _supersede(ctx: DeliveryContext, job: IndexedJob, item: ItemEvent) -> None:
+    """The job's older runs on this pull request, as its concurrency policy says."""
+    if job.concurrency_policy == "allow":
+        return
+    head = item.pull.head_sha[:7] if item.pull is not None else ""
+    params = {
+        "job_id": job.id,
+        "repo_id": item.repo_id,
+        "number": item.number,
+        "now": ctx.received_at,
+        "reason": f"superseded by a newer push ({head})" if head else "superseded by a newer push",
+    }
+    ctx.add(Statement(sql.SUPERSEDE_QUEUED, params))
+    if job.concurrency_policy != "queue":
+        ctx.add(Statement(sql.SUPERSEDE_RUNNING, params))
+        ctx.cancels_requested = True
 
 
 def _queue(

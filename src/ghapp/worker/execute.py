@@ -1,7 +1,8 @@
 """What a run does: prepare its items, then per item: the item's trust decides what its
 session may do, the job's runner runs the session in a fresh checkout, the session's
 changes are published, its report goes to the tracking comment (or the job's report issue),
-and the run counts how it went.
+and the run counts how it went. A session on a pull request shows as a check run on its head
+(:mod:`ghapp.worker.checks`), in progress while it runs, with its conclusion once it ends.
 
 What goes wrong, and what follows:
 
@@ -35,6 +36,7 @@ from ghapp.sandbox import Sandbox, probe
 from ghapp.settings import Settings
 from ghapp.worker import budget
 from ghapp.worker.authorize import Authorizer
+from ghapp.worker.checks import CheckRuns
 from ghapp.worker.failures import GITHUB_TROUBLE, failure_reason, transient
 from ghapp.worker.pool import RunContext, RunResult
 from ghapp.worker.prepare import (
@@ -78,6 +80,7 @@ class SessionExecutor:
         self.preparation = Preparation(db, github, authorizer or Authorizer(), clock)
         self.records = SessionRecords(db, clock, metrics)
         self.reports = Reports(db, settings)
+        self.checks = CheckRuns(db, clock, self.reports.run_url)
 
     async def execute(self, context: RunContext) -> RunResult:
         problem = self.settings.github_app_problem()
@@ -90,6 +93,7 @@ class SessionExecutor:
                 return RunResult(RunStatus.failed, error=problem)
             prepared = await self.preparation.prepare(run, job)
             if prepared.refusal is not None:
+                await self.checks.skipped(prepared, prepared.refusal)
                 return RunResult(RunStatus.skipped, error=prepared.refusal)
             return await self._sessions(prepared, context.cancel)
         except GITHUB_TROUBLE as exc:
@@ -145,6 +149,7 @@ class SessionExecutor:
         run, job, repo, gh = prepared.run, prepared.job, prepared.repo, prepared.gh
         token = await self.github.token(prepared.installation_id)  # for this session's checkout
         run_url = self.reports.run_url(run.id)
+        check_problem = await self.checks.start(prepared, item, session_id)
         tracking = self.records.track(gh, repo.full_name, item, session_id, job, run_url)
         # The session starts as soon as both its tracking comment and its checkout are made.
         async with (
@@ -166,7 +171,10 @@ class SessionExecutor:
             if outcome.ok and rules.writes:  # and publish_changes asks the job too
                 published, outcome = await self._publish(prepared, item, space, session_id, outcome)
         text = self.reports.text(job, outcome, published, run.id)
+        if check_problem is not None:  # the session went on without its check run
+            text = f"{text}\n\n⚠️ {check_problem}"
         await self.records.end(session_id, job.runner, outcome, text)
+        await self.checks.finish(prepared, item, session_id, outcome)
         comment_id = comment.comment_id if comment is not None else None
         if await self.reports.send(gh, job, repo, item, comment_id, session_id, text, run.id):
             await self.records.reported(session_id)
@@ -206,7 +214,9 @@ class SessionExecutor:
         return refused(reason)
 
     async def _report(self, prepared: Prepared, item: Item, session: SessionRow) -> None:
-        """Send a finished session's stored report; marked sent once GitHub took it."""
+        """End its check run and send a finished session's stored report; marked sent once
+        GitHub took both."""
+        await self.checks.finish(prepared, item, session.id, stored_outcome(session))
         job, repo, run_id = prepared.job, prepared.repo, prepared.run.id
         text, comment_id = session.report_text or "", session.comment_id
         await self.reports.send(prepared.gh, job, repo, item, comment_id, session.id, text, run_id)

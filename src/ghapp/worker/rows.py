@@ -66,6 +66,7 @@ class JobRow:
     timeout_seconds: int
     task_config: dict[str, Any]  # publishing, writes on forks …
     report: str  # comment | issue | none
+    checks: bool  # its sessions on pull requests show as check runs
 
     @classmethod
     def of(cls, row: Any) -> JobRow:
@@ -104,6 +105,8 @@ class SessionRow:
     duration_ms: int | None
     exit_code: int | None
     comment_id: int | None  # its tracking comment, once posted
+    check_run_id: int | None  # its check run on the pull request's head, once made
+    head_sha: str | None  # that head
     report_text: str | None  # what is to be said on GitHub
     reported_at: datetime | None  # when GitHub took it
 

@@ -36,6 +36,7 @@ class Trust:
     head: bool = True  # the checkout is the repository's own code
     author: bool = True  # the item's author may write to the repository
     reason: str = ""  # why not, in words (for the run page and the log)
+    head_sha: str | None = None  # a pull request's head commit as GitHub said (check runs)
 
     @property
     def writes(self) -> bool:
@@ -83,7 +84,8 @@ async def trust_of(
             reasons.append(f"{author} has {permission} permission")
     else:
         reasons.append("the author is unknown")
-    return Trust(head, trusted_author, "; ".join(reasons)), pull
+    head_sha = ((pull or {}).get("head") or {}).get("sha")
+    return Trust(head, trusted_author, "; ".join(reasons), head_sha), pull
 
 
 def policy(job: Any, command: Any, trust: Trust) -> Policy:

@@ -27,13 +27,22 @@ ROLES = {  # role_name -> the coarse "permission" GitHub reports for it
     "none": "none",
 }
 TOKEN_PERMISSIONS = {
+    "checks": "write",
     "contents": "write",
     "issues": "write",
     "metadata": "read",
     "pull_requests": "write",
     "statuses": "write",
 }
-APP_EVENTS = ["issues", "issue_comment", "pull_request", "pull_request_review_comment", "push"]
+APP_EVENTS = [
+    "check_run",
+    "check_suite",
+    "issues",
+    "issue_comment",
+    "pull_request",
+    "pull_request_review_comment",
+    "push",
+]
 NOT_ACCESSIBLE = "Resource not accessible by integration"
 REACTION_CONTENTS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 

@@ -1,8 +1,9 @@
 """The GitHub stand-in's helpers for test code, the demo and the benches: :class:`Helpers`
 sets the world up (``add_installation``, ``add_repo``, ``add_issue``, ``add_comment``,
 ``set_permission``, ``add_file``, ``set_pr_files``, ``add_manifest_code``, rate limits,
-tokens) and reads back what the app did (``comments_on``, ``reactions_on``, ``issue``,
-``pull``, ``issues``, ``find_requests``), rendered as GitHub would. Each helper takes the
+tokens, ``move_head``, ``refuse_checks``) and reads back what the app did
+(``comments_on``, ``reactions_on``, ``issue``, ``pull``, ``issues``, ``check_runs``,
+``find_requests``), rendered as GitHub would. Each helper takes the
 stand-in's lock, so they may be called while another thread serves.
 """
 
@@ -200,6 +201,16 @@ class Helpers:
                 files.append({"filename": path, "status": status})
             self.world.pr_files[(issue["repo"], issue["number"])] = files
 
+    def move_head(self, full_name: str, number: int, head_sha: str) -> None:
+        """A new push to pull request ``number``: its head is now ``head_sha``."""
+        with self._lock:
+            self.world.pull(self.world.repo(full_name), number)["pull"]["head_sha"] = head_sha
+
+    def refuse_checks(self, refused: bool = True) -> None:
+        """Check run calls answer 403, as for an installation without ``checks: write``."""
+        with self._lock:
+            self.world.checks_refused = refused
+
     def set_incomplete_results(self, incomplete: bool = True) -> None:
         """Make search answers say ``incomplete_results: true`` (GitHub's search timed out)."""
         self.world.incomplete_results = incomplete
@@ -270,6 +281,19 @@ class Helpers:
         with self._lock:
             key = ("issue", self.world.repo(full_name)["full_name"].lower(), number)
             return [self.render.reaction(r) for r in self.world.reactions.get(key, [])]
+
+    def check_runs(self, full_name: str, head_sha: str | None = None) -> list[dict[str, Any]]:
+        """The repository's check runs (on ``head_sha`` only, if given), oldest first: their
+        ``id``, ``name``, ``head_sha``, ``status``, ``conclusion``, ``external_id``,
+        ``details_url``, ``output`` (title, summary, text), ``check_suite`` (its id) and
+        ``updates`` (how many times they were changed)."""
+        key = full_name.lower()
+        with self._lock:
+            return [
+                dict(record, output=dict(record["output"]))
+                for record in sorted(self.world.check_runs.values(), key=lambda r: r["id"])
+                if record["repo"] == key and head_sha in (None, record["head_sha"])
+            ]
 
     def issue(self, full_name: str, number: int) -> dict[str, Any]:
         with self._lock:

@@ -58,6 +58,9 @@ class World:
     pr_files: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     manifest_codes: dict[str, ManifestCode] = field(default_factory=dict)
     hooks: HookLog = field(default_factory=HookLog)  # the app's webhook and its deliveries
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    check_suites: dict[tuple[str, str], int] = field(default_factory=dict)  # (repo, head sha)
+    checks_refused: bool = False  # as for an installation without checks: write
     incomplete_results: bool = False  # search answers say GitHub's search timed out
 
     def next_id(self) -> int:

@@ -1,9 +1,9 @@
 """The GitHub stand-in's REST endpoints: :class:`Routes` gathers the handlers of each API
 area (one module each: the app and its installations, repositories and contents, issues,
-comments, reactions, pull requests, search) and :meth:`Routes._build_routes` is the one
-table of method, path template, handler, the credentials it wants ("jwt", "token" or
-"none") and which repositories it may reach ("installation": the token's own; "any";
-"none"). :func:`find_route` matches a request against that table.
+comments, reactions, pull requests, check runs, search) and :meth:`Routes._build_routes`
+is the one table of method, path template, handler, the credentials it wants ("jwt",
+"token" or "none") and which repositories it may reach ("installation": the token's own;
+"any"; "none"). :func:`find_route` matches a request against that table.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ghapp.standins.github._utils import Call, Reply, not_found
 from ghapp.standins.github.routes.app import AppRoutes
+from ghapp.standins.github.routes.checks import CheckRoutes
 from ghapp.standins.github.routes.comments import CommentRoutes
 from ghapp.standins.github.routes.hooks import HookRoutes
 from ghapp.standins.github.routes.issues import IssueRoutes
@@ -63,6 +64,7 @@ class Routes(
     ReactionRoutes,
     PullRoutes,
     SearchRoutes,
+    CheckRoutes,
     HookRoutes,
 ):
     """Every endpoint's handler, as methods (so a subclass may wrap one)."""
@@ -165,6 +167,35 @@ class Routes(
             ),
             ("GET", f"{r}/contents/{{path:path}}", self._contents, "token", "installation"),
             ("POST", f"{r}/statuses/{{sha}}", self._create_status, "token", "installation"),
+            ("POST", f"{r}/check-runs", self._create_check_run, "token", "installation"),
+            (
+                "PATCH",
+                f"{r}/check-runs/{{check_run_id:int}}",
+                self._update_check_run,
+                "token",
+                "installation",
+            ),
+            (
+                "GET",
+                f"{r}/check-runs/{{check_run_id:int}}",
+                self._get_check_run,
+                "token",
+                "installation",
+            ),
+            (
+                "GET",
+                f"{r}/commits/{{ref}}/check-runs",
+                self._list_check_runs_for_ref,
+                "token",
+                "installation",
+            ),
+            (
+                "GET",
+                f"{r}/check-suites/{{check_suite_id:int}}/check-runs",
+                self._list_check_runs_for_suite,
+                "token",
+                "installation",
+            ),
         ]
         return [
             Route(method, template, compile_template(template), handler, auth, scope)
