@@ -39,6 +39,7 @@ def job_form(**changes: Any) -> dict[str, Any]:
         "append_system_prompt": "",
         "task_config": "",
         "report": "comment",
+        "checks": "1",
         "notify_on_failure": "1",
         "concurrency_policy": "skip",
         "misfire_grace_seconds": "3600",

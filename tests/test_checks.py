@@ -359,3 +359,28 @@ async def test_an_end_github_fails_to_take_is_sent_again_by_the_retried_run(worl
     assert len(github.find_requests("POST", r"/check-runs$")) == 1
     [posted] = github.comments_on(REPO, 2)  # the session ran once; its report went once
     assert "changed in pull request 2" in posted["body"]
+
+
+async def test_the_stand_in_reads_back_check_runs_as_github_does(world, db) -> None:
+    github, http, state, pool = world
+    add_pull(github)
+    await state.jobs.create(pr_job(), actor="t")
+    await send(http, "pull_request", pull_request())
+    await work_off(pool)
+    [made] = github.check_runs(REPO, HEAD)
+    gh = await pool.executor.github.for_installation(INSTALLATION)
+    check = await gh.getitem(f"/repos/{REPO}/check-runs/{made['id']}")
+    assert (check["conclusion"], check["app"]["id"], check["external_id"]) == (
+        "success",
+        APP_ID,
+        made["external_id"],
+    )
+    assert [pull["number"] for pull in check["pull_requests"]] == [2]
+    suite = check["check_suite"]["id"]
+    listed = [
+        c
+        async for c in gh.getiter(
+            f"/repos/{REPO}/check-suites/{suite}/check-runs", iterable_key="check_runs"
+        )
+    ]
+    assert [c["id"] for c in listed] == [made["id"]]

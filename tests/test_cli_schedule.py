@@ -142,6 +142,17 @@ async def test_create_with_flags_then_list_in_words(server) -> None:
     assert as_json["tasks"][0]["cronExpression"] == "0 9 * * 1-5"
 
 
+async def test_create_turns_check_runs_off_or_leaves_the_default(server) -> None:
+    common = ["--type", "custom", "--repo", REPO, "--cron", "0 9 * * *", "--target", "prs"]
+    for name, flags in (("Quiet", ["--no-checks"]), ("Default", [])):
+        prompt = ["--prompt", "Review it"]
+        result = await server.cli("schedule", "create", "--name", name, *common, *prompt, *flags)
+        assert result.exit_code == 0, result.output
+    quiet, default = await server.jobs()
+    assert (quiet.name, quiet.checks) == ("Quiet", False)
+    assert (default.name, default.checks) == ("Default", True)
+
+
 async def test_create_asks_for_what_is_missing(server) -> None:
     answers = "Nightly\nhealth_check\nCodertocat/Hello-World\n0 25 * * *\n30 2 * * *\n"
     result = await server.cli("schedule", "create", input=answers)

@@ -230,6 +230,22 @@ async def test_create_through_the_form_then_see_it_in_the_overview(dash) -> None
     assert "issue/triage on issues" in row.group(0)
 
 
+async def test_the_form_s_check_runs_box_is_on_for_a_new_job_and_can_be_cleared(dash) -> None:
+    csrf = await sign_in(dash.http, ADMIN_TOKEN)
+    page = await dash.http.get("/jobs/new")
+    assert re.search(
+        r'<input id="checks" name="checks" type="checkbox" value="1" checked', page.text
+    )
+    form = {**job_form(target_type="prs", command_id="pr/review"), "csrf_token": csrf}
+    del form["checks"]  # the box cleared: a browser sends nothing for it
+    assert (await dash.http.post("/jobs", data=form)).status_code == 303
+    async with dash.db.read() as conn:
+        [job] = (await conn.execute(select(Job))).all()
+    assert job.checks is False
+    edit = await dash.http.get(f"/jobs/{job.id}/edit")
+    assert '<input id="checks" name="checks" type="checkbox" value="1">' in edit.text
+
+
 async def test_edit_keeps_values_and_config_jobs_are_read_only(dash) -> None:
     job = await dash.job(name="Nightly", cron_expression="0 2 * * *")
     csrf = await sign_in(dash.http, ADMIN_TOKEN)

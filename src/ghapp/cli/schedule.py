@@ -318,6 +318,13 @@ def create(
     target: Annotated[Target | None, typer.Option("--target", help="What it runs on.")] = None,
     filter_query: Annotated[str | None, typer.Option("--filter", help="Filter query.")] = None,
     timezone: Annotated[str | None, typer.Option("--timezone", help="IANA time zone.")] = None,
+    checks: Annotated[
+        bool | None,
+        typer.Option(
+            "--checks/--no-checks",
+            help="Sessions on pull requests as check runs (the server's default: on).",
+        ),
+    ] = None,
     json_: Json = False,
 ) -> None:
     """Create a task; asks for name, type, repository and schedule when not given."""
@@ -343,6 +350,7 @@ def create(
         "targetType": flatten(target),
         "filterQuery": filter_query,
         "timezone": timezone,
+        "checks": checks,
     }
     task = call(ctx, "POST", TASKS, body=compact(body))
     if json_:
