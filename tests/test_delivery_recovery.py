@@ -301,6 +301,42 @@ async def test_redeliveries_are_paced_by_the_rate_setting(
     assert all(b - a >= timedelta(seconds=5) for a, b in itertools.pairwise(times))
 
 
+async def test_the_first_pass_looks_back_to_the_last_stored_delivery_then_to_the_last_pass(
+    db: Database, db_url: str, standin: GitHubStandIn, tmp_path: Path
+) -> None:
+    settings = app_settings(db_url, tmp_path, standin)
+    app = create_app(settings, db=db)
+    clock = SkippingClock()
+    async with ghapp_serving(app) as base:
+        standin.set_webhook(f"{base}/webhooks/github", SECRET)
+        stored = await standin.deliver("issues", issue_opened(1))  # received now
+        now = clock.now()
+        before = standin.add_hook_delivery(  # failed long before the last stored delivery
+            "issues", issue_opened(2), status_code=503, delivered_at=now - timedelta(hours=2)
+        )
+        since = standin.add_hook_delivery(
+            "issues", issue_opened(3), status_code=503, delivered_at=now - timedelta(minutes=5)
+        )
+        recovery, _ = recovery_of(settings, db, clock)
+        first = await recovery.pass_once()
+        await standin.hook_sends_settled()
+        clock.advance(timedelta(hours=1))
+        late = standin.add_hook_delivery(  # after the first pass began, and an hour before now
+            "issues", issue_opened(4), status_code=503, delivered_at=now + timedelta(minutes=1)
+        )
+        second = await recovery.pass_once()
+        await standin.hook_sends_settled()
+
+    assert stored["status_code"] == 202
+    assert first.since is not None and now - first.since < timedelta(minutes=11)
+    assert second.since is not None and second.since < now
+    assert (first.requested, second.requested) == (1, 1)
+    assert sorted(r.guid for r in await redelivery_rows(db)) == sorted(
+        [since["guid"], late["guid"]]
+    )
+    assert len(standin.hook_deliveries(before["guid"])) == 1  # never asked for
+
+
 def test_a_guid_with_any_successful_attempt_is_not_failed() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
 
