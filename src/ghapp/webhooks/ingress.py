@@ -17,7 +17,8 @@ checked, at its end. What an unsigned sender can take is bounded:
   arrives. One more request gets ``503`` with ``Retry-After`` at once, not a place in a
   queue: waiting connections would be a queue without bound, and the slots fill up only
   under attack (a delivery is handled in milliseconds, GitHub's are rarely over 1 MiB).
-  GitHub does not retry a ``503`` by itself; its *Redeliver* button (or API) does.
+  GitHub does not retry a ``503`` by itself; a worker's delivery recovery asks it to
+  redeliver the failed deliveries that were never stored (``recovery.py``).
 * **Time**: the whole body must arrive within ``GHAPP_BODY_TIMEOUT_SECONDS`` (10 s, when
   GitHub gives up anyway) or the request gets ``408``, its connection is closed and its
   slot is free again.
@@ -298,8 +299,8 @@ async def store(state: Any, event: sansio.Event, raw_json: str) -> Outcome:
     try:
         stored = await state.store.save(event, raw_json, digest)
     except StorageUnavailable:
-        # Not the sender's fault: say so plainly (a proxy may retry; GitHub's
-        # "Redeliver" button can send it again once the database is back).
+        # Not the sender's fault: say so plainly (a proxy may retry; the delivery recovery,
+        # recovery.py, asks GitHub to send it again once the database is back).
         raise Rejected(503, "the database is unavailable; delivery not stored") from None
     except BadPayload as exc:
         # Signed, but not shaped as GitHub documents this event: refuse it whole (nothing
