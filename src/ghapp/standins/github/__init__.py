@@ -16,6 +16,9 @@ What it mimics, and why:
   exhausted bucket answers GitHub's primary-limit ``403``.
 * **Faults on demand.** :meth:`GitHubStandIn.inject` replaces the next matching responses
   (502s, ``429 Retry-After``, secondary-limit ``403``…) to exercise retries.
+* **Webhook deliveries.** It sends deliveries to the app's webhook URL signed as GitHub
+  signs them, keeps each attempt and its answer, lists them (``GET /app/hook/deliveries``)
+  and redelivers one on request with the same ``X-GitHub-Delivery`` (:mod:`.routes.hooks`).
 * **Recording.** Every request is kept in :attr:`GitHubStandIn.requests` (a
   :class:`Recorded`), with how it authenticated and what it was answered.
 
