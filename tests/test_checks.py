@@ -384,3 +384,25 @@ async def test_the_stand_in_reads_back_check_runs_as_github_does(world, db) -> N
         )
     ]
     assert [c["id"] for c in listed] == [made["id"]]
+
+
+async def test_a_scheduled_pr_job_s_check_run_and_its_re_run_on_that_pull_request(
+    world, db
+) -> None:
+    github, http, state, pool = world
+    add_pull(github)
+    job = await state.jobs.create(
+        pr_job(event_triggers=[], cron_expression="0 9 * * 1-5", filter_query="state:open"),
+        actor="t",
+    )
+    await state.jobs.run_now(job.id, actor="t")
+    await work_off(pool)
+    [first] = github.check_runs(REPO, HEAD)  # the head GitHub gave for the searched PR
+    assert first["conclusion"] == "success"
+    payload = rerequested("check_run", id=first["id"], external_id=first["external_id"])
+    await send(http, "check_run", payload)
+    await work_off(pool)
+    old, new = await runs_of(db, job.id)
+    assert old.item is None  # it searched; its re-run works on the PR it was asked on
+    assert (new.status, new.item["number"], new.items_processed) == ("completed", 2, 1)
+    assert [c["conclusion"] for c in github.check_runs(REPO, HEAD)] == ["success", "success"]

@@ -91,7 +91,8 @@ def rerun(columns: tuple[str, ...], which: str) -> str:
         "trigger_detail": "r.trigger_detail",
         "delivery_id": ":delivery_id",
         "scheduled_for": "NULL",
-        "item": "COALESCE(r.item, :item)",
+        # A search run's item is JSON null (or SQL NULL in older rows): no item_kind.
+        "item": "CASE WHEN r.item ->> 'item_kind' IS NULL THEN :item ELSE r.item END",
         "retry_of_id": "r.id",
         "status": "'queued'",
         "error": "NULL",
