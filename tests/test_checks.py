@@ -406,3 +406,22 @@ async def test_a_scheduled_pr_job_s_check_run_and_its_re_run_on_that_pull_reques
     assert old.item is None  # it searched; its re-run works on the PR it was asked on
     assert (new.status, new.item["number"], new.items_processed) == ("completed", 2, 1)
     assert [c["conclusion"] for c in github.check_runs(REPO, HEAD)] == ["success", "success"]
+
+
+async def test_a_new_push_asks_a_running_run_to_stop_unless_the_job_queues(world, db) -> None:
+    github, http, state, pool = world
+    add_pull(github)
+    events = [{"event": "pull_request.opened"}, {"event": "pull_request.synchronize"}]
+    cancel = await state.jobs.create(pr_job(event_triggers=events), actor="t")
+    queue = await state.jobs.create(
+        pr_job(name="Queue", event_triggers=events, concurrency_policy="queue"), actor="t"
+    )
+    await send(http, "pull_request", pull_request())
+    for _ in range(2):  # both running (claimed; their worker has not begun)
+        assert await pool.queue.claim(pool.clock.now()) is not None
+    await send(http, "pull_request", pull_request("synchronize", NEWER))
+    [stopping, _] = await runs_of(db, cancel.id)
+    assert stopping.status == "running" and stopping.cancel_requested_at is not None
+    assert stopping.error == "superseded by a newer push (0d1e2f3)"
+    [finishing, _] = await runs_of(db, queue.id)
+    assert (finishing.status, finishing.cancel_requested_at) == ("running", None)
