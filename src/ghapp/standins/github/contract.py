@@ -139,9 +139,9 @@ class Contract:
         }
         self._description = converted
         for pointer, (replacement, _why) in DESCRIPTION_BUGS.items():
-            parent, _, name = pointer.rpartition("/")
+            parent, _, key = pointer.rpartition("/")
             with contextlib.suppress(KeyError, TypeError):  # not in this description
-                self._at(parent)[name] = {"$ref": f"#{replacement}"}
+                self._at(parent)[key] = {"$ref": f"#{replacement}"}
         self._registry = jsonschema_rs.Registry([(_URI, converted)], draft=jsonschema_rs.Draft4)
         self._validators: dict[str, Callable[[Any], list[str]]] = {}
         self._lock = threading.Lock()
@@ -261,13 +261,17 @@ class Contract:
 
     def find(self, method: str, path: str) -> tuple[Operation | None, str]:
         """The operation for a request, or None and why not."""
+        _, operation, why = self._locate(method, path)
+        return operation, why
+
+    def _locate(self, method: str, path: str) -> tuple[re.Match[str] | None, Operation | None, str]:
         route = self._route(path)
         if route is None:
-            return None, f"{path} is not a path GitHub's {self.name} describes"
+            return None, None, f"{path} is not a path GitHub's {self.name} describes"
         operation = route.operations.get(method)
         if operation is None:
-            return None, f"{method} is not described for {route.template}"
-        return operation, ""
+            return None, None, f"{method} is not described for {route.template}"
+        return route.pattern.fullmatch(path), operation, ""
 
     def _route(self, path: str) -> _Route | None:
         candidates = self._strict.get(len(path.strip("/").split("/")), [])
@@ -289,16 +293,12 @@ class Contract:
         """Check one request (``headers`` with lower-case names, ``body`` parsed JSON or
         None if there was none or, ``unparsable``, it was not JSON) against the
         description."""
-        operation, why = self.find(method, path)
+        values, operation, why = self._locate(method, path)
         result = RequestCheck(operation)
         _check_headers(headers, result.problems)
-        if operation is None:
+        if operation is None or values is None:
             result.refuse(404, why, "Not Found")
             return result
-        match = self._route(path)
-        assert match is not None
-        values = match.pattern.fullmatch(path)
-        assert values is not None
         query_values: dict[str, list[str]] = {}
         for name, value in query:
             query_values.setdefault(name, []).append(value)
@@ -433,7 +433,17 @@ def _messages(error: Any) -> list[str]:
     the schema it came closest to (the fewest errors), not "valid under none"."""
     branches = getattr(error.kind, "context", None)
     if branches:
-        return [m for sub in min(branches, key=len) for m in _messages(sub)]
+        # A schema of another type altogether (null, for a nullable object) is no guide.
+        same_type = [
+            branch
+            for branch in branches
+            if not any(
+                type(sub.kind).__name__ == "Type" and sub.instance_path == error.instance_path
+                for sub in branch
+            )
+        ]
+        closest = min(same_type or branches, key=len)
+        return [m for sub in closest for m in _messages(sub)]
     message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
     return [f"{_json_path(error.instance_path)}: {message}"]
 
