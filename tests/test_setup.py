@@ -36,6 +36,8 @@ from ghapp.standins.github import GitHubStandIn
 ROOT = Path(__file__).parent.parent
 APP_YML = ROOT / "app.yml"
 PUBLIC = "https://ghapp.example.com"
+# The headers GitHub documents on every call, as ghapp's own setup sends them.
+DOCUMENTED = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
 @pytest.fixture
@@ -330,6 +332,10 @@ def test_a_busy_port_is_one_clear_error(workdir: Path) -> None:
 # -- the stand-in's route ----------------------------------------------------------------
 
 
+def convert(base: str | None, code: str) -> httpx.Response:
+    return httpx.post(f"{base}/app-manifests/{code}/conversions", headers=DOCUMENTED)
+
+
 def test_standin_converts_a_code_once_within_the_hour(standin: GitHubStandIn) -> None:
     base = standin.base_url
     standin.add_manifest_code(
@@ -342,7 +348,7 @@ def test_standin_converts_a_code_once_within_the_hour(standin: GitHubStandIn) ->
         },
     )
     standin.add_manifest_code("late", {}, issued_at=time.time() - 3601)
-    first = httpx.post(f"{base}/app-manifests/one/conversions")
+    first = convert(base, "one")
     assert first.status_code == 201
     app = first.json()
     for key in (
@@ -369,9 +375,9 @@ def test_standin_converts_a_code_once_within_the_hour(standin: GitHubStandIn) ->
     assert app["permissions"] == {"metadata": "read", "issues": "write"}
     assert app["events"] == ["issues"] and app["external_url"] == PUBLIC
     assert app["pem"].startswith("-----BEGIN RSA PRIVATE KEY-----\n")
-    assert httpx.post(f"{base}/app-manifests/one/conversions").status_code == 404  # used
-    assert httpx.post(f"{base}/app-manifests/late/conversions").status_code == 404  # expired
-    assert httpx.post(f"{base}/app-manifests/nope/conversions").status_code == 404  # unknown
+    assert convert(base, "one").status_code == 404  # used
+    assert convert(base, "late").status_code == 404  # expired
+    assert convert(base, "nope").status_code == 404  # unknown
     statuses = [r.status for r in standin.find_requests("POST", "^/app-manifests/")]
     assert statuses == [201, 404, 404, 404]
 
