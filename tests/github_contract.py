@@ -41,6 +41,7 @@ class GitHubContract:
         self.violations.touch()
         self.operations.touch()
         self.offset = 0  # how much of the violations file earlier tests accounted for
+        self.stray: list[tuple[str, dict[str, Any]]] = []  # made between tests: (when, one)
 
     def environment(self) -> dict[str, str]:
         return {
@@ -63,7 +64,8 @@ class GitHubContract:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.new_violations()  # an earlier test's lingering server's are not this test's
+        # A server an earlier test left running: not this test's, but not nobody's either.
+        self.stray.extend((f"before {item.nodeid}", v) for v in self.new_violations())
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(
@@ -90,12 +92,19 @@ class GitHubContract:
         return sorted(set(self.operations.read_text().splitlines()) - {""})
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.stray.extend(("after the last test", v) for v in self.new_violations())
+        if self.stray:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         used = self.operations_used()
         if used:
             OPERATIONS.parent.mkdir(exist_ok=True)
             OPERATIONS.write_text("".join(f"{line}\n" for line in used))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.stray:
+            terminalreporter.section("GitHub's API description, broken between tests", red=True)
+            for when, violation in self.stray[:50]:
+                terminalreporter.write_line(f"{when}:{_describe(violation)}")
         used = self.operations_used()
         terminalreporter.write_line(
             f"ghapp used {len(set(line.split()[0] for line in used))} distinct GitHub "
