@@ -40,6 +40,13 @@ pytest_plugins = [
     "pytester",  # runs a small suite to show that check works
 ]
 
+# pytest-xdist starts its workers with COLUMNS=80 and LINES=24; Rich fixes a console's size
+# from them when the console is made (ghapp's CLI makes its two at import), so every table
+# a test reads would wrap at 80 columns whatever COLUMNS the test then asks for.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
+
 T = TypeVar("T")
 PG_URL = os.environ.get("GHAPP_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"

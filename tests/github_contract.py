@@ -42,6 +42,7 @@ class GitHubContract:
         self.operations.touch()
         self.offset = 0  # how much of the violations file earlier tests accounted for
         self.stray: list[tuple[str, dict[str, Any]]] = []  # made between tests: (when, one)
+        self.workers_used: set[str] = set()  # operations pytest-xdist workers reported
 
     def environment(self) -> dict[str, str]:
         return {
@@ -89,10 +90,25 @@ class GitHubContract:
         report.longrepr = text
 
     def operations_used(self) -> list[str]:
-        return sorted(set(self.operations.read_text().splitlines()) - {""})
+        mine = set(self.operations.read_text().splitlines())
+        return sorted((mine | self.workers_used) - {""})
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A pytest-xdist worker ended: take over what it found and used."""
+        found = getattr(node, "workeroutput", {}).get("github_contract", {})
+        self.stray.extend((when, violation) for when, violation in found.get("stray", []))
+        self.workers_used.update(found.get("used", []))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.stray.extend(("after the last test", v) for v in self.new_violations())
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # a pytest-xdist worker: the controller sums up
+            workeroutput["github_contract"] = {
+                "stray": self.stray,
+                "used": self.operations_used(),
+            }
+            return
         if self.stray:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         used = self.operations_used()

@@ -120,8 +120,18 @@ class SecretsInLogs:
         self.scan("after the last test")
         for logger in (logging.getLogger(), *map(logging.getLogger, UNSHOWN)):
             logger.removeHandler(self.capture)
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:  # a pytest-xdist worker: the controller sums up
+            workeroutput["secrets_in_logs"] = self.found
+            return
         if self.found:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        """A pytest-xdist worker ended: take over the lines it found."""
+        found = getattr(node, "workeroutput", {}).get("secrets_in_logs", [])
+        self.found.extend((where, line) for where, line in found)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.found:

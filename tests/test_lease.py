@@ -251,8 +251,19 @@ async def test_next_due_is_the_earliest_due_row_or_lapsing_lease(tables, clock) 
     assert await queue.next_due() == NOW
     assert (await claim(queue, clock)).id == held
     assert await queue.next_due() == NOW + LEASE  # the lease lapses before the other is due
-    await queue.heartbeat(held, NOW + timedelta(minutes=10))
+    for beat in range(1, 11):  # its holder keeps it for ten minutes, a heartbeat a minute
+        assert await queue.heartbeat(held, NOW + beat * LEASE)
     assert await queue.next_due() == NOW + timedelta(minutes=5)
+
+
+async def test_a_lease_that_ran_out_is_not_renewed_by_a_late_heartbeat(tables, clock) -> None:
+    [held] = await add_chores(tables, 1)
+    queue = worker(tables, "w")
+    assert (await claim(queue, clock)).id == held
+    assert not await queue.heartbeat(held, NOW + LEASE + timedelta(seconds=1))
+    # Nobody took it yet, yet its holder is told to stop: the row is claimable again.
+    clock.advance(LEASE + timedelta(seconds=2))
+    assert (await claim(worker(tables, "w2"), clock)).id == held
 
 
 # -- a lease kept in the due column (the outbox) ---------------------------------------------

@@ -148,7 +148,11 @@ SELECT min(moment) AS moment FROM (
 
     return Statements(
         claim=made.claim,
-        heartbeat=update(f"{t.lease} = :lease_until"),
+        # A lease that ran out is not renewed, even if nobody took the row yet: its holder
+        # stops, as it would had another worker claimed the row first (no race to lose).
+        heartbeat=text(
+            f"UPDATE {t.name} SET {t.lease} = :lease_until\n{mine} AND {t.lease} >= :now"  # noqa: S608
+        ),
         release=update(f"{t.status} = '{t.ready}'", cleared),
         retry=update(f"{t.status} = '{t.ready}'", f"{t.due} = :due", cleared, *t.on_retry),
         finish=update(f"{t.status} = :status", cleared, *t.on_finish),
@@ -192,8 +196,10 @@ class LeasedQueue:
         return rows
 
     async def heartbeat(self, key: Any, now: datetime) -> bool:
-        """Renew the lease; False if this owner does not hold the row (any more)."""
-        return await self._mine(self.sql.heartbeat, key, None, lease_until=now + self.lease)
+        """Renew the lease; False if this owner does not hold the row (any more), or its
+        lease ran out before this heartbeat."""
+        lease_until = now + self.lease
+        return await self._mine(self.sql.heartbeat, key, None, lease_until=lease_until, now=now)
 
     async def release(self, key: Any, conn: AsyncConnection | None = None) -> bool:
         """Hand the row back to the queue as it was; False if this owner did not hold it."""

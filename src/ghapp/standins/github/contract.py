@@ -8,7 +8,8 @@ headers GitHub asks for) and each answer it gives (the schema documented for its
 Schemas are checked by ``jsonschema_rs`` (compiled once per schema, about 0.1 ms for a pull
 request) after turning OpenAPI 3.0's ``nullable`` into JSON Schema's ``null`` type;
 openapi-core, which does the same per call through the whole description, costs ~6 ms per
-request and as much per answer. jsonschema-rs is in the test extra only: the stand-in also
+request and as much per answer, so it confirms only the first call of each operation and
+status (:mod:`.reference`). jsonschema-rs is in the test extra only: the stand-in also
 serves the offline demo, where no contract is used, so it is imported when a
 :class:`Contract` is made. A contract made in a test process adds about 0.4 ms per request
 and 0.2 ms per answer (measured over test_end_to_end, test_checks and test_github_standin),

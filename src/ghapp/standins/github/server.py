@@ -42,6 +42,7 @@ from ghapp.standins.github.auth import Credentials, app_key, authorise
 from ghapp.standins.github.contract import Contract, Operation, Violation
 from ghapp.standins.github.helpers import Helpers
 from ghapp.standins.github.limits import Bucket, RateLimits
+from ghapp.standins.github.reference import Reference
 from ghapp.standins.github.render import Renderer
 from ghapp.standins.github.routes import Routes, find_route
 from ghapp.standins.github.world import World
@@ -120,6 +121,7 @@ class GitHubStandIn(Helpers, Routes):
         self.statuses: list[dict[str, Any]] = []
         self.created_apps: list[dict[str, Any]] = []  # manifest conversions' answers
         self.contract = contract if contract is not None else _contract_from_env(self.path_prefix)
+        self.reference = _reference_from_env(self.path_prefix) if contract is None else None
         self.violations: list[Violation] = []  # of the contract, by requests and answers
         self._operations: set[str] = set()  # "operationId METHOD /template" used so far
 
@@ -315,6 +317,7 @@ class GitHubStandIn(Helpers, Routes):
         content = b"" if reply.status == 204 else json.dumps(reply.body).encode()
         if operation is not None and refusal is None and not injected:
             self._check_response(operation, method, path, reply.status, content)
+            self._confirm(operation, method, path, query_items, headers, raw, reply.status, content)
         return Response(content, status_code=reply.status, headers=out)
 
     # == the contract ===================================================================
@@ -355,6 +358,27 @@ class GitHubStandIn(Helpers, Routes):
         assert self.contract is not None
         for problem in self.contract.check_response(operation, status, content):
             self._violate("response", operation.operation_id, method, path, problem, status)
+
+    def _confirm(
+        self,
+        operation: Operation,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        raw: bytes,
+        status: int,
+        content: bytes,
+    ) -> None:
+        """openapi-core's verdict too, on the first call of each operation and status."""
+        if self.reference is None or not self.reference.first(operation.operation_id, status):
+            return
+        documented = set(operation.responses)
+        found = self.reference.problems(
+            method, path, query, headers, raw, status, content, documented, operation.template
+        )
+        for problem in found:
+            self._violate("openapi-core", operation.operation_id, method, path, problem, status)
 
     def _violate(
         self, side: str, operation: str, method: str, path: str, problem: str, status: int
@@ -426,6 +450,11 @@ class GitHubStandIn(Helpers, Routes):
 def _contract_from_env(path_prefix: str) -> Contract | None:
     name = os.environ.get(CONTRACT_GHES if path_prefix else CONTRACT)
     return Contract.load(name) if name else None
+
+
+def _reference_from_env(path_prefix: str) -> Reference | None:
+    name = os.environ.get(CONTRACT_GHES if path_prefix else CONTRACT)
+    return Reference.load(name) if name else None
 
 
 def _append_line(variable: str, line: str) -> None:
