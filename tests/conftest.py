@@ -47,6 +47,28 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _name in ("COLUMNS", "LINES"):
         os.environ.pop(_name, None)
 
+# The files that take longest, started first: pytest-xdist hands out whole files in the
+# order collected, so a long file begun last keeps one worker busy while the other idles.
+# Only the order changes; a file missing here still runs, in its place.
+LONGEST_FIRST = (
+    "test_faults.py",
+    "test_cli_server.py",
+    "test_scale_out.py",
+    "test_end_to_end.py",
+    "test_checks.py",
+    "test_attacks.py",
+    "test_worker_crash.py",
+    "test_delivery_recovery.py",
+    "test_model_standin.py",
+    "test_scheduler_replicas.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 T = TypeVar("T")
 PG_URL = os.environ.get("GHAPP_TEST_DATABASE_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"

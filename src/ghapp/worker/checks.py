@@ -86,12 +86,10 @@ class CheckRuns:
     async def start(self, prepared: Prepared, item: Item, session_id: int) -> str | None:
         """The session's check run, ``in_progress`` (the one an earlier attempt made, or a
         new one). Returns what to say in the report when GitHub refused it, else None."""
-        if not wanted(prepared, item):
+        target = await self._target(prepared, item, session_id)
+        if target is None:
             return None
-        stored = await self._stored(session_id)
-        head = stored.head_sha or head_of(item)
-        if head is None:
-            return None
+        stored, head = target
         body = {
             "status": "in_progress",
             "started_at": self._now(),
@@ -108,12 +106,10 @@ class CheckRuns:
     ) -> str | None:
         """End the session's check run with the session's conclusion (made now if the
         session ended before it could start one)."""
-        if not wanted(prepared, item):
+        target = await self._target(prepared, item, session_id)
+        if target is None:
             return None
-        stored = await self._stored(session_id)
-        head = stored.head_sha or head_of(item)
-        if head is None:
-            return None
+        stored, head = target
         conclusion = CONCLUSIONS.get(outcome.status, "failure")
         why = await self._cancel_reason(prepared.run.id) if conclusion == "cancelled" else None
         body = {
@@ -217,6 +213,17 @@ class CheckRuns:
             log.warning("check run not made or not updated", extra={"error": reason})
             return f"The check run could not be made or updated: {reason}"
         return None
+
+    async def _target(
+        self, prepared: Prepared, item: Item, session_id: int
+    ) -> tuple[Stored, str] | None:
+        """What the session's check run is on (what an earlier attempt stored, and the
+        head), or None if it has none: the job does not want one, or the head is unknown."""
+        if not wanted(prepared, item):
+            return None
+        stored = await self._stored(session_id)
+        head = stored.head_sha or head_of(item)
+        return None if head is None else (stored, head)
 
     async def _stored(self, session_id: int) -> Stored:
         async with self.db.read() as conn:
