@@ -217,8 +217,10 @@ async def test_create_through_the_form_then_see_it_in_the_overview(dash) -> None
         "token:admin",
     )
 
-    overview = await dash.http.get(made.headers["location"])
-    assert "Created the job “Weekday triage”." in overview.text
+    assert made.headers["location"].startswith(f"/jobs/{job.id}?notice=")  # its own page
+    page = await dash.http.get(made.headers["location"])
+    assert "Created the job “Weekday triage”." in page.text
+    overview = await dash.http.get("/")
     row = re.search(rf'<tr id="job-{job.id}".*?</tr>', overview.text, re.S)
     assert row
     assert '<td class="schedule">At 09:00, Monday through Friday</td>' in row.group(0)

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ghapp.api import api_routes
 from ghapp.clock import Clock
 from ghapp.dashboard import dashboard_routes
+from ghapp.dashboard.core import error_page, wants_error_page
 from ghapp.db import Database
 from ghapp.db.core import upsert_row
 from ghapp.db.errors import describe
@@ -113,8 +114,12 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal error (logged on the server)"}, status_code=500)
 
 
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if wants_error_page(request):  # a browser on a dashboard address: a page, not JSON
+        page = await error_page(request, exc.status_code)
+        page.headers.update(exc.headers or {})  # Allow, on a 405
+        return page
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 

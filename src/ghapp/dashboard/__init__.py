@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ghapp.dashboard import cron, events, jobs, notifiers, overview, runs
+from ghapp.dashboard import cron, events, job_page, jobs, notifiers, overview, runs
 from ghapp.dashboard.core import STATIC, Dashboard
 from ghapp.dashboard.login import login_routes
 
@@ -30,6 +30,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/jobs/new", page(jobs.new_job), methods=get),
         Route("/jobs", page(jobs.create_job), methods=post),
         Route("/jobs/{job_id}/edit", page(jobs.edit_job), methods=get),
+        Route("/jobs/{job_id}", page(job_page.job_page), methods=get),
         Route("/jobs/{job_id}", page(jobs.update_job), methods=post),
         Route("/jobs/{job_id}/run", page(jobs.run_job), methods=post),
         Route("/jobs/{job_id}/pause", page(jobs.pause_job), methods=post),

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -51,6 +52,10 @@ MAX_FORM_BYTES = 1_000_000
 MAX_FORM_FIELDS = 2000
 # What a page says for anything that does not exist, or that the token may not see.
 NOT_FOUND = "Not found: it may have been deleted."
+NO_PAGE = "There is no page at this address."
+WRONG_METHOD = "This address does not answer a {method} request (a link to an action?)."
+# Addresses for programs: their errors stay JSON whatever the client accepts.
+MACHINE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 MAX_ID = 2**31 - 1  # our ids are INTEGER; larger numbers name nothing
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -254,6 +259,39 @@ class Dashboard:
             target += "?" + request.url.query
         location = "/login" if target == "/" else f"/login?next={quote(target, safe='')}"
         return RedirectResponse(location, status_code=303)
+
+
+def wants_error_page(request: Request) -> bool:
+    """A browser asking for a dashboard address: it gets HTML, not ``{"error": ...}``."""
+    if request.url.path.startswith(MACHINE_PREFIXES):
+        return False
+    if request.headers.get("x-requested-with") == "ghapp-dashboard":
+        return False  # the page's script reads JSON
+    return "text/html" in request.headers.get("accept", "")
+
+
+async def error_page(request: Request, status: int) -> Response:
+    """The dashboard's error page for an address no route answers (or not with this
+    method), with the navigation when the browser is signed in."""
+    message = WRONG_METHOD.format(method=request.method) if status == 405 else NO_PAGE
+    if status not in (404, 405):
+        message = f"The request was refused ({status})."
+    dashboard = error_dashboard()
+    state: AppState = request.app.state.ghapp
+    session = await dashboard.session_of(request, state)
+    principal = await principal_of(state, session) if session is not None else None
+    if session is None or principal is None:
+        return dashboard.render(
+            request, "error.html", status, None, status_code=status, message=message
+        )
+    ctx = Ctx(request, state, principal, session, dashboard)
+    return ctx.render("error.html", code=status, status_code=status, message=message)
+
+
+@cache
+def error_dashboard() -> Dashboard:
+    """Templates for error pages outside any route, built on the first such error."""
+    return Dashboard()
 
 
 async def read_form(request: Request) -> Form:

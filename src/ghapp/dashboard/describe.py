@@ -6,8 +6,15 @@ import json
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ghapp.scheduler.timing import InvalidSchedule, describe_cron
+from ghapp.scheduler.timing import (
+    InvalidSchedule,
+    Schedule,
+    cron_schedule,
+    describe_cron,
+    interval_schedule,
+)
 
 OPERATORS = {"lt": "<", "gt": ">", "eq": "=", "lte": "≤", "gte": "≥"}
 FAILED = frozenset({"failed", "timed_out"})
@@ -175,3 +182,78 @@ def moment(value: datetime | None, now: datetime) -> dict[str, str] | None:
     if value is None:
         return None
     return {"iso": value.isoformat(), "title": absolute(value), "text": relative(value, now)}
+
+
+def is_manual(job: Any) -> bool:
+    """Only "Run now" starts it: pausing would change nothing."""
+    return not (
+        job.cron_expression
+        or job.interval_minutes
+        or job.threshold
+        or job.event_triggers
+        or job.command_triggers
+        or job.after_job_id
+    )
+
+
+def zoned(value: datetime, zone: str) -> str:
+    """An instant on the job's wall clock: "Fri 2026-11-27 09:00 CET"."""
+    try:
+        local = value.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = value
+    return local.strftime("%a %Y-%m-%d %H:%M ") + (local.tzname() or zone)
+
+
+def next_times(job: Any, now: datetime, count: int = 5) -> list[dict[str, str]]:
+    """The next ``count`` times a cron or interval job fires (none while it is paused)."""
+    schedule: Schedule
+    try:
+        if job.cron_expression:
+            schedule = cron_schedule(job.cron_expression, job.timezone or "UTC")
+        elif job.interval_minutes:
+            anchor = job.schedule_anchor or job.next_run_at or now
+            schedule = interval_schedule(job.interval_minutes, anchor)
+        else:
+            return []
+    except (InvalidSchedule, ValueError):
+        return []
+    out = []
+    moment_at = now
+    for _ in range(count):
+        moment_at = schedule.next_after(moment_at)
+        out.append(
+            {
+                "iso": moment_at.isoformat(),
+                "local": zoned(moment_at, job.timezone),
+                "title": absolute(moment_at),
+                "text": relative(moment_at, now),
+            }
+        )
+    return out
+
+
+REPORTS = {
+    "comment": "comments its result on the issue or pull request",
+    "issue": "opens an issue with its result",
+    "none": "posts nothing on GitHub",
+}
+
+
+def describe_job(job: Any, where: str) -> str:
+    """The job in one plain sentence, for its page."""
+    trigger = describe_trigger(job)
+    when_words = (
+        "only when someone presses “Run now”"
+        if trigger == "manual"
+        else lower_first(trigger).replace(" · ", "; ")
+    )
+    text = f"Runs {describe_target(job)} in {where}, {when_words}."
+    text += f" It {REPORTS.get(job.report, job.report)}"
+    told = [
+        w for w, on in (("fails", job.notify_on_failure), ("succeeds", job.notify_on_success)) if on
+    ]
+    text += f" and notifies when a run {' or '.join(told)}." if told else "."
+    if job.status != "active":
+        text += f" It is {job.status}: nothing starts it until it is resumed."
+    return text

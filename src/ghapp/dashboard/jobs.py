@@ -67,19 +67,19 @@ async def create_job(ctx: Ctx) -> Response:
         except JobError as exc:
             errors = {form_field(exc.field, exc.reason): exc.reason}
         else:
-            return ctx.done(f"Created the job “{job.name}”.", f"/#job-{job.id}")
+            return ctx.done(f"Created the job “{job.name}”.", f"/jobs/{job.id}")
     return await _form(ctx, values, errors, job=None, status=422)
 
 
 async def edit_job(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     if job.source == "config":
         raise PageError(409, READ_ONLY)
     return await _form(ctx, job_values(job), {}, job=job)
 
 
 async def update_job(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     if job.source == "config":
         raise PageError(409, READ_ONLY)
     values = form_values(ctx.form)
@@ -87,7 +87,7 @@ async def update_job(ctx: Ctx) -> Response:
     if data.get("repo_id") is not None and data["repo_id"] != job.repo_id:
         await ctx.check_repo(data["repo_id"])
     # Notifiers this token cannot see stay on the job.
-    visible = {row.id for row in await _notifiers(ctx)}
+    visible = {row.id for row in await visible_notifiers(ctx)}
     data["notifier_ids"] = [
         *data["notifier_ids"],
         *(notifier_id for notifier_id in job.notifier_ids if notifier_id not in visible),
@@ -104,44 +104,44 @@ async def update_job(ctx: Ctx) -> Response:
         except JobError as exc:
             errors = {form_field(exc.field, exc.reason): exc.reason}
         else:
-            return ctx.done(f"Saved the job “{job.name}”.", f"/#job-{job.id}")
+            return ctx.done(f"Saved the job “{job.name}”.", f"/jobs/{job.id}")
     return await _form(ctx, values, errors, job=job, status=422)
 
 
 async def run_job(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     run_id = await ctx.state.jobs.run_now(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Queued run {run_id} of “{job.name}”.", f"/runs/{run_id}", run_id=run_id)
 
 
 async def pause_job(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     job = await ctx.state.jobs.pause(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Paused “{job.name}”.", safe_next(ctx.form.get("next")))
 
 
 async def resume_job(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     job = await ctx.state.jobs.resume(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Resumed “{job.name}”.", safe_next(ctx.form.get("next")))
 
 
 async def confirm_delete(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     if job.source == "config":
         raise PageError(409, READ_ONLY)
     return ctx.render("delete_job.html", job=job)
 
 
 async def delete_job(ctx: Ctx) -> Response:
-    job = await _job(ctx)
+    job = await scoped_job(ctx)
     if job.source == "config":
         raise PageError(409, READ_ONLY)
     await ctx.state.jobs.delete(saved_id(job), actor=ctx.actor)
     return ctx.done(f"Deleted the job “{job.name}”.", "/")
 
 
-async def _job(ctx: Ctx) -> Job:
+async def scoped_job(ctx: Ctx) -> Job:
     job = await ctx.state.jobs.get(ctx.int_param("job_id"))
     await ctx.check_repo(job.repo_id)
     return job
@@ -200,7 +200,7 @@ async def _form(
         repos=repos,
         installations=installations,
         other_jobs=jobs,
-        notifiers=await _notifiers(ctx),
+        notifiers=await visible_notifiers(ctx),
         commands=commands,
         metrics=metrics,
         presets=PRESETS,
@@ -248,7 +248,7 @@ def _with_current(options: tuple[tuple[str, str], ...], current: str) -> list[tu
     return known
 
 
-async def _notifiers(ctx: Ctx) -> list[Any]:
+async def visible_notifiers(ctx: Ctx) -> list[Any]:
     rows = await ctx.state.notifiers.list()
     if ctx.principal.is_admin:
         return rows

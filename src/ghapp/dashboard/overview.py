@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import col
 from starlette.responses import Response
 
@@ -18,11 +18,14 @@ from ghapp.dashboard.core import Ctx
 from ghapp.dashboard.describe import (
     describe_target,
     describe_trigger,
+    is_manual,
     moment,
     status_class,
+    zoned,
 )
 from ghapp.dashboard.events import fingerprint
-from ghapp.db.models import Job, Run
+from ghapp.dashboard.history import OVERVIEW_CELLS, overdue_runs, recent_runs, strip, when
+from ghapp.db.models import Job
 from ghapp.reads import repo_names, scheduler_figures, scoped
 
 ROW_COLUMNS = (
@@ -51,14 +54,16 @@ ROW_COLUMNS = (
 
 
 async def overview(ctx: Ctx) -> Response:
-    if ctx.request.query_params.get("fragment"):
-        values: dict[str, Any] = {
-            "status": await scheduler_status(ctx),
-            "groups": await job_groups(ctx),
-        }
+    fragment = bool(ctx.request.query_params.get("fragment"))
+    # Before reading: a change after it is sent to the page.
+    since = None if fragment else await fingerprint(ctx)
+    values: dict[str, Any] = {
+        "status": await scheduler_status(ctx),
+        "groups": await job_groups(ctx),
+        "overdue": await overdue_runs(ctx.state.db, ctx.principal, ctx.now),
+    }
+    if fragment:
         return ctx.render("overview_live.html", **values)
-    since = await fingerprint(ctx)  # before reading: a change after it is sent to the page
-    values = {"status": await scheduler_status(ctx), "groups": await job_groups(ctx)}
     return ctx.render("overview.html", live_url="/?fragment=live", since=since, **values)
 
 
@@ -87,7 +92,9 @@ async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
     if not jobs:
         return []
     names = await repo_names(db, jobs)
-    last = await latest_runs(ctx, [job.id for job in jobs])
+    # An admin sees every job: no list of ids to send (a thousand of them).
+    ids = None if ctx.principal.is_admin else [job.id for job in jobs]
+    recent = await recent_runs(db, ids, OVERVIEW_CELLS)
     groups: dict[str, list[dict[str, Any]]] = {}
     now = ctx.now
     for job in jobs:
@@ -100,7 +107,8 @@ async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
         # Everything a row shows is worked out here, as plain values the template reads by
         # key: macro calls and attribute lookups in the sandbox cost more than the rest of
         # the page on an overview of a thousand jobs.
-        run = last.get(job.id)
+        runs = recent.get(job.id, [])
+        run = runs[0] if runs else None
         groups.setdefault(label, []).append(
             {
                 "id": job.id,
@@ -113,27 +121,11 @@ async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
                 "last_id": run.id if run else None,
                 "last_status": run.status.replace("_", " ") if run else "",
                 "last_class": status_class(run.status) if run else "",
-                "last_at": moment(run.completed_at or run.started_at or run.queued_at, now)
-                if run
-                else None,
+                "last_at": moment(when(run), now) if run else None,
+                "cells": strip(runs, now),
                 "next_at": moment(job.next_run_at, now),
+                "next_local": zoned(job.next_run_at, job.timezone) if job.next_run_at else "",
+                "manual": is_manual(job),
             }
         )
     return [{"label": label, "jobs": groups[label]} for label in sorted(groups, key=str.lower)]
-
-
-async def latest_runs(ctx: Ctx, job_ids: list[int]) -> dict[int, Any]:
-    """Each job's newest run."""
-    newest = select(func.max(col(Run.id))).group_by(col(Run.job_id))
-    if not ctx.principal.is_admin:
-        newest = newest.where(col(Run.job_id).in_(job_ids))
-    query = select(
-        col(Run.id),
-        col(Run.job_id),
-        col(Run.status),
-        col(Run.queued_at),
-        col(Run.started_at),
-        col(Run.completed_at),
-    ).where(col(Run.id).in_(newest.scalar_subquery()))
-    async with ctx.state.db.read() as conn:
-        return {row.job_id: row for row in await conn.execute(query)}

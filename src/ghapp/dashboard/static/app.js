@@ -119,7 +119,9 @@
     if (question && !window.confirm(question)) return;
     post(link.getAttribute("data-post"), new URLSearchParams({ csrf_token: csrf }))
       .then(function (result) {
-        if (result.ok && !(live && liveUrl)) {
+        // Deleting from the job's own page leaves it: the page it was on is gone.
+        var away = result.location && result.location.split(/[?#]/)[0] !== window.location.pathname;
+        if (result.ok && (away || !(live && liveUrl))) {
           window.location.assign(result.location || "/");
           return;
         }
@@ -146,7 +148,8 @@
 
   function updateTimes() {
     if (body.hasAttribute("data-server-times")) return;
-    var times = document.querySelectorAll("time[datetime]");
+    // data-fixed: an exact time that should stay exact (a job's next five runs).
+    var times = document.querySelectorAll("time[datetime]:not([data-fixed])");
     for (var i = 0; i < times.length; i++) {
       var moment = Date.parse(times[i].getAttribute("datetime"));
       if (!isNaN(moment)) times[i].textContent = relative(moment);
