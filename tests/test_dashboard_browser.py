@@ -10,7 +10,6 @@ Screenshots of each page land in ``test-artifacts/screenshots/``.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,11 +29,17 @@ from ghapp.db.migrate import upgrade
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.tokens import create_token
+from tests.browser_support import (
+    CHROMIUM,
+    SCREENSHOTS,
+    require_chromium,
+    shot,
+    sign_in,
+    start_uvicorn,
+)
 from tests.conftest import make_settings
 from tests.support import add_repository
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 ADMIN = "admin-token-for-the-browser-tests"
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002
@@ -45,12 +49,7 @@ OTHER_REPO_ID = 777
 RECEIVER_ANSWER = "received by the test receiver"
 LIVE = 20_000  # ms: a run goes through the worker (clone, shell) before it shows completed
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(
-            f"{CHROMIUM} is missing: CI installs Debian's chromium package (.ci/run)", pytrace=False
-        )
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
@@ -93,19 +92,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         info.received.append(await request.json())
         return JSONResponse({"status": RECEIVER_ANSWER})
 
-    async def start(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, lifespan="on", loop="asyncio"
-        )
-        uv = uvicorn.Server(config)
-        task = asyncio.create_task(uv.serve())
-        while not uv.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("a server stopped before starting")
-            await asyncio.sleep(0.005)  # polling uvicorn's flag, not a timing assumption
-        return uv, task
-
     async def serve() -> None:
         github = GitHubStandIn(app_id=99)
         github.add_installation(INSTALLATION, "Codertocat")
@@ -126,13 +112,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             )
             app = create_app(settings, db=db, workers=1)
             await _seed(db, app.state.ghapp, info)
-            web, web_task = await start(app)
-            hook, hook_task = await start(
+            web, web_task, info.base = await start_uvicorn(app)
+            hook, hook_task, hook_base = await start_uvicorn(
                 Starlette(routes=[Route("/hook", receive, methods=["POST"])])
             )
-            info.base = f"http://127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
-            port = hook.servers[0].sockets[0].getsockname()[1]
-            info.receiver = f"http://127.0.0.1:{port}/hook"
+            info.receiver = f"{hook_base}/hook"
             stop["servers"] = (web, hook)
             ready.set()
             await asyncio.gather(web_task, hook_task)
@@ -184,18 +168,6 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
         yield tab
     finally:
         context.close()
-
-
-def sign_in(page: Page, token: str) -> None:
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/login"))
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def job_row(page: Page, name: str) -> Any:
@@ -271,6 +243,12 @@ def test_create_a_cron_job_with_live_preview_and_validation(page: Page) -> None:
     page.get_by_label("Cron expression").fill("0 9 * * 1-5")
     page.get_by_role("button", name="Create job").click()
     expect(page.get_by_role("status")).to_have_text("Created the job “Echo”.")
+    # The job's own page: its next five times, exact, on its own clock.
+    expect(page.locator("#job-title")).to_have_text("Echo")
+    upcoming = page.locator("#job-upcoming time")
+    expect(upcoming).to_have_count(5)
+    expect(upcoming.first).to_have_text(re.compile(r"^\w{3} \d{4}-\d\d-\d\d 09:00 CES?T$"))
+    page.get_by_role("link", name="Overview").first.click()
     row = job_row(page, "Echo")
     expect(row.locator(".schedule")).to_have_text("At 09:00, Monday through Friday (Europe/Berlin)")
     expect(row.locator(".next-run time")).to_have_attribute(
@@ -320,15 +298,23 @@ def test_run_now_appears_and_finishes_live(page: Page) -> None:
 
 
 def test_pause_and_resume(page: Page) -> None:
+    # The overview offers one action a row; the job's page has the rest.
     row = job_row(page, "Echo")
-    row.get_by_role("button", name="Pause").click()
-    expect(row.locator(".job-status")).to_have_text("paused")
-    expect(row.locator(".next-run")).to_have_text("—")
+    expect(row.get_by_role("button")).to_have_count(1)
+    row.get_by_role("link", name="Echo", exact=True).click()
+    expect(page.locator("#job-title")).to_have_text("Echo")
+    page.evaluate("window.notReloaded = true")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#job-status")).to_have_text("paused")
     expect(page.get_by_role("status")).to_have_text("Paused “Echo”.")
-    shot(page, "09-overview-paused")
-    row.get_by_role("button", name="Resume").click()
-    expect(row.locator(".job-status")).to_have_text("active")
-    expect(row.locator(".next-run time")).to_have_count(1)
+    expect(page.locator("#job-upcoming")).to_have_count(0)
+    shot(page, "09-job-paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#job-status")).to_have_text("active")
+    expect(page.locator("#job-upcoming time")).to_have_count(5)
+    assert page.evaluate("window.notReloaded")
+    page.get_by_role("link", name="Overview").first.click()
+    expect(job_row(page, "Echo").locator(".next-run time")).to_have_count(1)
 
 
 def test_add_and_test_a_notifier(page: Page, server: Server) -> None:
