@@ -206,6 +206,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+    log_format: Literal["auto", "json", "human"] = Field(
+        "auto",
+        description="Log lines as `json` (one object per line) or `human` (time, level, "
+        "logger, message, fields); `auto`: human when stderr is a terminal, else JSON.",
+    )
     metrics_token: SecretStr | None = Field(
         None,
         description="When set, `GET /metrics` needs `Authorization: Bearer <this>` "

@@ -49,7 +49,7 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     for note in _prepare(settings):
         console.print(f"[bold]ghapp:[/] {note}")
     _say_what_is_missing(settings)
@@ -71,7 +71,7 @@ def worker(
     from ghapp.server import run_worker
 
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     for note in _prepare(settings):
         console.print(f"[bold]ghapp:[/] {note}")
     _say_what_is_missing(settings)
@@ -85,7 +85,7 @@ def db_upgrade(
 ) -> None:
     """Apply database migrations (safe to run from several replicas at once)."""
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, fmt=settings.log_format)
     revision_now = asyncio.run(prepare_database(settings, migrate=True, revision=revision))
     console.print(f"[bold]ghapp:[/] database at revision {revision_now}")
 
