@@ -92,7 +92,7 @@ async def test_the_job_page_says_what_the_job_does(dash) -> None:
         "<dd>claude-sonnet-4-5</dd>",
         "<dd>12</dd>",
         "<dd>$1.50 a session</dd>",
-        "<dd>10 min 0 s</dd>",
+        "<dd>10 minutes</dd>",
         "<code>Read</code> <code>Grep</code>",
         f'<a href="/notifiers/{hook.id}/edit">ops &lt;hook&gt;</a>',
     ):
@@ -162,7 +162,7 @@ async def test_overview_strips_and_overdue_runs(dash) -> None:
     # The next run: relative, and exact on the job's clock.
     assert '<small class="exact">Mon 2026-03-02 09:00 UTC</small>' in row.group(0)
     warning = OVERDUE.format(
-        run=stuck, job="Weekday triage", running="17 min 0 s", timeout="15 min 0 s"
+        run=stuck, job="Weekday triage", running="17 min 0 s", timeout="15 minutes"
     )
     assert warning in html.unescape(overview)
     assert f"Run #{fine} " not in overview

@@ -167,6 +167,7 @@ class Dashboard:
         self.env.filters.update(
             markdown=render_markdown,
             duration=describe.duration,
+            span=describe.span,
             money=describe.money,
             badge=describe.status_class,
             absolute=describe.absolute,

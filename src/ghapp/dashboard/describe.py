@@ -137,6 +137,17 @@ def duration(milliseconds: int | None) -> str:
     return f"{hours} h {minutes} min"
 
 
+def span(seconds: int) -> str:
+    """A setting's length of time in words: "15 minutes", "1 hour", "1 h 30 min"."""
+    if seconds % 3600 == 0 and seconds:
+        hours = seconds // 3600
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    if seconds % 60 == 0 and 0 < seconds < 7200:
+        minutes = seconds // 60
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return duration(seconds * 1000)
+
+
 def money(value: float | None) -> str:
     return f"${(value or 0):.2f}" if (value or 0) >= 0.01 or not value else f"${value:.4f}"
 
@@ -253,6 +264,8 @@ def describe_job(job: Any, where: str) -> str:
     told = [
         w for w, on in (("fails", job.notify_on_failure), ("succeeds", job.notify_on_success)) if on
     ]
+    if not job.notifier_ids:  # the flags alone send nothing (notify/outbox.py)
+        told = []
     text += f" and notifies when a run {' or '.join(told)}." if told else "."
     if job.status != "active":
         text += f" It is {job.status}: nothing starts it until it is resumed."

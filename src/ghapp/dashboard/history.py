@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from ghapp.dashboard.describe import absolute, duration, money, relative, status_class
+from ghapp.dashboard.describe import absolute, duration, money, relative, span, status_class
 from ghapp.db import Database
 from ghapp.db.models import Job, Run
 from ghapp.tokens import Principal
@@ -157,7 +157,7 @@ async def overdue_runs(
             run=row.id,
             job=row.name,
             running=duration(running_ms),
-            timeout=duration(row.timeout_seconds * 1000),
+            timeout=span(row.timeout_seconds),
         )
         out.append({"run_id": row.id, "job_id": row.job_id, "text": text})
     return out

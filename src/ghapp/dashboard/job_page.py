@@ -34,6 +34,11 @@ from ghapp.dashboard.jobs import scoped_job, visible_notifiers
 from ghapp.db.models import Installation, Job, Repository
 
 LISTED_RUNS = 10  # the runs listed under the strip; the rest are on /runs?job=
+REPORT_WORDS = {
+    "comment": "a comment on the issue or pull request",
+    "issue": "a new issue",
+    "none": "nothing on GitHub",
+}
 
 
 async def job_page(ctx: Ctx) -> Response:
@@ -68,6 +73,8 @@ async def _values(ctx: Ctx, job: Job) -> dict[str, Any]:
         "cost": trend(runs, "cost_usd"),
         "durations": trend(runs, "duration_ms"),
         "overdue": await overdue_runs(ctx.state.db, ctx.principal, now, job_id=job.id),
+        "report": REPORT_WORDS.get(job.report, job.report),
+        "pr_checks": job.checks and _on_pull_requests(job),
         "task_config": json.dumps(job.task_config, indent=2) if job.task_config else "",
     }
 
@@ -89,6 +96,11 @@ def _triggers(job: Job) -> list[tuple[str, str]]:
     for command in job.command_triggers or []:
         out.append(("Command", str(command)))
     return out
+
+
+def _on_pull_requests(job: Job) -> bool:
+    events = [str(trigger.get("event", "")) for trigger in job.event_triggers or []]
+    return job.target_type == "prs" or any(e.startswith("pull_request") for e in events)
 
 
 async def _where(ctx: Ctx, job: Job) -> str:
