@@ -204,3 +204,16 @@ async def test_job_names_lead_to_the_job_page(dash) -> None:
     fragment = await dash.http.get(f"/jobs/{job.id}", params={"fragment": "live"})
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert [int(run) for _, run, _ in strip_of(fragment.text)] == [run_id]
+
+
+async def test_a_server_without_the_app_says_how_to_fix_it(dash) -> None:
+    # make_settings sets no GHAPP_APP_ID: every page says runs cannot start, and the fix.
+    await sign_in(dash.http, ADMIN_TOKEN)
+    page = (await dash.http.get("/")).text
+    banner = re.search(
+        r'<div class="setup-warning" role="alert" id="setup-warning">(.*?)</div>', page, re.S
+    )
+    assert banner
+    assert "<strong>Runs cannot start:</strong> the GitHub App is not configured" in banner.group(1)
+    assert "<code>ghapp setup</code> registers an app" in banner.group(1)
+    assert "To fix it: run <code>ghapp setup</code> where the server runs" in banner.group(1)

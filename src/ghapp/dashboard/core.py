@@ -54,6 +54,10 @@ MAX_FORM_FIELDS = 2000
 NOT_FOUND = "Not found: it may have been deleted."
 NO_PAGE = "There is no page at this address."
 WRONG_METHOD = "This address does not answer a {method} request (a link to an action?)."
+SETUP_FIX = (
+    "To fix it: run `ghapp setup` where the server runs (it registers the GitHub App and "
+    "writes its settings), restart the server, and check `/readyz` says `configured`."
+)
 # Addresses for programs: their errors stay JSON whatever the client accepts.
 MACHINE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/readyz", "/metrics", "/openapi.json")
 MAX_ID = 2**31 - 1  # our ids are INTEGER; larger numbers name nothing
@@ -168,6 +172,7 @@ class Dashboard:
             markdown=render_markdown,
             duration=describe.duration,
             span=describe.span,
+            code_spans=describe.code_spans,
             money=describe.money,
             badge=describe.status_class,
             absolute=describe.absolute,
@@ -198,6 +203,7 @@ class Dashboard:
             csrf_field=CSRF_FIELD,
             notice=notice,
             setup_problem=ctx.state.settings.github_app_problem() if ctx is not None else None,
+            setup_fix=SETUP_FIX,
             now=now,
             rel=(lambda moment: describe.relative(moment, now)) if now else describe.absolute,
             **values,

@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from markupsafe import Markup, escape
+
 from ghapp.scheduler.timing import (
     InvalidSchedule,
     Schedule,
@@ -193,6 +195,15 @@ def moment(value: datetime | None, now: datetime) -> dict[str, str] | None:
     if value is None:
         return None
     return {"iso": value.isoformat(), "title": absolute(value), "text": relative(value, now)}
+
+
+def code_spans(text: str) -> Markup:
+    """Escaped text with its `backticked` parts as <code> (settings' messages name commands)."""
+    parts = str(text).split("`")
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if index % 2 else escape(part)
+        for index, part in enumerate(parts)
+    )
 
 
 def is_manual(job: Any) -> bool:
