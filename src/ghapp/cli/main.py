@@ -93,13 +93,25 @@ def db_upgrade(
 @app.command()
 def demo(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Working directory for the demo's database.")
+        Path,
+        typer.Option(
+            "--dir", help="Working directory for the demo's database (fresh on every run)."
+        ),
     ] = Path("ghapp-demo"),
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the server (and its dashboard) running until Ctrl-C."),
+    ] = False,
 ) -> None:
     """Run the offline demo: a server on SQLite receiving signed GitHub deliveries."""
+    import asyncio
+
+    from rich.console import Console
+
     from ghapp.demo.run import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(directory, Console(soft_wrap=True))))
+    console = Console(soft_wrap=True)
+    raise typer.Exit(asyncio.run(run_demo(directory, console, keep=keep)))
 
 
 def _prepare(settings: Settings, command: str = "serve") -> list[str]:
