@@ -230,3 +230,23 @@ def test_demo_says_what_did_not_happen(tmp_path: Path) -> None:
     assert "was never edited in place" not in text  # a failure is edited in too (❌)
     assert "❌ **/triage** did not finish" in text
     assert TOKEN.search(result.stdout)  # and it still says where to look
+
+
+def test_demo_needs_no_network(tmp_path: Path, claude_bin: str) -> None:
+    """Run in a network namespace of its own, with loopback and nothing else."""
+    isolate = ["unshare", "--user", "--map-root-user", "--net", "sh", "-c"]
+    probe = subprocess.run([*isolate, "ip link set lo up"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"no network namespace here: {probe.stderr.decode().strip()}")
+    script = 'ip link set lo up && exec "$@"'
+    result = subprocess.run(
+        [*isolate, script, "sh", *GHAPP, "demo", "--dir", str(tmp_path / "demo")],
+        cwd=tmp_path,
+        env=clean_env(GHAPP_CLAUDE_BIN=claude_bin),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_it_showed_every_behaviour(result.stdout)
+    assert "The README (4 lines) is the only file affected" in result.stdout  # the real CLI

@@ -178,7 +178,11 @@ async def _version(binary: str) -> str | None:
         "--version",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", ""), "DISABLE_AUTOUPDATER": "1"},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # offline: no telemetry
+        },
     )
     out, _ = await process.communicate()
     return out.decode().strip() if process.returncode == 0 and out.strip() else None
