@@ -28,7 +28,7 @@ from ghapp.cli.main import app as cli_app
 from ghapp.db.models import AuditEntry, Job, Notifier, Run
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
-from tests.cli_support import table_rows
+from tests.cli_support import cli_env, run_in_terminal, table_rows
 from tests.conftest import make_settings
 from tests.support import add_repository, live_server
 
@@ -68,6 +68,12 @@ async def ghapp(
     """``ghapp ARGS`` as a user runs it beside the server (a wide terminal)."""
     env = {"GHAPP_URL": base, "GHAPP_TOKEN": token, "COLUMNS": "240"}
     return await asyncio.to_thread(runner.invoke, cli_app, list(args), input=input, env=env)
+
+
+async def in_terminal(base: str, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """The real ``ghapp`` on a pseudo-terminal, beside the server (see cli_support)."""
+    env = cli_env(base, ADMIN)
+    return await asyncio.to_thread(run_in_terminal, args, answers, env)
 
 
 def one_line_error(result: Result, code: int = 1) -> str:
@@ -123,19 +129,18 @@ async def test_create_with_flags_then_list_in_words(server) -> None:
         "Europe/Berlin",
         "token:admin",
     )
-    assert f"created task {job.id}" in result.stdout
+    assert f"created job {job.id}" in result.stdout
 
     listed = await server.cli("schedule", "list")
     assert listed.exit_code == 0, listed.output
     [row] = table_rows(listed.stdout)
-    assert row[:5] == [
+    assert row[:4] == [
         str(job.id),
         "Weekday analysis",
         REPO,
-        "active",
         "At 09:00, Monday through Friday (Europe/Berlin)",
     ]
-    assert row[6] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00", row[5])
+    assert row[5] == "never" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:00", row[4])
 
     as_json = json.loads((await server.cli("schedule", "list", "--json")).stdout)
     assert as_json["total"] == 1
@@ -153,12 +158,12 @@ async def test_create_turns_check_runs_off_or_leaves_the_default(server) -> None
     assert (default.name, default.checks) == ("Default", True)
 
 
-async def test_create_asks_for_what_is_missing(server) -> None:
-    answers = "Nightly\nhealth_check\nCodertocat/Hello-World\n0 25 * * *\n30 2 * * *\n"
-    result = await server.cli("schedule", "create", input=answers)
-    assert result.exit_code == 0, result.output
-    assert "hour 25 out of range 0-23" in result.stderr  # asked again
-    assert "→ At 02:30" in result.stdout  # what the expression means, as typed
+async def test_create_asks_for_what_is_missing_on_a_terminal(server) -> None:
+    answers = ["Nightly", "health_check", "Codertocat/Hello-World", "0 25 * * *", "30 2 * * *"]
+    code, shown = await in_terminal(server.base, ["schedule", "create"], answers)
+    assert code == 0, shown
+    assert "hour 25 out of range 0-23" in shown  # asked again
+    assert "→ At 02:30" in shown  # what the expression means, as typed
     [job] = await server.jobs()
     assert (job.name, job.task_type, job.cron_expression) == (
         "Nightly",
@@ -168,9 +173,16 @@ async def test_create_asks_for_what_is_missing(server) -> None:
     assert job.command_id == "codebase/health-check"
 
 
-async def test_create_without_answers_is_a_usage_error(server) -> None:
-    result = await server.cli("schedule", "create", "--name", "x", "--type", "analyze", input="")
-    assert "give it as an option" in one_line_error(result, code=2)
+async def test_create_off_a_terminal_names_what_is_missing_and_asks_nothing(server) -> None:
+    result = await server.cli("schedule", "create", "--name", "x", input="answer\n")
+    assert one_line_error(result, code=2) == (
+        "ghapp schedule create: --type and --repo are missing: give them "
+        "(there is no terminal to ask on)"
+    )
+    custom = await server.cli(
+        "schedule", "create", "--name", "x", "--type", "custom", "--repo", REPO
+    )
+    assert "--prompt is missing" in one_line_error(custom, code=2)
     assert await server.jobs() == []
 
 
@@ -188,9 +200,8 @@ async def test_invalid_cron_is_one_line_from_the_server(server) -> None:
         "0 25 * * *",
     )
     line = one_line_error(result)
-    assert line == (
-        "ghapp schedule create: cronExpression: cron expression '0 25 * * *': "
-        "hour 25 out of range 0-23"
+    assert line == (  # the option as typed, not the API's field (cronExpression)
+        "ghapp schedule create: --cron: cron expression '0 25 * * *': hour 25 out of range 0-23"
     )
     assert await server.jobs() == []
 
@@ -212,12 +223,13 @@ async def test_each_kind_of_schedule_in_words_and_filters(server) -> None:
     )
     assert quick.exit_code == 0, quick.output
     listed = table_rows((await server.cli("schedule", "list")).stdout)
-    assert {row[1]: row[4] for row in listed} == {
+    assert {row[1]: row[3] for row in listed} == {
         "Every 90": "every 90 minutes",
         "On events": "on issues.opened, /triage",
         "By hand": "manual",
-        "Low Score Alert": "when optimization_score < 45",
+        "Low Score Alert": "when context_score < 45",  # the dashboard's name for the metric
     }
+    assert "optimization_score" not in quick.stdout
 
     paused = (await server.jobs())[0]
     assert (await server.cli("schedule", "disable", str(paused.id))).exit_code == 0
@@ -237,8 +249,9 @@ async def test_enable_disable_delete_are_applied_and_audited(server) -> None:
     job = await server.job(task["id"])
     assert job.status == "active" and job.next_run_at is not None
 
-    refused = await server.cli("schedule", "delete", str(task["id"]), input="n\n")
-    assert refused.exit_code == 1 and await server.job(task["id"]) is not None
+    refused = await server.cli("schedule", "delete", str(task["id"]), input="y\n")
+    assert "--yes is missing" in one_line_error(refused, code=2)  # no terminal: not asked
+    assert await server.job(task["id"]) is not None
     deleted = await server.cli("schedule", "delete", str(task["id"]), "--yes")
     assert deleted.exit_code == 0, deleted.output
     assert await server.job(task["id"]) is None
@@ -293,13 +306,13 @@ async def test_run_history_cancel_retry(server) -> None:
     async with server.db.read() as conn:
         [run] = (await conn.execute(select(Run))).all()
     assert (run.job_id, run.trigger_type, run.status) == (task["id"], "manual", "queued")
-    assert started.stdout.strip() == f"execution {run.id} queued"
+    assert started.stdout.strip() == f"run {run.id} queued"
 
     history = await server.cli("schedule", "history", "--task", str(task["id"]))
     [row] = table_rows(history.stdout)
     assert row[:4] == [str(run.id), str(task["id"]), "queued", "manual"]
     cancelled = await server.cli("schedule", "cancel", str(run.id))
-    assert cancelled.stdout.strip() == f"execution {run.id} cancelled"
+    assert cancelled.stdout.strip() == f"run {run.id} cancelled"
     again = one_line_error(await server.cli("schedule", "cancel", str(run.id)))
     assert "already ended" in again
     retried = await server.cli("schedule", "retry", str(run.id))
@@ -320,7 +333,7 @@ async def test_status_stop_start_upcoming(server) -> None:
     await add_task(server, name="Nine o'clock", scheduleType="cron", cronExpression="0 9 * * *")
     status = await server.cli("schedule", "status")
     assert status.exit_code == 0, status.output
-    assert "scheduler running" in status.stdout and "tasks: 1 active, 0 paused" in status.stdout
+    assert "scheduler running" in status.stdout and "jobs: 1 active, 0 paused" in status.stdout
     assert "Nine o'clock" in status.stdout  # among the next runs
 
     assert (await server.cli("schedule", "stop")).stdout.strip() == "scheduler stopped"
@@ -352,9 +365,10 @@ async def test_status_stop_start_upcoming(server) -> None:
 
 
 async def test_quick_setups(server) -> None:
-    asked = await server.cli("schedule", "quick", "daily-analysis", input=f"{REPO}\n")
-    assert asked.exit_code == 0, asked.output  # no task yet: the repository is asked for
-    assert "Repository" in asked.stdout
+    unasked = await server.cli("schedule", "quick", "daily-analysis", input=f"{REPO}\n")
+    assert "--repo is missing" in one_line_error(unasked, code=2)  # no job yet, no terminal
+    code, shown = await in_terminal(server.base, ["schedule", "quick", "daily-analysis"], [REPO])
+    assert code == 0 and "Repository" in shown, shown  # on a terminal it is asked for
     alone = await server.cli("schedule", "quick", "weekly-optimize")  # the only repository
     assert alone.exit_code == 0 and f"using repository {REPO}" in alone.stdout
     alert = await server.cli("schedule", "quick", "threshold-alert", "--repo", REPO)
@@ -432,7 +446,7 @@ async def test_run_wait_follows_a_real_run_to_completion(working_server) -> None
         [run] = (await conn.execute(select(Run))).all()
     assert (run.status, run.items_processed) == ("completed", 1)
     assert result.stdout.splitlines()[-1] == (
-        f"execution {run.id}: completed · 1 of 1 items processed · 1 session"
+        f"run {run.id}: completed · 1 of 1 items processed · 1 session"
     )
 
 
@@ -444,12 +458,12 @@ async def test_run_wait_fails_with_the_runs_error(working_server) -> None:
         [run] = (await conn.execute(select(Run))).all()
     assert run.status == "failed"
     *progress, line = result.stderr.strip().splitlines()  # progress lines, then the error
-    assert line.startswith(f"ghapp schedule run: execution {run.id} failed: ")
+    assert line.startswith(f"ghapp schedule run: run {run.id} failed: ")
     assert line.endswith("exited with code 3")
-    assert progress[-1] == f"execution {run.id}: failed · 0 of 1 items processed · 1 session"
+    assert progress[-1] == f"run {run.id}: failed · 0 of 1 items processed · 1 session"
 
 
-# -- webhooks -------------------------------------------------------------------------------
+# -- notifiers ------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -470,94 +484,103 @@ async def notifiers(db) -> list[Any]:
         return list((await conn.execute(select(Notifier).order_by(Notifier.id))).all())
 
 
-async def test_webhooks_add_list_test_disable_delete(server, receiver) -> None:
+async def test_notifiers_add_list_test_disable_delete(server, receiver) -> None:
     url, received = receiver
     added = await server.cli(
-        "schedule",
-        "webhooks",
-        "add",
-        "--type",
-        "generic",
-        "--url",
-        url,
-        "--name",
-        "ops",
-        "--events",
-        "task_failed,task_completed",
+        *("schedule", "notifiers", "add", "--type", "generic", "--url", url),
+        *("--name", "ops", "--events", "task_failed,task_completed"),
     )
     assert added.exit_code == 0, added.output
+    assert added.stdout.startswith("added notifier 1 'ops' (generic, ")
     [row] = await notifiers(server.db)
     assert (row.name, row.type, row.enabled) == ("ops", "generic", True)
     assert row.event_types == ["task_failed", "task_completed"]
     assert url not in row.url_encrypted  # encrypted at rest
 
-    [listed] = table_rows((await server.cli("schedule", "webhooks", "list")).stdout)
+    [listed] = table_rows((await server.cli("schedule", "notifiers", "list")).stdout)
     assert listed[:3] == [str(row.id), "ops", "generic"] and url not in listed[3]
     assert listed[4:7] == ["task_failed, task_completed", "yes", "0"]
-    hooks = json.loads((await server.cli("schedule", "webhooks", "list", "--json")).stdout)
+    hooks = json.loads((await server.cli("schedule", "notifiers", "list", "--json")).stdout)
     assert [h["name"] for h in hooks["webhooks"]] == ["ops"]
     assert hooks["webhooks"][0]["webhookUrl"] != url  # masked by the server
 
-    tested = await server.cli("schedule", "webhooks", "test", str(row.id))
+    tested = await server.cli("schedule", "notifiers", "test", str(row.id))
     assert tested.exit_code == 0, tested.output
     assert tested.stdout.startswith("delivered: 200") and len(received) == 1
 
-    assert (await server.cli("schedule", "webhooks", "disable", str(row.id))).exit_code == 0
+    assert (await server.cli("schedule", "notifiers", "disable", str(row.id))).exit_code == 0
     assert (await notifiers(server.db))[0].enabled is False
-    assert (await server.cli("schedule", "webhooks", "enable", str(row.id))).exit_code == 0
+    assert (await server.cli("schedule", "notifiers", "enable", str(row.id))).exit_code == 0
     assert (await notifiers(server.db))[0].enabled is True
-    deleted = await server.cli("schedule", "webhooks", "delete", str(row.id), "--yes")
+    deleted = await server.cli("schedule", "notifiers", "delete", str(row.id), "--yes")
     assert deleted.exit_code == 0, deleted.output
     assert await notifiers(server.db) == []
-    gone = one_line_error(await server.cli("schedule", "webhooks", "test", str(row.id)))
-    assert gone == "ghapp schedule webhooks test: no such notifier"
+    gone = one_line_error(await server.cli("schedule", "notifiers", "test", str(row.id)))
+    assert gone == "ghapp schedule notifiers test: no such notifier"
 
 
-async def test_webhooks_add_asks_and_test_reports_failure(server) -> None:
-    nowhere = f"{server.base}/healthz"  # answers POST with 405
-    answers = f"slack\n{nowhere}\nalerts\ntask_failed\n"
-    added = await server.cli("schedule", "webhooks", "add", input=answers)
+async def test_webhooks_is_a_hidden_alias_of_notifiers(server, receiver) -> None:
+    url, _ = receiver
+    added = await server.cli(
+        *("schedule", "webhooks", "add", "--type", "slack", "--url", url, "--name", "old")
+    )
+    assert added.exit_code == 0, added.output
+    assert [row.name for row in await notifiers(server.db)] == ["old"]
+    listed = await server.cli("schedule", "webhooks", "list")
+    assert "old" in listed.stdout and "Notifiers" in listed.stdout
+    shown = (await server.cli("schedule", "--help")).stdout
+    assert "notifiers" in shown and "webhooks" not in shown
+
+
+async def test_notifiers_add_with_every_option_asks_nothing(server, receiver) -> None:
+    """The events are optional (the server has a default): not asked for, even on stdin."""
+    url, _ = receiver
+    added = await server.cli(
+        *("schedule", "notifiers", "add", "--type", "slack", "--url", url, "--name", "alerts"),
+        input="task_failed\n",
+    )
     assert added.exit_code == 0, added.output
     [row] = await notifiers(server.db)
+    assert row.event_types != ["task_failed"]  # the typed line was not read as an answer
+    assert "Events" not in added.output
+
+
+async def test_notifiers_add_off_a_terminal_names_the_missing_options(server) -> None:
+    result = await server.cli("schedule", "notifiers", "add", "--type", "slack", input="x\n")
+    assert one_line_error(result, code=2) == (
+        "ghapp schedule notifiers add: --name and --url are missing: give them "
+        "(there is no terminal to ask on)"
+    )
+    mail = await server.cli("schedule", "notifiers", "add", "--type", "email", "--name", "m")
+    assert "--to is missing" in one_line_error(mail, code=2)
+    assert await notifiers(server.db) == []
+
+
+async def test_notifiers_add_asks_on_a_terminal_and_test_reports_failure(server) -> None:
+    nowhere = f"{server.base}/healthz"  # answers POST with 405
+    answers = ["slack", nowhere, "alerts", "task_failed"]
+    code, shown = await in_terminal(server.base, ["schedule", "notifiers", "add"], answers)
+    assert code == 0, shown
+    [row] = await notifiers(server.db)
     assert (row.name, row.type, row.event_types) == ("alerts", "slack", ["task_failed"])
-    line = one_line_error(await server.cli("schedule", "webhooks", "test", str(row.id)))
-    assert line.startswith("ghapp schedule webhooks test: not delivered") and "405" in line
+    line = one_line_error(await server.cli("schedule", "notifiers", "test", str(row.id)))
+    assert line.startswith("ghapp schedule notifiers test: not delivered") and "405" in line
 
     unknown = await server.cli(
-        "schedule",
-        "webhooks",
-        "add",
-        "--type",
-        "slack",
-        "--url",
-        nowhere,
-        "--name",
-        "x",
-        "--events",
-        "task_exploded",
+        *("schedule", "notifiers", "add", "--type", "slack", "--url", nowhere, "--name", "x"),
+        *("--events", "task_exploded"),
     )
-    assert "unknown event 'task_exploded'" in one_line_error(unknown, code=2)
+    assert "unknown event 'task_exploded' for --events" in one_line_error(unknown, code=2)
     bad = await server.cli(
-        "schedule",
-        "webhooks",
-        "add",
-        "--type",
-        "slack",
-        "--url",
-        "ftp://x",
-        "--name",
-        "x",
-        "--events",
-        "",
+        *("schedule", "notifiers", "add", "--type", "slack", "--url", "ftp://x", "--name", "x")
     )
-    assert one_line_error(bad).endswith(
-        "webhookUrl: must be an http:// or https:// URL with a host"
-    )
+    # the option as typed (--url), not the API's field (webhookUrl)
+    assert one_line_error(bad).endswith("--url: must be an http:// or https:// URL with a host")
     assert len(await notifiers(server.db)) == 1
 
 
-async def test_webhooks_add_refuses_an_internal_url(db_url, db, tmp_path) -> None:
-    """A server that allows no internal receiver (the default) says which field is wrong."""
+async def test_notifiers_add_refuses_an_internal_url(db_url, db, tmp_path) -> None:
+    """A server that allows no internal receiver (the default) says which option is wrong."""
     key = Fernet.generate_key().decode()
     settings = make_settings(
         db_url, tmp_path, admin_token=ADMIN, secret_key=key, notify_allow_hosts=""
@@ -565,32 +588,180 @@ async def test_webhooks_add_refuses_an_internal_url(db_url, db, tmp_path) -> Non
     async with live_server(create_app(settings, db=db)) as base:
         refused = await ghapp(
             base,
-            *("schedule", "webhooks", "add", "--type", "generic", "--name", "x", "--events", ""),
+            *("schedule", "notifiers", "add", "--type", "generic", "--name", "x"),
             *("--url", "http://0x7f000001:5432/"),
         )
-    assert "webhookUrl: the host is an internal address (loopback)" in one_line_error(refused)
+    assert "--url: the host is an internal address (loopback)" in one_line_error(refused)
     assert await notifiers(db) == []
 
 
-async def test_webhooks_add_email_asks_for_addresses(server) -> None:
-    answers = "email\nops@example.com, dev@example.org\nmail\ntask_failed\n"
-    added = await server.cli("schedule", "webhooks", "add", input=answers)
-    assert added.exit_code == 0, added.output
-    last = added.stdout.strip().splitlines()[-1]  # the prompts echo what was typed
-    assert last == "added webhook 1 'mail' (email, mailto:2 recipients): task_failed"
+async def test_notifiers_add_email_asks_for_addresses_on_a_terminal(server) -> None:
+    answers = ["email", "ops@example.com, dev@example.org", "mail", "task_failed"]
+    code, shown = await in_terminal(server.base, ["schedule", "notifiers", "add"], answers)
+    assert code == 0, shown
+    assert shown.strip().endswith(  # after the prompts (the answers were typed ahead)
+        "added notifier 1 'mail' (email, mailto:2 recipients): task_failed"
+    )
     [row] = await notifiers(server.db)
     assert (row.type, row.event_types) == ("email", ["task_failed"])
     bad = await server.cli(
-        "schedule",
-        "webhooks",
-        "add",
-        "--type",
-        "email",
-        "--to",
-        "nope",
-        "--name",
-        "x",
-        "--events",
-        "",
+        *("schedule", "notifiers", "add", "--type", "email", "--to", "nope", "--name", "x")
     )
-    assert "'nope' is not an e-mail address" in one_line_error(bad)
+    assert "--to: 'nope' is not an e-mail address" in one_line_error(bad)
+
+
+# -- editing, manual jobs, duplicates, limits, options anywhere ----------------------------
+
+
+async def test_edit_changes_only_what_is_given_and_attaches_notifiers(server, receiver) -> None:
+    url, _ = receiver
+    task = await add_task(
+        server, name="Nightly", scheduleType="cron", cronExpression="0 2 * * *", timezone="UTC"
+    )
+    hooks = [
+        (await server.api("POST", "/api/scheduler/webhooks", body))["id"]
+        for body in (
+            {"name": "a", "webhookType": "slack", "webhookUrl": url},
+            {"name": "b", "webhookType": "slack", "webhookUrl": url},
+        )
+    ]
+    renamed = await server.cli("schedule", "edit", str(task["id"]), "--name", "Nightly review")
+    assert renamed.exit_code == 0, renamed.output
+    job = await server.job(task["id"])
+    assert (job.name, job.cron_expression, job.task_type) == (
+        "Nightly review",
+        "0 2 * * *",
+        "analyze",
+    )
+
+    attached = await server.cli(
+        *("schedule", "edit", str(task["id"]), "--add-notifier", str(hooks[0])),
+        *("--add-notifier", str(hooks[1]), "--interval", "30", "--timezone", "Europe/Berlin"),
+    )
+    assert attached.exit_code == 0, attached.output
+    assert attached.stdout.strip().endswith(f"notifiers: {hooks[0]}, {hooks[1]}")
+    job = await server.job(task["id"])
+    assert (job.notifier_ids, job.interval_minutes, job.cron_expression) == (hooks, 30, None)
+    assert (job.timezone, job.name) == ("Europe/Berlin", "Nightly review")  # kept
+
+    removed = await server.cli(
+        "schedule", "edit", str(task["id"]), "--remove-notifier", str(hooks[0])
+    )
+    assert removed.exit_code == 0 and (await server.job(task["id"])).notifier_ids == [hooks[1]]
+    cleared = await server.cli("schedule", "edit", str(task["id"]), "--no-notifiers", "--manual")
+    assert cleared.exit_code == 0, cleared.output
+    job = await server.job(task["id"])
+    assert (job.notifier_ids, job.interval_minutes, job.next_run_at) == ([], None, None)
+    assert f"manual: runs only when asked (`ghapp schedule run {task['id']}`)" in cleared.stdout
+
+    unknown = await server.cli("schedule", "edit", str(task["id"]), "--add-notifier", "999")
+    assert "ghapp schedule edit: --add-notifier: unknown notifier 999" in one_line_error(unknown)
+    nothing = await server.cli("schedule", "edit", str(task["id"]))
+    assert "nothing to change" in one_line_error(nothing, code=2)
+    both = await server.cli("schedule", "edit", str(task["id"]), "--cron", "0 9 * * *", "--manual")
+    assert "give one of --cron, --interval and --manual, not --cron and --manual" in (
+        one_line_error(both, code=2)
+    )
+    bad = await server.cli("schedule", "edit", str(task["id"]), "--cron", "0 25 * * *")
+    assert "--cron: cron expression '0 25 * * *'" in one_line_error(bad)
+    assert (await server.job(task["id"])).cron_expression is None  # nothing lost
+    entries = json.loads((await server.cli("schedule", "audit", "--json")).stdout)["entries"]
+    assert [e["action"] for e in entries if e["objectId"] == str(task["id"])].count(
+        "job.update"
+    ) == 4
+
+
+async def test_create_a_manual_job_without_any_cron(server) -> None:
+    common = ("--type", "analyze", "--repo", REPO)
+    for name, flags in (("Omitted", []), ("Flagged", ["--manual"]), ("Old way", ["--cron", ""])):
+        result = await server.cli("schedule", "create", "--name", name, *common, *flags)
+        assert result.exit_code == 0, result.output
+        assert "manual: runs only when asked" in result.stdout
+    jobs = await server.jobs()
+    assert [(j.name, j.cron_expression, j.interval_minutes) for j in jobs] == [
+        ("Omitted", None, None),
+        ("Flagged", None, None),
+        ("Old way", None, None),
+    ]
+    assert {row[3] for row in table_rows((await server.cli("schedule", "list")).stdout)} == {
+        "manual"
+    }
+
+
+async def test_quick_refuses_a_duplicate_unless_allowed(server) -> None:
+    first = await server.cli("schedule", "quick", "daily-analysis", "--repo", REPO)
+    assert first.exit_code == 0, first.output
+    [job] = await server.jobs()
+    again = one_line_error(await server.cli("schedule", "quick", "daily-analysis", "--repo", REPO))
+    assert again == (
+        f"ghapp schedule quick: job {job.id} 'Daily Context Analysis' already exists for {REPO}; "
+        f"`ghapp schedule edit {job.id}` changes it, --allow-duplicate makes another"
+    )
+    assert len(await server.jobs()) == 1
+    allowed = await server.cli(
+        "schedule", "quick", "daily-analysis", "--repo", REPO, "--allow-duplicate"
+    )
+    assert allowed.exit_code == 0 and len(await server.jobs()) == 2
+    other = await server.cli("schedule", "quick", "weekly-optimize", "--repo", REPO)
+    assert other.exit_code == 0 and len(await server.jobs()) == 3  # another preset is no duplicate
+
+
+async def test_upcoming_shows_the_soonest_and_says_how_many_more(server) -> None:
+    await add_task(server, name="Quarter hours", scheduleType="cron", cronExpression="*/15 * * * *")
+    everything = json.loads((await server.cli("schedule", "upcoming", "--json")).stdout)
+    total = len(everything["upcoming"])
+    assert total >= 95  # 24 hours of quarter hours
+    default = await server.cli("schedule", "upcoming")
+    assert len(table_rows(default.stdout)) == 21  # 20 rows and the line after the table
+    assert default.stdout.strip().endswith(
+        f"… and {total - 20} more in the next 24 hours (--limit to show more)"
+    )
+    few = await server.cli("schedule", "upcoming", "--limit", "3", "--hours", "2")
+    rows = table_rows(few.stdout)
+    assert len(rows) == 4 and rows[-1][0].startswith("… and 5 more in the next 2 hours")
+    enough = await server.cli("schedule", "upcoming", "--limit", "500")
+    assert "more in the next" not in enough.stdout
+
+
+async def test_server_and_token_options_before_or_after_the_command(server) -> None:
+    await add_task(server, name="Found")
+    env_only = {"COLUMNS": "240", "GHAPP_URL": None, "GHAPP_TOKEN": None}
+    for args in (
+        ["schedule", "list", "--url", server.base, "--token", ADMIN],
+        ["schedule", "--url", server.base, "--token", ADMIN, "list"],
+        ["schedule", "--server", server.base, "list", "--token", ADMIN],
+        ["schedule", "notifiers", "list", "--server", server.base, "--token", ADMIN],
+    ):
+        result = await asyncio.to_thread(runner.invoke, cli_app, args, env=env_only)
+        assert result.exit_code == 0, (args, result.output)
+    listed = await asyncio.to_thread(
+        runner.invoke,
+        cli_app,
+        ["schedule", "list", "--url", server.base, "--token", ADMIN],
+        env=env_only,
+    )
+    assert "Found" in listed.stdout
+    # nearest the command wins; the environment still works when no option is given
+    nearest = await asyncio.to_thread(
+        runner.invoke,
+        cli_app,
+        ["schedule", "--url", "http://127.0.0.1:1", "list", "--url", server.base],
+        env={"COLUMNS": "240", "GHAPP_URL": "http://127.0.0.1:2", "GHAPP_TOKEN": ADMIN},
+    )
+    assert nearest.exit_code == 0 and "Found" in nearest.stdout, nearest.output
+    assert "Found" in (await server.cli("schedule", "list")).stdout  # GHAPP_URL, GHAPP_TOKEN
+
+
+async def test_names_from_outside_are_printed_as_text_not_markup(server) -> None:
+    await add_task(server, name="[bold red]x[/] [link=http://evil]y")
+    listed = await server.cli("schedule", "list")
+    assert "[bold red]x[/] [link=http://evil]y" in listed.stdout
+    task = (await server.jobs())[0]
+    asked = await server.cli("schedule", "edit", str(task.id), "--name", "[red]z[/red]")
+    assert "'[red]z[/red]'" in asked.stdout
+    refused = one_line_error(
+        await server.cli(
+            "schedule", "create", "--name", "n", "--type", "analyze", "--repo", "[x]/y"
+        )
+    )
+    assert "[x]/y" in refused

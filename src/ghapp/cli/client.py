@@ -1,24 +1,23 @@
 """A small synchronous client of ghapp's REST API for the ``ghapp schedule …`` commands.
 
-Where the server is: ``--url`` or ``GHAPP_URL`` [http://127.0.0.1:8000]; the API token:
-``--token`` or ``GHAPP_TOKEN``. Whatever goes wrong (a refusal, an unknown id, a server that
-is not there) ends as one line on stderr naming the command, and exit code 1; a mistake in
-how the command was called is exit code 2.
+Where the server is and the token: :mod:`ghapp.cli.connection`. Whatever goes wrong (a
+refusal, an unknown id, a server that is not there) ends as one line on stderr naming the
+command, and exit code 1; a mistake in how the command was called is exit code 2. A field
+the server refuses is named as the option the user typed (``--cron``, not
+``cronExpression``).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import httpx
-import typer
+from ghapp.cli.connection import Connection
+from ghapp.cli.output import fail, one_line
 
-from ghapp.cli.output import fail
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 30.0
 SERVER_FAILED = 1  # the server refused, or could not be reached
 NOT_REACHABLE = "the server at {url} is not reachable ({why}): is `ghapp serve` running there?"
@@ -26,40 +25,80 @@ NO_TOKEN = "GHAPP_TOKEN is not set: the API needs a token (`ghapp token create N
 BAD_TOKEN = "GHAPP_TOKEN was refused: {error} (`ghapp token list` shows the live tokens)"  # noqa: S105
 BAD_URL = "the server URL {url!r} (--url, GHAPP_URL) is not an http:// or https:// URL"
 NO_ROUTE = "the server at {url} has no {path} (is it an older ghapp?)"
+# The API's field names, as the options of the commands that send them.
+FIELD_OPTIONS = {
+    "name": "--name",
+    "taskType": "--type",
+    "scheduleType": "--cron/--interval/--manual",
+    "cronExpression": "--cron",
+    "intervalMinutes": "--interval",
+    "repo": "--repo",
+    "repoId": "--repo",
+    "commandId": "--command",
+    "customPrompt": "--prompt",
+    "targetType": "--target",
+    "filterQuery": "--filter",
+    "timezone": "--timezone",
+    "checks": "--checks",
+    "webhookIds": "--notifier",
+    "notifierIds": "--notifier",
+    "thresholdValue": "--score",
+    "webhookType": "--type",
+    "webhookUrl": "--url",
+    "recipients": "--to",
+    "secret": "--secret",
+    "eventTypes": "--events",
+}
+
+
+def option_for(field: str, own: dict[str, str] | None = None) -> str:
+    """``cronExpression`` → ``--cron``; ``recipients.0`` → ``--to``; others as they are.
+
+    ``own``: a command's own names, before the table's (``edit`` says ``--add-notifier``).
+    """
+    head, _, rest = field.partition(".")
+    option = (own or {}).get(head) or FIELD_OPTIONS.get(head)
+    if option is None:
+        return field
+    return option if not rest or rest.isdigit() else f"{option} ({rest})"
 
 
 @dataclass(frozen=True)
-class Connection:
-    """Where the API is and how to authenticate; kept on the click context by the group."""
+class Response:
+    status_code: int
+    reason_phrase: str
+    content: bytes
 
-    url: str = DEFAULT_URL
-    token: str | None = None
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
 
-
-def command_name(ctx: typer.Context) -> str:
-    """The running command as the user typed it, without the program's name."""
-    names: list[str] = []
-    context: Any = ctx
-    while context is not None and context.parent is not None:
-        names.append(context.info_name or "")
-        context = context.parent
-    return " ".join(reversed(names)) or (ctx.info_name or "ghapp")
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 class ApiClient:
-    """``get`` / ``post`` / ``patch`` / ``delete`` returning the decoded JSON (or None)."""
+    """``get`` / ``post`` / ``patch`` / ``delete`` returning the decoded JSON (or None).
 
-    def __init__(self, connection: Connection, command: str) -> None:
+    On the standard library's ``http.client``: httpx would add a quarter of a second to every
+    command's start for a few JSON requests.
+    """
+
+    def __init__(
+        self, connection: Connection, command: str, options: dict[str, str] | None = None
+    ) -> None:
         self.command = command
+        self.options = options  # the command's own names for API fields (see option_for)
         self.url = connection.url.rstrip("/")
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             fail(self.command, BAD_URL.format(url=connection.url), code=2)
         self.has_token = bool(connection.token)
-        headers = {"Accept": "application/json", "User-Agent": "ghapp-cli"}
+        self.prefix = parts.path.rstrip("/")
+        self.headers = {"Accept": "application/json", "User-Agent": "ghapp-cli"}
         if connection.token:
-            headers["Authorization"] = f"Bearer {connection.token}"
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT_SECONDS)
+            self.headers["Authorization"] = f"Bearer {connection.token}"
+        self.http = _connection(parts.scheme, parts.hostname, parts.port)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -82,16 +121,9 @@ class ApiClient:
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> Any:
-        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self.http.request(method, path, params=query, json=body)
-        except httpx.ConnectError as exc:
-            self._fail(NOT_REACHABLE.format(url=self.url, why=_reason(exc, "connection refused")))
-        except httpx.TimeoutException:
-            why = f"no answer within {TIMEOUT_SECONDS:g} s"
-            self._fail(NOT_REACHABLE.format(url=self.url, why=why))
-        except httpx.HTTPError as exc:
-            self._fail(NOT_REACHABLE.format(url=self.url, why=_reason(exc, type(exc).__name__)))
+        query = urlencode({k: _query_value(v) for k, v in (params or {}).items() if v is not None})
+        target = self.prefix + path + (f"?{query}" if query else "")
+        response = self._send(method, target, body)
         if response.status_code >= 400:
             self._fail(self._refusal(response, path))
         if response.status_code == 204 or not response.content:
@@ -101,21 +133,53 @@ class ApiClient:
         except ValueError:
             self._fail(f"the server at {self.url} answered {path} with something other than JSON")
 
-    def _refusal(self, response: httpx.Response, path: str) -> str:
+    def _send(self, method: str, target: str, body: Any) -> Response:
+        headers = dict(self.headers)
+        content = None
+        if body is not None:
+            content = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            self.http.request(method, target, body=content, headers=headers)
+            answer = self.http.getresponse()
+            response = Response(answer.status, answer.reason, answer.read())
+            # A fresh connection per request: a kept-alive one may be closed by the server
+            # between a command's requests (run --wait polls for minutes).
+            self.http.close()
+            return response
+        except TimeoutError:
+            why = f"no answer within {TIMEOUT_SECONDS:g} s"
+            self._fail(NOT_REACHABLE.format(url=self.url, why=why))
+        except ConnectionRefusedError:
+            self._fail(NOT_REACHABLE.format(url=self.url, why="connection refused"))
+        except (OSError, HTTPException) as exc:
+            self.http.close()
+            self._fail(NOT_REACHABLE.format(url=self.url, why=_reason(exc, type(exc).__name__)))
+
+    def _refusal(self, response: Response, path: str) -> str:
         error, detail = _problem(response)
         if response.status_code == 401:
             return BAD_TOKEN.format(error=error) if self.has_token else NO_TOKEN
         if response.status_code in (404, 405) and error in ("Not Found", "Method Not Allowed"):
             return NO_ROUTE.format(url=self.url, path=path)  # Starlette's answer, not the API's
         if detail:
-            return "; ".join(_detail_line(item) for item in detail)
+            return "; ".join(_detail_line(item, self.options) for item in detail)
         return error
 
     def _fail(self, message: str) -> NoReturn:
         fail(self.command, one_line(message), code=SERVER_FAILED)
 
 
-def _problem(response: httpx.Response) -> tuple[str, list[Any]]:
+def _connection(scheme: str, host: str, port: int | None) -> HTTPConnection:
+    if scheme == "https":
+        import ssl
+
+        context = ssl.create_default_context()
+        return HTTPSConnection(host, port, timeout=TIMEOUT_SECONDS, context=context)
+    return HTTPConnection(host, port, timeout=TIMEOUT_SECONDS)
+
+
+def _problem(response: Response) -> tuple[str, list[Any]]:
     """The API's ``{"error": ..., "detail": [...]}``, or what else the server said."""
     try:
         data = response.json()
@@ -128,11 +192,11 @@ def _problem(response: httpx.Response) -> tuple[str, list[Any]]:
     return f"the server answered {response.status_code} {response.reason_phrase} {text}".strip(), []
 
 
-def _detail_line(item: Any) -> str:
+def _detail_line(item: Any, options: dict[str, str] | None) -> str:
     if not isinstance(item, dict):
         return str(item)
     field, reason = item.get("field"), item.get("reason", "invalid")
-    return f"{field}: {reason}" if field else str(reason)
+    return f"{option_for(str(field), options)}: {reason}" if field else str(reason)
 
 
 def _reason(exc: Exception, fallback: str) -> str:
@@ -146,12 +210,3 @@ def _query_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
-
-
-def one_line(text: str) -> str:
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
-def dump_json(data: Any) -> None:
-    """``--json``: the server's answer as is, for scripts."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -6,32 +6,54 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from ghapp.cli.output import fail, out
-from ghapp.settings import Settings, load_generated_webhook_secret
-from ghapp.signing import delivery_headers
 
 
 def receive_command(
-    event: Annotated[str, typer.Argument(help="GitHub event name, e.g. issues or issue_comment.")],
+    event: Annotated[
+        str,
+        typer.Argument(
+            metavar="EVENT",
+            help="GitHub event name, e.g. issues or issue_comment.",
+            show_default=False,
+        ),
+    ],
     payload: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="JSON payload file.")
+        Path,
+        typer.Argument(
+            metavar="PAYLOAD",
+            exists=True,
+            dir_okay=False,
+            help="JSON payload file.",
+            show_default=False,
+        ),
     ],
     url: Annotated[
         str | None,
-        typer.Option(help="Webhook URL [http://GHAPP_HOST:GHAPP_PORT/webhooks/github]."),
+        typer.Option(
+            metavar="URL",
+            help="Webhook URL (default: http://$GHAPP_HOST:$GHAPP_PORT/webhooks/github).",
+        ),
     ] = None,
     secret: Annotated[
         str | None,
-        typer.Option(help="Secret to sign with [the first GHAPP_WEBHOOK_SECRET]."),
+        typer.Option(
+            metavar="SECRET", help="Secret to sign with (default: the first $GHAPP_WEBHOOK_SECRET)."
+        ),
     ] = None,
     delivery: Annotated[
-        str | None, typer.Option(help="Delivery id to send [a fresh UUID].")
+        str | None,
+        typer.Option(metavar="ID", help="Delivery id to send (default: a fresh UUID)."),
     ] = None,
 ) -> None:
     """Sign PAYLOAD with the webhook secret and post it as a fresh EVENT delivery."""
+    import httpx
+
+    from ghapp.settings import Settings, load_generated_webhook_secret
+    from ghapp.signing import delivery_headers
+
     settings = Settings()
     body = payload.read_bytes()
     try:

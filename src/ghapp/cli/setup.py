@@ -30,17 +30,17 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-import httpx
 import typer
-import yaml
-from pydantic import ValidationError
 
 from ghapp.cli.output import err, fail, out
-from ghapp.github.manifest import build_manifest
-from ghapp.settings import Settings
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from ghapp.settings import Settings
 
 DEFAULT_GITHUB_URL = "https://github.com"
 DEFAULT_PORT = 8765
@@ -84,23 +84,30 @@ class SetupResult:
 
 def setup_command(
     org: Annotated[
-        str | None, typer.Option(help="Register the app for this organisation, not for you.")
+        str | None,
+        typer.Option(metavar="ORG", help="Register the app for this organisation, not for you."),
     ] = None,
     github_url: Annotated[
-        str, typer.Option(help="GitHub, or your GitHub Enterprise Server (https://HOST).")
+        str,
+        typer.Option(
+            metavar="URL", help="GitHub, or your GitHub Enterprise Server (https://HOST)."
+        ),
     ] = DEFAULT_GITHUB_URL,
     public_url: Annotated[
         str | None,
-        typer.Option(help="Where GitHub reaches this server (webhooks) [GHAPP_PUBLIC_URL]."),
+        typer.Option(
+            metavar="URL",
+            help="Where GitHub reaches this server (webhooks) (default: $GHAPP_PUBLIC_URL).",
+        ),
     ] = None,
     port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port of the local setup page.")
+        int, typer.Option(metavar="PORT", min=0, max=65535, help="Port of the local setup page.")
     ] = DEFAULT_PORT,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Print the page's URL, open no browser.")
     ] = False,
     env_file: Annotated[
-        Path, typer.Option(help="Where to write the app's credentials.")
+        Path, typer.Option(metavar="FILE", help="Where to write the app's credentials.")
     ] = DEFAULT_ENV_FILE,
 ) -> None:
     """Register the GitHub App from its manifest (app.yml) and write its credentials to .env."""
@@ -148,6 +155,11 @@ def run_setup(
     ``on_ready`` gets the page's URL once it is served. Raises :class:`SetupError`, having
     written nothing, when the flow cannot finish.
     """
+    # Imported here, not at the top: `ghapp --help` imports this module and should stay quick.
+    from pydantic import ValidationError
+
+    from ghapp.settings import Settings
+
     try:
         settings = Settings(_env_file=options.env_file)
     except ValidationError as exc:
@@ -209,6 +221,8 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -270,6 +284,8 @@ class ManifestFlow:
             ) from None
         self._server = server
         bound = server.server_address[1]
+        from ghapp.github.manifest import build_manifest
+
         self.manifest = build_manifest(
             self.base_manifest,
             public_url=self.public_url,
@@ -357,6 +373,8 @@ class ManifestFlow:
             "User-Agent": "ghapp",
             "X-GitHub-Api-Version": "2022-11-28",
         }
+        import httpx
+
         try:
             response = httpx.post(url, headers=headers, timeout=30)
         except httpx.HTTPError as exc:

@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
 from ghapp.cli.output import out
 
 NONE = "—"
+WIDE = 120  # a terminal at least this wide shows the columns marked wide
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column: ``key`` ones (ids, times, states) never wrap; text wraps between words, and a
+    word too long for the column ends in an ellipsis instead of breaking across lines."""
+
+    header: str
+    key: bool = False
+    min_width: int | None = None
+    wide: bool = False  # only on a wide terminal
 
 
 def show_table(
-    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], empty: str
+    title: str, columns: Sequence[Col], rows: Iterable[Sequence[Any]], empty: str
 ) -> None:
     """A table on stdout (times in UTC); cells are plain text: a name like ``[red]`` stays."""
     cells = [[NONE if cell is None or cell == "" else str(cell) for cell in row] for row in rows]
     if not cells:
         say(empty)
         return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    shown = [i for i, column in enumerate(columns) if not column.wide or out.width >= WIDE]
     table = Table(
         title=f"{title} (times in UTC)",
         title_justify="left",
@@ -30,10 +44,16 @@ def show_table(
         highlight=False,
         pad_edge=False,
     )
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for i in shown:
+        column = columns[i]
+        table.add_column(
+            column.header,
+            no_wrap=column.key,
+            overflow="ellipsis",
+            min_width=column.min_width or (len(column.header) if column.key else None),
+        )
     for row in cells:
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(Text(row[i]) for i in shown))
     out.print(table)
 
 

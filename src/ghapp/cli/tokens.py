@@ -6,21 +6,17 @@ shows a prefix to recognise it by and nothing else.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from ghapp.cli.client import dump_json, one_line
-from ghapp.cli.output import err, fail
-from ghapp.cli.tables import say, show_table, when, yes_no
-from ghapp.db import Database
-from ghapp.settings import Settings
-from ghapp.tokens import create_token, list_tokens, revoke_token
+from ghapp.cli.output import dump_json, err, fail, one_line
+from ghapp.cli.tables import Col, say, show_table, when, yes_no
+
+if TYPE_CHECKING:
+    from ghapp.db import Database
 
 T = TypeVar("T")
 ACTOR = "cli"
@@ -34,12 +30,19 @@ NO_TOKENS = "no tokens (create one with `ghapp token create NAME --admin`)"
 token_app = typer.Typer(
     help="API tokens for the REST API and `ghapp schedule` (stored as hashes).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
 def on_database(command: str, work: Callable[[Database], Awaitable[T]]) -> T:
     """Prepare the database as ``ghapp serve`` does, then run ``work`` on it."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ghapp.cli.main import _prepare
+    from ghapp.settings import Settings
 
     settings = Settings()
     url = make_url(settings.database_url).render_as_string(hide_password=True)
@@ -52,6 +55,8 @@ def on_database(command: str, work: Callable[[Database], Awaitable[T]]) -> T:
 
 
 async def _with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    from ghapp.db import Database
+
     db = Database(url)
     try:
         return await work(db)
@@ -61,14 +66,23 @@ async def _with_database(url: str, work: Callable[[Database], Awaitable[T]]) -> 
 
 @token_app.command()
 def create(
-    name: Annotated[str, typer.Argument(help="What the token is for, e.g. ci or alice.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="What the token is for, e.g. ci or alice.", show_default=False
+        ),
+    ],
     repo: Annotated[
         list[str] | None,
-        typer.Option("--repo", help="owner/name it may act on (repeat for several)."),
+        typer.Option(
+            "--repo", metavar="OWNER/NAME", help="owner/name it may act on (repeat for several)."
+        ),
     ] = None,
     admin: Annotated[bool, typer.Option("--admin", help="May act on everything.")] = False,
 ) -> None:
     """Create a token and print it (once: only its hash is kept)."""
+
+    from ghapp.tokens import create_token
 
     async def work(db: Database) -> Any:
         try:
@@ -86,6 +100,8 @@ def list_command(
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List tokens: name, prefix, scope, use and revocation (never the token or its hash)."""
+    from ghapp.tokens import list_tokens
+
     rows = on_database("token list", list_tokens)
     shown = [
         {
@@ -105,7 +121,16 @@ def list_command(
         return
     show_table(
         "API tokens",
-        ("ID", "Name", "Prefix", "Admin", "Repos", "Created", "Last used", "Revoked"),
+        (
+            Col("ID", key=True),
+            Col("Name", min_width=10),
+            Col("Prefix", key=True),
+            Col("Admin", key=True),
+            Col("Repos", min_width=12),
+            Col("Created", key=True, wide=True),
+            Col("Last used", key=True, wide=True),
+            Col("Revoked", key=True),
+        ),
         (
             (
                 t["id"],
@@ -128,6 +153,8 @@ def revoke(
     token: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="Token id or name.")],
 ) -> None:
     """Revoke a token: the API refuses it from now on."""
+
+    from ghapp.tokens import revoke_token
 
     async def work(db: Database) -> Any:
         try:
