@@ -5,15 +5,16 @@ gone on past their job's timeout."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlmodel import col
 
 from ghapp.dashboard.describe import absolute, duration, money, relative, span, status_class
 from ghapp.db import Database
-from ghapp.db.models import Job, Run
+from ghapp.db.models import Job, Run, table_of
 from ghapp.tokens import Principal
 
 OVERVIEW_CELLS = 10
@@ -24,66 +25,97 @@ OVERDUE = (
     "Run #{run} of “{job}” has been running for {running}, past its job's "
     "{timeout} timeout: it may be stuck."
 )
-STRIP_COLUMNS = (
-    col(Run.id),
-    col(Run.job_id),
-    col(Run.status),
-    col(Run.queued_at),
-    col(Run.started_at),
-    col(Run.completed_at),
-    col(Run.duration_ms),
-    col(Run.cost_usd),
-)
+# What a cell shows: its status and one time (finished, else started, else queued).
+AT = func.coalesce(col(Run.completed_at), col(Run.started_at), col(Run.queued_at)).label("at")
+CELL_COLUMNS = (col(Run.id), col(Run.job_id), col(Run.status), AT)
+# The job page also lists the runs and draws their cost and duration.
+PAGE_COLUMNS = (*CELL_COLUMNS, col(Run.completed_at), col(Run.duration_ms), col(Run.cost_usd))
 
-STRIP_NAMES = tuple(
-    "id job_id status queued_at started_at completed_at duration_ms cost_usd".split()
-)
+MAX_JOBS = 1_000_000
 
 
 async def recent_runs(
-    db: Database, job_ids: Sequence[int] | None, per_job: int
+    db: Database,
+    job_ids: Sequence[int] | None,
+    per_job: int,
+    columns: Sequence[Any] = CELL_COLUMNS,
 ) -> dict[int, list[Any]]:
     """Each job's newest ``per_job`` runs, newest first (``job_ids`` None: every job).
 
-    One query: ROW_NUMBER over each job's runs walks the (job_id, id) index, on SQLite
-    and PostgreSQL alike."""
-    number = (
-        func.row_number().over(partition_by=col(Run.job_id), order_by=col(Run.id).desc()).label("n")
+    Each job's ``per_job``-th newest run id is one short walk back its (job_id, id) index;
+    its runs from that id on are another. ROW_NUMBER over every job's runs read all of
+    them instead: 300 ms on SQLite with 100,000 runs against about 10 ms this way."""
+    if job_ids is not None and not job_ids:
+        return {}
+    newer = table_of(Run).alias("newer")
+    oldest_shown = (
+        select(newer.c.id)
+        .where(newer.c.job_id == col(Job.id))
+        .order_by(newer.c.id.desc())
+        .limit(1)
+        .offset(per_job - 1)
+        .scalar_subquery()
     )
-    inner = select(*STRIP_COLUMNS, number)
+    jobs = select(col(Job.id).label("job"), oldest_shown.label("cutoff"))
     if job_ids is not None:
-        if not job_ids:
-            return {}
-        inner = inner.where(col(Run.job_id).in_(list(job_ids)))
-    ranked = inner.subquery()
-    query = select(*(ranked.c[name] for name in STRIP_NAMES)).where(ranked.c.n <= per_job)
+        jobs = jobs.where(col(Job.id).in_(list(job_ids)))
+    # The LIMIT keeps SQLite from flattening the subquery into the join, which would walk
+    # every run again; it is far above any number of jobs.
+    cutoffs = jobs.limit(MAX_JOBS).subquery()
+    query = (
+        select(*columns)
+        .join(
+            cutoffs,
+            (col(Run.job_id) == cutoffs.c.job)
+            & (col(Run.id) >= func.coalesce(cutoffs.c.cutoff, 0)),
+        )
+        .order_by(col(Run.job_id), col(Run.id).desc())
+    )
     out: dict[int, list[Any]] = {}
     async with db.read() as conn:
-        for row in await conn.execute(query.order_by(ranked.c.job_id, ranked.c.id.desc())):
+        for row in await conn.execute(query):
             out.setdefault(row.job_id, []).append(row)
     return out
 
 
-def when(run: Any) -> datetime:
-    at: datetime = run.completed_at or run.started_at or run.queued_at
-    return at
-
-
 def strip(runs: Sequence[Any], now: datetime) -> list[dict[str, Any]]:
     """Cells oldest to newest (the newest at the right, as Actions and Deck show them)."""
-    cells = []
-    for run in reversed(runs):
-        words = run.status.replace("_", " ")
-        at = when(run)
-        cells.append(
-            {
-                "id": run.id,
-                "css": status_class(run.status),
-                "status": run.status,
-                "title": f"#{run.id} {words} · {absolute(at)} ({relative(at, now)})",
-            }
-        )
-    return cells
+    return [
+        {
+            "id": run.id,
+            "css": status_class(run.status),
+            "status": run.status,
+            "title": title(run, now),
+        }
+        for run in reversed(runs)
+    ]
+
+
+def title(run: Any, now: datetime) -> str:
+    at = aware(run.at)
+    return f"#{run.id} {run.status.replace('_', ' ')} · {absolute(at)} ({relative(at, now)})"
+
+
+def aware(value: datetime) -> datetime:
+    """COALESCE of timestamps comes back without the column type's UTC on SQLite."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def strip_markup(runs: Sequence[Any], now: datetime) -> Markup:
+    """The overview's strip, built here: a thousand rows of ten cells cost more as a
+    template loop in the sandbox (or Markup.format, or strftime) than the rest of the page.
+    Each title is escaped; the rest is an int and our own class names."""
+    cells = "".join(
+        f'<li><a class="cell {status_class(run.status)}" href="/runs/{int(run.id)}" '
+        f'title="{escape(short_title(run))}" tabindex="-1" aria-hidden="true"></a></li>'
+        for run in reversed(runs)
+    )
+    return Markup(f'<ol class="strip" aria-label="Last runs, oldest first">{cells}</ol>')  # noqa: S704
+
+
+def short_title(run: Any) -> str:
+    """ "#12 completed · 2026-11-27 09:00:05 UTC" (times are stored in UTC)."""
+    return f"#{run.id} {run.status.replace('_', ' ')} · {str(aware(run.at))[:19]} UTC"
 
 
 def trend(runs: Sequence[Any], field: str) -> dict[str, Any] | None:

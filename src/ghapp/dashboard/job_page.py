@@ -25,6 +25,8 @@ from ghapp.dashboard.describe import (
 from ghapp.dashboard.events import fingerprint
 from ghapp.dashboard.history import (
     JOB_PAGE_CELLS,
+    PAGE_COLUMNS,
+    aware,
     overdue_runs,
     recent_runs,
     strip,
@@ -55,7 +57,8 @@ async def job_page(ctx: Ctx) -> Response:
 async def _values(ctx: Ctx, job: Job) -> dict[str, Any]:
     assert job.id is not None
     now = ctx.now
-    runs = (await recent_runs(ctx.state.db, [job.id], JOB_PAGE_CELLS)).get(job.id, [])
+    recent = await recent_runs(ctx.state.db, [job.id], JOB_PAGE_CELLS, PAGE_COLUMNS)
+    runs = recent.get(job.id, [])
     where = await _where(ctx, job)
     return {
         "job": job,
@@ -69,7 +72,7 @@ async def _values(ctx: Ctx, job: Job) -> dict[str, Any]:
         "after": await _after(ctx, job),
         "notifiers": [n for n in await visible_notifiers(ctx) if n.id in job.notifier_ids],
         "cells": strip(runs, now),
-        "recent": runs[:LISTED_RUNS],
+        "recent": [{**row._mapping, "at": aware(row.at)} for row in runs[:LISTED_RUNS]],
         "cost": trend(runs, "cost_usd"),
         "durations": trend(runs, "duration_ms"),
         "overdue": await overdue_runs(ctx.state.db, ctx.principal, now, job_id=job.id),

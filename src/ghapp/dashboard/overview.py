@@ -24,7 +24,13 @@ from ghapp.dashboard.describe import (
     zoned,
 )
 from ghapp.dashboard.events import fingerprint
-from ghapp.dashboard.history import OVERVIEW_CELLS, overdue_runs, recent_runs, strip, when
+from ghapp.dashboard.history import (
+    OVERVIEW_CELLS,
+    aware,
+    overdue_runs,
+    recent_runs,
+    strip_markup,
+)
 from ghapp.db.models import Job
 from ghapp.reads import repo_names, scheduler_figures, scoped
 
@@ -121,8 +127,8 @@ async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
                 "last_id": run.id if run else None,
                 "last_status": run.status.replace("_", " ") if run else "",
                 "last_class": status_class(run.status) if run else "",
-                "last_at": moment(when(run), now) if run else None,
-                "cells": strip(runs, now),
+                "last_at": moment(aware(run.at), now) if run else None,
+                "strip": strip_markup(runs, now),
                 "next_at": moment(job.next_run_at, now),
                 "next_local": zoned(job.next_run_at, job.timezone) if job.next_run_at else "",
                 "manual": is_manual(job),
