@@ -249,7 +249,7 @@ def test_human_lines_show_a_traceback_indented(written) -> None:
 
 def test_json_lines_carry_no_ansi_codes_nor_color_message(written) -> None:
     logs.configure("info", written, "json")
-    logging.getLogger("uvicorn.error").info(
+    logging.getLogger("ghapp.test").info(  # as uvicorn logs its start
         "Started \x1b[1mserver\x1b[0m",
         extra={"color_message": "\x1b[36m%d\x1b[0m", "k": "\x1b[2mv"},
     )
