@@ -47,7 +47,7 @@ def uvicorn_config(settings: Settings, workers: int = 4, **overrides: Any) -> uv
     options: dict[str, Any] = {  # uvicorn.Config's keyword arguments
         "host": settings.host,
         "port": settings.port,
-        "log_config": None,  # keep our JSON logging
+        "log_config": None,  # keep our logging (ghapp.logs: JSON or human lines)
         "access_log": False,
         "server_header": False,
         # Open HTTP requests get a few seconds; the sessions' grace is the workers' own
