@@ -87,6 +87,7 @@ DASHBOARD_LATER = (
 )
 SIGN_IN = "Sign-in token: {token} (an admin token in the demo's database, shown only here)"
 STOPPED = "ghapp demo: stopped."
+REPLAYED, FORGED = "its body replayed, new delivery id", "forged signature"
 DEMO_TOKEN_NAME = "ghapp demo"  # noqa: S105 (a name, not a secret)
 
 
@@ -323,9 +324,7 @@ async def _scenario(
         runs = (await session.exec(select(Run).order_by(col(Run.id)))).all()
         sessions = (await session.exec(select(Session))).all()
     show.print_wrapped(console, show.runs_table(runs, sessions))
-    refused = [
-        d for d in deliveries if d.status == 401 or d.answer.startswith("duplicate: this payload")
-    ]
+    refused = [d for d in deliveries if d.what in (REPLAYED, FORGED)]
     story, problems = show.on_github(github, REPO, commands, runs, refused)
     show.print_wrapped(console, story)
     problems = show.wrong_answers([*deliveries, *events]) + show.wrong_runs(runs) + problems
@@ -341,14 +340,8 @@ async def _send_deliveries(client: httpx.AsyncClient, secret: str) -> list[Sent]
     for what, event, file, expected, tamper in (
         ("app installed", "installation", "installation.created.json", 202, None),
         ("GitHub redelivers it", "installation", "installation.created.json", 200, "redeliver"),
-        (
-            "its body replayed, new delivery id",
-            "installation",
-            "installation.created.json",
-            200,
-            None,
-        ),
-        ("forged signature", "issues", "issues.opened.json", 401, "forge"),
+        (REPLAYED, "installation", "installation.created.json", 200, None),
+        (FORGED, "issues", "issues.opened.json", 401, "forge"),
     ):
         body = (PAYLOADS / file).read_bytes()
         headers = delivery_headers(event, body, "not-the-secret" if tamper == "forge" else secret)
