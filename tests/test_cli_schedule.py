@@ -765,3 +765,70 @@ async def test_names_from_outside_are_printed_as_text_not_markup(server) -> None
         )
     )
     assert "[x]/y" in refused
+
+
+def broken_words(narrow: str, wide: str) -> list[str]:
+    """Words of the 80-column output that are not words of the wide one: a word broken
+    across lines (``Optimizatio`` / ``n``). A word cut short with an ellipsis is fine."""
+    words = set(wide.split())
+    broken = []
+    for word in narrow.split():
+        if word in words or word == "…" or set(word) == {"─"}:  # the rule under the header
+            continue
+        stem = word.removesuffix("…")
+        if word.endswith("…") and any(whole.startswith(stem) for whole in words):
+            continue
+        broken.append(word)
+    return broken
+
+
+async def test_tables_read_well_at_80_columns(server, receiver) -> None:
+    url, _ = receiver
+    await server.api(
+        "POST",
+        "/api/scheduler/webhooks",
+        {"name": "Operations channel", "webhookType": "slack", "webhookUrl": url},
+    )
+    for preset in ("daily-analysis", "weekly-optimize", "threshold-alert"):
+        assert (await server.cli("schedule", "quick", preset, "--repo", REPO)).exit_code == 0
+    task = await add_task(
+        server,
+        name="Weekly Optimization of the whole repository",
+        scheduleType="cron",
+        cronExpression="0 9 * * 1-5",
+        timezone="Europe/Berlin",
+    )
+    run = await server.cli("schedule", "run", str(task["id"]))
+    assert run.exit_code == 0, run.output
+    for args in (
+        ["schedule", "list"],
+        ["schedule", "upcoming", "--hours", "200"],
+        ["schedule", "history"],
+        ["schedule", "status"],
+        ["schedule", "audit"],
+        ["schedule", "notifiers", "list"],
+    ):
+        wide = await asyncio.to_thread(
+            runner.invoke,
+            cli_app,
+            args,
+            env={"GHAPP_URL": server.base, "GHAPP_TOKEN": ADMIN, "COLUMNS": "400"},
+        )
+        narrow = await asyncio.to_thread(
+            runner.invoke,
+            cli_app,
+            args,
+            env={"GHAPP_URL": server.base, "GHAPP_TOKEN": ADMIN, "COLUMNS": "80"},
+        )
+        assert narrow.exit_code == 0, narrow.output
+        assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+        assert broken_words(narrow.stdout, wide.stdout) == [], (args, narrow.stdout)
+        assert len(narrow.stdout.split()) > 10  # it printed a table, not an excuse
+    listed = (await server.cli("schedule", "list")).stdout
+    assert "Optimization" in listed
+
+
+def test_broken_words_finds_a_word_split_across_lines() -> None:
+    wide = "ID  Name\n1   Weekly Optimization\n"
+    assert broken_words("ID  Name\n1   Weekly Optimizatio\n    n\n", wide) == ["Optimizatio", "n"]
+    assert broken_words("ID  Name\n1   Weekly Optimiz…\n", wide) == []
