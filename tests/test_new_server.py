@@ -135,7 +135,7 @@ async def test_a_run_without_app_credentials_fails_at_once_naming_the_settings(
     assert (run.status, run.error, run.attempt) == ("failed", NOT_CONFIGURED, 1)
     assert run.lease_owner is None
     assert result.stderr.strip().splitlines()[-1] == (
-        f"ghapp schedule run: execution {run.id} failed: {NOT_CONFIGURED}"
+        f"ghapp schedule run: run {run.id} failed: {NOT_CONFIGURED}"
     )
 
 
@@ -217,7 +217,7 @@ async def test_cancel_of_a_run_whose_worker_is_gone_ends_it_cancelled(web_only, 
     finally:
         await worker.close()
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines()[-1] == f"execution {run_id} cancelled"
+    assert result.stdout.strip().splitlines()[-1] == f"run {run_id} cancelled"
     run = await server.run(run_id)
     assert (run.status, run.lease_owner) == ("cancelled", None)
     async with server.db.read() as conn:
@@ -241,8 +241,8 @@ async def test_cancel_of_a_running_session_stops_it_and_the_cli_waits(working, t
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines == [
-        f"execution {run_id} asked to stop; waiting for it to end",
-        f"execution {run_id} cancelled",
+        f"run {run_id} asked to stop; waiting for it to end",
+        f"run {run_id} cancelled",
     ]
     assert took < 15  # a heartbeat is 20 s: the cancel woke the worker rather than waiting
     run = await working.run(run_id)
@@ -257,6 +257,6 @@ async def test_cancel_gives_up_after_its_bound_and_says_why(web_only) -> None:
     result = await server.cli("schedule", "cancel", str(run_id), "--wait", "0.2", "--poll", "0.05")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"ghapp schedule cancel: execution {run_id} is still running after 0.2 s; "
+        f"ghapp schedule cancel: run {run_id} is still running after 0.2 s; "
         "it is ended when its worker stops it or its lease lapses"
     )
