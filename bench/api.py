@@ -234,7 +234,8 @@ def job_row(job_id: int, rng: random.Random, now: datetime) -> dict[str, Any]:
     if row["target_type"] not in ("issues", "prs"):
         row["filter_query"] = None
     # As the job service stores it: validated, JSON columns in their dumped shape.
-    spec = JobSpec.model_validate({name: row[name] for name in JobSpec.model_fields})
+    # Fields newer than this data set (max_budget_usd, checks) take their defaults.
+    spec = JobSpec.model_validate({name: row[name] for name in JobSpec.model_fields if name in row})
     row.update(spec.model_dump())
     if row["cron_expression"] and status == "active":
         row["next_run_at"] = now + timedelta(seconds=rng.randrange(1, 86_400))

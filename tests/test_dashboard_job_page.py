@@ -154,9 +154,14 @@ async def test_overview_strips_and_overdue_runs(dash) -> None:
     overview = (await dash.http.get("/")).text
     row = re.search(rf'<tr id="job-{job.id}".*?</tr>', overview, re.S)
     assert row
-    cells = re.findall(r'<a class="cell (\w+)" href="/runs/(\d+)"', row.group(0))
-    assert len(cells) == OVERVIEW_CELLS
-    assert [int(run) for _, run in cells] == [*ids[-8:], stuck, fine]
+    strip = re.search(
+        r'<span class="strip" role="img" title="([^"]*)"[^>]*>(.*?)</span>', row.group(0)
+    )
+    assert strip
+    assert strip.group(1) == f"Last {OVERVIEW_CELLS} runs, oldest first: 8 completed, 2 running"
+    assert re.findall(r"<i class=(\w+)></i>", strip.group(2)) == ["ok"] * 8 + ["busy"] * 2
+    assert f'<a href="/runs/{fine}"><span class="badge busy">running</span></a>' in row.group(0)
+    assert len(ids) == 12  # the two oldest are left out
     # Only "Run now" acts from the row: the rest is on the job's page.
     assert re.findall(r"<button[^>]*>([^<]+)</button>", row.group(0)) == ["Run now"]
     # The next run: relative, and exact on the job's clock.

@@ -128,7 +128,7 @@ async def job_groups(ctx: Ctx) -> list[dict[str, Any]]:
                 "last_status": run.status.replace("_", " ") if run else "",
                 "last_class": status_class(run.status) if run else "",
                 "last_at": moment(aware(run.at), now) if run else None,
-                "strip": strip_markup(runs, now),
+                "strip": strip_markup(runs),
                 "next_at": moment(job.next_run_at, now),
                 "next_local": zoned(job.next_run_at, job.timezone) if job.next_run_at else "",
                 "manual": is_manual(job),
