@@ -728,6 +728,7 @@ async def test_server_and_token_options_before_or_after_the_command(server) -> N
     env_only = {"COLUMNS": "240", "GHAPP_URL": None, "GHAPP_TOKEN": None}
     for args in (
         ["schedule", "list", "--url", server.base, "--token", ADMIN],
+        ["--url", server.base, "schedule", "list", "--token", ADMIN],
         ["schedule", "--url", server.base, "--token", ADMIN, "list"],
         ["schedule", "--server", server.base, "list", "--token", ADMIN],
         ["schedule", "notifiers", "list", "--server", server.base, "--token", ADMIN],
@@ -737,7 +738,7 @@ async def test_server_and_token_options_before_or_after_the_command(server) -> N
     listed = await asyncio.to_thread(
         runner.invoke,
         cli_app,
-        ["schedule", "list", "--url", server.base, "--token", ADMIN],
+        ["--url", server.base, "schedule", "list", "--token", ADMIN],
         env=env_only,
     )
     assert "Found" in listed.stdout
@@ -745,7 +746,10 @@ async def test_server_and_token_options_before_or_after_the_command(server) -> N
     nearest = await asyncio.to_thread(
         runner.invoke,
         cli_app,
-        ["schedule", "--url", "http://127.0.0.1:1", "list", "--url", server.base],
+        [
+            *("--url", "http://127.0.0.1:3", "schedule", "--url", "http://127.0.0.1:1"),
+            *("list", "--url", server.base),
+        ],
         env={"COLUMNS": "240", "GHAPP_URL": "http://127.0.0.1:2", "GHAPP_TOKEN": ADMIN},
     )
     assert nearest.exit_code == 0 and "Found" in nearest.stdout, nearest.output

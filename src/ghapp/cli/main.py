@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ghapp.cli import notifiers, schedule, schedule_runs  # noqa: F401 (they register their commands)
+from ghapp.cli.connection import ApiToken, ServerUrl
 from ghapp.cli.groups import schedule_app
 from ghapp.cli.output import err, escape, fail
 from ghapp.cli.receive import receive_command
@@ -37,6 +38,11 @@ app.command("receive")(receive_command)
 app.command("setup")(setup_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(token_app, name="token")
+
+
+@app.callback()
+def global_options(server_url: ServerUrl = None, api_token: ApiToken = None) -> None:
+    pass  # for `ghapp schedule …`, here too so that they go anywhere; read back by connection
 
 
 console = err
