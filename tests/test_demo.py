@@ -45,11 +45,12 @@ def assert_it_showed_every_behaviour(out: str) -> None:
         "ghapp reacted 👀 at once (command accepted) and ran it."
     ) in text
     # each tracking comment, first as posted and then as edited in place, with its marker
-    for job, run in (("Triage new issues", 2), ("/triage", 3)):
+    # (run ids vary: the cron job's catch-up run may be queued first or later)
+    for job in ("Triage new issues", "/triage"):
         assert re.search(
             rf"comment \d+, {re.escape(job)}: posted, then edited in place once "
             rf"before ⏳ \*\*{re.escape(job)}\*\* is working on this\. \[Follow the "
-            rf"run\]\(http://127\.0\.0\.1:\d+/runs/{run}\)\. after ✅ \*\*{re.escape(job)}\*\* "
+            rf"run\]\(http://127\.0\.0\.1:\d+/runs/\d\)\. after ✅ \*\*{re.escape(job)}\*\* "
             r"finished\.",
             text,
         ), text
@@ -57,10 +58,12 @@ def assert_it_showed_every_behaviour(out: str) -> None:
     assert said(HIDDEN) in text
     # the refusals: a reader's command (with ghapp's whole reply), the replay, the forgery
     reply = REFUSED_REPLY.format(login="visitor", command="/triage")
-    assert (
-        "- @visitor (read access) commented “/triage”: no 👀 and no session (run 4 skipped: "
-        f"visitor has read permission; commands need write or admin); ghapp replied: {reply}"
-    ) in text
+    assert re.search(
+        r"- @visitor \(read access\) commented “/triage”: no 👀 and no session \(run \d "
+        r"skipped: visitor has read permission; commands need write or admin\); ghapp "
+        rf"replied: {re.escape(reply)}",
+        text,
+    ), text
     assert (
         "- its body replayed, new delivery id: HTTP 200, duplicate: this payload was already "
         "received under another delivery id"
