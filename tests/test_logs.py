@@ -112,7 +112,9 @@ def test_auto_writes_json_on_a_pipe(tmp_path: Path) -> None:
 
 
 def test_auto_writes_human_lines_on_a_terminal(tmp_path: Path) -> None:
-    written = on_terminal([*GHAPP, "db", "upgrade"], tmp_path, clean_env(TERM="xterm"))
+    env = clean_env(TERM="xterm")
+    env.pop("NO_COLOR", None)  # colour, unless the person asked for none
+    written = on_terminal([*GHAPP, "db", "upgrade"], tmp_path, env)
     assert "\x1b[32mINFO \x1b[0m" in written  # the level in colour, on a terminal
     lines = log_lines(written)
     assert len(lines) == 1 and HUMAN.match(lines[0]), lines
