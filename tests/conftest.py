@@ -56,6 +56,7 @@ LONGEST_FIRST = (
     "test_scale_out.py",
     "test_end_to_end.py",
     "test_checks.py",
+    "test_demo.py",
     "test_attacks.py",
     "test_worker_crash.py",
     "test_delivery_recovery.py",
