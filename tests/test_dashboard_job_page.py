@@ -158,7 +158,10 @@ async def test_overview_strips_and_overdue_runs(dash) -> None:
         r'<span class="strip" role="img" title="([^"]*)"[^>]*>(.*?)</span>', row.group(0)
     )
     assert strip
-    assert strip.group(1) == f"Last {OVERVIEW_CELLS} runs, oldest first: 8 completed, 2 running"
+    assert (
+        strip.group(1)
+        == f"Last {OVERVIEW_CELLS} runs, oldest first: 8 succeeded, 0 failed, 2 other"
+    )
     assert re.findall(r"<i class=(\w+)></i>", strip.group(2)) == ["ok"] * 8 + ["busy"] * 2
     assert f'<a href="/runs/{fine}"><span class="badge busy">running</span></a>' in row.group(0)
     assert len(ids) == 12  # the two oldest are left out

@@ -221,7 +221,7 @@ def is_manual(job: Any) -> bool:
 def zoned(value: datetime, zone: str) -> str:
     """An instant on the job's wall clock: "Fri 2026-11-27 09:00 CET"."""
     try:
-        local = value.astimezone(ZoneInfo(zone or "UTC"))
+        local = value.astimezone(ZoneInfo(zone or "UTC"))  # ZoneInfo keeps its own cache
     except (ZoneInfoNotFoundError, ValueError):
         local = value
     return local.strftime("%a %Y-%m-%d %H:%M ") + (local.tzname() or zone)

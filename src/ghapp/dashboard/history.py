@@ -4,12 +4,11 @@ gone on past their job's timeout."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlmodel import col
 
@@ -33,6 +32,7 @@ CELL_COLUMNS = (col(Run.id), col(Run.job_id), col(Run.status), AT)
 PAGE_COLUMNS = (*CELL_COLUMNS, col(Run.completed_at), col(Run.duration_ms), col(Run.cost_usd))
 
 MAX_JOBS = 1_000_000
+CELLS = {css: f"<i class={css}></i>" for css in ("ok", "bad", "busy", "muted")}
 
 
 async def recent_runs(
@@ -106,14 +106,14 @@ def strip_markup(runs: Sequence[Any]) -> Markup:
     """The overview's strip: one bare square per run and one title for them all.
 
     A thousand jobs make ten thousand cells: as links with their own titles they took the
-    page from 0.6 to 2.3 MB (the job's page has those). Built here, not as a template loop
-    in the sandbox; the classes are our own, the title is counts of our own statuses."""
-    cells = "".join(f"<i class={status_class(run.status)}></i>" for run in reversed(runs))
-    counts = Counter(run.status.replace("_", " ") for run in runs)
-    label = escape(
-        f"Last {len(runs)} runs, oldest first: "
-        + ", ".join(f"{n} {status}" for status, n in counts.most_common())
-    )
+    page from 1.3 to 2.3 MB (the job's page has those). Built here with plain loops, not as
+    a template loop in the sandbox; the classes are our own."""
+    classes = [status_class(run.status) for run in reversed(runs)]
+    cells = "".join([CELLS[css] for css in classes])
+    ok, bad = classes.count("ok"), classes.count("bad")
+    rest = len(classes) - ok - bad
+    label = f"Last {len(classes)} runs, oldest first: {ok} succeeded, {bad} failed"
+    label += f", {rest} other" if rest else ""
     html = f'<span class="strip" role="img" title="{label}" aria-label="{label}">{cells}</span>'
     return Markup(html)  # noqa: S704
 
