@@ -147,10 +147,12 @@ class Ctx:
 
     def done(self, message: str, to: str, **extra: Any) -> Response:
         """After an action: JSON for the page's script, a redirect otherwise."""
+        signed = with_notice(to, self.dashboard.signer(self.state).dumps({"n": message}))
         if self.wants_json():
-            return JSONResponse({"ok": True, "message": message, "location": to, **extra})
-        signed = self.dashboard.signer(self.state).dumps({"n": message})
-        return RedirectResponse(with_notice(to, signed), status_code=303)
+            # "then": where the script goes when it leaves the page, saying what was done.
+            body = {"ok": True, "message": message, "location": to, "then": signed, **extra}
+            return JSONResponse(body)
+        return RedirectResponse(signed, status_code=303)
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]

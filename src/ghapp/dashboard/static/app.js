@@ -122,7 +122,7 @@
         // Deleting from the job's own page leaves it: the page it was on is gone.
         var away = result.location && result.location.split(/[?#]/)[0] !== window.location.pathname;
         if (result.ok && (away || !(live && liveUrl))) {
-          window.location.assign(result.location || "/");
+          window.location.assign(result.then || result.location || "/");
           return;
         }
         after(result);
