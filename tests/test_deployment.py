@@ -126,6 +126,9 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("GET", r"/repos/\{\w+\}/installation", set()),  # the app JWT: no permission
     ("GET", r"/app/hook/deliveries", set()),  # the app JWT: no permission
     ("POST", r"/app/hook/deliveries/\{\w+\}/attempts", set()),  # the app JWT
+    ("GET", r"/app", set()),  # the app JWT: no permission
+    ("GET", r"/app/installations", set()),  # the app JWT: no permission
+    ("GET", r"/installation/repositories", {"metadata"}),  # any installation token
     ("POST", r"/repos/\{\w+\}/statuses/\{\w+\}", {"statuses"}),
     ("GET", r"/repos/\{\w+\}/pulls(/\{\w+\})?", {"pull_requests"}),
     ("POST", r"/repos/\{\w+\}/pulls", {"pull_requests"}),

@@ -121,6 +121,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.installation_syncs = Counter(
+            "ghapp_installation_syncs",
+            "Installation sync passes this process made, by outcome (ok; failed: GitHub or "
+            "the database could not be reached, or the app's credentials were refused)",
+            ["outcome"],
+            registry=r,
+        )
         self.snapshot = _Snapshot()
         r.register(self.snapshot)
 

@@ -24,6 +24,7 @@ from ghapp.clock import Clock, SystemClock
 from ghapp.db import Database
 from ghapp.db.wakeups import PgWakeups
 from ghapp.github.app import GitHubApp
+from ghapp.installation_sync import InstallationSync
 from ghapp.jobs.service import JobService
 from ghapp.metrics import Metrics
 from ghapp.notify.service import NotifierService
@@ -72,6 +73,7 @@ class AppState:
     intake: Intake  # webhook requests in flight, against their limits
     restarts: Restarts = field(default_factory=Restarts)
     pool_health: PoolHealth | None = None  # set when this process runs workers
+    installation_sync: InstallationSync | None = None  # set when this process runs it
 
     def __post_init__(self) -> None:
         self.metrics.watch_tasks(self.restarts)
@@ -198,6 +200,20 @@ class Runtime:
                     state.settings, state.db, state.clock, state.github, state.metrics, owner
                 )
                 self.background.append(state.supervised("delivery-recovery", recovery.run))
+
+        if Role.scheduler in self.roles or Role.worker in self.roles:
+            self.start_installation_sync()
+
+    def start_installation_sync(self) -> None:
+        """At start-up and every interval, learn the app's installations from GitHub (one
+        replica at a time; off without the app's credentials or with an interval of 0)."""
+        state = self.state
+        owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        sync = InstallationSync(
+            state.settings, state.db, state.clock, state.github, state.metrics, owner
+        )
+        state.installation_sync = sync
+        self.background.append(state.supervised("installation-sync", sync.run))
 
     async def stop(self) -> None:
         await stop_everything(

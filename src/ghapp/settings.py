@@ -146,6 +146,13 @@ class Settings(BaseSettings):
     delivery_recovery_per_minute: int = Field(
         30, ge=1, le=600, description="Most redeliveries the delivery recovery asks for a minute."
     )
+    installation_sync_interval_seconds: int = Field(
+        900,
+        ge=0,
+        description="How often ghapp asks GitHub which installations and repositories the app "
+        "has (also once at start-up), adding what webhooks never told it and marking what is "
+        "gone; one replica at a time. 0: never (webhooks alone). Needs the app's id and key.",
+    )
     worker_lease_seconds: int = Field(
         60, ge=5, description="How long a claimed run stays a worker's without a heartbeat."
     )

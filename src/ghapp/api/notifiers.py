@@ -16,6 +16,7 @@ from ghapp.api.schemas import (
     TestResult,
 )
 from ghapp.db.models import Notifier, saved_id
+from ghapp.repo_hint import known_app_url, unknown_repository
 
 api = Api(
     field_names=lambda name: camel_field(name, {"url": "webhook_url", "type": "webhook_type"})
@@ -48,7 +49,9 @@ async def _check_scope(call: Call, repo_ids: list[int]) -> None:
         raise ApiError(403, ADMIN_ONLY["global_notifier"] + ": only an admin token may add one")
     for repo_id in repo_ids:
         if not scope.sees(repo_id):
-            raise invalid("repoIds", f"unknown repository {repo_id}", "body")
+            async with call.state.db.read() as conn:
+                app_url = await known_app_url(conn)
+            raise invalid("repoIds", unknown_repository(repo_id, app_url), "body")
 
 
 async def _load(call: Call) -> Notifier:

@@ -15,6 +15,7 @@ from ghapp.api.schemas import METRIC_ALIASES, ScheduleOut, TaskOut
 from ghapp.db import Database
 from ghapp.db.models import Job, Repository, Run
 from ghapp.jobs.service import SPEC_FIELDS
+from ghapp.repo_hint import known_app_url, unknown_repository
 from ghapp.tokens import Principal
 
 BOOKKEEPING_FIELDS = (
@@ -47,7 +48,9 @@ async def resolve_repo(db: Database, who: Principal, repo: str, where: str = "qu
                 )
             )
     if found is None or not await who.sees(db, int(found)):
-        raise invalid("repo", f"unknown repository {repo!r}", where)
+        async with db.read() as conn:
+            app_url = await known_app_url(conn)
+        raise invalid("repo", unknown_repository(repo, app_url), where)
     return int(found)
 
 

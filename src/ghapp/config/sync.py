@@ -55,6 +55,7 @@ from ghapp.db.models import Job, Notifier, Repository
 from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.jobs.service import JobError, JobService, spec_of
 from ghapp.repo_commands import CommandCatalogs
+from ghapp.repo_hint import unknown_repository
 from ghapp.signals import Signals
 from ghapp.supervise import RoundFailures
 
@@ -238,7 +239,7 @@ class ConfigSyncer:
     async def _sync(self, claimed: ClaimedSync) -> SyncOutcome:
         repo = await self._repository(claimed.repo_id)
         if repo is None:
-            raise SyncFailed(f"unknown repository {claimed.repo_id}")
+            raise SyncFailed(unknown_repository(claimed.repo_id))
         if not repo.active:
             return SyncOutcome("done", summary="the app is no longer installed on it")
         installation_id = claimed.installation_id or repo.installation_id

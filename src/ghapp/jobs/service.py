@@ -34,6 +34,7 @@ from ghapp.db.models import (
 )
 from ghapp.jobs.schedules import first_run
 from ghapp.jobs.spec import BUILTIN_COMMANDS, BUILTIN_METRICS, JobSpec
+from ghapp.repo_hint import known_app_url, unknown_repository
 from ghapp.runqueue.manage import cancel_run, retry_run
 from ghapp.runqueue.new import NewRun, active_runs, cancel_runs, enqueue
 from ghapp.signals import Signals
@@ -300,7 +301,8 @@ class JobService:
         if spec.repo_id is not None and (
             await session.get(Repository, spec.repo_id) is None or not scope.sees(spec.repo_id)
         ):
-            raise JobError("repo_id", f"unknown repository {spec.repo_id} (is the app installed?)")
+            app_url = await known_app_url(session)
+            raise JobError("repo_id", unknown_repository(spec.repo_id, app_url))
         for repo_id in spec.repo_ids:
             repo = await session.get(Repository, repo_id)
             if repo is None or repo.installation_id != spec.installation_id:

@@ -40,17 +40,7 @@ async def installation_suspended(event: sansio.Event, ctx: DeliveryContext) -> N
 async def installation_deleted(event: sansio.Event, ctx: DeliveryContext) -> None:
     installation = fields.obj(event.data, "installation")
     save_installation(ctx, installation, suspended=None, deleted=True)
-    ctx.add(
-        Statement(
-            "UPDATE repositories SET active = :active, updated_at = :now "
-            "WHERE installation_id = :installation_id",
-            {
-                "active": False,
-                "now": ctx.received_at,
-                "installation_id": fields.int_id(installation),
-            },
-        )
-    )
+    deactivate_repositories(ctx, DEACTIVATE_INSTALLATION_REPOS, fields.int_id(installation))
 
 
 @router.register("installation_repositories", action="added")
@@ -154,6 +144,19 @@ def save_repository(
     ctx.known.forget(("repository", values["id"]))
     insert = {"default_branch": "main", "active": True, "created_at": ctx.received_at, **values}
     ctx.add(upsert("repositories", insert, update=changing))
+
+
+_DEACTIVATE = "UPDATE repositories SET active = :active, updated_at = :now WHERE "
+DEACTIVATE_INSTALLATION_REPOS = _DEACTIVATE + "installation_id = :key"
+DEACTIVATE_REPO = _DEACTIVATE + "id = :key"
+
+
+def deactivate_repositories(ctx: DeliveryContext, sql: str, key: int) -> None:
+    """Mark an installation's repositories (``DEACTIVATE_INSTALLATION_REPOS``) or one
+    repository (``DEACTIVATE_REPO``) inactive: their jobs stop firing, their history stays."""
+    if sql == DEACTIVATE_REPO:
+        ctx.known.forget(("repository", key))
+    ctx.add(Statement(sql, {"active": False, "now": ctx.received_at, "key": key}))
 
 
 def _objects(data: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -77,6 +77,25 @@ class Helpers:
             self.world.repos[full_name.lower()] = record
             return self.render.repo(record)
 
+    def suspend_installation(self, installation_id: int, suspended: bool = True) -> None:
+        """Suspend (or unsuspend) an installation, as its owner can on GitHub."""
+        with self._lock:
+            self.world.installations[installation_id]["suspended_at"] = now() if suspended else None
+
+    def remove_installation(self, installation_id: int) -> None:
+        """Uninstall the app from an account: the installation and its repositories go."""
+        with self._lock:
+            del self.world.installations[installation_id]
+            for key in [
+                k for k, r in self.world.repos.items() if r["installation_id"] == installation_id
+            ]:
+                del self.world.repos[key]
+
+    def remove_repo(self, full_name: str) -> None:
+        """Take a repository out of its installation (GitHub lists it no more)."""
+        with self._lock:
+            del self.world.repos[full_name.lower()]
+
     def add_issue(
         self,
         full_name: str,

@@ -129,8 +129,8 @@ class Renderer:
             "events": APP_EVENTS,
             "created_at": iso(record["created_at"]),
             "updated_at": iso(record["created_at"]),
-            "suspended_by": None,
-            "suspended_at": None,
+            "suspended_by": self.user("ghapp-owner") if record.get("suspended_at") else None,
+            "suspended_at": iso(record["suspended_at"]) if record.get("suspended_at") else None,
         }
 
     def repo(self, repo: dict[str, Any]) -> dict[str, Any]:
