@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ghapp.doctor import NO_APP, NO_APP_FIX, NO_SIGN_IN_TOKEN
 from tests.support import PAYLOADS
 
 GHAPP = [sys.executable, "-m", "ghapp"]
@@ -106,13 +107,11 @@ def test_serve_says_first_that_the_app_is_not_configured(tmp_path: Path) -> None
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
-    warning = (
-        "ghapp: the GitHub App is not configured: GHAPP_APP_ID and GHAPP_PRIVATE_KEY (or "
-        "GHAPP_PRIVATE_KEY_PATH) are not set (`ghapp setup` registers an app and writes them); "
-        "every run will fail until it is"
-    )
+    warning = f"ghapp: {NO_APP} {NO_APP_FIX}"
     assert warning in lines
-    assert lines.index(warning) == len(lines) - 2  # just before "serving on …"
+    # Among the first things said, before the sign-in line and "serving on …".
+    assert lines.index(warning) < len(lines) - 2
+    assert lines[-2] == f"ghapp: {NO_SIGN_IN_TOKEN}"
 
 
 def test_receive_signs_and_posts_a_payload(served) -> None:

@@ -23,8 +23,8 @@ from ghapp.db.models import Installation, Repository
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
 from ghapp.installation_sync import SYNC_FAILED, InstallationSync
-from ghapp.metrics import Metrics
 from ghapp.jobs.service import JobError
+from ghapp.metrics import Metrics
 from ghapp.repo_hint import known_app_url, unknown_repository
 from ghapp.settings import Settings
 from ghapp.standins.github import GitHubStandIn

@@ -15,6 +15,7 @@ import typer
 
 from ghapp.cli import notifiers, schedule, schedule_runs  # noqa: F401 (they register their commands)
 from ghapp.cli.connection import ApiToken, ServerUrl
+from ghapp.cli.doctor import doctor_command
 from ghapp.cli.groups import schedule_app
 from ghapp.cli.output import err, escape, fail
 from ghapp.cli.receive import receive_command
@@ -36,6 +37,7 @@ db_app = typer.Typer(help="Database commands.", no_args_is_help=True, rich_marku
 app.add_typer(db_app, name="db")
 app.command("receive")(receive_command)
 app.command("setup")(setup_command)
+app.command("doctor")(doctor_command)
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(token_app, name="token")
 
@@ -168,14 +170,23 @@ def _prepare(settings: Settings, command: str = "serve") -> list[str]:
 
 
 def _say_what_is_missing(settings: Settings) -> None:
-    """A server that cannot act as the app takes deliveries but fails every run: say so first."""
-    problem = settings.github_app_problem()
-    if problem:
-        console.print(f"[bold yellow]ghapp:[/] {escape(problem)}; every run will fail until it is")
-    from ghapp.sandbox import announce, probe
+    """What is missing, first, in sentences (the doctor's checks that need no network: a
+    server without the app takes deliveries but fails every run), then how to sign in."""
+    import asyncio
 
-    if (sandbox := announce(probe(settings.sandbox))) is not None:
-        console.print(f"[bold red]ghapp:[/] {escape(sandbox)}")
+    from ghapp.db import Database
+    from ghapp.doctor import startup_notes
+
+    async def notes() -> list[tuple[str, str]]:
+        db = Database(settings.database_url)
+        try:
+            return list(await startup_notes(settings, db))
+        finally:
+            await db.dispose()
+
+    styles = {"fail": "bold red", "warn": "bold yellow", "ok": "bold"}
+    for status, sentence in asyncio.run(notes()):
+        console.print(f"[{styles[status]}]ghapp:[/] {escape(sentence)}", highlight=False)
 
 
 def main() -> None:
