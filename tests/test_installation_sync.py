@@ -111,6 +111,12 @@ async def test_an_empty_database_learns_every_installation_and_repository(
     assert syncs(sync, "ok") == 1
     again = await sync.sync()  # nothing new the second time
     assert (again.added, again.deactivated, again.deleted) == (0, 0, 0)
+    record = standin.world.repos.pop("alice/app")  # renamed, and a new default branch
+    record.update(full_name="alice/renamed", name="renamed", default_branch="dev")
+    standin.world.repos["alice/renamed"] = record
+    await sync.sync()
+    repos = await repositories(db)
+    assert "alice/app" not in repos and repos["alice/renamed"] == (SMALL, "dev", True, True)
 
 
 async def test_what_github_no_longer_lists_stops_firing_and_nothing_is_deleted(
