@@ -176,6 +176,9 @@ async def test_overview_strips_and_overdue_runs(dash) -> None:
     assert f"Run #{fine} " not in overview
     page = await dash.http.get(f"/jobs/{job.id}")
     assert warning in html.unescape(page.text)
+    run_page = await dash.http.get(f"/runs/{stuck}")
+    assert 'id="run-overdue"' in run_page.text and warning in html.unescape(run_page.text)
+    assert 'id="run-overdue"' not in (await dash.http.get(f"/runs/{fine}")).text
 
 
 async def test_a_browser_gets_pages_for_unknown_addresses_and_methods(dash) -> None:

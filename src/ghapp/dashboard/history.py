@@ -162,6 +162,7 @@ async def overdue_runs(
         select(
             col(Run.id),
             col(Run.job_id),
+            col(Run.status),
             col(Run.started_at),
             col(Job.name),
             col(Job.timeout_seconds),
@@ -179,17 +180,22 @@ async def overdue_runs(
         rows = list(await conn.execute(query))
     out = []
     for row in rows:
-        if row.started_at is None:
-            continue
-        limit = timedelta(seconds=row.timeout_seconds)
-        if now - row.started_at <= limit:
-            continue
-        running_ms = int((now - row.started_at).total_seconds() * 1000)
-        text = OVERDUE.format(
-            run=row.id,
-            job=row.name,
-            running=duration(running_ms),
-            timeout=span(row.timeout_seconds),
-        )
-        out.append({"run_id": row.id, "job_id": row.job_id, "text": text})
+        text = overdue_text(row, row, now)
+        if text is not None:
+            out.append({"run_id": row.id, "job_id": row.job_id, "text": text})
     return out
+
+
+def overdue_text(run: Any, job: Any, now: datetime) -> str | None:
+    """The warning for a run still running past its job's timeout; None otherwise."""
+    if job is None or run.status != "running" or run.started_at is None:
+        return None
+    running = now - run.started_at
+    if running <= timedelta(seconds=job.timeout_seconds):
+        return None
+    return OVERDUE.format(
+        run=run.id,
+        job=job.name,
+        running=duration(int(running.total_seconds() * 1000)),
+        timeout=span(job.timeout_seconds),
+    )

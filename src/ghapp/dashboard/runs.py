@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ghapp.api.errors import ApiError
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.events import fingerprint
+from ghapp.dashboard.history import overdue_text
 from ghapp.db.models import Job, Run, RunStatus
 from ghapp.reads import keyset_page, repo_names, scoped, sessions_of
 from ghapp.runqueue.manage import RunConflict
@@ -79,7 +80,9 @@ async def run_detail(ctx: Ctx) -> Response:
     async with ctx.state.db.read() as conn:
         job = (
             await conn.execute(
-                select(col(Job.id), col(Job.name), col(Job.source)).where(col(Job.id) == run.job_id)
+                select(col(Job.id), col(Job.name), col(Job.source), col(Job.timeout_seconds)).where(
+                    col(Job.id) == run.job_id
+                )
             )
         ).first()
     repos = await repo_names(ctx.state.db, [run])
@@ -89,6 +92,7 @@ async def run_detail(ctx: Ctx) -> Response:
         "repo": repos.get(run.repo_id) if run.repo_id else None,
         "sessions": sessions,
         "unfinished": run.status in ("queued", "running"),
+        "overdue": overdue_text(run, job, ctx.now),
     }
     if fragment:
         return ctx.render("run_live.html", **values)
