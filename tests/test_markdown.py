@@ -327,3 +327,52 @@ def test_any_text_renders_as_our_tags_around_its_own_characters(text: str) -> No
 @given(text=st.text(alphabet=st.sampled_from(list("abc XYZ 123\n<>&\"'é\u2003")), max_size=3000))
 def test_text_without_markup_is_shown_exactly(text: str) -> None:
     assert visible("".join(structure(text).text)) == visible(text)
+
+
+# -- _underscore_ italics ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "html_out"),
+    [
+        ("an _italic_ word", "<p>an <em>italic</em> word</p>"),
+        ("(_x_), _two words_.", "<p>(<em>x</em>), <em>two words</em>.</p>"),
+        ("snake_case_words stay", "<p>snake_case_words stay</p>"),
+        ("__init__ and _a_b_", "<p>__init__ and _a_b_</p>"),
+        ("_ spaced _", "<p>_ spaced _</p>"),
+        ("_<script>_", "<p><em>&lt;script&gt;</em></p>"),
+        ("**a _b** c_", "<p><strong>a _b</strong> c_</p>"),
+        ("*a _b* c_", "<p><em>a _b</em> c_</p>"),
+        (
+            "_see https://x.org/a_b_c_ now_",
+            '<p><em>see <a href="https://x.org/a_b_c_" rel="nofollow noopener noreferrer">'
+            "https://x.org/a_b_c_</a> now</em></p>",
+        ),
+        ("`_x_`", "<p><code>_x_</code></p>"),
+    ],
+)
+def test_underscore_italics(text: str, html_out: str) -> None:
+    assert str(render_markdown(text)) == html_out
+
+
+def test_underscore_openers_render_as_plain_text() -> None:
+    text = "_a " * 3000
+    assert str(render_markdown(text)) == "<p>" + text.strip() + "</p>"
+
+
+identifier = st.from_regex(r"\A[a-z][a-z0-9]{0,5}(_[a-z0-9]{1,5}){1,4}\Z")
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(identifier, min_size=1, max_size=8))
+def test_snake_case_words_are_never_italic(names: list[str]) -> None:
+    text = " ".join(names)
+    assert str(render_markdown(text)) == f"<p>{text}</p>"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    words=st.text(alphabet=st.sampled_from(list("ab_*<>&\"' ")), min_size=1, max_size=40),
+)
+def test_underscore_and_star_markup_nest_or_stay_text(words: str) -> None:
+    structure(f"_{words}_ **{words}** *{words}*")

@@ -43,6 +43,10 @@ _LINK = re.compile(
 _BARE_URL = re.compile(r"(?<![=\w/])https?://[^\s<>\"'\x00]+")
 _BOLD = re.compile(r"\*\*(?=[^\s*])([^*\n]+)(?<=\S)\*\*")
 _ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+# _italic_ only between non-word characters (``_`` is one of \w), so snake_case_words and
+# __dunder__ names stay as written; addresses are set aside before this runs. No ``<`` inside:
+# in escaped text every ``<`` opens one of our tags, and an <em> must not cross a <strong>.
+_UNDERSCORE_ITALIC = re.compile(r"(?<!\w)_(?=[^\s_<])([^_\n<]+)(?<=\S)_(?!\w)")
 _SAFE_SCHEME = re.compile(r"\Ahttps?://", re.IGNORECASE)
 _HELD = re.compile("\x00(\\d+)\x00")
 _PLACEHOLDER = "\x00{}\x00"
@@ -170,6 +174,7 @@ def _inline(text: str) -> str:
     text = escape(text, quote=True)
     text = _BOLD.sub(r"<strong>\1</strong>", text)
     text = _ITALIC.sub(r"<em>\1</em>", text)
+    text = _UNDERSCORE_ITALIC.sub(r"<em>\1</em>", text)
     return _HELD.sub(lambda m: held[int(m.group(1))], text)
 
 
