@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ghapp.doctor import Check
 
 STYLES = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-SUMMARY = "{fail} failed, {warn} warnings, {ok} ok"
+SUMMARY = "{fail} failed, {warn} {warnings}, {ok} ok"
 
 
 def doctor_command(
@@ -73,4 +73,5 @@ def show(checks: list[Check], as_json: bool) -> None:
         if check.fix and check.status != "ok":
             out.print(escape(wrap(f"      fix: {check.fix}", width)), highlight=False)
     counts = {status: sum(c.status == status for c in checks) for status in STYLES}
-    out.print(SUMMARY.format(**counts), highlight=False)
+    warnings = "warning" if counts["warn"] == 1 else "warnings"
+    out.print(SUMMARY.format(**counts, warnings=warnings), highlight=False)
