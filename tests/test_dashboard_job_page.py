@@ -228,3 +228,24 @@ async def test_a_server_without_the_app_says_how_to_fix_it(dash) -> None:
     assert "<strong>Runs cannot start:</strong> the GitHub App is not configured" in banner.group(1)
     assert "<code>ghapp setup</code> registers an app" in banner.group(1)
     assert "To fix it: run <code>ghapp setup</code> where the server runs" in banner.group(1)
+
+
+async def test_an_installation_wide_job_s_page(dash) -> None:
+    job = await a_job(
+        dash,
+        name="Everywhere",
+        repo_id=None,
+        repo_selection="all",
+        installation_id=957387,
+        interval_minutes=90,
+    )
+    await sign_in(dash.http, ADMIN_TOKEN)
+    page = await dash.http.get(f"/jobs/{job.id}")
+    assert page.status_code == 200
+    assert "in every repository of Codertocat, every 90 minutes." in page.text
+    assert "<dd>Every 90 minutes</dd>" in page.text
+    assert len(re.findall(r"<time [^>]*data-fixed>", page.text)) == 5
+    # A token limited to repositories does not see it, as the API does not.
+    dash.http.cookies.clear()
+    await sign_in(dash.http, dash.scoped_token)
+    assert (await dash.http.get(f"/jobs/{job.id}")).status_code == 404
