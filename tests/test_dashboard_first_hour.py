@@ -158,8 +158,10 @@ class Photographer:
 
 
 def open_every_section(page: Page) -> None:
-    """The form keeps its advanced fields behind <details>: open them to fill by label."""
-    page.evaluate("document.querySelectorAll('#job-form details').forEach(d => d.open = true)")
+    """The form keeps its advanced fields behind <details>: open them as a person does (a
+    click on each summary) to fill them by label."""
+    for summary in page.locator("#job-form details:not([open]) > summary").all():
+        summary.click()
 
 
 def test_from_an_empty_server_to_a_first_result(page: Page, server: Server) -> None:
