@@ -204,7 +204,10 @@ async def test_create_through_the_form_then_see_it_in_the_overview(dash) -> None
 
     unknown = await dash.http.post("/jobs", data={**job_form(runner="shell"), "csrf_token": csrf})
     assert unknown.status_code == 422
-    assert 'id="shell_command-error">shell_command is required for the shell runner' in unknown.text
+    # Named as the form labels the field, not by its internal name.
+    assert (
+        'id="shell_command-error">“Shell command” is required for the shell runner' in unknown.text
+    )
 
     made = await dash.http.post("/jobs", data={**job_form(), "csrf_token": csrf})
     assert made.status_code == 303

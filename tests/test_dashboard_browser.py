@@ -211,6 +211,7 @@ def test_create_a_cron_job_with_live_preview_and_validation(page: Page) -> None:
     page.get_by_label("Command", exact=True).select_option("context/analyze")
     # A shell job runs outside any sandbox: a maintainer's token is not offered one.
     assert "shell" not in page.locator("#runner option").all_inner_texts()
+    page.locator("#advanced > summary").click()  # the runner and the report are in there
     page.get_by_label("Runner").select_option("builtin")
     page.get_by_label("Report", exact=True).select_option("none")
     cron = page.get_by_label("Cron expression")

@@ -136,6 +136,74 @@ FORM_FIELDS = (
     "timeout_seconds",
     "max_retries",
 )
+# What the form calls each field: error messages and the error summary use these words, never
+# the internal names (``cron_expression``, ``cronExpression``). job_form.html labels its
+# fields from here too, so the two cannot drift apart.
+LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "status": "Status",
+    "task_type": "Task type",
+    "repo_selection": "Scope",
+    "installation_id": "Installation",
+    "repo_id": "Repository",
+    "repo_ids": "Repositories (for “some”)",
+    "cron_expression": "Cron expression",
+    "timezone": "Time zone",
+    "interval_minutes": "Every … minutes",
+    "threshold_metric": "Metric",
+    "threshold_operator": "Operator",
+    "threshold_value": "Value",
+    "threshold_check_cron": "Check on cron",
+    "threshold_check_interval_minutes": "or check every … minutes",
+    "threshold_cooldown_minutes": "Cooldown (minutes)",
+    "threshold_filter_query": "Issues to count (open_issues)",
+    "threshold_stale_days": "Stale after … days (stale_prs)",
+    "event_triggers": "GitHub events",
+    "command_triggers": "Slash commands",
+    "after_job_id": "After job",
+    "after_only_on_success": "Only when it succeeded",
+    "target_type": "Target",
+    "filter_query": "Filter",
+    "command_id": "Command",
+    "custom_prompt": "Custom prompt",
+    "max_items": "Most items per run",
+    "runner": "Runner",
+    "shell_command": "Shell command",
+    "permission_mode": "Permission mode",
+    "allowed_tools": "Allowed tools",
+    "disallowed_tools": "Disallowed tools",
+    "max_turns": "Most turns",
+    "model": "Model",
+    "append_system_prompt": "Append to the system prompt",
+    "task_config": "Task settings (JSON object)",
+    "report": "Report",
+    "checks": "Show sessions on pull requests as check runs",
+    "notify_on_success": "Notify on success",
+    "notify_on_failure": "Notify on failure",
+    "notifier_ids": "Notifiers",
+    "concurrency_policy": "When the previous run is still going",
+    "misfire_grace_seconds": "Late firing allowed for (seconds)",
+    "timeout_seconds": "Timeout (seconds)",
+    "max_retries": "Retries",
+}
+# Shown first, always open: what a first job needs. Everything else is under
+# "Advanced settings", which opens by itself when one of its fields has an error.
+ESSENTIAL_FIELDS = frozenset(
+    {
+        "name",
+        "repo_id",
+        "cron_expression",
+        "timezone",
+        "event_triggers",
+        "command_triggers",
+        "target_type",
+        "command_id",
+        "custom_prompt",
+        "notifier_ids",
+    }
+)
+ADVANCED_FIELDS = frozenset(FORM_FIELDS) - ESSENTIAL_FIELDS
 _DEFAULT_EVENT = EventTrigger(event="issues").model_dump(exclude={"event"})
 
 
@@ -352,6 +420,48 @@ def _threshold(values: dict[str, Any]) -> dict[str, Any] | None:
         if given[name]:
             threshold[name] = given[name]
     return threshold
+
+
+def advanced_open(errors: dict[str, str]) -> bool:
+    """Whether "Advanced settings" starts open: a problem with one of its fields."""
+    return any(name in ADVANCED_FIELDS for name in errors)
+
+
+def advanced_changed(values: dict[str, Any]) -> int:
+    """How many advanced settings differ from a new job's (said on the closed disclosure)."""
+    blank = blank_values()
+    return sum(1 for name in ADVANCED_FIELDS if values.get(name) != blank.get(name))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# Longest first, so ``threshold_filter_query`` is replaced before ``filter_query``.
+_INTERNAL = sorted(
+    (
+        (internal, label)
+        for name, label in LABELS.items()
+        if "_" in name
+        for internal in (name, _camel(name))
+    ),
+    key=lambda pair: -len(pair[0]),
+)
+_INTERNAL_NAME = re.compile(
+    r"(?<![\w“])(" + "|".join(re.escape(internal) for internal, _ in _INTERNAL) + r")(?![\w”])"
+)
+_LABEL_OF = dict(_INTERNAL)
+
+
+def in_labels(reason: str) -> str:
+    """``a job needs a command_id or a custom_prompt`` → ``… a “Command” or a “Custom prompt”``."""
+    return _INTERNAL_NAME.sub(lambda m: f"“{_LABEL_OF[m.group(1)]}”", reason)
+
+
+def labelled(errors: dict[str, str]) -> dict[str, str]:
+    """Every message with the form's labels in place of internal field names."""
+    return {name: in_labels(reason) for name, reason in errors.items()}
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:

@@ -20,14 +20,18 @@ from starlette.responses import Response
 from ghapp.dashboard.core import Ctx, PageError, safe_next
 from ghapp.dashboard.cron import cron_preview
 from ghapp.dashboard.forms import (
+    LABELS,
     PRESETS,
     TARGET_TYPES,
     TASK_TYPES,
+    advanced_changed,
+    advanced_open,
     blank_values,
     field_errors,
     form_field,
     form_values,
     job_values,
+    labelled,
     spec_data,
 )
 from ghapp.db.models import Installation, Job, Repository, saved_id
@@ -35,6 +39,7 @@ from ghapp.jobs.service import JobError
 from ghapp.jobs.spec import PERMISSION_MODES
 from ghapp.notify.spec import EVENTS
 from ghapp.reads import scoped
+from ghapp.repo_hint import known_app_url
 
 log = logging.getLogger("ghapp.dashboard")
 CATALOG_TIMEOUT_S = 3.0
@@ -183,6 +188,7 @@ async def _form(
             if ctx.principal.is_admin
             else []
         )
+        app_url = None if repos else await known_app_url(conn)
     if fresh and not values["repo_id"] and len(repos) == 1:
         values["repo_id"] = str(repos[0].id)  # the only choice
     commands: dict[str, list[tuple[str, str]]] = {}
@@ -196,8 +202,12 @@ async def _form(
         job=job,
         fresh=fresh,
         values=values,
-        errors=errors,
+        errors=labelled(errors),
+        labels=LABELS,
+        advanced_open=advanced_open(errors),
+        advanced_changed=advanced_changed(values),
         repos=repos,
+        app_url=app_url,
         installations=installations,
         other_jobs=jobs,
         notifiers=await visible_notifiers(ctx),
