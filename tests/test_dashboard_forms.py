@@ -9,6 +9,7 @@ what the form says when no repository is known. Screenshots land in
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from ghapp.app import create_app
 from ghapp.db import Database
@@ -36,10 +41,28 @@ ADMIN = "forms-admin-token"
 REPO = "Codertocat/Hello-World"
 REPO_ID = 186853002
 WIDE = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+HOOK_SECRET = "T000SECRET/B000SECRET/XXXXSECRETXXXX"  # a Slack-like path: never shown
 
 require_chromium()
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+class Receiver:
+    """A webhook receiver: 200 on /ok, 500 on anything else; what it answers can change."""
+
+    def __init__(self) -> None:
+        self.base = ""
+        self.failing = True
+
+    async def hook(self, request: Request) -> JSONResponse:
+        if self.failing:
+            return JSONResponse({"error": "boom"}, status_code=500)
+        return JSONResponse({"ok": True})
+
+
+RECEIVER = Receiver()
 
 
 def serve_app(tmp: Path, *, with_repository: bool) -> Iterator[str]:
@@ -58,8 +81,16 @@ def serve_app(tmp: Path, *, with_repository: bool) -> Iterator[str]:
         web, task, address = await start_uvicorn(app)
         base.append(address)
         servers.append(web)
+        tasks = [task]
+        if with_repository:
+            receiver = Starlette(
+                routes=[Route("/hook/{rest:path}", RECEIVER.hook, methods=["POST"])]
+            )
+            hook, hook_task, RECEIVER.base = await start_uvicorn(receiver)
+            servers.append(hook)
+            tasks.append(hook_task)
         ready.set()
-        await task
+        await asyncio.gather(*tasks)
         await db.dispose()
 
     with in_thread(serve):
@@ -181,3 +212,48 @@ def test_no_repository_says_why_and_how_to_fix_it(
         expect(tab.locator("#repo_id-error")).to_have_text("choose a repository")
         expect(tab.locator("#no-repositories")).to_be_visible()
         tab.context.close()
+
+
+def test_a_failed_test_send_shows_on_the_notifier(page: Page) -> None:
+    page.goto("/notifiers/new")
+    page.get_by_label("Name").fill("ops <i>hook</i>")
+    page.get_by_label("Type").select_option("generic")
+    page.get_by_label("Webhook URL").fill(f"{RECEIVER.base}/hook/{HOOK_SECRET}")
+    page.get_by_role("button", name="Add notifier").click()
+    row = page.locator("tr", has=page.get_by_text("ops <i>hook</i>"))
+    delivery = row.locator(".last-delivery")
+    expect(delivery).to_have_text("never sent")
+    expect(row.locator(".failures")).to_have_text("0")
+
+    RECEIVER.failing = True
+    row.get_by_role("button", name="Send a test").click()
+    expect(page.locator("#test-result h2")).to_contain_text("failed")
+    row = page.locator("tr", has=page.get_by_text("ops <i>hook</i>"))
+    delivery = row.locator(".last-delivery")
+    expect(delivery.locator(".badge")).to_have_text("failed")
+    expect(delivery).to_contain_text("HTTP 500")
+    expect(delivery).to_contain_text("test")
+    expect(delivery.locator("time")).to_have_count(1)
+    expect(row.locator(".failures")).to_have_text("1")
+    row.get_by_role("button", name="Send a test").click()
+    expect(
+        page.locator("tr", has=page.get_by_text("ops <i>hook</i>")).locator(".failures")
+    ).to_have_text("2")
+    assert HOOK_SECRET not in page.content()
+    assert "SECRET" not in page.content()
+
+    # At 390 px the masked address wraps in its host, never inside "/****".
+    page.set_viewport_size(PHONE)
+    lines = page.evaluate(
+        "document.querySelector('code.masked-url .nowrap').getClientRects().length"
+    )
+    assert lines == 1
+    shots(page, "forms-notifiers-failed")
+
+    RECEIVER.failing = False
+    row = page.locator("tr", has=page.get_by_text("ops <i>hook</i>"))
+    row.get_by_role("button", name="Send a test").click()
+    row = page.locator("tr", has=page.get_by_text("ops <i>hook</i>"))
+    expect(row.locator(".last-delivery .badge")).to_have_text("delivered")
+    expect(row.locator(".last-delivery")).to_contain_text("HTTP 200")
+    expect(row.locator(".failures")).to_have_text("0")  # failures in a row: back to 0

@@ -8,16 +8,17 @@ the API.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import col
 from starlette.responses import RedirectResponse, Response
 
 from ghapp.dashboard.core import NOT_FOUND, Ctx, PageError, safe_next
 from ghapp.dashboard.forms import named_field
-from ghapp.db.models import Notifier, Repository, saved_id
+from ghapp.db.models import Notification, Notifier, Repository, saved_id
 from ghapp.notify.spec import DEFAULT_EVENTS, EVENTS
 from ghapp.reads import scoped
 
@@ -39,12 +40,28 @@ FIELDS = (
     "repo_ids",
     "enabled",
 )
+# What the notifier form calls each field (its error summary uses these words).
+LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "type": "Type",
+    "url": "Webhook URL",
+    "recipients": "E-mail addresses",
+    "secret": "Signing secret",
+    "event_types": "Events",
+    "repo_ids": "Repositories",
+    "enabled": "Enabled",
+}
 RESPONSE_SHOWN = 500
+ERROR_SHOWN = 300
+# A message's status as the notifier list says it (pending with an attempt: a retry is due).
+DELIVERY_STATES = {"sent": "delivered", "failed": "failed", "pending": "failed, retrying"}
 
 
 async def notifier_list(ctx: Ctx) -> Response:
     rows = await _visible_rows(ctx)
-    views = [_view(ctx, row) for row in rows]
+    last = await last_deliveries(ctx, rows)
+    views = [{**_view(ctx, row), "last": last.get(saved_id(row))} for row in rows]
     result = None
     signed = ctx.request.query_params.get("result")
     if signed:
@@ -198,6 +215,67 @@ def _view(ctx: Ctx, row: Notifier) -> dict[str, Any]:
     }
 
 
+async def last_deliveries(ctx: Ctx, rows: list[Notifier]) -> dict[int, dict[str, Any]]:
+    """Each notifier's latest attempted message (test sends included): ok or not, when, the
+    HTTP status and the error, with the notifier's own address masked out of the error."""
+    ids = [saved_id(row) for row in rows]
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(col(Notification.id)))
+        .where(col(Notification.notifier_id).in_(ids), col(Notification.attempts) > 0)
+        .group_by(col(Notification.notifier_id))
+    )
+    query = select(
+        col(Notification.notifier_id),
+        col(Notification.status),
+        col(Notification.http_status),
+        col(Notification.error),
+        col(Notification.event),
+        col(Notification.attempt_log),
+        col(Notification.sent_at),
+        col(Notification.created_at),
+    ).where(col(Notification.id).in_(latest))
+    async with ctx.state.db.read() as conn:
+        found = list(await conn.execute(query))
+    by_id = {saved_id(row): row for row in rows}
+    return {item.notifier_id: _delivery(ctx, by_id[item.notifier_id], item) for item in found}
+
+
+def _delivery(ctx: Ctx, row: Notifier, item: Any) -> dict[str, Any]:
+    log = item.attempt_log or []
+    at = log[-1].get("at") if log else None
+    return {
+        "ok": item.status == "sent",
+        "state": DELIVERY_STATES.get(item.status, item.status),
+        "test": item.event == "test",
+        "at": _when(at) or item.sent_at or item.created_at,
+        "http_status": item.http_status,
+        "error": _masked_error(ctx, row, item.error),
+    }
+
+
+def _when(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _masked_error(ctx: Ctx, row: Notifier, error: str | None) -> str | None:
+    """An error may quote the address it was sent to (a network library's message): the
+    address's secret part (a Slack path, a token in the query) is never shown."""
+    if not error:
+        return None
+    target = ctx.state.notifiers.target_of(row)
+    view = ctx.state.notifiers.view(row)
+    if target.get("url"):
+        error = error.replace(target["url"], view["url"])
+    for address, masked in zip(target.get("recipients", []), view["recipients"], strict=False):
+        error = error.replace(address, masked)
+    return error[:ERROR_SHOWN]
+
+
 def _values(ctx: Ctx) -> dict[str, Any]:
     form = ctx.form
     return {
@@ -292,4 +370,5 @@ async def _form(
         repos=repos,
         types=TYPES,
         events=EVENTS,
+        labels=LABELS,
     )

@@ -149,6 +149,10 @@ class NotifierService:
             stored = await session.get(Notifier, row.id)
             if stored is not None:
                 stored.last_used_at = now
+                # Counted as deliveries are (ghapp.notify.dispatch): failures in a row, back
+                # to 0 on success, so a failed test no longer leaves the notifier looking
+                # healthy. A test never disables the notifier, though: someone is watching.
+                stored.failure_count = 0 if attempt.ok else stored.failure_count + 1
             session.add(
                 self._audit(
                     actor,
