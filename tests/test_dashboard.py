@@ -741,3 +741,51 @@ async def test_events_stream_announces_a_queued_run(db_url, db, tmp_path) -> Non
         ) as stream:
             name, _ = await read_event(stream.aiter_lines())
             assert name == "change"
+
+
+async def test_skipped_runs_sessions_and_items_say_why(dash) -> None:
+    from ghapp.dashboard.runs import ITEMS_SKIPPED_REASON
+    from ghapp.worker.prepare import RECENT
+
+    assert f"in the last {RECENT.days} days" in ITEMS_SKIPPED_REASON
+    job = await dash.job()
+    skipped = await dash.state.jobs.run_now(job["id"], actor="test")
+    partial = await dash.state.jobs.run_now(job["id"], actor="test")
+    reason = "no changed file matches <b>docs/**</b> (3 files changed)"
+    async with dash.db.write() as conn:
+        # What the worker writes for a paths filter that matched nothing, and for a run
+        # whose search found items this job finished recently.
+        await conn.execute(
+            update(Run).where(Run.id == skipped).values(status="skipped", error=reason)
+        )
+        await conn.execute(
+            update(Run)
+            .where(Run.id == partial)
+            .values(status="completed", items_found=3, items_processed=1, items_skipped=2)
+        )
+        await conn.execute(
+            Session.__table__.insert().values(
+                run_id=partial,
+                item_kind="issue",
+                item_number=8,
+                runner="claude",
+                status="skipped",
+                error="refused: <i>stranger</i> may not run /triage",
+            )
+        )
+    await sign_in(dash.http, ADMIN_TOKEN)
+    escaped = "no changed file matches &lt;b&gt;docs/**&lt;/b&gt; (3 files changed)"
+    page = await dash.http.get(f"/runs/{skipped}")
+    assert f'id="run-skipped"><strong>Skipped:</strong> {escaped}</p>' in page.text
+    assert 'id="run-error"' not in page.text
+    page = await dash.http.get(f"/runs/{partial}")
+    assert f'2 skipped <small class="skip-reason">({ITEMS_SKIPPED_REASON})</small>' in page.text
+    assert (
+        "<strong>Skipped:</strong> refused: &lt;i&gt;stranger&lt;/i&gt; may not run /triage"
+        in page.text
+    )
+    history = await dash.http.get("/runs", params={"job": job["id"]})
+    row = history.text.split(f'id="run-{skipped}"', 1)[1].split("</tr>", 1)[0]
+    assert f'<small class="skip-reason">{escaped}</small>' in row
+    row = history.text.split(f'id="run-{partial}"', 1)[1].split("</tr>", 1)[0]
+    assert f'title="{ITEMS_SKIPPED_REASON}">2 skipped</span>' in row

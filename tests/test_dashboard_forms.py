@@ -63,11 +63,13 @@ class Receiver:
 
 
 RECEIVER = Receiver()
+DATABASES: list[str] = []  # the served database's URL, for rows a worker would write
 
 
 def serve_app(tmp: Path, *, with_repository: bool) -> Iterator[str]:
     url = f"sqlite+aiosqlite:///{tmp / 'ghapp.db'}"
     base: list[str] = []
+    DATABASES.append(url)
 
     async def serve(ready: threading.Event, servers: list[uvicorn.Server]) -> None:
         db = Database(url)
@@ -257,3 +259,61 @@ def test_a_failed_test_send_shows_on_the_notifier(page: Page) -> None:
     expect(row.locator(".last-delivery .badge")).to_have_text("delivered")
     expect(row.locator(".last-delivery")).to_contain_text("HTTP 200")
     expect(row.locator(".failures")).to_have_text("0")  # failures in a row: back to 0
+
+
+def test_skipped_runs_say_why_in_the_browser(page: Page) -> None:
+    page.goto("/jobs/new")
+    page.get_by_label("Name", exact=True).fill("Docs check")
+    page.get_by_label("Command", exact=True).select_option("issue/triage")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-title")).to_have_text("Docs check")
+    job_id = int(page.url.rstrip("/").split("/")[-1].split("?")[0])
+
+    async def worker_wrote() -> int:
+        from sqlalchemy import insert
+
+        from ghapp.db.models import Run
+
+        db = Database(DATABASES[0])
+        try:
+            async with db.write() as conn:
+                result = await conn.execute(
+                    insert(Run).values(
+                        job_id=job_id,
+                        repo_id=REPO_ID,
+                        trigger_type="event",
+                        status="skipped",
+                        error="no changed file matches docs/** (3 files changed)",
+                    )
+                )
+                skipped = int(result.inserted_primary_key[0])
+                await conn.execute(
+                    insert(Run).values(
+                        job_id=job_id,
+                        repo_id=REPO_ID,
+                        trigger_type="scheduled",
+                        status="completed",
+                        items_found=3,
+                        items_processed=1,
+                        items_skipped=2,
+                    )
+                )
+            return skipped
+        finally:
+            await db.dispose()
+
+    # Playwright's sync API holds this thread's event loop: the write runs on its own.
+    out: list[int] = []
+    writer = threading.Thread(target=lambda: out.append(asyncio.run(worker_wrote())))
+    writer.start()
+    writer.join(30)
+    [skipped] = out
+    page.goto(f"/runs?job={job_id}")
+    expect(page.locator(f"#run-{skipped} .skip-reason")).to_have_text(
+        "no changed file matches docs/** (3 files changed)"
+    )
+    expect(page.locator(".items-skipped")).to_have_text("2 skipped")
+    assert shots(page, "forms-runs-skipped") == {1366: 0, 390: 0}
+    page.goto(f"/runs/{skipped}")
+    expect(page.locator("#run-skipped")).to_contain_text("Skipped: no changed file matches")
+    assert shots(page, "forms-run-skipped") == {1366: 0, 390: 0}

@@ -17,6 +17,11 @@ from ghapp.reads import keyset_page, repo_names, scoped, sessions_of
 from ghapp.runqueue.manage import RunConflict
 
 PAGE_SIZE = 50
+# Why a run's items were skipped: the only reason an item found is left out is that this job
+# finished it recently (ghapp.worker.prepare.RECENT, 7 days; a test holds the two together).
+# A skipped run or session keeps its own reason in ``error`` (concurrency, paths filter,
+# trust refusal, budget), which the pages show as "Skipped: …".
+ITEMS_SKIPPED_REASON = "already done by this job in the last 7 days"
 STATUSES = tuple(status.value for status in RunStatus)
 
 
@@ -63,6 +68,7 @@ async def run_list(ctx: Ctx) -> Response:
         "status": status,
         "statuses": STATUSES,
         "older": older,
+        "items_skipped_reason": ITEMS_SKIPPED_REASON,
     }
     if params.get("fragment"):
         return ctx.render("runs_live.html", **values)
@@ -93,6 +99,7 @@ async def run_detail(ctx: Ctx) -> Response:
         "sessions": sessions,
         "unfinished": run.status in ("queued", "running"),
         "overdue": overdue_text(run, job, ctx.now),
+        "items_skipped_reason": ITEMS_SKIPPED_REASON,
     }
     if fragment:
         return ctx.render("run_live.html", **values)
