@@ -789,3 +789,28 @@ async def test_skipped_runs_sessions_and_items_say_why(dash) -> None:
     assert f'<small class="skip-reason">{escaped}</small>' in row
     row = history.text.split(f'id="run-{partial}"', 1)[1].split("</tr>", 1)[0]
     assert f'title="{ITEMS_SKIPPED_REASON}">2 skipped</span>' in row
+
+
+async def test_the_edit_form_says_which_advanced_settings_differ(dash) -> None:
+    plain = await dash.job(name="Plain")
+    tuned = await dash.job(name="Tuned", timeout_seconds=1200, max_retries=0)
+    await sign_in(dash.http, ADMIN_TOKEN)
+    form = await dash.http.get(f"/jobs/{plain['id']}/edit")
+    assert '<details class="advanced" id="advanced">' in form.text  # closed, nothing changed
+    assert "changed from the defaults" not in form.text
+    form = await dash.http.get(f"/jobs/{tuned['id']}/edit")
+    assert '<details class="advanced" id="advanced">' in form.text
+    assert "(2 changed from the defaults)" in form.text
+
+
+def test_messages_name_fields_by_their_labels() -> None:
+    from ghapp.dashboard.forms import FORM_FIELDS, LABELS, in_labels
+
+    assert set(LABELS) == set(FORM_FIELDS)
+    assert in_labels("a job needs a command_id or a custom_prompt") == (
+        "a job needs a “Command” or a “Custom prompt”"
+    )
+    assert in_labels("cronExpression and threshold_filter_query") == (
+        "“Cron expression” and “Issues to count (open_issues)”"
+    )
+    assert in_labels("my_command_id_x stays") == "my_command_id_x stays"

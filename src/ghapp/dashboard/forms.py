@@ -430,7 +430,11 @@ def advanced_open(errors: dict[str, str]) -> bool:
 def advanced_changed(values: dict[str, Any]) -> int:
     """How many advanced settings differ from a new job's (said on the closed disclosure)."""
     blank = blank_values()
-    return sum(1 for name in ADVANCED_FIELDS if values.get(name) != blank.get(name))
+    # A one-repository job keeps its repository's installation: not a setting anyone chose.
+    ignored = {"installation_id"} if values.get("repo_selection", "one") == "one" else set()
+    if not values.get("threshold_metric"):  # no threshold: its other fields mean nothing
+        ignored |= {f"threshold_{name}" for name in THRESHOLD_FIELDS}
+    return sum(1 for name in ADVANCED_FIELDS - ignored if values.get(name) != blank.get(name))
 
 
 def _camel(name: str) -> str:
