@@ -659,7 +659,7 @@ async def test_edit_changes_only_what_is_given_and_attaches_notifiers(server, re
     nothing = await server.cli("schedule", "edit", str(task["id"]))
     assert "nothing to change" in one_line_error(nothing, code=2)
     both = await server.cli("schedule", "edit", str(task["id"]), "--cron", "0 9 * * *", "--manual")
-    assert "give one of --cron, --interval and --manual, not --cron and --manual" in (
+    assert "give one of --cron, --interval, --threshold and --manual, not --cron and --manual" in (
         one_line_error(both, code=2)
     )
     bad = await server.cli("schedule", "edit", str(task["id"]), "--cron", "0 25 * * *")
@@ -836,3 +836,274 @@ def test_broken_words_finds_a_word_split_across_lines() -> None:
     wide = "ID  Name\n1   Weekly Optimization\n"
     assert broken_words("ID  Name\n1   Weekly Optimizatio\n    n\n", wide) == ["Optimizatio", "n"]
     assert broken_words("ID  Name\n1   Weekly Optimiz…\n", wide) == []
+
+
+# -- every job field through create and edit ------------------------------------------------
+
+# JobSpec fields that create and edit do not set, and why. A new JobSpec field must get an
+# option (cli/job_options.py) and a case below, or a line here saying which command sets it.
+SET_ELSEWHERE = {
+    "status": "schedule enable / disable (the API's pause and resume)",
+}
+OTHER_REPO, OTHER_REPO_ID = "Codertocat/Other", 186853003
+FAR_REPO_ID, FAR_INSTALLATION = 186853004, 957388
+BASE_OPTIONS = {"--name": "Job", "--type": "custom", "--prompt": "Review it", "--repo": REPO}
+SCOPE_OPTIONS = {"--all-repos", "--repos"}
+
+
+def threshold_is(metric: str, operator: str, value: float, minutes: int) -> Any:
+    def check(stored: Any) -> bool:
+        got = (stored["metric"], stored["operator"], stored["value"])
+        return got == (metric, operator, value) and stored["check_interval_minutes"] == minutes
+
+    return check
+
+
+def triggers_are(*triggers: dict[str, Any]) -> Any:
+    from ghapp.jobs.spec import EventTrigger
+
+    full = [EventTrigger(**trigger).model_dump() for trigger in triggers]
+    return lambda stored: stored == full
+
+
+# field: (create options, stored after create, edit options, stored after edit). {first} is
+# another job's id, {notifier} a notifier's. A callable checks what is stored.
+FIELD_CASES: dict[str, tuple[list[str], Any, list[str], Any]] = {
+    "name": (["--name", "Made"], "Made", ["--name", "Renamed"], "Renamed"),
+    "description": (["--description", "Nightly"], "Nightly", ["--description", ""], None),
+    "task_type": (["--type", "health_check"], "health_check", ["--type", "custom"], "custom"),
+    "repo_id": (["--repo", REPO], REPO_ID, ["--repo", OTHER_REPO], OTHER_REPO_ID),
+    "installation_id": (
+        ["--installation", str(INSTALLATION)],
+        INSTALLATION,
+        ["--installation", str(FAR_INSTALLATION), "--repos", str(FAR_REPO_ID)],
+        FAR_INSTALLATION,
+    ),
+    "repo_selection": (
+        ["--all-repos", "--installation", str(INSTALLATION)],
+        "all",
+        ["--repos", str(REPO_ID)],
+        "list",
+    ),
+    "repo_ids": (
+        ["--repos", str(REPO_ID), "--installation", str(INSTALLATION)],
+        [REPO_ID],
+        ["--repos", str(OTHER_REPO_ID)],
+        [OTHER_REPO_ID],
+    ),
+    "cron_expression": (
+        ["--cron", "0 9 * * *"],
+        "0 9 * * *",
+        ["--cron", "30 8 * * 1"],
+        "30 8 * * 1",
+    ),
+    "timezone": (
+        ["--timezone", "Europe/Berlin"],
+        "Europe/Berlin",
+        ["--timezone", "Asia/Tokyo"],
+        "Asia/Tokyo",
+    ),
+    "interval_minutes": (["--interval", "30"], 30, ["--interval", "45"], 45),
+    "threshold": (
+        ["--threshold", "context_score < 60"],
+        threshold_is("context_score", "lt", 60, 60),
+        ["--threshold", "open_issues >= 10", "--check-every", "30m"],
+        threshold_is("open_issues", "gte", 10, 30),
+    ),
+    "event_triggers": (
+        ["--on", "issues.opened labels=bug"],
+        triggers_are({"event": "issues.opened", "labels": ["bug"]}),
+        [
+            "--no-on",
+            "--on",
+            "pull_request.opened draft=false branches=main paths=src/** author=member bots=true",
+        ],
+        triggers_are(
+            {
+                "event": "pull_request.opened",
+                "draft": False,
+                "base_branches": ["main"],
+                "paths": ["src/**"],
+                "author_association": ["MEMBER"],
+                "include_bots": True,
+            }
+        ),
+    ),
+    "command_triggers": (
+        ["--slash-command", "/review"],
+        ["/review"],
+        ["--slash-command", "/triage"],  # adds to what the job has
+        ["/review", "/triage"],
+    ),
+    "after_job_id": (["--after", "{first}"], "{first}", ["--after", "none"], None),
+    "after_only_on_success": (
+        ["--after", "{first}", "--after-any"],
+        False,
+        ["--after-success"],
+        True,
+    ),
+    "target_type": (["--target", "codebase"], "codebase", ["--target", "prs"], "prs"),
+    "filter_query": (["--filter", "label:bug"], "label:bug", ["--filter", "label:ui"], "label:ui"),
+    "command_id": (
+        ["--command", "issue/triage"],
+        "issue/triage",
+        ["--command", "pr/review", "--target", "prs"],
+        "pr/review",
+    ),
+    "custom_prompt": (["--prompt", "Summarise"], "Summarise", ["--prompt", "Again"], "Again"),
+    "max_items": (["--max-items", "5"], 5, ["--max-items", "7"], 7),
+    "runner": (
+        ["--runner", "shell", "--shell", "make lint"],
+        "shell",
+        ["--runner", "claude"],
+        "claude",
+    ),
+    "shell_command": (
+        ["--runner", "shell", "--shell", "make lint"],
+        "make lint",
+        ["--shell", "make test"],
+        "make test",
+    ),
+    "permission_mode": (
+        ["--permission-mode", "plan"],
+        "plan",
+        ["--permission-mode", "acceptEdits"],
+        "acceptEdits",
+    ),
+    "allowed_tools": (
+        ["--allowed-tool", "Read", "--allowed-tool", "Bash(git:*)"],
+        ["Read", "Bash(git:*)"],
+        ["--no-allowed-tools", "--allowed-tool", "Grep"],
+        ["Grep"],
+    ),
+    "disallowed_tools": (
+        ["--disallowed-tool", "WebFetch"],
+        ["WebFetch"],
+        ["--disallowed-tool", "Write"],
+        ["WebFetch", "Write"],
+    ),
+    "max_turns": (["--max-turns", "7"], 7, ["--max-turns", "none"], None),
+    "max_budget_usd": (["--budget", "1.5"], 1.5, ["--budget", "2.25"], 2.25),
+    "model": (["--model", "sonnet"], "sonnet", ["--model", ""], None),
+    "append_system_prompt": (
+        ["--system-prompt-append", "Be brief"],
+        "Be brief",
+        ["--system-prompt-append", "Be briefer"],
+        "Be briefer",
+    ),
+    "task_config": (
+        ["--config", "strategy=moderate", "--config", "dryRun=true"],
+        {"strategy": "moderate", "dryRun": True},
+        ["--config", "limit=3"],
+        {"strategy": "moderate", "dryRun": True, "limit": 3},
+    ),
+    "report": (["--report", "issue"], "issue", ["--report", "none"], "none"),
+    "checks": (["--no-checks"], False, ["--checks"], True),
+    "notify_on_success": (["--notify-on", "both"], True, ["--notify-on", "failure"], False),
+    "notify_on_failure": (["--notify-on", "success"], False, ["--notify-on", "both"], True),
+    "notifier_ids": (
+        ["--notifier", "{notifier}"],
+        ["{notifier}"],
+        ["--no-notifiers"],
+        [],
+    ),
+    "concurrency_policy": (
+        ["--concurrency", "queue"],
+        "queue",
+        ["--concurrency", "cancel"],
+        "cancel",
+    ),
+    "misfire_grace_seconds": (["--misfire-grace", "10m"], 600, ["--misfire-grace", "2h"], 7200),
+    "timeout_seconds": (["--timeout", "20m"], 1200, ["--timeout", "1h30m"], 5400),
+    "max_retries": (["--retries", "3"], 3, ["--retries", "0"], 0),
+}
+
+
+def filled(value: Any, ids: dict[str, int]) -> Any:
+    if isinstance(value, list):
+        return [filled(item, ids) for item in value]
+    if isinstance(value, str) and value in ("{first}", "{notifier}"):
+        return ids[value.strip("{}")]
+    return value
+
+
+def create_options(options: list[str]) -> list[str]:
+    """The case's options, with the base ones it does not give itself."""
+    scoped = SCOPE_OPTIONS & set(options)
+    base = [
+        [option, value]
+        for option, value in BASE_OPTIONS.items()
+        if option not in options and not (option == "--repo" and scoped)
+    ]
+    return [*options, *(word for pair in base for word in pair)]
+
+
+def stored_as(field: str, job: Any, expected: Any) -> None:
+    value = getattr(job, field)
+    assert expected(value) if callable(expected) else value == expected, (field, value, expected)
+
+
+def test_every_job_field_has_a_case_or_a_reason() -> None:
+    from ghapp.jobs.spec import JobSpec
+
+    assert set(JobSpec.model_fields) == set(FIELD_CASES) | set(SET_ELSEWHERE)
+    assert not set(FIELD_CASES) & set(SET_ELSEWHERE)
+
+
+async def test_create_sets_and_edit_changes_every_job_field(server, receiver) -> None:
+    await add_repository(server.db, OTHER_REPO_ID, OTHER_REPO)
+    await add_repository(server.db, FAR_REPO_ID, "Octo/Far", FAR_INSTALLATION, "Octo")
+    url, _ = receiver
+    body = {"name": "n", "webhookType": "slack", "webhookUrl": url}
+    ids = {
+        "first": (await add_task(server, name="First"))["id"],
+        "notifier": (await server.api("POST", "/api/scheduler/webhooks", body))["id"],
+    }
+    for field, (create, made, change, changed) in FIELD_CASES.items():
+        options = create_options(filled(create, ids))
+        created = await server.cli("schedule", "create", *options, "--json")
+        assert created.exit_code == 0, (field, created.output)
+        job_id = json.loads(created.stdout)["id"]
+        stored_as(field, await server.job(job_id), filled(made, ids))
+        edited = await server.cli("schedule", "edit", str(job_id), *filled(change, ids))
+        assert edited.exit_code == 0, (field, edited.output)
+        stored_as(field, await server.job(job_id), filled(changed, ids))
+
+
+async def test_a_bad_job_value_names_the_option_typed(server) -> None:
+    task = await add_task(server, name="Kept", timeoutSeconds=600)
+    create = ["schedule", "create", *create_options([])]
+    edit = ["schedule", "edit", str(task["id"])]
+    refusals = {
+        # Read by the command line: exit 2, nothing sent.
+        (*create, "--timeout", "15x"): (
+            2,
+            "--timeout: '15x' is not a duration (e.g. 900, 90s, 15m, 1h30m, 2d)",
+        ),
+        (*create, "--threshold", "context_score <<"): (2, "--threshold: 'context_score <<'"),
+        (*create, "--on", "issues.opened colour=red"): (
+            2,
+            "--on: 'colour=red': unknown condition",
+        ),
+        (*create, "--budget", "lots"): (2, "--budget: 'lots' is not a number"),
+        ("schedule", "create", *create_options(["--all-repos"])): (
+            2,
+            "--all-repos needs --installation ID",
+        ),
+        (*edit, "--repo", REPO, "--repos", "1"): (2, "give one of --repo"),
+        (*edit, "--config", "nonsense"): (2, "--config: 'nonsense' is not KEY=VALUE"),
+        # Refused by the server: exit 1, its field named as the option.
+        (*create, "--max-turns", "5000"): (1, "--max-turns: "),
+        (*create, "--threshold", "mood < 3"): (1, "--threshold (metric): unknown metric 'mood'"),
+        (*create, "--on", "issues.shipped"): (1, "--on (0.event): "),
+        (*create, "--allowed-tool", "rm -rf"): (1, "--allowed-tool: "),
+        (*edit, "--timeout", "5"): (1, "--timeout: "),
+        (*edit, "--retries", "11"): (1, "--retries: "),
+        (*edit, "--slash-command", "review"): (1, "--slash-command: "),
+    }
+    for args, (code, said) in refusals.items():
+        result = await server.cli(*args)
+        line = one_line_error(result, code=code)
+        assert line.startswith("ghapp schedule ") and said in line, (args, line)
+    jobs = await server.jobs()
+    assert [(job.name, job.timeout_seconds) for job in jobs] == [("Kept", 600)]  # nothing lost

@@ -7,6 +7,7 @@ scheduler are in :mod:`ghapp.cli.schedule_runs`, notifiers in :mod:`ghapp.cli.no
 
 from __future__ import annotations
 
+import functools
 from enum import Enum, StrEnum
 from typing import Annotated, Any
 
@@ -16,6 +17,13 @@ from ghapp.cli.asking import ask, confirm, missing_options, on_terminal
 from ghapp.cli.connection import api, api_command, command_name
 from ghapp.cli.describe import describe_schedule, show_tasks
 from ghapp.cli.groups import Json, Repo, Yes, schedule_app
+from ghapp.cli.job_options import (
+    OPTION_NAMES,
+    OptionError,
+    job_body,
+    scope_conflict,
+    with_job_options,
+)
 from ghapp.cli.output import dump_json, err, fail, one_line
 from ghapp.cli.tables import say, when_utc
 
@@ -27,7 +35,7 @@ ASK_TYPE = "Job type"
 ASK_REPO = "Repository (owner/name)"
 ASK_CRON = "Cron expression, e.g. 0 9 * * 1-5 (empty: run only when asked)"
 ASK_PROMPT = "Prompt for the session"
-ONE_TIMER = "give one of --cron, --interval and --manual, not {given}"
+ONE_TIMER = "give one of --cron, --interval, --threshold and --manual, not {given}"
 NOTHING_TO_CHANGE = "nothing to change: give the options to change (see --help)"
 ONLY_REPO = "using repository {repo}, the only one with jobs (--repo to choose another)"
 KNOWN_REPOS = "repositories with jobs: {repos}"
@@ -35,7 +43,8 @@ DUPLICATE = (
     "job {id} {name!r} already exists for {repo}; "
     "`ghapp schedule edit {id}` changes it, --allow-duplicate makes another"
 )
-EDIT_OPTIONS = {"webhookIds": "--add-notifier", "notifierIds": "--add-notifier"}
+CREATE_OPTIONS = {**OPTION_NAMES, "scheduleType": "--cron/--interval/--manual/--threshold"}
+EDIT_OPTIONS = {**CREATE_OPTIONS, "webhookIds": "--add-notifier", "notifierIds": "--add-notifier"}
 MANUAL = "manual: runs only when asked (`ghapp schedule run {id}`)"
 
 
@@ -144,12 +153,20 @@ def flatten(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def timer(ctx: typer.Context, cron: str | None, interval: int | None, manual: bool) -> Any:
-    """The schedule fields for ``--cron`` / ``--interval`` / ``--manual``; None: none given.
+def timer(
+    ctx: typer.Context,
+    cron: str | None,
+    interval: int | None,
+    manual: bool,
+    options: dict[str, Any],
+) -> Any:
+    """The schedule fields for ``--cron`` / ``--interval`` / ``--manual``; None: none given
+    (``--threshold``, one of the shared ``options``, sends its own).
 
     ``--cron ""`` still means manual, as it did before ``--manual``.
     """
     given = [o for o, v in (("--cron", cron), ("--interval", interval)) if v is not None]
+    given += ["--threshold"] if "threshold" in options else []
     given += ["--manual"] if manual else []
     if len(given) > 1:
         fail(command_name(ctx), ONE_TIMER.format(given=" and ".join(given)), code=2)
@@ -206,7 +223,19 @@ def list_tasks(
     show_tasks(tasks)
 
 
+def shared(ctx: typer.Context, options: dict[str, Any], repo: str | None, current: Any) -> Any:
+    """The body part of the shared job options; a value they cannot take: exit 2, named."""
+    conflict = scope_conflict(repo, options)
+    if conflict:
+        fail(command_name(ctx), conflict, code=2)
+    try:
+        return job_body(options, current)
+    except OptionError as exc:
+        fail(command_name(ctx), str(exc), code=2)
+
+
 @api_command(schedule_app)
+@with_job_options
 def create(
     ctx: typer.Context,
     task_type: Kind = None,
@@ -226,23 +255,29 @@ def create(
         typer.Option("--notifier", metavar="ID", help="Notify this notifier (repeat for more)."),
     ] = None,
     json_: Json = False,
+    *,
+    job_options: dict[str, Any],
 ) -> None:
     """Create a job. Without --cron or --interval it is manual (runs only when asked).
 
     On a terminal, what is missing (name, type, repository, schedule) is asked for;
     elsewhere the missing options are named and nothing is created.
     """
-    schedule = timer(ctx, cron, interval, manual)
-    missing = [o for o, v in (("--name", name), ("--type", task_type), ("--repo", repo)) if not v]
-    if task_type is TaskType.custom and not (command or prompt):
+    schedule = timer(ctx, cron, interval, manual, job_options)
+    extra = shared(ctx, job_options, repo, None)
+    scoped = bool({"all_repos", "repos"} & job_options.keys())
+    work_given = command or prompt or job_options.get("runner") == "shell"
+    missing = [o for o, v in (("--name", name), ("--type", task_type)) if not v]
+    missing += [] if repo or scoped else ["--repo"]
+    if task_type is TaskType.custom and not work_given:
         missing.append("--prompt")
     missing_options(ctx, missing)
     name = name or ask(ctx, ASK_NAME, "--name")
     kind = flatten(task_type or ask(ctx, ASK_TYPE, "--type", type=TaskType, default="analyze"))
-    repo = repo or ask(ctx, ASK_REPO, "--repo")
-    if schedule is None and missing and on_terminal():  # asking anyway: the schedule too
-        schedule = ask_cron(ctx)
-    if kind == TaskType.custom.value and not (command or prompt):
+    repo = repo if repo or scoped else ask(ctx, ASK_REPO, "--repo")
+    if schedule is None and "threshold" not in job_options and missing and on_terminal():
+        schedule = ask_cron(ctx)  # asking anyway: the schedule too
+    if kind == TaskType.custom.value and not work_given:
         prompt = ask(ctx, ASK_PROMPT, "--prompt")
     body = {
         "name": name,
@@ -252,7 +287,8 @@ def create(
         **work_fields(command, prompt, target, filter_query, timezone, checks),
         "webhookIds": notifier or None,
     }
-    task = call(ctx, "POST", TASKS, body=compact(body))
+    with api(ctx, CREATE_OPTIONS) as client:
+        task = client.post(TASKS, {**compact(body), **extra})
     if json_:
         dump_json(task)
         return
@@ -282,6 +318,7 @@ def ask_cron(ctx: typer.Context) -> dict[str, Any]:
 
 
 @api_command(schedule_app)
+@with_job_options
 def edit(
     ctx: typer.Context,
     task_id: TaskId,
@@ -314,27 +351,36 @@ def edit(
         typer.Option("--no-notifiers", help="Detach every notifier (then --add-notifier adds)."),
     ] = False,
     json_: Json = False,
+    *,
+    job_options: dict[str, Any],
 ) -> None:
     """Change a job: only the options given change, the rest stays as it is.
 
-    --cron, --interval or --manual replaces the schedule. Notifiers: --add-notifier ID and
-    --remove-notifier ID attach and detach one (repeatable); --no-notifiers detaches all.
+    --cron, --interval, --threshold or --manual replaces the schedule. Lists add to what the
+    job has: --on, --slash-command, --allowed-tool, --disallowed-tool, --config and
+    --add-notifier (--remove-notifier ID detaches one); their --no-... flag empties the list
+    first. Text options given as "" clear the field; --max-turns, --budget and --after take
+    none.
     """
     changes = compact(
         {
             "name": name,
             "taskType": flatten(task_type),
             "repo": repo,
-            **(timer(ctx, cron, interval, manual) or {}),
+            **(timer(ctx, cron, interval, manual, job_options) or {}),
             **work_fields(command, prompt, target, filter_query, timezone, checks),
         }
     )
+    if repo:  # one repository again, whatever the scope was
+        changes |= {"repoSelection": "one", "repoIds": []}
     notifiers_change = bool(add_notifier or remove_notifier or no_notifiers)
-    if not changes and not notifiers_change:
+    if not changes and not job_options and not notifiers_change:
         fail(command_name(ctx), NOTHING_TO_CHANGE, code=2)
     with api(ctx, EDIT_OPTIONS) as client:
+        job = functools.cache(lambda: client.get(f"{TASKS}/{task_id}"))
+        changes |= shared(ctx, job_options, repo, job)
         if notifiers_change:
-            current = [] if no_notifiers else client.get(f"{TASKS}/{task_id}")["webhookIds"]
+            current = [] if no_notifiers else job()["webhookIds"]
             kept = [i for i in current if i not in (remove_notifier or [])]
             changes["webhookIds"] = kept + [i for i in add_notifier or [] if i not in kept]
         task = client.patch(f"{TASKS}/{task_id}", changes)
