@@ -376,3 +376,27 @@ def test_snake_case_words_are_never_italic(names: list[str]) -> None:
 )
 def test_underscore_and_star_markup_nest_or_stay_text(words: str) -> None:
     structure(f"_{words}_ **{words}** *{words}*")
+
+
+def test_sub_as_ghapp_comments_end_renders_as_github_does() -> None:
+    html = render_markdown(
+        "done\n\n<sub>2 turns · $0.02 · [run](https://ghapp.example/runs/2)</sub>"
+    )
+    assert '<sub>2 turns · $0.02 · <a href="https://ghapp.example/runs/2"' in html
+    assert html.endswith("</a></sub></p>")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<sub><script>alert(1)</script></sub>",
+        "<sub>x</sub onclick=1>",
+        "<sub>unclosed",
+        "<sub>a &amp; b</sub>",
+        "<SUB>x</SUB>",
+    ],
+)
+def test_only_a_plain_sub_pair_becomes_a_tag(text: str) -> None:
+    html = render_markdown(text)
+    assert "<script" not in html and "onclick=" not in html.replace("onclick=1&gt;", "")
+    assert "<sub>" not in html

@@ -1,10 +1,10 @@
 """A tiny Markdown renderer that is safe by construction: HTML is escaped first.
 
 It knows what agent results use — paragraphs, headings, bullet and numbered lists, fenced
-code blocks, inline code, bold, italics and links — and nothing else. Every character of
-the input is escaped before any markup is added, so ``<script>`` stays text; links are
-only made for ``http(s)://`` addresses, anything else (``javascript:``, ``data:``) stays
-plain text.
+code blocks, inline code, bold, italics, links and ``<sub>`` — and nothing else. Every
+character of the input is escaped before any markup is added, so ``<script>`` stays text;
+links are only made for ``http(s)://`` addresses, anything else (``javascript:``,
+``data:``) stays plain text.
 
 It is linear in its input, whatever the input: a session's result is written by a model
 that read strangers' issues, and the page renders it on the server's one event loop (a
@@ -47,6 +47,10 @@ _ITALIC = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 # __dunder__ names stay as written; addresses are set aside before this runs. No ``<`` inside:
 # in escaped text every ``<`` opens one of our tags, and an <em> must not cross a <strong>.
 _UNDERSCORE_ITALIC = re.compile(r"(?<!\w)_(?=[^\s_<])([^_\n<]+)(?<=\S)_(?!\w)")
+# GitHub renders <sub>…</sub>, and ghapp's own comments end with one (turns, cost, the run's
+# link): the one HTML tag let through, matched in the escaped text with nothing but text
+# inside (no ``&``: no other tag or entity), so nothing else of the input becomes markup.
+_SUB = re.compile(r"&lt;sub&gt;([^&\n]+)&lt;/sub&gt;")
 _SAFE_SCHEME = re.compile(r"\Ahttps?://", re.IGNORECASE)
 _HELD = re.compile("\x00(\\d+)\x00")
 _PLACEHOLDER = "\x00{}\x00"
@@ -172,6 +176,7 @@ def _inline(text: str) -> str:
     text = _LINK.sub(link, text)
     text = _BARE_URL.sub(bare_url, text)
     text = escape(text, quote=True)
+    text = _SUB.sub(r"<sub>\1</sub>", text)
     text = _BOLD.sub(r"<strong>\1</strong>", text)
     text = _ITALIC.sub(r"<em>\1</em>", text)
     text = _UNDERSCORE_ITALIC.sub(r"<em>\1</em>", text)
