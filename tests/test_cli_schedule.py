@@ -851,10 +851,11 @@ BASE_OPTIONS = {"--name": "Job", "--type": "custom", "--prompt": "Review it", "-
 SCOPE_OPTIONS = {"--all-repos", "--repos"}
 
 
-def threshold_is(metric: str, operator: str, value: float, minutes: int) -> Any:
+def threshold_is(metric: str, operator: str, value: float, minutes: int, cooldown: int) -> Any:
     def check(stored: Any) -> bool:
         got = (stored["metric"], stored["operator"], stored["value"])
-        return got == (metric, operator, value) and stored["check_interval_minutes"] == minutes
+        schedule = (stored["check_interval_minutes"], stored["cooldown_minutes"])
+        return got == (metric, operator, value) and schedule == (minutes, cooldown)
 
     return check
 
@@ -905,10 +906,10 @@ FIELD_CASES: dict[str, tuple[list[str], Any, list[str], Any]] = {
     ),
     "interval_minutes": (["--interval", "30"], 30, ["--interval", "45"], 45),
     "threshold": (
-        ["--threshold", "context_score < 60"],
-        threshold_is("context_score", "lt", 60, 60),
+        ["--threshold", "context_score < 60", "--cooldown", "1d"],
+        threshold_is("context_score", "lt", 60, 60, 1440),
         ["--threshold", "open_issues >= 10", "--check-every", "30m"],
-        threshold_is("open_issues", "gte", 10, 30),
+        threshold_is("open_issues", "gte", 10, 30, 1440),  # the cooldown kept
     ),
     "event_triggers": (
         ["--on", "issues.opened labels=bug"],
@@ -1086,6 +1087,7 @@ async def test_a_bad_job_value_names_the_option_typed(server) -> None:
             "--on: 'colour=red': unknown condition",
         ),
         (*create, "--budget", "lots"): (2, "--budget: 'lots' is not a number"),
+        (*create, "--cooldown", "soon"): (2, "--cooldown: 'soon' is not a duration"),
         ("schedule", "create", *create_options(["--all-repos"])): (
             2,
             "--all-repos needs --installation ID",

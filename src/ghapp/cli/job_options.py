@@ -116,6 +116,10 @@ def seconds(option: str, value: str) -> int:
     return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in parts)
 
 
+def minutes(option: str, value: str) -> int:
+    return max(1, seconds(option, value) // 60)
+
+
 def number(option: str, value: str, kind: type[int] | type[float]) -> int | float | None:
     if value.strip().lower() in ("", "none"):
         return None
@@ -126,7 +130,7 @@ def number(option: str, value: str, kind: type[int] | type[float]) -> int | floa
 
 
 def threshold(option: str, value: str) -> Body:
-    """``context_score < 60`` → the task API's threshold fields (checked hourly by default)."""
+    """``context_score < 60`` → a threshold trigger (measured hourly unless --check-every)."""
     found = _THRESHOLD.match(value)
     if not found:
         raise OptionError(option, BAD_THRESHOLD.format(value=value))
@@ -135,11 +139,10 @@ def threshold(option: str, value: str) -> Body:
         parsed = float(amount)
     except ValueError:
         raise OptionError(option, BAD_THRESHOLD.format(value=value)) from None
+    operator_name = THRESHOLD_OPERATORS[operator]
     return {
         "scheduleType": "threshold",
-        "thresholdMetric": metric,
-        "thresholdOperator": THRESHOLD_OPERATORS[operator],
-        "thresholdValue": parsed,
+        "threshold": {"metric": metric, "operator": operator_name, "value": parsed},
     }
 
 
@@ -310,14 +313,25 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         ("thresholdMetric", "thresholdOperator", "thresholdValue", "threshold"),
         ("threshold",),
         threshold,
+        list_of="threshold",  # edit keeps the check schedule and cooldown
     ),
     JobOption(
         "check_every",
         "--check-every",
         _opt("--check-every", "DURATION", "How often --threshold is measured (default 1h)."),
-        ("thresholdCheckMinutes",),
+        ("threshold",),
         (),
-        _one("thresholdCheckMinutes", lambda o, v: max(1, seconds(o, v) // 60)),
+        lambda o, v: {"threshold": {"check_interval_minutes": minutes(o, v), "check_cron": None}},
+        list_of="threshold",
+    ),
+    JobOption(
+        "cooldown",
+        "--cooldown",
+        _opt("--cooldown", "DURATION", "After --threshold fires, quiet for this long, e.g. 1d."),
+        ("threshold",),
+        (),
+        lambda o, v: {"threshold": {"cooldown_minutes": seconds(o, v) // 60}},
+        list_of="threshold",
     ),
     _list(
         "on",
@@ -520,9 +534,19 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         ("max_retries",),
     ),
 )
-# The API's field names as these options (for the server's refusals).
-OPTION_NAMES = {field: o.option for o in JOB_OPTIONS if not o.clears for field in o.api_fields}
-OPTION_NAMES["repoSelection"] = "--repo/--all-repos/--repos"
+
+
+def _option_names() -> dict[str, str]:
+    """The API's field names as these options (for the server's refusals); the first row
+    that sends a field names it (threshold: --threshold, not --cooldown)."""
+    names = {"repoSelection": "--repo/--all-repos/--repos"}
+    for row in JOB_OPTIONS:
+        for field in () if row.clears else row.api_fields:
+            names.setdefault(field, row.option)
+    return names
+
+
+OPTION_NAMES = _option_names()
 
 
 def with_job_options(function: F) -> F:
@@ -567,24 +591,34 @@ def job_body(given: dict[str, Any], current: Callable[[], Body] | None = None) -
     else:
         current = functools.cache(current)
     body: Body = {}
-    cleared = {field for p in given if (field := ROWS[p].clears)}
-    for name in cleared:
-        body[name] = {} if name == "taskConfig" else []
+    for param in given:
+        if field := ROWS[param].clears:
+            body[field] = {} if field == "taskConfig" else []
     for param, value in given.items():
         row = ROWS[param]
         if row.clears:
             continue
         part = row.body(value)
-        if row.list_of and current is not None and row.list_of not in cleared:
-            part = {row.list_of: _added(current()[row.list_of], part[row.list_of])}
-        elif row.list_of and row.list_of in cleared:
-            part = {row.list_of: _added(body[row.list_of], part[row.list_of])}
+        if row.list_of:  # added to what this command already set, else to what the job has
+            have = body[row.list_of] if row.list_of in body else _had(row.list_of, current)
+            part[row.list_of] = _added(have, part[row.list_of])
         body.update(part)
+    threshold = body.get("threshold")
+    if threshold and not (threshold.get("check_cron") or threshold.get("check_interval_minutes")):
+        threshold["check_interval_minutes"] = 60  # no check schedule anywhere: hourly
     return body
 
 
+def _had(field: str, current: Callable[[], Body] | None) -> Any:
+    """What the job has in ``field`` (nothing when creating)."""
+    had = current()[field] if current is not None else None
+    if had is None:  # a job without a threshold
+        return {} if field in ("taskConfig", "threshold") else []
+    return had
+
+
 def _added(have: Any, new: Any) -> Any:
-    if isinstance(have, dict):
+    if isinstance(new, dict):
         return {**have, **new}
     return [*have, *(item for item in new if item not in have)]
 
