@@ -51,16 +51,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # order collected, so a long file begun last keeps one worker busy while the other idles.
 # Only the order changes; a file missing here still runs, in its place.
 LONGEST_FIRST = (
-    "test_faults.py",
-    "test_cli_server.py",
-    "test_scale_out.py",
     "test_end_to_end.py",
-    "test_checks.py",
+    "test_faults.py",
+    "test_doctor.py",
     "test_demo.py",
+    "test_scale_out.py",
+    "test_cli_schedule.py",
+    "test_checks.py",
+    "test_logs.py",
+    "test_model_standin.py",
     "test_attacks.py",
+    "test_config_as_code.py",
+    "test_cli_server.py",
     "test_worker_crash.py",
     "test_delivery_recovery.py",
-    "test_model_standin.py",
     "test_scheduler_replicas.py",
 )
 
