@@ -69,7 +69,9 @@ async def test_the_session_ran_in_the_issue_s_checkout(world, db, model) -> None
     assert "It is a one-line README." in posted["body"]
     async with db.read() as conn:
         session = (await conn.execute(select(Session))).one()
-    assert session.num_turns == 2 and session.cost_usd > 0 and session.usage["output_tokens"] > 0
+    # Read, the answer, and the answer again when the CLI asks for triage's structured result
+    # (this model never gives one: see test_structured_results.py).
+    assert session.num_turns == 3 and session.cost_usd > 0 and session.usage["output_tokens"] > 0
     assert session.agent_session_id == model.conversation()[0].session_id  # ghapp named it
     kinds = [event["type"] for event in session.event_log]
     assert kinds[0] == "system" and kinds[-1] == "result" and "user" in kinds

@@ -205,6 +205,9 @@ class SessionOut(Camel):
     duration_ms: int | None
     exit_code: int | None
     comment_url: str | None
+    # The command's structured result (checked against its output schema), or why none.
+    structured_result: dict[str, Any] | None = None
+    structured_error: str | None = None
     started_at: datetime | None
     completed_at: datetime | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from ghapp.dashboard.history import overdue_text
 from ghapp.db.models import Job, Run, RunStatus
 from ghapp.reads import keyset_page, repo_names, scoped, sessions_of
 from ghapp.runqueue.manage import RunConflict
+from ghapp.structured import ordered
 
 PAGE_SIZE = 50
 # Why a run's items were skipped: the only reason an item found is left out is that this job
@@ -86,9 +88,13 @@ async def run_detail(ctx: Ctx) -> Response:
     async with ctx.state.db.read() as conn:
         job = (
             await conn.execute(
-                select(col(Job.id), col(Job.name), col(Job.source), col(Job.timeout_seconds)).where(
-                    col(Job.id) == run.job_id
-                )
+                select(
+                    col(Job.id),
+                    col(Job.name),
+                    col(Job.source),
+                    col(Job.timeout_seconds),
+                    col(Job.command_id),
+                ).where(col(Job.id) == run.job_id)
             )
         ).first()
     repos = await repo_names(ctx.state.db, [run])
@@ -97,6 +103,7 @@ async def run_detail(ctx: Ctx) -> Response:
         "job": job,
         "repo": repos.get(run.repo_id) if run.repo_id else None,
         "sessions": sessions,
+        "structured": pretty_results(sessions, job.command_id if job else None),
         "unfinished": run.status in ("queued", "running"),
         "overdue": overdue_text(run, job, ctx.now),
         "items_skipped_reason": ITEMS_SKIPPED_REASON,
@@ -104,6 +111,18 @@ async def run_detail(ctx: Ctx) -> Response:
     if fragment:
         return ctx.render("run_live.html", **values)
     return ctx.render("run.html", live_url=f"/runs/{run.id}?fragment=detail", since=since, **values)
+
+
+def pretty_results(sessions: list[Any], command_id: str | None) -> dict[int, str]:
+    """Session id → its structured result as indented JSON text, in its schema's order (the
+    template escapes it: the model wrote it after reading strangers' text)."""
+    return {
+        session.id: json.dumps(
+            ordered(session.structured_result, command_id), indent=2, ensure_ascii=False
+        )
+        for session in sessions
+        if session.structured_result is not None
+    }
 
 
 async def retry_run(ctx: Ctx) -> Response:

@@ -330,6 +330,9 @@ class Session(SQLModel, table=True):
     usage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))  # tokens
     permission_denials: list[Any] | None = Field(default=None, sa_column=Column(JSONType))
     result_subtype: str | None = Field(default=None, max_length=64)  # success, error_max_turns…
+    # The command's structured result, checked against its schema; or why there is none.
+    structured_result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    structured_error: str | None = Field(default=None, sa_column=Column(Text))
     report_text: str | None = Field(default=None, sa_column=Column(Text))  # the final comment
     reported_at: datetime | None = _ts()  # when the final comment reached GitHub
     started_at: datetime | None = _ts()

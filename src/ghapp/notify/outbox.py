@@ -14,11 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
-from ghapp.db.models import Job, Notification, Notifier, Run, RunStatus, table_of
+from ghapp.db.models import Job, Notification, Notifier, Run, RunStatus, Session, table_of
 from ghapp.notify.formats import event_payload
+from ghapp.structured import ordered, summary_lines
 
 FAILED = frozenset({RunStatus.failed.value, RunStatus.timed_out.value})
 HEALTH_ALERT_AFTER = 3  # consecutive failed runs of a job
+STRUCTURED_SHOWN = 5  # a notification tells the first few sessions' structured results
 
 
 def event_of_end(status: str) -> str | None:
@@ -130,8 +132,12 @@ async def queue_run_end(
     if job is None or event is None:
         return 0
     message = run.error or f"{run.items_processed} of {run.items_found} items processed"
+    results = await structured_results(conn, run_id, job.command_id)
+    if results:
+        message = f"{message}\n" + "\n".join(_result_text(result) for result in results)
+    extra = {"structuredResults": results} if results else None
     queued = await queue_event(
-        conn, event, job, now, run=run, message=message, public_url=public_url
+        conn, event, job, now, run=run, message=message, public_url=public_url, extra=extra
     )
     if event == "task_failed" and await _failing_streak(conn, job.id) == HEALTH_ALERT_AFTER:
         queued += await queue_event(
@@ -144,6 +150,29 @@ async def queue_run_end(
             message=f"{job.name} failed {HEALTH_ALERT_AFTER} times in a row: {run.error or ''}",
         )
     return queued
+
+
+async def structured_results(
+    conn: AsyncConnection, run_id: int, command_id: str | None
+) -> list[dict[str, Any]]:
+    """The run's checked structured results (the first few), for the notification."""
+    rows = await conn.execute(
+        select(col(Session.item_number), col(Session.structured_result))
+        .where(col(Session.run_id) == run_id, col(Session.structured_result).is_not(None))
+        .order_by(col(Session.id))
+        .limit(STRUCTURED_SHOWN)
+    )
+    return [
+        {"itemNumber": row.item_number, "result": ordered(row.structured_result, command_id)}
+        for row in rows
+        if isinstance(row.structured_result, dict)
+    ]
+
+
+def _result_text(entry: dict[str, Any]) -> str:
+    """``#12: kind: bug · severity: high · …``: short, one line per session."""
+    prefix = f"#{entry['itemNumber']}: " if entry["itemNumber"] is not None else ""
+    return prefix + " · ".join(summary_lines(entry["result"], limit=120))
 
 
 async def _failing_streak(conn: AsyncConnection, job_id: int) -> int:

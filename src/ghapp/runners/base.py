@@ -48,6 +48,9 @@ class Outcome:
     subtype: str | None = None
     usage: dict[str, Any] | None = None  # tokens, as the CLI's result reported them
     permission_denials: list[Any] | None = None  # tool calls the CLI refused
+    structured: Any = None  # the CLI's structured_output, as it came (see ghapp.structured)
+    structured_result: dict[str, Any] | None = None  # that object, once checked by ghapp
+    structured_error: str | None = None  # why there is none, when the command wanted one
 
 
 def refused(reason: str) -> Outcome:

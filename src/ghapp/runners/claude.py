@@ -22,11 +22,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ghapp import structured
 from ghapp.runners.base import Outcome, Progress, ProgressCallback, SessionRequest, refused
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class SessionOptions:
     max_budget_usd: float | None = None  # the CLI stops the session past this cost
     tools: Sequence[str] | None = None  # the only tools the session even sees (None: all)
     project_settings: bool = True  # False: no .claude/settings.json, hooks or .mcp.json
+    json_schema: dict[str, Any] | None = None  # the command's output schema (structured result)
 
 
 def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]:
@@ -77,6 +79,8 @@ def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     if options.tools is not None:
         argv += ["--tools", ",".join(options.tools)]
+    if options.json_schema is not None:
+        argv += ["--json-schema", json.dumps(options.json_schema)]
     if not options.project_settings:
         # Only the session's own (empty) home: nothing of the checkout's configuration.
         argv += ["--setting-sources", "user", "--strict-mcp-config", "--settings", NO_PROJECT]
@@ -157,7 +161,7 @@ class ClaudeRunner:
             wrap=wrap,
         )
         await request.log.flush()
-        return outcome
+        return checked(outcome, structured.schema_for(request.job.command_id, request.command))
 
     def options(self, request: SessionRequest, agent_session: str) -> SessionOptions:
         job, rules, command = request.job, request.policy, request.command
@@ -172,7 +176,19 @@ class ClaudeRunner:
             max_budget_usd=job.max_budget_usd or self.settings.max_budget_usd or None,
             tools=rules.tools,
             project_settings=rules.project_settings,
+            json_schema=structured.schema_for(job.command_id, command),
         )
+
+
+def checked(outcome: Outcome, schema: dict[str, Any] | None) -> Outcome:
+    """The outcome with its structured result checked against the command's schema: the
+    CLI checked it too, but the model read strangers' text, so ghapp checks again."""
+    if schema is None:
+        return replace(outcome, structured=None)
+    result, error = structured.accept(outcome.structured, schema)
+    if not outcome.ok and result is None:
+        error = None  # the session failed: its error says why, not the missing object
+    return replace(outcome, structured=None, structured_result=result, structured_error=error)
 
 
 def sandbox_refusal(sandbox: Sandbox) -> Outcome | None:
@@ -358,6 +374,7 @@ def _classify(
         subtype=subtype,
         usage=result.get("usage") if isinstance(result.get("usage"), dict) else None,
         permission_denials=_list_or_none(result.get("permission_denials")),
+        structured=result.get("structured_output"),
     )
 
 

@@ -7,6 +7,7 @@ from gidgethub.abc import GitHubAPI
 from sqlalchemy import select, update
 from sqlmodel import col
 
+from ghapp import structured
 from ghapp.db import Database
 from ghapp.db.models import Job
 from ghapp.runners.base import Outcome
@@ -34,7 +35,9 @@ class Reports:
         text = result_text(
             job.name,
             ok=outcome.ok,
-            result=outcome.result_text,
+            result=structured.in_report(
+                outcome.result_text, outcome.structured_result, outcome.structured_error
+            ),
             error=outcome.error,
             facts=facts,
             run_url=self.run_url(run_id),

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from gidgethub.abc import GitHubAPI
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, null, select, update
 from sqlmodel import col
 
 from ghapp.clock import Clock
@@ -113,6 +113,11 @@ class SessionRecords:
             usage=outcome.usage,
             permission_denials=outcome.permission_denials,
             result_subtype=outcome.subtype,
+            # SQL NULL, not JSON null: "has a structured result" is then a plain IS NOT NULL.
+            structured_result=null()
+            if outcome.structured_result is None
+            else outcome.structured_result,
+            structured_error=outcome.structured_error,
             completed_at=self.clock.now(),
             report_text=report,
         )
