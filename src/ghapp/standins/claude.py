@@ -140,6 +140,9 @@ def _build_parser() -> _Parser:
     parser.add_argument("--system-prompt")
     parser.add_argument("--session-id")
     parser.add_argument("--tools")
+    # Accepted as the real CLI accepts it (ghapp passes a command's output schema); this
+    # stand-in calls no model, so its result never carries a structured_output.
+    parser.add_argument("--json-schema", type=json.loads)
     parser.add_argument("--include-partial-messages", action="store_true")
     parser.add_argument("--settings")
     parser.add_argument("--setting-sources")
