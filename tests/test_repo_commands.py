@@ -60,6 +60,7 @@ def test_repository_commands_override_built_ins_and_bad_files_are_reported(tmp_p
     assert catalog.commands["issue/triage"].source == "repository"
     assert catalog.commands["pr/review"].source == "builtin"
     assert [c.id for c in catalog.for_target("issues")] == [
+        "code/ask",
         "issue/label",
         "issue/root-cause",
         "issue/triage",
@@ -118,7 +119,7 @@ async def test_the_api_lists_commands_by_target_with_the_repositorys_own(world):
     )
     assert answer.status_code == 200, answer.text
     listed = {c["id"]: c for c in answer.json()["commands"]}
-    assert list(listed) == ["issue/label", "issue/root-cause", "issue/triage"]
+    assert list(listed) == ["code/ask", "issue/label", "issue/root-cause", "issue/triage"]
     assert listed["issue/triage"]["source"] == "repository"
     assert listed["issue/triage"]["path"] == ".claude/commands/issue/triage.md"
     assert listed["issue/root-cause"]["source"] == "builtin"

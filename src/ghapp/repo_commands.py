@@ -2,7 +2,9 @@
 
 A file ``.claude/commands/issue/label.md`` is the command ``issue/label``; a file directly in
 ``.claude/commands/`` is ``repo/<name>``. Its optional YAML front matter gives
-``description``, ``allowed-tools``, ``model`` and ``argument-hint`` (Claude Code's names);
+``description``, ``allowed-tools``, ``model`` and ``argument-hint`` (Claude Code's names),
+and ghapp's ``open-to`` (``writers``, the default, or ``readers``: see ``ghapp.tiers``; a
+command open to readers whose tools are not all read-only is refused, named in ``problems``);
 the rest is the prompt, where ``$ARGUMENTS`` is replaced by what followed the slash
 command. The first directory says which targets it is for: ``issue`` → issues, ``pr`` →
 pull requests, ``codebase`` and ``context`` → the codebase; any other directory → any
@@ -23,6 +25,7 @@ from sqlmodel import col
 
 from ghapp.commands import BUILTIN, item_block
 from ghapp.jobs.spec import BUILTIN_COMMANDS
+from ghapp.tiers import READER_TOOLS, READERS, WRITERS, tier_problem
 from ghapp.untrusted import clean
 
 COMMANDS_DIR = ".claude/commands"
@@ -45,7 +48,9 @@ DESCRIPTIONS = {
     "codebase/health-check": "A short health report of the repository",
     "context/analyze": "Score the CLAUDE.md files (built-in analyzer, no agent)",
     "context/optimize": "Propose a slimmer, clearer CLAUDE.md",
+    "code/ask": "Answer a question about the code (open to readers, read-only)",
 }
+BUILTIN_READERS = frozenset({"code/ask"})  # built-ins open to readers (see ghapp.tiers)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Command:
     argument_hint: str | None = None
     source: str = "builtin"  # builtin | repository
     path: str | None = None
+    open_to: str = WRITERS  # who may start it by a comment: writers | readers (ghapp.tiers)
 
     def for_target(self, target_type: str) -> bool:
         return not self.targets or target_type in self.targets
@@ -94,6 +100,7 @@ def builtin_catalog() -> Catalog:
                 BUILTIN[command_id],
                 DESCRIPTIONS.get(command_id, ""),
                 BUILTIN_COMMANDS[command_id],
+                **_reader_fields(command_id),
             )
             for command_id in BUILTIN_COMMANDS
         }
@@ -128,6 +135,10 @@ def parse_command(relative: str, text: str) -> Command:
     tools = meta.get("allowed-tools") or ()
     if isinstance(tools, str):
         tools = [tool.strip() for tool in tools.split(",") if tool.strip()]
+    open_to = meta.get("open-to", WRITERS)
+    problem = tier_problem(open_to, [str(tool) for tool in tools])
+    if problem is not None:
+        raise ValueError(f"{relative}: {problem}")
     first = command_id.split("/", 1)[0]
     return Command(
         id=command_id,
@@ -139,7 +150,15 @@ def parse_command(relative: str, text: str) -> Command:
         argument_hint=str(meta["argument-hint"]) if meta.get("argument-hint") else None,
         source="repository",
         path=f"{COMMANDS_DIR}/{relative}",
+        open_to=str(open_to),
     )
+
+
+def _reader_fields(command_id: str) -> dict[str, Any]:
+    """A built-in open to readers is read-only by its own definition too."""
+    if command_id not in BUILTIN_READERS:
+        return {}
+    return {"open_to": READERS, "allowed_tools": READER_TOOLS}
 
 
 def merge(files: dict[str, str]) -> Catalog:

@@ -60,6 +60,7 @@ BUILTIN_COMMANDS: dict[str, frozenset[str]] = {
     "codebase/health-check": frozenset({"codebase"}),
     "context/analyze": frozenset({"codebase"}),
     "context/optimize": frozenset({"codebase"}),
+    "code/ask": frozenset({"issues", "prs"}),
 }
 BUILTIN_METRICS = frozenset({"context_score", "claude_md_tokens", "open_issues", "stale_prs"})
 AUTHOR_ASSOCIATIONS = frozenset(

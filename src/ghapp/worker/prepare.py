@@ -9,6 +9,7 @@ it searches, the items it remembers as done and the report issue it keeps.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,7 +30,8 @@ from ghapp.db.models import Repository, Run, Session, SessionStatus, TriggerType
 from ghapp.github.app import GitHubApp
 from ghapp.repo_commands import Command
 from ghapp.settings import Settings
-from ghapp.worker.authorize import Authorizer
+from ghapp.tiers import READERS, WRITERS
+from ghapp.worker.authorize import ALLOWED, Authorizer
 from ghapp.worker.checkout import checkout, head_commit
 from ghapp.worker.items import search_items
 from ghapp.worker.paths import paths_refusal
@@ -104,12 +106,14 @@ class Preparation:
         if installation_id is None:
             installation_id = await self.github.installation_of(repo.full_name)
         gh = await self.github.for_installation(installation_id)
-        refusal = await self._authorize(gh, run, repo.full_name)
+        refusal, read_only = await self._authorize(gh, run, job, repo.full_name)
         if refusal is None:
             refusal = await _paths(gh, run, repo.full_name)
         if refusal is not None:
             return Prepared(run, job, repo, installation_id, gh, refusal=refusal)
         items, found = await self._items(gh, run, job, repo)
+        if read_only:  # a reader asked, or the command is open to readers (ghapp.tiers)
+            items = [dataclasses.replace(i, trust=read_only_trust(i.trust)) for i in items]
         return Prepared(run, job, repo, installation_id, gh, items, found)
 
     async def _repository(self, repo_id: int | None) -> RepoRow:
@@ -123,10 +127,14 @@ class Preparation:
             raise LookupError(f"repository {repo_id} is not known")
         return RepoRow.of(repo)
 
-    async def _authorize(self, gh: GitHubAPI, run: RunRow, repo: str) -> str | None:
-        """A slash command runs only for those who may ask for it (refused: a polite reply)."""
+    async def _authorize(
+        self, gh: GitHubAPI, run: RunRow, job: JobRow, repo: str
+    ) -> tuple[str | None, bool]:
+        """A slash command runs only for those who may ask for it (refused: a polite reply).
+        Returns (why refused or None, whether its sessions must be read-only)."""
+        open_to = await self._open_to(gh, run, job, repo)
         if run.trigger_type != TriggerType.command.value:
-            return None
+            return None, open_to == READERS
         detail, item = run.trigger_detail, run.item or {}
         decision = await self.authorizer.decide(
             gh,
@@ -136,8 +144,27 @@ class Preparation:
             login=detail["requested_by"],
             command=detail["command"],
             event=item.get("event") or "issue_comment",
+            open_to=open_to,
         )
-        return None if decision.allowed else decision.reason
+        read_only = decision.reader or open_to == READERS
+        return (None, read_only) if decision.allowed else (decision.reason, read_only)
+
+    async def _open_to(self, gh: GitHubAPI, run: RunRow, job: JobRow, repo: str) -> str:
+        """The trust tier of the job's command. For a reader's command it is read from the
+        repository's default branch (its own command overrides a built-in); otherwise the
+        built-in's, and a repository command's own tier is applied from the checkout
+        (``trust.policy``). A job's own prompt is for writers only."""
+        if not job.command_id:
+            return WRITERS
+        builtin = repo_commands.builtin_catalog().commands.get(job.command_id)
+        tier = builtin.open_to if builtin is not None else WRITERS
+        login = run.trigger_detail.get("requested_by")
+        if run.trigger_type != TriggerType.command.value or not login:
+            return tier
+        if await self.authorizer.permission(gh, repo, str(login)) in ALLOWED:
+            return tier  # a writer may run it anyway: no need to read the catalog
+        command = (await repo_commands.from_github(gh, repo)).commands.get(job.command_id)
+        return command.open_to if command is not None else WRITERS
 
     async def _items(
         self, gh: GitHubAPI, run: RunRow, job: JobRow, repository: RepoRow
@@ -250,6 +277,11 @@ async def workspace(
         config_from=None if item.trust.head else repo.default_branch,
     ) as work:
         yield Workspace(work, await head_commit(work), token)
+
+
+def read_only_trust(trust: Trust) -> Trust:
+    reason = "; ".join(filter(None, [trust.reason, "read-only: open to readers"]))
+    return dataclasses.replace(trust, read_only=True, reason=reason)
 
 
 def repository_command(job: JobRow, work: Path) -> Command | None:

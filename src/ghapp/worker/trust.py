@@ -13,8 +13,11 @@ asked of GitHub for every item, never taken from the event alone:
 
 Write and exec tools (``Bash``, ``Edit``, ``Write``…) and publishing need both, *and* a job
 that allows them. A repository command's ``allowed-tools`` can narrow the job's tools,
-never widen them. A session on a fork's head loads no project settings at all: no hooks, no
-MCP servers, no plugins (its ``.claude/`` and ``CLAUDE.md`` are the default branch's).
+never widen them. A session a reader asked for, or of a command open to readers
+(``ghapp.tiers``), is read-only whatever the job or the command says: only the read-only
+tools, no permission mode, no publishing. A session on a fork's head loads no project
+settings at all: no hooks, no MCP servers, no plugins (its ``.claude/`` and ``CLAUDE.md``
+are the default branch's).
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ class Trust:
     author: bool = True  # the item's author may write to the repository
     reason: str = ""  # why not, in words (for the run page and the log)
     head_sha: str | None = None  # a pull request's head commit as GitHub said (check runs)
+    read_only: bool = False  # asked for by a reader, or a command open to readers
 
     @property
     def writes(self) -> bool:
-        return self.head and self.author
+        return self.head and self.author and not self.read_only
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ def policy(job: Any, command: Any, trust: Trust) -> Policy:
     """The session's tools and settings, from the job, the command and the item's trust."""
     allowed = _narrowed(tuple(job.allowed_tools or ()), command)
     # A writer's own fork may get write tools when the job says so; a stranger's never.
+    if trust.read_only or getattr(command, "open_to", "writers") != "writers":
+        return _reader_policy(job, allowed, trust)
     forks_allowed = bool((job.task_config or {}).get("allow_write_on_forks")) and trust.author
     writes = (trust.writes or forks_allowed) and (
         any(_base(tool) in WRITE_TOOLS for tool in allowed)
@@ -114,6 +120,18 @@ def policy(job: Any, command: Any, trust: Trust) -> Policy:
         disallowed_tools=disallowed,
         tools=(*READ_ONLY_TOOLS, *extra),
         permission_mode=None,  # never acceptEdits or bypass for a read-only session
+        project_settings=trust.head,
+        writes=False,
+    )
+
+
+def _reader_policy(job: Any, allowed: tuple[str, ...], trust: Trust) -> Policy:
+    """Reading the checkout and nothing else: no write, exec or network tool is even seen."""
+    return Policy(
+        allowed_tools=tuple(t for t in allowed if t in READ_ONLY_TOOLS),
+        disallowed_tools=tuple(dict.fromkeys([*(job.disallowed_tools or ()), *WRITE_TOOLS])),
+        tools=READ_ONLY_TOOLS,
+        permission_mode=None,
         project_settings=trust.head,
         writes=False,
     )
