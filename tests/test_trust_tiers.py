@@ -15,7 +15,7 @@ import pytest
 from ghapp import repo_commands
 from ghapp.standins.model import ModelRequest, Turn
 from ghapp.tiers import READER_TOOLS
-from ghapp.worker.authorize import REFUSED_REPLY, ReaderQuota
+from ghapp.worker.authorize import REFUSED_READERS_REPLY, REFUSED_REPLY, ReaderQuota
 from tests.support import load
 from tests.test_attacks import INSTALLATION, REPO, REPO_ID, STRANGER, WRITER, world
 
@@ -121,7 +121,8 @@ async def test_someone_github_reports_no_permission_cannot_ask(world) -> None:
     world.github.set_permission(REPO, "nobody", "none")
     [run] = await ask(world, "nobody", 3)
     assert run.status == "skipped"
-    head, tail = REFUSED_REPLY.split("{command}")  # the command is quoted with its arguments
+    assert "needs read or more" in (run.error or "")
+    head, tail = REFUSED_READERS_REPLY.split("{command}")  # quoted with its arguments
     bodies = [c["body"] for c in world.github.comments_on(REPO, 3)]
     assert any(head.format(login="nobody") + "/ask" in b and tail in b for b in bodies), bodies
     assert world.model.conversation() == []

@@ -32,6 +32,12 @@ REFUSED_REPLY = (
     "Sorry @{login}, `{command}` can only be run by people with write access to this "
     "repository, so I did not start it. A maintainer can run it for you."
 )
+# A command open to readers, asked by someone GitHub gives no access at all (a private
+# repository's outsider): saying "write access" would send them after the wrong thing.
+REFUSED_READERS_REPLY = (
+    "Sorry @{login}, `{command}` can only be run by people with access to this "
+    "repository, so I did not start it."
+)
 REFUSED_MARKER = "<!-- ghapp:refused={comment_id} -->"
 READER_LIMIT = 5
 READER_WINDOW_S = 3600.0
@@ -111,9 +117,12 @@ class Authorizer:
         comment ``comment_id`` is; ``open_to`` is the command's trust tier."""
         permission = await self.permission(gh, repo, login)
         reader = permission not in ALLOWED
-        if reader and (open_to != READERS or permission not in READER_PERMISSIONS):
+        if reader and open_to != READERS:
             reply = REFUSED_REPLY.format(login=login, command=command)
             reason = f"{login} has {permission} permission; commands need write or admin"
+        elif reader and permission not in READER_PERMISSIONS:
+            reply = REFUSED_READERS_REPLY.format(login=login, command=command)
+            reason = f"{login} has {permission} permission; this command needs read or more"
         elif reader and not self.quota.take(repo, login):
             reply = THROTTLED_REPLY.format(login=login, command=command)
             reason = f"{login} (a reader) asked more than {self.quota.limit} times in an hour"
