@@ -149,8 +149,8 @@ def test_a_bad_cron_expression_names_its_line() -> None:
         ),
         (
             "version: 1\njobs:\n  - name: a\n    command: issue/nope\n",
-            "line 4: jobs[0].command: unknown command 'issue/nope' (known: codebase/"
-            "health-check, context/analyze, context/optimize, issue/root-cause, issue/triage, "
+            "line 4: jobs[0].command: unknown command 'issue/nope' (known: code/ask, "
+            "codebase/health-check, context/analyze, context/optimize, issue/root-cause, issue/triage, "
             "pr/review, pr/security-review)",
         ),
         (

@@ -183,7 +183,8 @@ def _path_params(endpoint: Endpoint, request: Request) -> dict[str, int]:
     out: dict[str, int] = {}
     for name in endpoint.path_params:
         raw = str(request.path_params[name])
-        if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        # isdigit() alone admits "³" and other Unicode digits that int() refuses (a 500).
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
             raise ApiError(404, "not found")
         out[name] = int(raw)
     return out
