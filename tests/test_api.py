@@ -231,8 +231,9 @@ async def test_runs_page_with_a_cursor_newest_first(api):
         if cursor is None:
             break
     assert seen == sorted(ids, reverse=True)
-    bad = await api.http.get(url + "&cursor=nonsense", headers=api.admin())
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "cursor"
+    for nonsense in ("nonsense", "i³"):  # "³" is a digit to isdigit(), not to int()
+        bad = await api.http.get(url + f"&cursor={nonsense}", headers=api.admin())
+        assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "cursor"
 
 
 @pytest.mark.parametrize(
@@ -265,9 +266,15 @@ async def test_bad_requests_get_clear_4xx_answers(api):
     )
     assert raw.status_code == 400 and "JSON" in raw.json()["error"]
     assert (await api.http.get("/api/repos/999/schedules", headers=api.admin())).status_code == 404
+    unicode_digits = ("/api/repos/³/schedules", f"{base}/³", "/api/scheduler/tasks/٣/run")
     for path in (f"{base}/abc", f"{base}/0", f"{base}/{2**64}", "/api/scheduler/tasks/-1"):
         answer = await api.http.get(path, headers=api.admin())
         assert answer.status_code == 404 and answer.json() == {"error": "not found"}
+    for path in unicode_digits:  # digits to str.isdigit(), not to int(): once a 500
+        answer = await api.http.request(
+            "POST" if path.endswith("/run") else "GET", path, headers=api.admin()
+        )
+        assert answer.status_code in (404, 422), (path, answer.status_code)
     job = await api.job()
     other = f"/api/repos/{REPO_B}/schedules/{job['id']}"
     assert (await api.http.get(other, headers=api.admin())).status_code == 404

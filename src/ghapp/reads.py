@@ -42,7 +42,7 @@ def encode_cursor(last_id: int) -> str:
 def decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if len(cursor) < 2 or cursor[0] != "i" or not cursor[1:].isdigit():
+    if len(cursor) < 2 or cursor[0] != "i" or not (cursor[1:].isascii() and cursor[1:].isdigit()):
         raise invalid("cursor", "not a cursor this API returned", "query")
     return int(cursor[1:])
 

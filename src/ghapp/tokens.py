@@ -166,7 +166,7 @@ async def revoke_token(db: Database, ident: str, actor: str) -> Any:
         query = select(ApiToken).where(col(ApiToken.revoked_at).is_(None))
         query = (
             query.where(col(ApiToken.id) == int(ident))
-            if ident.isdigit()
+            if (ident.isascii() and ident.isdigit())
             else query.where(col(ApiToken.name) == ident)
         )
         rows = (await conn.execute(query)).all()

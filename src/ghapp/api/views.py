@@ -37,7 +37,7 @@ async def resolve_repo(db: Database, who: Principal, repo: str, where: str = "qu
     """A repository by id or ``owner/name`` (case-insensitive), among those ``who`` sees:
     another tenant's repository is as unknown as one that does not exist."""
     async with db.read() as conn:
-        if repo.isdigit():
+        if repo.isascii() and repo.isdigit():
             found = await conn.scalar(
                 select(col(Repository.id)).where(col(Repository.id) == int(repo))
             )

@@ -108,7 +108,7 @@ class PermissionMode(StrEnum):
 def seconds(option: str, value: str) -> int:
     """``900``, ``90s``, ``15m``, ``1h30m``, ``2d`` → seconds."""
     text = value.strip().lower()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     parts = _DURATION.findall(text)
     if not parts or _DURATION.sub("", text).strip():

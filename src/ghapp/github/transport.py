@@ -119,7 +119,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             return _retry_after(response) or 60.0
         if status == 403 and response.headers.get("x-ratelimit-remaining") == "0":
             reset = response.headers.get("x-ratelimit-reset")
-            if not reset or not reset.isdigit():
+            if not reset or not (reset.isascii() and reset.isdigit()):
                 return None
             until = datetime.fromtimestamp(int(reset), UTC) - self.clock.now()
             wait = max(1.0, until.total_seconds() + 1)
@@ -156,7 +156,7 @@ def _repeatable(request: httpx.Request) -> bool:
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if (value.isascii() and value.isdigit()) else None
 
 
 def _secondary_limit(response: httpx.Response) -> bool:

@@ -166,12 +166,12 @@ def _check_field(expression: str, name: str, value: str) -> None:
                 "(H or R) syntax, which is not supported"
             )
         base, slash, step = item.partition("/")
-        if slash and (not step.isdigit() or int(step) == 0):
+        if slash and (not (step.isascii() and step.isdigit()) or int(step) == 0):
             raise InvalidSchedule(
                 f"cron expression {expression!r}: {name} step {step!r} must be a positive number"
             )
         for part in base.split("-"):
-            if part.isdigit() and not lowest <= int(part) <= highest:
+            if (part.isascii() and part.isdigit()) and not lowest <= int(part) <= highest:
                 raise InvalidSchedule(
                     f"cron expression {expression!r}: {name} {int(part)} out of range "
                     f"{lowest}-{highest}"
