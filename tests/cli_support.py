@@ -7,11 +7,13 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import time
+from pathlib import Path
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -72,3 +74,25 @@ def cli_env(base: str, token: str | None, **extra: str) -> dict[str, str]:
         env["GHAPP_TOKEN"] = token
     env.update(extra)
     return env
+
+
+def serve_first_lines(cwd: Path, env: dict[str, str]) -> list[str]:
+    """What ``ghapp serve`` says on stderr up to "serving on …"; then it is stopped."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ghapp", "serve"],
+        cwd=cwd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        lines: list[str] = []
+        while not lines or "serving on" not in lines[-1]:
+            line = process.stderr.readline()
+            assert line, f"serve ended before it was serving: {lines}"
+            lines.append(line.strip())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    return lines

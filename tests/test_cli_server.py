@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ghapp.doctor import NO_APP, NO_APP_FIX, NO_SIGN_IN_TOKEN
+from tests.cli_support import serve_first_lines
 from tests.support import PAYLOADS
 
 GHAPP = [sys.executable, "-m", "ghapp"]
@@ -94,19 +95,7 @@ def test_serve_creates_its_database_and_secret(served) -> None:
 
 def test_serve_says_first_that_the_app_is_not_configured(tmp_path: Path) -> None:
     env = clean_env(GHAPP_PORT=str(free_port()), COLUMNS="300")
-    process = subprocess.Popen(
-        [*GHAPP, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stderr is not None
-        lines: list[str] = []
-        while not lines or "serving on" not in lines[-1]:
-            line = process.stderr.readline()
-            assert line, f"serve ended before it was serving: {lines}"
-            lines.append(line.strip())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+    lines = serve_first_lines(tmp_path, env)
     warning = f"ghapp: {NO_APP} {NO_APP_FIX}"
     assert warning in lines
     # Among the first things said, before the sign-in line and "serving on …".

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from ghapp.standins.cluster import free_port
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 from tests.claude_cli import claude_path
+from tests.cli_support import serve_first_lines
 from tests.conftest import make_settings, run_in_thread
 
 GHAPP = [sys.executable, "-m", "ghapp"]
@@ -302,19 +302,7 @@ def test_serve_says_first_what_is_missing(tmp_path: Path) -> None:
         GHAPP_CLAUDE_BIN=str(tmp_path / "no-claude"),
         COLUMNS="300",
     )
-    process = subprocess.Popen(
-        [*GHAPP, "serve"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stderr is not None
-        lines: list[str] = []
-        while not lines or "serving on" not in lines[-1]:
-            line = process.stderr.readline()
-            assert line, f"serve ended before it was serving: {lines}"
-            lines.append(line.strip())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
+    lines = serve_first_lines(tmp_path, env)
     said = [line for line in lines if line.startswith("ghapp: ")]
     assert f"ghapp: {NO_APP} {NO_APP_FIX}" in said
     assert any("GHAPP_CLAUDE_BIN=" in line and "not found" in line for line in said)
