@@ -31,10 +31,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
     inspect,
     true,
 )
@@ -132,6 +134,9 @@ class TriggerType(StrEnum):
     api = "api"
     retry = "retry"
     dependency = "dependency"
+    mention = "mention"  # @<app-slug> in a comment
+    assignment = "assignment"  # the issue was assigned to the app's bot user
+    follow_up = "follow_up"  # a reply to a session's work: resumes that session
 
 
 class DeliveryOutcome(StrEnum):
@@ -198,6 +203,11 @@ class Job(SQLModel, table=True):
     # Event / command / after triggers.
     event_triggers: list[dict[str, Any]] = _json(list)
     command_triggers: list[dict[str, Any]] = _json(list)
+    # Conversations (issue 21): ``@<app-slug>`` in a comment, the issue assigned to the app's
+    # bot user, and follow-ups that resume a session this job ran.
+    mention_trigger: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    assignment_trigger: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    follow_ups: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     after_job_id: int | None = Field(
         default=None,
         sa_column=Column(Integer, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
@@ -222,6 +232,10 @@ class Job(SQLModel, table=True):
     model: str | None = Field(default=None, max_length=64)
     append_system_prompt: str | None = Field(default=None, sa_column=Column(Text))
     task_config: dict[str, Any] = _json(dict)
+    # The session's final answer as a JSON object (--json-schema), and what ghapp may do
+    # with it (labels from an allow-list, duplicate, assign; or only say what it would do).
+    output_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    structured_actions: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
 
     # Reporting and notification.
     report: str = Field(default="comment", max_length=16)  # comment | issue | none
@@ -333,6 +347,17 @@ class Session(SQLModel, table=True):
     # The command's structured result, checked against its schema; or why there is none.
     structured_result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
     structured_error: str | None = Field(default=None, sa_column=Column(Text))
+    structured_actions: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONType)
+    )  # what ghapp did (or, in a dry run, would do) with the structured result
+    parent_session_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )  # a follow-up continues this session's conversation
+    pr_number: int | None = Field(default=None, index=True)  # the pull request it opened
+    branch: str | None = Field(default=None, max_length=255)  # the branch it pushed to
     report_text: str | None = Field(default=None, sa_column=Column(Text))  # the final comment
     reported_at: datetime | None = _ts()  # when the final comment reached GitHub
     started_at: datetime | None = _ts()
@@ -525,6 +550,22 @@ class LoopLease(SQLModel, table=True):
     owner: str = Field(max_length=255)
     expires_at: datetime = _ts(nullable=False)
     covered_until: datetime | None = _ts()
+
+
+class SessionTranscript(SQLModel, table=True):
+    """A Claude Code session's transcript (the CLI's ``.jsonl`` under its home), gzipped,
+    saved after the session so a follow-up can ``--resume`` it in a fresh home. Kept apart
+    from ``sessions`` so listing sessions never reads it; removed with its session."""
+
+    __tablename__ = "session_transcripts"
+
+    session_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True)
+    )
+    agent_session_id: str = Field(max_length=128)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size_bytes: int = 0  # before compression
+    created_at: datetime = _created()
 
 
 # Tables defined next to their feature, registered on SQLModel.metadata with the rest.
