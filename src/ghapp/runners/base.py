@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ghapp.repo_commands import Command
     from ghapp.sandbox import Sandbox
     from ghapp.worker.rows import JobRow
+    from ghapp.worker.transcripts import Resume
     from ghapp.worker.trust import Policy
 
 
@@ -51,6 +52,9 @@ class Outcome:
     structured: Any = None  # the CLI's structured_output, as it came (see ghapp.structured)
     structured_result: dict[str, Any] | None = None  # that object, once checked by ghapp
     structured_error: str | None = None  # why there is none, when the command wanted one
+    # The CLI's transcript (.jsonl) read back after the session, to be kept for a follow-up
+    # (ghapp.worker.transcripts); None for other runners or when none was written or kept.
+    transcript: bytes | None = field(default=None, repr=False)
 
 
 def refused(reason: str) -> Outcome:
@@ -83,6 +87,7 @@ class SessionRequest:
     sandbox: Sandbox
     cancel: asyncio.Event
     log: SessionLog
+    resume: Resume | None = None  # an earlier session's transcript: continue that conversation
 
 
 class Runner(Protocol):
