@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         "(HTTPS_PROXY, NO_PROXY, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE…); nothing else of ghapp's "
         "environment reaches a session.",
     )
+    transcript_max_bytes: int = Field(
+        20_000_000,
+        ge=0,
+        description="Largest Claude Code transcript kept after a session so a follow-up can "
+        "resume it (bytes, before compression); a larger one is not kept, and the log says "
+        "so (0: keep none).",
+    )
+    transcript_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days a session's transcript is kept for follow-ups (0: for ever); a "
+        "follow-up to an older session starts a new one.",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bootstrap API token with admin rights."
     )

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ghapp import structured
+from ghapp.runners import transcript_files
 from ghapp.runners.base import Outcome, Progress, ProgressCallback, SessionRequest, refused
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ log = logging.getLogger("ghapp.runners")
 
 NO_PROJECT = '{"disableAllHooks": true}'  # with --setting-sources user: no hook runs at all
 STDERR_TAIL_LINES = 40
+# A follow-up whose saved conversation is not a transcript fails before the CLI starts: the
+# CLI would skip the lines it cannot read and go on with half a conversation.
+TRANSCRIPT_INVALID = (
+    "the earlier session's saved conversation is not a Claude Code transcript ({why}), "
+    "so it was not resumed"
+)
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one event (a large file read) can be big
 # Environment the session may see; everything else of ghapp's (tokens, secrets) is left out.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM", "USER", "SHELL")
@@ -57,6 +64,9 @@ class SessionOptions:
     tools: Sequence[str] | None = None  # the only tools the session even sees (None: all)
     project_settings: bool = True  # False: no .claude/settings.json, hooks or .mcp.json
     json_schema: dict[str, Any] | None = None  # the command's output schema (structured result)
+    # An earlier session to continue (its transcript restored in the home): forked into
+    # ``session_id``, so every ghapp session keeps an agent session id of its own.
+    resume: str | None = None
 
 
 def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]:
@@ -75,6 +85,8 @@ def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]
         argv += ["--append-system-prompt", options.append_system_prompt]
     if options.session_id:
         argv += ["--session-id", options.session_id]
+    if options.resume:
+        argv += ["--resume", options.resume, "--fork-session"]
     if options.max_budget_usd:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     if options.tools is not None:
@@ -147,6 +159,11 @@ class ClaudeRunner:
         if refusal is not None:
             return refusal
         wrap, env = confinement(request, self.settings.session_env_names)
+        home = Path(env["HOME"])
+        if request.resume is not None:
+            problem = resumable(request, home)
+            if problem is not None:
+                return refused(problem)
         agent_session = str(uuid.uuid4())  # named now: the run page shows it from the start
         await request.log.named(agent_session)
         outcome = await run_claude(
@@ -161,7 +178,24 @@ class ClaudeRunner:
             wrap=wrap,
         )
         await request.log.flush()
+        outcome = replace(
+            outcome,
+            agent_session_id=outcome.agent_session_id or agent_session,
+            transcript=self.transcript(home, agent_session),
+        )
         return checked(outcome, structured.schema_for(request.job.command_id, request.command))
+
+    def transcript(self, home: Path, agent_session: str) -> bytes | None:
+        """The session's transcript from its home, to be kept for a follow-up; None (and
+        why, in the log) when there is none ghapp keeps. Never its content in the log."""
+        limit = self.settings.transcript_max_bytes
+        try:
+            return transcript_files.read_back(home, agent_session, limit) if limit else None
+        except transcript_files.TranscriptRefused as exc:
+            log.warning(
+                "transcript not kept", extra={"agent_session_id": agent_session, "reason": str(exc)}
+            )
+            return None
 
     def options(self, request: SessionRequest, agent_session: str) -> SessionOptions:
         job, rules, command = request.job, request.policy, request.command
@@ -177,7 +211,22 @@ class ClaudeRunner:
             tools=rules.tools,
             project_settings=rules.project_settings,
             json_schema=structured.schema_for(job.command_id, command),
+            resume=request.resume.agent_session_id if request.resume else None,
         )
+
+
+def resumable(request: SessionRequest, home: Path) -> str | None:
+    """Restore the earlier session's transcript into this session's fresh home, where the
+    CLI run in the new checkout finds it; or why it cannot be resumed."""
+    assert request.resume is not None
+    why = transcript_files.problem(request.resume.transcript)
+    if why is None:
+        try:
+            agent_session_id, data = request.resume.agent_session_id, request.resume.transcript
+            transcript_files.restore(home, request.checkout, agent_session_id, data)
+        except transcript_files.TranscriptRefused as exc:
+            why = str(exc)
+    return None if why is None else TRANSCRIPT_INVALID.format(why=why)
 
 
 def checked(outcome: Outcome, schema: dict[str, Any] | None) -> Outcome:

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import httpx
 
@@ -27,6 +28,7 @@ from ghapp.runqueue.claim import Limits, RunQueue
 from ghapp.settings import Settings
 from ghapp.signals import Signals
 from ghapp.supervise import supervise
+from ghapp.worker import transcripts
 from ghapp.worker.checkout import WorkDir
 from ghapp.worker.execute import SessionExecutor
 from ghapp.worker.pool import PoolSettings, WorkerPool, within
@@ -40,6 +42,7 @@ class Worker:
     http: httpx.AsyncClient
     config: ConfigSyncer | None = None
     work: WorkDir | None = None  # this process's checkouts; dead processes' are swept
+    prune: Callable[[], Awaitable[None]] | None = None  # old transcripts go (retention)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -47,6 +50,8 @@ class Worker:
         self._supervise("notifications", self.dispatcher.run)
         if self.config is not None:  # .github/ghapp.yml syncs queued by webhooks
             self._supervise("config-sync", self.config.run)
+        if self.prune is not None:
+            self._supervise("transcripts", self.prune)
 
     def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> None:
         restarts = self.pool.health.restarts
@@ -109,7 +114,8 @@ def build_worker(
     )
     http, dispatcher = build_dispatcher(settings, db, clock, signals, metrics)
     config = build_config_syncer(db, clock, signals, github, owner=f"{owner}:config")
-    return Worker(pool, github, dispatcher, http, config, work)
+    prune = partial(transcripts.keep_pruning, db, clock, settings.transcript_retention_days)
+    return Worker(pool, github, dispatcher, http, config, work, prune)
 
 
 def build_dispatcher(

@@ -28,6 +28,7 @@ from ghapp.db.errors import describe
 from ghapp.db.models import Session, SessionStatus
 from ghapp.metrics import Metrics
 from ghapp.runners.base import Outcome, Progress
+from ghapp.worker import transcripts
 from ghapp.worker.prepare import Item
 from ghapp.worker.report import Posted, start_comment
 from ghapp.worker.rows import JobRow, SessionRow
@@ -121,6 +122,10 @@ class SessionRecords:
             completed_at=self.clock.now(),
             report_text=report,
         )
+        if outcome.transcript is not None and outcome.agent_session_id:  # for a follow-up
+            await transcripts.save(
+                self.db, session_id, outcome.agent_session_id, outcome.transcript, self.clock.now()
+            )
         if self.metrics is not None:
             self.metrics.session_seconds.labels(runner, str(outcome.status)).observe(
                 (outcome.duration_ms or 0) / 1000

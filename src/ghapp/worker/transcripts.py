@@ -16,6 +16,7 @@ new session instead.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import zlib
@@ -25,11 +26,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlmodel import col
 
+from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.core import upsert_row
 from ghapp.db.models import SessionTranscript, table_of
 
 log = logging.getLogger("ghapp.worker")
+
+PRUNE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,17 @@ async def prune(db: Database, now: datetime, retention_days: int) -> int:
             delete(table_of(SessionTranscript)).where(col(SessionTranscript.created_at) < cutoff)
         )
     return int(result.rowcount or 0)
+
+
+async def keep_pruning(
+    db: Database, clock: Clock, retention_days: int, every: timedelta = PRUNE_EVERY
+) -> None:
+    """Prune now and then every ``every``, for as long as the worker runs (supervised: a
+    database outage costs a pause). Replicas may all prune: deleting twice is harmless."""
+    if retention_days <= 0:
+        return
+    while True:
+        deleted = await prune(db, clock.now(), retention_days)
+        if deleted:
+            log.info("transcripts deleted", extra={"count": deleted, "days": retention_days})
+        await clock.sleep_until(clock.now() + every, asyncio.Event())
