@@ -25,7 +25,7 @@ the most specific triggers a command satisfies.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -38,6 +38,8 @@ __all__ = [
     "match_trigger",
     "parse_command_trigger",
     "parse_commands",
+    "split_lines",
+    "visible_lines",
 ]
 
 K = TypeVar("K")
@@ -86,9 +88,20 @@ def parse_commands(body: str | None) -> list[SlashCommand]:
     """Every slash command in a comment body, in order; never raises on a string."""
     if not body:
         return []
-    lines = split_lines(body)
-    closes_later = _closes_before_blank(lines)
     commands: list[SlashCommand] = []
+    for index, line in visible_lines(split_lines(body)):
+        command = _COMMAND.fullmatch(line)
+        if command:
+            commands.append(SlashCommand(command[1].lower(), (command[2] or "").strip(), index + 1))
+    return commands
+
+
+def visible_lines(lines: list[str]) -> Iterator[tuple[int, str]]:
+    """(0-based index, line) of each line a reader sees as text: not in fenced code, not
+    a blockquote, not hidden by an HTML comment. A line that opens a comment mid-line is
+    given (its start is text); the line that closes one is not. Commands and mentions
+    (``ghapp.triggers.mentions``) are read from these lines only."""
+    closes_later = _closes_before_blank(lines)
     fence: str | None = None  # the opening fence while inside fenced code
     in_comment = False
     for index, line in enumerate(lines):
@@ -107,11 +120,8 @@ def parse_commands(body: str | None) -> list[SlashCommand]:
         if opening and not (opening["fence"][0] == "`" and "`" in opening["info"]):
             fence = opening["fence"]
             continue
-        command = _COMMAND.fullmatch(line)
-        if command:
-            commands.append(SlashCommand(command[1].lower(), (command[2] or "").strip(), index + 1))
+        yield index, line
         in_comment = _opens_comment(line, closes_later[index])
-    return commands
 
 
 def _closes_fence(line: str, fence: str) -> bool:
