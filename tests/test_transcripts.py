@@ -192,7 +192,15 @@ def test_a_restored_transcript_is_ghapp_s_file_where_the_cli_looks(tmp_path: Pat
 def test_a_follow_up_forks_the_earlier_session_into_its_own_id() -> None:
     new, old = str(uuid.uuid4()), str(uuid.uuid4())
     argv = command_line("claude", "P", SessionOptions(session_id=new, resume=old))
-    assert argv[-5:] == ["--session-id", new, "--resume", old, "--fork-session"]
+    assert argv[-7:] == [
+        "--session-id",
+        new,
+        "--resume",
+        old,
+        "--fork-session",
+        "--system-prompt-snapshot",
+        "off",
+    ]
 
 
 # -- sessions with the real CLI --------------------------------------------------------------
@@ -220,9 +228,14 @@ def fresh_checkout(root: Path) -> Path:
 
 
 def request(
-    checkout: Path, prompt: str, policy: Policy, resume: transcripts.Resume | None = None, log=None
+    checkout: Path,
+    prompt: str,
+    policy: Policy,
+    resume: transcripts.Resume | None = None,
+    log=None,
+    rules: str | None = None,
 ) -> SessionRequest:
-    job = Job(id=1, name="Follow-up", timeout_seconds=120, max_turns=5)
+    job = Job(id=1, name="Follow-up", timeout_seconds=120, max_turns=5, append_system_prompt=rules)
     return SessionRequest(
         checkout=checkout,
         prompt=prompt,
@@ -278,6 +291,37 @@ async def test_a_tampered_transcript_is_not_resumed_and_says_why(runner, model, 
     )
     assert model.requests == [] and log.names == []  # the CLI never started
     assert outcome.transcript is None
+
+
+async def test_a_system_prompt_the_session_planted_in_its_transcript_is_not_resumed(
+    runner, model, tmp_path
+) -> None:
+    """The CLI records the system prompt in the transcript and, resuming, would send that
+    record again: a session talked into rewriting it would write the next one's rules."""
+    plant = "sed -i 's/FIRST-RULES-7a/PLANTED-BY-THE-SESSION/g' ~/.claude/projects/*/*.jsonl"
+
+    def answer(request: ModelRequest) -> Turn:
+        if "go on" in request.user_texts()[-1]:
+            return Turn.text("Going on.")
+        if request.last_tool_result is None:
+            return Turn.tool("Bash", {"command": plant})
+        return Turn.text("Planted.")
+
+    model.set_default(answer)
+    first = await runner.run(
+        request(fresh_checkout(tmp_path / "one"), "start", BASH, rules="FIRST-RULES-7a")
+    )
+    assert first.ok and first.transcript is not None and first.agent_session_id
+    assert b"PLANTED-BY-THE-SESSION" in first.transcript  # the session did rewrite it
+    resume = transcripts.Resume(first.agent_session_id, first.transcript)
+    follow_up = request(
+        fresh_checkout(tmp_path / "two"), "go on", READ_ONLY, resume, rules="FOLLOW-UP-RULES"
+    )
+    second = await runner.run(follow_up)
+    assert second.ok, second.error
+    [asked, *_] = [r for r in model.conversation() if r.session_id == second.agent_session_id]
+    assert "FOLLOW-UP-RULES" in asked.system
+    assert "PLANTED-BY-THE-SESSION" not in asked.system
 
 
 # -- end to end: a session, then a follow-up that resumes it ---------------------------------
@@ -354,6 +398,8 @@ async def test_a_follow_up_resumes_the_whole_conversation(world, db, model, tmp_
     assert "Tell me about X in Spelling error in the README file" in seen
     assert MARKER in seen and "first answer about X" in seen
     assert seen.index("first answer about X") < seen.index("and what about Y?")
+    # The follow-up's own rules hold, whatever the earlier session was given.
+    assert {t for t in asked[0].tools if t != "DeferredToolPlaceholder"} == {"Read", "Glob", "Grep"}
     # Its own agent session id (a fork), named before it started, with both turns kept.
     assert outcome.agent_session_id not in (None, first.agent_session_id)
     async with db.read() as conn:

@@ -86,7 +86,10 @@ def command_line(binary: str, prompt: str, options: SessionOptions) -> list[str]
     if options.session_id:
         argv += ["--session-id", options.session_id]
     if options.resume:
-        argv += ["--resume", options.resume, "--fork-session"]
+        # The transcript records the first session's system prompt and the CLI would send
+        # that record again; the session could have rewritten it. Rendered afresh, the
+        # follow-up's system prompt is ghapp's own.
+        argv += ["--resume", options.resume, "--fork-session", "--system-prompt-snapshot", "off"]
     if options.max_budget_usd:
         argv += ["--max-budget-usd", f"{options.max_budget_usd:g}"]
     if options.tools is not None:
