@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ghapp.app_identity import known_app_slug
+from ghapp.triggers.index import JobIndex
 from ghapp.triggers.mentions import bot_login, find_mention, is_app_login
+from tests.test_installation_sync import standin, sync_of, sync_settings
+
+__all__ = ["standin"]  # the GitHub stand-in of tests.test_installation_sync, reused
 
 SLUG = "ghapp-bot"
 
@@ -80,3 +85,22 @@ def test_never_raises_and_finds_only_real_mentions(body: str) -> None:
     if found is not None:
         assert "@ghapp-bot" in body.lower()
         assert found == found.strip()
+
+
+# -- the app's slug, known on the webhook path ---------------------------------------------------
+
+
+async def test_the_slug_is_learnt_by_the_installation_sync_and_held_by_the_job_index(
+    db, standin, tmp_path
+) -> None:
+    index = JobIndex(db, refresh_every=0)
+    await index.ensure_fresh()
+    assert index.app_slug is None  # unknown: nothing mentions the app
+    await sync_of(sync_settings(db.url, tmp_path, standin), db).pass_once()
+    async with db.read() as conn:
+        assert await known_app_slug(conn) == standin.app_slug
+    await index.ensure_fresh()  # learnt without any job changing
+    assert index.app_slug == standin.app_slug
+    configured = JobIndex(db, refresh_every=0, app_slug="our-own")
+    await configured.ensure_fresh()
+    assert configured.app_slug == "our-own"  # GHAPP_APP_SLUG wins

@@ -202,7 +202,7 @@ async def test_a_change_is_pushed_to_its_branch_and_a_pull_request_opened(world)
     assert (pull["head"]["ref"], pull["base"]["ref"]) == (BRANCH, "master")
     assert pull["head"]["repo"]["full_name"] == REPO
     assert pull["title"] == "ghapp: Tidy the README! (issue #1)"
-    assert "Refs #1" in pull["body"] and "`README.md`" in pull["body"]
+    assert "Fixes #1" in pull["body"] and "`README.md`" in pull["body"]  # closes it
     assert published.pr_url == pull["html_url"]
     link = f"[#{pull['number']}]({pull['html_url']})"
     assert comment_section(published) == f"**Changes:** Opened pull request {link} from `{BRANCH}`."

@@ -44,7 +44,7 @@ async def test_a_session_that_edits_opens_and_then_updates_a_pull_request(
     assert len(pulls) == 1
     pull = github.pull(REPO, pulls[0]["number"])
     assert (pull["head"]["ref"], pull["base"]["ref"]) == (BRANCH, "master")
-    assert "Refs #1" in pull["body"]
+    assert "Fixes #1" in pull["body"]  # merging it closes the issue
     [comment] = [c for c in github.comments_on(REPO, 1) if c["user"]["type"] == "Bot"]
     assert pull["html_url"] in comment["body"]
     default = subprocess.run(

@@ -190,12 +190,14 @@ def test_setup_registers_the_app_and_writes_env(
         "GHAPP_WEBHOOK_SECRET",
         "GHAPP_CLIENT_ID",
         "GHAPP_CLIENT_SECRET",
+        "GHAPP_APP_SLUG",
         "GHAPP_PUBLIC_URL",
     ]
     assert result.written == written
 
     settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     assert settings.app_id == created["id"]
+    assert settings.app_slug == created["slug"]  # what mentions and assignments match
     assert settings.private_key is not None
     assert settings.private_key.get_secret_value() == created["pem"]  # byte for byte
     assert settings.private_key_pem() == created["pem"]
@@ -303,7 +305,7 @@ def test_the_command_prints_what_it_wrote_and_what_to_do_next(
     (created,) = standin.created_apps
     assert (
         "GHAPP_APP_ID, GHAPP_PRIVATE_KEY, GHAPP_WEBHOOK_SECRET, GHAPP_CLIENT_ID, "
-        "GHAPP_CLIENT_SECRET" in line
+        "GHAPP_CLIENT_SECRET, GHAPP_APP_SLUG" in line
     )
     assert f"(id {created['id']}) to .env (mode 600)" in line
     assert f"{created['html_url']}/installations/new" in line
@@ -315,6 +317,7 @@ def test_the_command_prints_what_it_wrote_and_what_to_do_next(
         "GHAPP_WEBHOOK_SECRET",
         "GHAPP_CLIENT_ID",
         "GHAPP_CLIENT_SECRET",
+        "GHAPP_APP_SLUG",
     }
 
 

@@ -12,7 +12,8 @@ and keep their history; a suspended installation is marked so (GitHub's ``suspen
   installation not suspended ``GET /installation/repositories`` with an installation
   token, 100 a page, every page (the ``Link`` header's ``next``). ``GET /app`` first: it
   checks the credentials and gives the app's address, which "unknown repository"
-  errors show (``repo_hint``).
+  errors show (``repo_hint``), and its slug, which mentions and assignments match
+  (``app_identity``).
 * **When**: at start-up and every ``GHAPP_INSTALLATION_SYNC_INTERVAL_SECONDS`` (0: never),
   by one process at a time: a pass holds the ``installation_sync`` row of ``loop_leases``
   until the next is due. ``ghapp doctor`` runs a pass itself.
@@ -34,6 +35,7 @@ from gidgethub import GitHubException
 from sqlalchemy import select
 from sqlmodel import col
 
+from ghapp.app_identity import APP_SLUG_KEY
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.batch import BatchWriter, InsertThen, Statement
@@ -45,6 +47,7 @@ from ghapp.github.app import GitHubApp, NotConfigured
 from ghapp.metrics import Metrics
 from ghapp.repo_hint import APP_URL_KEY
 from ghapp.settings import Settings
+from ghapp.triggers.mentions import is_slug
 from ghapp.webhooks import fields
 from ghapp.webhooks.context import DeliveryContext
 from ghapp.webhooks.installations import (
@@ -72,6 +75,7 @@ class Listed:
     (``None`` for an installation whose repositories were not listed)."""
 
     app_url: str | None
+    app_slug: str | None = None  # what mentions and assignments match (ghapp.app_identity)
     installations: list[dict[str, Any]] = field(default_factory=list)
     repositories: dict[int, list[dict[str, Any]] | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -151,14 +155,11 @@ class InstallationSync:
         now = self.clock.now()
         ctx = DeliveryContext(received_at=now, item=None, installation_id=None)
         report = await self.reconcile(listed, ctx)
-        if listed.app_url:
-            ctx.add(
-                upsert(
-                    "scheduler_state",
-                    {"key": APP_URL_KEY, "value": listed.app_url, "updated_at": now},
-                    key=("key",),
-                )
-            )
+        learnt = {APP_URL_KEY: listed.app_url, APP_SLUG_KEY: listed.app_slug}
+        for key, value in learnt.items():
+            if value:
+                row = {"key": key, "value": value, "updated_at": now}
+                ctx.add(upsert("scheduler_state", row, key=("key",)))
         await apply(self.db, ctx.statements)
         if report.added or report.deactivated or report.deleted or report.problems:
             log.info(
@@ -178,7 +179,10 @@ class InstallationSync:
         jwt = self.github.jwt()
         gh = self.github.as_app()
         app = await gh.getitem("/app", jwt=jwt)
-        listed = Listed(app_url=app.get("html_url") if isinstance(app, dict) else None)
+        listed = Listed(
+            app_url=app.get("html_url") if isinstance(app, dict) else None,
+            app_slug=_slug(app),
+        )
         listing = gh.getiter(f"/app/installations?per_page={PER_PAGE}", jwt=jwt)
         listed.installations = [item async for item in listing]
         for installation in listed.installations:
@@ -251,6 +255,11 @@ class InstallationSync:
                 {row[0]: (row[1] is not None, row[2] is not None) for row in installations},
                 {row[0]: (row[1], bool(row[2])) for row in repos},
             )
+
+
+def _slug(app: Any) -> str | None:
+    slug = app.get("slug") if isinstance(app, dict) else None
+    return slug if isinstance(slug, str) and is_slug(slug) else None
 
 
 async def apply(db: Database, statements: Iterable[Statement]) -> None:

@@ -86,7 +86,7 @@ class AppState:
     @classmethod
     def build(cls, settings: Settings, db: Database, clock: Clock) -> AppState:
         signals = Signals()
-        index = JobIndex(db)
+        index = JobIndex(db, app_slug=settings.app_slug)
         signals.jobs_changed.append(index.invalidate)
         github = GitHubApp(settings, clock)  # no network until a check measures something
         providers = build_metric_providers(settings, db, clock, github)

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         "is accepted so a secret can be rotated without downtime.",
     )
     app_id: int | None = Field(None, description="The GitHub App's id.")
+    app_slug: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$",
+        description="The GitHub App's slug (`ghapp setup` writes it; else learnt from GitHub "
+        "by the installation sync): what @<slug> mentions and assignments to <slug>[bot] match.",
+    )
     private_key: SecretStr | None = Field(
         None, description="The GitHub App's private key (PEM text)."
     )

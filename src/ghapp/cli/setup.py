@@ -53,6 +53,7 @@ WRITTEN = {
     "GHAPP_WEBHOOK_SECRET": "webhook_secret",
     "GHAPP_CLIENT_ID": "client_id",
     "GHAPP_CLIENT_SECRET": "client_secret",
+    "GHAPP_APP_SLUG": "slug",
 }
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 (names, not a bind)
 

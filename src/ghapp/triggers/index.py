@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
+from ghapp.app_identity import known_app_slug
 from ghapp.db import Database
 from ghapp.db.models import Job, JobStatus, Repository
 from ghapp.jobs.service import jobs_version
@@ -58,9 +59,13 @@ class CommandMatch:
 
 
 class JobIndex:
-    def __init__(self, db: Database, refresh_every: float = 1.0) -> None:
+    def __init__(
+        self, db: Database, refresh_every: float = 1.0, app_slug: str | None = None
+    ) -> None:
         self.db = db
         self.refresh_every = refresh_every
+        self.configured_slug = app_slug  # GHAPP_APP_SLUG: wins over the one learnt
+        self._learnt_slug: str | None = None
         self._version: int | None = None
         self._checked = 0.0
         self._stale = True
@@ -72,6 +77,12 @@ class JobIndex:
     def invalidate(self) -> None:
         self._stale = True
 
+    @property
+    def app_slug(self) -> str | None:
+        """The app's slug (``ghapp.app_identity``), as of the last refresh; None: unknown,
+        so nothing mentions the app and nothing is assigned to it."""
+        return self.configured_slug or self._learnt_slug
+
     async def ensure_fresh(self) -> None:
         due = time.monotonic() - self._checked >= self.refresh_every
         if not (self._stale or due):
@@ -81,6 +92,8 @@ class JobIndex:
             if self._stale or version != self._version:
                 await self._load(conn)
             self._version = version
+            if not self.configured_slug:  # learnt by the installation sync, at any time
+                self._learnt_slug = await known_app_slug(conn)
         self._stale = False
         self._checked = time.monotonic()
 

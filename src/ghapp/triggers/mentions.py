@@ -20,7 +20,7 @@ import re
 
 from ghapp.triggers.commands import split_lines, visible_lines
 
-__all__ = ["BOT_SUFFIX", "bot_login", "find_mention", "is_app_login"]
+__all__ = ["BOT_SUFFIX", "bot_login", "find_mention", "is_app_login", "is_slug"]
 
 BOT_SUFFIX = "[bot]"
 # A slug as GitHub makes them: lower-case letters, digits and '-'.
@@ -31,6 +31,11 @@ _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # a blank line (CommonMark's paragraphs end there).
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)((?:(?!\n[ \t]*\n).)+?)(?<!`)\1(?!`)", re.DOTALL)
 _LEADING = " \t\r\n,.:;!?"  # "@app, please…" asks for "please…"
+
+
+def is_slug(text: str) -> bool:
+    """Whether ``text`` is a slug as GitHub makes them (letters, digits, inner ``-``)."""
+    return bool(_SLUG.fullmatch(text))
 
 
 def bot_login(slug: str) -> str:
@@ -46,7 +51,7 @@ def is_app_login(login: str | None, slug: str | None) -> bool:
 def find_mention(body: str | None, slug: str) -> str | None:
     """The request after the first ``@slug`` mention in ``body`` (``""`` for a bare one), or
     None when the app is not mentioned. Never raises on a string."""
-    if not body or not slug or not _SLUG.fullmatch(slug):
+    if not body or not slug or not is_slug(slug):
         return None
     lines = split_lines(body)
     # Hidden lines are blanked (same length, so offsets hold): they end a paragraph, as a

@@ -7,7 +7,8 @@ A job opts in with ``task_config["publish"]``:
   ignored files are not changes) are committed to the branch ``ghapp/<job-slug>/<item>``
   (``issue-12``, ``pr-7``, ``codebase``, ``custom``; the slug is the job's name in
   ``[a-z0-9-]``, at most 40 characters), pushed, and a pull request is opened — or, when an
-  open one from that branch exists, its body is updated.
+  open one from that branch exists, its body is updated. An issue's pull request says
+  ``Fixes #N``, so merging it closes the issue; a PR's says ``Refs #N``.
 * ``"dry_run"`` — nothing is pushed and no pull request is touched: the unified diff is
   returned for the tracking comment (cut to fit a GitHub comment).
 * anything else, or nothing — publishing is off: nothing happens.
@@ -431,6 +432,12 @@ def _refs(item: Any) -> str:
     return f"Refs #{item.number}" if item.kind in ("issue", "pr") and item.number else ""
 
 
+def _closes(item: Any) -> str:
+    """An issue's pull request closes it when merged (GitHub reads ``Fixes #N`` in the
+    body); a pull request's own is only referred to."""
+    return f"Fixes #{item.number}" if item.kind == "issue" and item.number else ""
+
+
 def _commit_message(job: Any, item: Any, session_id: int, base: str) -> str:
     refs = _refs(item)
     return (
@@ -446,7 +453,7 @@ def _pr_body(job: Any, item: Any, session_id: int, branch: str, files: tuple[str
     listed = "\n".join(f"- `{path}`" for path in files[:FILES_LISTED])
     if len(files) > FILES_LISTED:
         listed += f"\n- … and {len(files) - FILES_LISTED} more"
-    refs = _refs(item)
+    refs = _closes(item) or _refs(item)
     return (
         f"ghapp ran the job **{job.name}** on {item_title(item)}; its session left changes, "
         f"committed here to `{branch}`.\n\n"
