@@ -847,6 +847,10 @@ SET_ELSEWHERE = {
 }
 OTHER_REPO, OTHER_REPO_ID = "Codertocat/Other", 186853003
 FAR_REPO_ID, FAR_INSTALLATION = 186853004, 957388
+LABELS_SCHEMA = {
+    "type": "object",
+    "properties": {"labels": {"type": "array", "items": {"type": "string"}}},
+}
 BASE_OPTIONS = {"--name": "Job", "--type": "custom", "--prompt": "Review it", "--repo": REPO}
 SCOPE_OPTIONS = {"--all-repos", "--repos"}
 
@@ -991,6 +995,23 @@ FIELD_CASES: dict[str, tuple[list[str], Any, list[str], Any]] = {
         "Be brief",
         ["--system-prompt-append", "Be briefer"],
         "Be briefer",
+    ),
+    "output_schema": (
+        ["--output-schema", json.dumps(LABELS_SCHEMA)],
+        LABELS_SCHEMA,
+        ["--output-schema", ""],
+        None,
+    ),
+    "structured_actions": (
+        [
+            "--output-schema",
+            json.dumps(LABELS_SCHEMA),
+            "--structured-actions",
+            '{"labels": {"allowed": ["bug"]}}',
+        ],
+        {"labels": {"allowed": ["bug"]}},
+        ["--structured-actions", '{"labels": {"allowed": ["bug", "docs"]}, "dry_run": true}'],
+        {"labels": {"allowed": ["bug", "docs"]}, "dry_run": True},
     ),
     "task_config": (
         ["--config", "strategy=moderate", "--config", "dryRun=true"],

@@ -3,18 +3,22 @@
 A file ``.claude/commands/issue/label.md`` is the command ``issue/label``; a file directly in
 ``.claude/commands/`` is ``repo/<name>``. Its optional YAML front matter gives
 ``description``, ``allowed-tools``, ``model`` and ``argument-hint`` (Claude Code's names),
-and ghapp's ``open-to`` (``writers``, the default, or ``readers``: see ``ghapp.tiers``; a
-command open to readers whose tools are not all read-only is refused, named in ``problems``);
-the rest is the prompt, where ``$ARGUMENTS`` is replaced by what followed the slash
-command. The first directory says which targets it is for: ``issue`` → issues, ``pr`` →
-pull requests, ``codebase`` and ``context`` → the codebase; any other directory → any
-target. A repository command with a built-in's id overrides the built-in for that
-repository. Repository text is only ever substituted, never rendered as a template.
+ghapp's ``output-schema`` (a JSON Schema as a YAML mapping or one line of JSON, checked by
+``ghapp.structured.check_schema``: its sessions return a structured result) and ``open-to``
+(``writers``, the default, or ``readers``: see ``ghapp.tiers``). A file whose front matter
+is wrong (a bad schema, a command open to readers whose tools are not all read-only) is
+left out and named in ``problems``. The rest is the prompt, where ``$ARGUMENTS`` is
+replaced by what followed the slash command. The first directory says which targets it is
+for: ``issue`` → issues, ``pr`` → pull requests, ``codebase`` and ``context`` → the
+codebase; any other directory → any target. A repository command with a built-in's id
+overrides the built-in for that repository. Repository text is only ever substituted,
+never rendered as a template.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +27,10 @@ from typing import Any
 import yaml
 from sqlmodel import col
 
+from ghapp import structured
 from ghapp.commands import BUILTIN, item_block
 from ghapp.jobs.spec import BUILTIN_COMMANDS
-from ghapp.tiers import READER_TOOLS, READERS, WRITERS, tier_problem
+from ghapp.tiers import BUILTIN_READERS, READER_TOOLS, READERS, WRITERS, tier_problem
 from ghapp.untrusted import clean
 
 COMMANDS_DIR = ".claude/commands"
@@ -50,7 +55,6 @@ DESCRIPTIONS = {
     "context/optimize": "Propose a slimmer, clearer CLAUDE.md",
     "code/ask": "Answer a question about the code (open to readers, read-only)",
 }
-BUILTIN_READERS = frozenset({"code/ask"})  # built-ins open to readers (see ghapp.tiers)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Command:
     source: str = "builtin"  # builtin | repository
     path: str | None = None
     open_to: str = WRITERS  # who may start it by a comment: writers | readers (ghapp.tiers)
+    output_schema: dict[str, Any] | None = None  # its structured result (ghapp.structured)
 
     def for_target(self, target_type: str) -> bool:
         return not self.targets or target_type in self.targets
@@ -139,6 +144,7 @@ def parse_command(relative: str, text: str) -> Command:
     problem = tier_problem(open_to, [str(tool) for tool in tools])
     if problem is not None:
         raise ValueError(f"{relative}: {problem}")
+    schema = _output_schema(relative, meta.get("output-schema"))
     first = command_id.split("/", 1)[0]
     return Command(
         id=command_id,
@@ -151,7 +157,24 @@ def parse_command(relative: str, text: str) -> Command:
         source="repository",
         path=f"{COMMANDS_DIR}/{relative}",
         open_to=str(open_to),
+        output_schema=schema,
     )
+
+
+def _output_schema(relative: str, declared: Any) -> dict[str, Any] | None:
+    """Front matter ``output-schema``: a YAML mapping, or JSON text on one line."""
+    if declared is None:
+        return None
+    if isinstance(declared, str):
+        try:
+            declared = json.loads(declared)
+        except ValueError as exc:
+            raise ValueError(f"{relative}: output-schema is not JSON: {exc}") from None
+    try:
+        structured.check_schema(declared)
+    except ValueError as exc:
+        raise ValueError(f"{relative}: output-schema: {exc}") from None
+    return dict(declared)
 
 
 def _reader_fields(command_id: str) -> dict[str, Any]:

@@ -40,6 +40,21 @@ MISSING = "structured result did not match the schema: Claude Code reported no o
 MISMATCH = "structured result did not match the schema: {problem}"
 TOO_LARGE = f"structured result did not match the schema: larger than {MAX_RESULT_BYTES} bytes"
 
+# What a job's ``structured_actions`` may ask for, and the result field each acts on.
+ACTION_KEYS = ("labels", "duplicate", "assign", "dry_run")
+RESULT_FIELDS = {"labels": "labels", "duplicate": "duplicate_of", "assign": "assignees"}
+MAX_ALLOWED = 100
+DONE_WORDS = {
+    "label": "Applied labels",
+    "assign": "Assigned",
+    "duplicate": "Closed as duplicate of",
+}
+WOULD_WORDS = {
+    "label": "Would apply labels",
+    "assign": "Would assign",
+    "duplicate": "Would close as duplicate of",
+}
+
 TRIAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -76,12 +91,78 @@ def check_schema(schema: Any, where: str = "$") -> None:
         check_schema(schema["items"], f"{where}[]")
 
 
-def schema_for(command_id: str | None, repository_command: Any) -> dict[str, Any] | None:
-    """The output schema of a session's command: a built-in's, unless the repository's own
-    command of that id replaces it (repository commands declare none yet)."""
-    if repository_command is not None or not command_id:
+def schema_for(job: Any, repository_command: Any) -> dict[str, Any] | None:
+    """A session's output schema: the job's own (``output_schema``), else its repository
+    command's (front matter ``output-schema``; it replaces the built-in of that id), else
+    the built-in command's."""
+    own = getattr(job, "output_schema", None)
+    if own:
+        return dict(own)
+    if repository_command is not None:
+        declared = getattr(repository_command, "output_schema", None)
+        return dict(declared) if declared else None
+    return BUILTIN_SCHEMAS.get(getattr(job, "command_id", None) or "")
+
+
+def check_actions(actions: Any, schema: dict[str, Any] | None) -> None:
+    """Raise ValueError naming the problem when ``actions`` (a job's ``structured_actions``)
+    is not a shape ghapp acts on, or asks for a field ``schema`` (when known) cannot give."""
+    if not isinstance(actions, dict):
+        raise ValueError("must be a JSON object")
+    unknown = sorted(set(actions) - set(ACTION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(ACTION_KEYS)})")
+    for key in ("duplicate", "dry_run"):
+        if key in actions and not isinstance(actions[key], bool):
+            raise ValueError(f"{key} must be true or false")
+    for key, limit in (("labels", 50), ("assign", 39)):
+        if key in actions:
+            _allow_list(key, actions[key], limit)
+    if not any(actions.get(key) for key in RESULT_FIELDS):
+        raise ValueError("names no action: give labels, duplicate or assign")
+    for key, name in RESULT_FIELDS.items():
+        properties = (schema or {}).get("properties")
+        if actions.get(key) and properties is not None and name not in properties:
+            raise ValueError(f"{key} acts on the result's {name!r}, which the output schema lacks")
+
+
+def _allow_list(key: str, value: Any, limit: int) -> None:
+    allowed = value.get("allowed") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or set(value) != {"allowed"} or not isinstance(allowed, list):
+        raise ValueError(f'{key} must be {{"allowed": [...]}}')
+    if not allowed or len(allowed) > MAX_ALLOWED:
+        raise ValueError(f"{key}.allowed must name 1 to {MAX_ALLOWED} values")
+    for name in allowed:
+        if not isinstance(name, str) or not name.strip() or len(name) > limit:
+            raise ValueError(
+                f"{key}.allowed: {str(name)[:60]!r} is not a name of 1 to {limit} characters"
+            )
+
+
+def actions_section(actions: list[dict[str, Any]]) -> str | None:
+    """What ghapp did with the structured result, as one line of the report, e.g.
+    ``Applied labels: bug, docs · refused: wontfix (not in the job's allowed labels)``."""
+    if not actions:
         return None
-    return BUILTIN_SCHEMAS.get(command_id)
+    parts: list[str] = []
+    for status, verbs in (("done", DONE_WORDS), ("would", WOULD_WORDS)):
+        for kind, verb in verbs.items():
+            values = [a["value"] for a in actions if a["status"] == status and a["action"] == kind]
+            if values:
+                parts.append(f"{verb}: {', '.join(map(_shown, values))}")
+    for status in ("refused", "failed"):
+        for a in (a for a in actions if a["status"] == status):
+            parts.append(f"{status}: {a['action']} {_shown(a['value'])} ({a['reason']})")
+    dry = any(a["status"] == "would" for a in actions)
+    head = "**Actions** (dry run, nothing changed)" if dry else "**Actions**"
+    return f"{head}: " + " · ".join(parts)
+
+
+def _shown(value: str) -> str:
+    """A name the model wrote, as inline code that no backtick or line break escapes
+    (no mention, link or markup of its own reaches the comment)."""
+    plain = "".join(c if c.isprintable() and c != "`" else " " for c in str(value))
+    return f"`{plain.strip()[:100]}`"
 
 
 def accept(value: Any, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

@@ -7,6 +7,12 @@ is open to readers only if its ``allowed-tools`` are all in :data:`READER_TOOLS`
 or exec tools, no network); checked when the command is defined, and the session a reader
 starts is read-only again whatever the command or its job says (a repository's own command
 files may be written by an attacker).
+
+A readers command also changes nothing on GitHub through its result: a job whose command is
+open to readers may declare an output schema (the result is shown in the comment) but no
+``structured_actions`` (refused when the job is saved, and never acted on at run time), and
+its report always goes to the tracking comment whatever the job's ``report`` says (a report
+issue would let a reader create issues).
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ READER_TOOLS = (
     "Grep",
 )  # reading the checkout; nothing that writes, runs or fetches
 READER_PERMISSIONS = frozenset({"read", "triage", "write", "maintain", "admin"})
+BUILTIN_READERS = frozenset({"code/ask"})  # built-in commands open to readers
+NO_ACTIONS = "the command is open to readers: its result is shown, never acted on"
+READERS_NEVER_ACT = "a session of a command open to readers never acts on its result"
 
 
 def tier_problem(open_to: object, tools: Sequence[str]) -> str | None:

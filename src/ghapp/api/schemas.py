@@ -208,6 +208,8 @@ class SessionOut(Camel):
     # The command's structured result (checked against its output schema), or why none.
     structured_result: dict[str, Any] | None = None
     structured_error: str | None = None
+    # What ghapp did (or, in a dry run, would do) with it: the job's structured actions.
+    structured_actions: list[dict[str, Any]] | None = None
     started_at: datetime | None
     completed_at: datetime | None
 

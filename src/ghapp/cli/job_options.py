@@ -37,6 +37,8 @@ BAD_THRESHOLD = (
 BAD_CONDITION = "{value!r}: unknown condition (known: {known})"
 BAD_BOOL = "{value!r}: say true or false"
 BAD_CONFIG = "{value!r} is not KEY=VALUE"
+BAD_JSON = "{value!r} is not a JSON object: {why}"
+BAD_JSON_FILE = "{value!r} is neither a JSON object nor a file that can be read ({why})"
 ONE_SCOPE = "give one of --repo, --all-repos and --repos, not {given}"
 SCOPE_NEEDS_INSTALLATION = "{option} needs --installation ID (the installation's id)"
 THRESHOLD_OPERATORS = {"<": "lt", "<=": "lte", "≤": "lte", ">": "gt", ">=": "gte", "≥": "gte"}
@@ -191,6 +193,26 @@ def config_entry(option: str, value: str) -> Body:
 
 def text_or_clear(value: str) -> str | None:
     return value if value.strip() else None
+
+
+def json_object(option: str, value: str) -> Body | None:
+    """A JSON object given inline (``{...}``) or as a file's path; ``""`` or ``none`` clears."""
+    text = value.strip()
+    if text.lower() in ("", "none"):
+        return None
+    if not text.startswith("{"):
+        try:
+            with open(text, encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise OptionError(option, BAD_JSON_FILE.format(value=value, why=exc.strerror)) from None
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise OptionError(option, BAD_JSON.format(value=value[:80], why=exc)) from None
+    if not isinstance(parsed, dict):
+        raise OptionError(option, BAD_JSON.format(value=value[:80], why="not a JSON object"))
+    return parsed
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -472,6 +494,30 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         ("appendSystemPrompt",),
         ("append_system_prompt",),
         _one("appendSystemPrompt", lambda _o, v: text_or_clear(v)),
+    ),
+    JobOption(
+        "output_schema",
+        "--output-schema",
+        _opt(
+            "--output-schema",
+            "FILE|JSON",
+            'The structured result\'s JSON Schema, inline or a file ("" clears it).',
+        ),
+        ("outputSchema",),
+        ("output_schema",),
+        _one("outputSchema", json_object),
+    ),
+    JobOption(
+        "structured_actions",
+        "--structured-actions",
+        _opt(
+            "--structured-actions",
+            "FILE|JSON",
+            'What to do with the structured result, e.g. {"labels": {"allowed": ["bug"]}}.',
+        ),
+        ("structuredActions",),
+        ("structured_actions",),
+        _one("structuredActions", json_object),
     ),
     _list(
         "config",

@@ -126,6 +126,8 @@ FORM_FIELDS = (
     "model",
     "append_system_prompt",
     "task_config",
+    "output_schema",
+    "structured_actions",
     "report",
     "checks",
     "notify_on_success",
@@ -177,6 +179,8 @@ LABELS = {
     "model": "Model",
     "append_system_prompt": "Append to the system prompt",
     "task_config": "Task settings (JSON object)",
+    "output_schema": "Output schema (JSON Schema of the structured result)",
+    "structured_actions": "Structured actions (JSON object)",
     "report": "Report",
     "checks": "Show sessions on pull requests as check runs",
     "notify_on_success": "Notify on success",
@@ -242,6 +246,8 @@ def blank_values() -> dict[str, Any]:
         "model": "",
         "append_system_prompt": "",
         "task_config": "",
+        "output_schema": "",
+        "structured_actions": "",
         "report": "comment",
         "checks": True,
         "notify_on_success": False,
@@ -274,6 +280,9 @@ def job_values(job: Any) -> dict[str, Any]:
     values["after_job_id"] = "" if job.after_job_id is None else str(job.after_job_id)
     values["notifier_ids"] = [str(notifier_id) for notifier_id in job.notifier_ids or []]
     values["task_config"] = json.dumps(job.task_config, indent=2) if job.task_config else ""
+    for name in ("output_schema", "structured_actions"):  # a structured result
+        value = getattr(job, name)
+        values[name] = json.dumps(value, indent=2) if value else ""
     values["event_triggers"] = _events_text(job.event_triggers or [])
     for name in THRESHOLD_FIELDS:
         value = (job.threshold or {}).get(name)
@@ -350,6 +359,9 @@ def spec_data(values: dict[str, Any], *, admin: bool) -> tuple[dict[str, Any], d
 
     data["event_triggers"] = _event_triggers(values["event_triggers"], errors)
     data["task_config"] = _json_object(values["task_config"], "task_config", errors)
+    for name in ("output_schema", "structured_actions"):  # empty: none
+        given = values[name].strip()
+        data[name] = _json_object(given, name, errors) if given else None
     data["threshold"] = _threshold(values)
     return data, errors
 

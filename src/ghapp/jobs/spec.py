@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ghapp import structured
 from ghapp.jobs.filters import FilterError, parse_filter
 from ghapp.prompts import PromptError, check
 from ghapp.scheduler.timing import InvalidSchedule, parse_timezone, validate_cron
+from ghapp.tiers import BUILTIN_READERS, NO_ACTIONS
 from ghapp.triggers.commands import CommandTriggerError, parse_command_trigger
 
 # Events (and actions) a job may trigger on. ``issues`` alone means any action.
@@ -207,6 +209,10 @@ class JobSpec(_Strict):
     model: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     append_system_prompt: str | None = Field(default=None, max_length=20_000)
     task_config: dict[str, Any] = Field(default_factory=dict)
+    # A structured result (ghapp.structured): the job's own output schema (over its command's),
+    # and what ghapp does with the result on the issue or PR (labels, duplicate, assign).
+    output_schema: dict[str, Any] | None = None
+    structured_actions: dict[str, Any] | None = None
 
     # Reporting and notification.
     report: Literal["comment", "issue", "none"] = "comment"
@@ -269,6 +275,20 @@ class JobSpec(_Strict):
             raise ValueError(f"unknown permission mode {value!r} (known: {known})")
         return value
 
+    @field_validator("output_schema")
+    @classmethod
+    def _output_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            structured.check_schema(value)
+        return value
+
+    @field_validator("structured_actions")
+    @classmethod
+    def _structured_actions(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            structured.check_actions(value, None)
+        return value
+
     @field_validator("allowed_tools", "disallowed_tools")
     @classmethod
     def _tools(cls, values: list[str]) -> list[str]:
@@ -284,6 +304,7 @@ class JobSpec(_Strict):
         self._check_scope()
         self._check_triggers()
         self._check_work(info)
+        self._check_actions()
         return self
 
     def _check_scope(self) -> None:
@@ -336,6 +357,27 @@ class JobSpec(_Strict):
                 f"command {self.command_id!r} is for target_type "
                 f"{' or '.join(sorted(targets))}, not {self.target_type!r}"
             )
+
+
+    def _check_actions(self) -> None:
+        """Structured actions need a result to act on, on an issue or PR, from a command
+        that is not open to readers (ghapp.tiers)."""
+        if self.structured_actions is None:
+            return
+        if self.command_id in BUILTIN_READERS:
+            raise ValueError(f"structured_actions: {NO_ACTIONS}")
+        if self.target_type not in ("issues", "prs"):
+            raise ValueError("structured_actions: act on issues and pull requests only")
+        schema = self.output_schema or structured.BUILTIN_SCHEMAS.get(self.command_id or "")
+        if schema is None and (self.command_id is None or self.runner != "claude"):
+            raise ValueError(
+                "structured_actions: need an output schema (output_schema, or a command "
+                "that declares one such as issue/triage)"
+            )
+        try:
+            structured.check_actions(self.structured_actions, schema)
+        except ValueError as exc:
+            raise ValueError(f"structured_actions: {exc}") from None
 
 
 def _cron_or_error(value: str) -> str:

@@ -186,7 +186,7 @@ class ClaudeRunner:
             agent_session_id=outcome.agent_session_id or agent_session,
             transcript=self.transcript(home, agent_session),
         )
-        return checked(outcome, structured.schema_for(request.job.command_id, request.command))
+        return checked(outcome, structured.schema_for(request.job, request.command))
 
     def transcript(self, home: Path, agent_session: str) -> bytes | None:
         """The session's transcript from its home, to be kept for a follow-up; None (and
@@ -213,7 +213,7 @@ class ClaudeRunner:
             max_budget_usd=job.max_budget_usd or self.settings.max_budget_usd or None,
             tools=rules.tools,
             project_settings=rules.project_settings,
-            json_schema=structured.schema_for(job.command_id, command),
+            json_schema=structured.schema_for(job, command),
             resume=request.resume.agent_session_id if request.resume else None,
         )
 

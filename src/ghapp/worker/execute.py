@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from ghapp import logs
+from ghapp import logs, structured
 from ghapp.clock import Clock
 from ghapp.db import Database
 from ghapp.db.errors import is_database_trouble
@@ -35,6 +35,7 @@ from ghapp.runners.base import Outcome, Runner, SessionRequest, refused
 from ghapp.sandbox import Sandbox, probe
 from ghapp.settings import Settings
 from ghapp.worker import budget
+from ghapp.worker.actions import act
 from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checks import CheckRuns
 from ghapp.worker.failures import GITHUB_TROUBLE, failure_reason, transient
@@ -54,7 +55,7 @@ from ghapp.worker.reporting import Reports
 from ghapp.worker.rows import JobRow, RunRow, SessionRow
 from ghapp.worker.session import SessionRecords, alongside, stored_outcome
 from ghapp.worker.tally import Tally
-from ghapp.worker.trust import policy
+from ghapp.worker.trust import policy, reader_job
 
 
 class SessionExecutor:
@@ -147,6 +148,7 @@ class SessionExecutor:
         self, prepared: Prepared, item: Item, prompt: str, session_id: int, cancel: asyncio.Event
     ) -> Outcome:
         run, job, repo, gh = prepared.run, prepared.job, prepared.repo, prepared.gh
+        job = reader_job(job, item.trust)  # a reader's report goes to a comment, nowhere else
         token = await self.github.token(prepared.installation_id)  # for this session's checkout
         run_url = self.reports.run_url(run.id)
         check_problem = await self.checks.start(prepared, item, session_id)
@@ -170,7 +172,10 @@ class SessionExecutor:
             published = None
             if outcome.ok and rules.writes:  # and publish_changes asks the job too
                 published, outcome = await self._publish(prepared, item, space, session_id, outcome)
+        acted = await act(self.db, self.clock, gh, job, repo, item, command, session_id, outcome)
         text = self.reports.text(job, outcome, published, run.id)
+        if section := structured.actions_section(acted):  # what it did with its result
+            text = f"{text}\n\n{section}"
         if check_problem is not None:  # the session went on without its check run
             text = f"{text}\n\n⚠️ {check_problem}"
         await self.records.end(session_id, job.runner, outcome, text)

@@ -67,6 +67,8 @@ class JobRow:
     task_config: dict[str, Any]  # publishing, writes on forks …
     report: str  # comment | issue | none
     checks: bool  # its sessions on pull requests show as check runs
+    output_schema: dict[str, Any] | None  # its own, over its command's (ghapp.structured)
+    structured_actions: dict[str, Any] | None  # what is done with the result (worker.actions)
 
     @classmethod
     def of(cls, row: Any) -> JobRow:

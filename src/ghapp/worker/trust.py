@@ -22,6 +22,7 @@ are the default branch's).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,6 +124,15 @@ def policy(job: Any, command: Any, trust: Trust) -> Policy:
         project_settings=trust.head,
         writes=False,
     )
+
+
+def reader_job(job: Any, trust: Trust) -> Any:
+    """The job as a read-only session sees it: its report goes to the tracking comment
+    whatever the job says (a report issue would let a reader create issues). Its structured
+    actions stay, so that the session records that it did not act (``worker.actions``)."""
+    if not trust.read_only or job.report == "comment":
+        return job
+    return dataclasses.replace(job, report="comment")
 
 
 def _reader_policy(job: Any, allowed: tuple[str, ...], trust: Trust) -> Policy:

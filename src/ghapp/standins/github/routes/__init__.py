@@ -1,9 +1,10 @@
 """The GitHub stand-in's REST endpoints: :class:`Routes` gathers the handlers of each API
 area (one module each: the app and its installations, repositories and contents, issues,
-comments, reactions, pull requests, check runs, search) and :meth:`Routes._build_routes`
-is the one table of method, path template, handler, the credentials it wants ("jwt",
-"token" or "none") and which repositories it may reach ("installation": the token's own;
-"any"; "none"). :func:`find_route` matches a request against that table.
+labels and assignees, comments, reactions, pull requests, check runs, search) and
+:meth:`Routes._build_routes` is the one table of method, path template, handler, the
+credentials it wants ("jwt", "token" or "none") and which repositories it may reach
+("installation": the token's own; "any"; "none"). :func:`find_route` matches a request
+against that table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ghapp.standins.github.routes.checks import CheckRoutes
 from ghapp.standins.github.routes.comments import CommentRoutes
 from ghapp.standins.github.routes.hooks import HookRoutes
 from ghapp.standins.github.routes.issues import IssueRoutes
+from ghapp.standins.github.routes.labels import LabelRoutes
 from ghapp.standins.github.routes.pulls import PullRoutes
 from ghapp.standins.github.routes.reactions import ReactionRoutes
 from ghapp.standins.github.routes.repos import RepoRoutes
@@ -60,6 +62,7 @@ class Routes(
     AppRoutes,
     RepoRoutes,
     IssueRoutes,
+    LabelRoutes,
     CommentRoutes,
     ReactionRoutes,
     PullRoutes,
@@ -125,6 +128,23 @@ class Routes(
             ),
             ("GET", f"{r}/issues/{{number:int}}", self._get_issue, "token", "installation"),
             ("PATCH", f"{r}/issues/{{number:int}}", self._update_issue, "token", "installation"),
+            # labels and assignees (routes/labels.py)
+            ("GET", f"{r}/labels", self._list_repo_labels, "token", "installation"),
+            (
+                "POST",
+                f"{r}/issues/{{number:int}}/labels",
+                self._add_issue_labels,
+                "token",
+                "installation",
+            ),
+            ("GET", f"{r}/assignees/{{assignee}}", self._check_assignee, "token", "installation"),
+            (
+                "POST",
+                f"{r}/issues/{{number:int}}/assignees",
+                self._add_issue_assignees,
+                "token",
+                "installation",
+            ),
             (
                 "GET",
                 f"{r}/issues/{{number:int}}/comments",
