@@ -324,6 +324,38 @@ async def test_a_system_prompt_the_session_planted_in_its_transcript_is_not_resu
     assert "PLANTED-BY-THE-SESSION" not in asked.system
 
 
+async def test_a_transcript_over_the_limit_is_not_kept_and_the_log_says_why(
+    model, tmp_path, claude_bin, caplog
+) -> None:
+    settings = make_settings(
+        "sqlite+aiosqlite:///unused.db", tmp_path, claude_bin=claude_bin, transcript_max_bytes=1000
+    )
+    outcome = await ClaudeRunner(settings).run(
+        request(fresh_checkout(tmp_path / "s"), "hello", READ_ONLY)
+    )
+    assert outcome.ok and outcome.transcript is None
+    [line] = [r for r in caplog.records if r.getMessage() == "transcript not kept"]
+    assert "bytes, over 1000" in line.reason  # type: ignore[attr-defined]
+    assert line.agent_session_id == outcome.agent_session_id  # type: ignore[attr-defined]
+
+
+async def test_a_follow_up_whose_checkout_path_the_cli_shortens_finds_its_transcript(
+    runner, model, tmp_path
+) -> None:
+    """Past 200 characters the CLI names the project folder with a hash of its own; it
+    finds a session to resume in any project folder."""
+    first = await runner.run(request(fresh_checkout(tmp_path / "one"), "first", READ_ONLY))
+    assert first.ok and first.transcript is not None and first.agent_session_id
+    deep = tmp_path / "two" / ("d" * 120) / ("e" * 120)
+    assert len(transcript_files.project_name(deep / "checkout")) == 200  # cut
+    resume = transcripts.Resume(first.agent_session_id, first.transcript)
+    second = await runner.run(request(fresh_checkout(deep), "second", READ_ONLY, resume))
+    assert second.ok, second.error
+    assert second.transcript is not None and b"first" in second.transcript
+    [asked, *_] = [r for r in model.conversation() if r.session_id == second.agent_session_id]
+    assert "Done. I was asked: first" in json.dumps(asked.messages)
+
+
 # -- end to end: a session, then a follow-up that resumes it ---------------------------------
 
 MARKER = "TOOL-INPUT-ONLY-IN-THE-TRANSCRIPT-5d1c"
