@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,6 +202,23 @@ def test_a_follow_up_forks_the_earlier_session_into_its_own_id() -> None:
         "--system-prompt-snapshot",
         "off",
     ]
+
+
+def test_the_claude_code_stand_in_accepts_a_follow_up_s_flags(tmp_path: Path) -> None:
+    """The demo and the stand-in's tests run follow-ups too."""
+    options = SessionOptions(session_id=str(uuid.uuid4()), resume=str(uuid.uuid4()))
+    argv = command_line("ghapp-fake-claude", "go on", options)
+    env = {**os.environ, "GHAPP_FAKE_CLAUDE_SCENARIO": "success"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ghapp.standins.claude", *argv[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["type"] == "result"
 
 
 # -- sessions with the real CLI --------------------------------------------------------------

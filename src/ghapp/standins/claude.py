@@ -143,6 +143,11 @@ def _build_parser() -> _Parser:
     # Accepted as the real CLI accepts it (ghapp passes a command's output schema); this
     # stand-in calls no model, so its result never carries a structured_output.
     parser.add_argument("--json-schema", type=json.loads)
+    # A follow-up's flags, accepted as the real CLI accepts them (ghapp.runners.claude); this
+    # stand-in keeps no conversations, so a resumed session starts as a new one.
+    parser.add_argument("--resume")
+    parser.add_argument("--fork-session", action="store_true")
+    parser.add_argument("--system-prompt-snapshot", choices=("on", "off"))
     parser.add_argument("--include-partial-messages", action="store_true")
     parser.add_argument("--settings")
     parser.add_argument("--setting-sources")
