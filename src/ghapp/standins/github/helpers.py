@@ -172,21 +172,29 @@ class Helpers:
             return self.render.comment(self.world.new_comment(issue, body, user, "User"))
 
     def add_review_comment(
-        self, full_name: str, number: int, body: str, *, user: str = "octocat"
+        self,
+        full_name: str,
+        number: int,
+        body: str,
+        *,
+        user: str = "octocat",
+        in_reply_to: int | None = None,
+        path: str = "README.md",
     ) -> dict[str, Any]:
         """A comment in a pull request's diff (a *review comment*): GitHub keeps these apart
-        from issue comments, with their own ids and endpoints (``/pulls/comments/{id}``)."""
+        from issue comments, with their own ids and endpoints (``/pulls/comments/{id}``).
+        ``in_reply_to``: the thread's first comment, for a reply in its thread. Returned as
+        GitHub's API shows it (what a ``pull_request_review_comment`` event carries)."""
         with self._lock:
             pull = self.world.pull(self.world.repo(full_name), number)
-            comment = {
-                "id": self.world.next_id(),
-                "repo": pull["repo"],
-                "number": number,
-                "body": body,
-                "user": user,
-            }
-            self.world.review_comments[comment["id"]] = comment
-            return dict(comment)
+            comment = self.world.new_review_comment(pull, body, user, "User", in_reply_to, path)
+            return self.render.review_comment(comment)
+
+    def review_comments_on(self, full_name: str, number: int) -> list[dict[str, Any]]:
+        """A pull request's review comments, oldest first, as GitHub's API shows them."""
+        with self._lock:
+            pull = self.world.pull(self.world.repo(full_name), number)
+            return [self.render.review_comment(c) for c in self.world.review_comments_of(pull)]
 
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
         """A collaborator's role: admin, maintain, write, triage, read or none.

@@ -22,6 +22,7 @@ from ghapp.standins.github._utils import (
     blob_sha,
     fake_sha,
     iso,
+    now,
     page_params,
     stable_id,
 )
@@ -418,6 +419,50 @@ class Renderer:
             "created_at": iso(comment["created_at"]),
             "updated_at": iso(comment["updated_at"]),
         }
+
+    def review_comment(self, comment: dict[str, Any]) -> dict[str, Any]:
+        """A comment in a pull request's diff, as ``pull-request-review-comment``."""
+        repo = self.world.repos[comment["repo"]]
+        full, n, cid = repo["full_name"], comment["number"], comment["id"]
+        url = f"{self.api}/repos/{full}/pulls/comments/{cid}"
+        html = f"{self.web_url}/{full}/pull/{n}#discussion_r{cid}"
+        pull_url = f"{self.api}/repos/{full}/pulls/{n}"
+        commit = comment.get("commit_id") or fake_sha(str(cid))
+        created = comment.get("created_at") or now()
+        rendered = {
+            "url": url,
+            "pull_request_review_id": comment.get("review_id"),
+            "id": cid,
+            "node_id": f"PRRC_{cid}",
+            "diff_hunk": "@@ -1 +1 @@",
+            "path": comment.get("path") or "README.md",
+            "position": 1,
+            "original_position": 1,
+            "commit_id": commit,
+            "original_commit_id": commit,
+            "user": self.user(comment["user"], comment.get("user_type", "User")),
+            "body": comment["body"],
+            "created_at": iso(created),
+            "updated_at": iso(comment.get("updated_at") or created),
+            "html_url": html,
+            "pull_request_url": pull_url,
+            "author_association": self.world.association(comment["repo"], comment["user"]),
+            "_links": {
+                "self": {"href": url},
+                "html": {"href": html},
+                "pull_request": {"href": pull_url},
+            },
+            "line": 1,
+            "original_line": 1,
+            "side": "RIGHT",
+            "subject_type": "line",
+            "reactions": self._reactions_summary(
+                f"{url}/reactions", self.world.reactions.get(("review_comment", cid), [])
+            ),
+        }
+        if comment.get("in_reply_to_id") is not None:
+            rendered["in_reply_to_id"] = comment["in_reply_to_id"]
+        return rendered
 
     def _reactions_summary(self, url: str, reactions: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``reactions`` rollup GitHub puts on comments: a count per content."""

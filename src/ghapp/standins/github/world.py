@@ -118,6 +118,45 @@ class World:
         issue["updated_at"] = moment  # a comment bumps the issue, as on GitHub
         return comment
 
+    def new_review_comment(
+        self,
+        pull: dict[str, Any],
+        body: str,
+        user: str,
+        user_type: str,
+        in_reply_to: int | None = None,
+        path: str = "README.md",
+    ) -> dict[str, Any]:
+        """A comment in the pull request's diff; a reply takes its thread's path."""
+        first = self.review_comments.get(in_reply_to) if in_reply_to is not None else None
+        moment = now()
+        comment = {
+            "id": self.next_id(),
+            "repo": pull["repo"],
+            "number": pull["number"],
+            "body": body,
+            "user": user,
+            "user_type": user_type,
+            "in_reply_to_id": in_reply_to,
+            "review_id": self.next_id(),  # GitHub makes a review for each single comment
+            "path": first["path"] if first else path,
+            "commit_id": pull["pull"]["head_sha"],
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        self.review_comments[comment["id"]] = comment
+        return comment
+
+    def review_comments_of(self, pull: dict[str, Any]) -> list[dict[str, Any]]:
+        return sorted(
+            (
+                c
+                for c in self.review_comments.values()
+                if c["repo"] == pull["repo"] and c["number"] == pull["number"]
+            ),
+            key=lambda c: c["id"],
+        )
+
     def owner_type(self, owner: str) -> str:
         for record in self.installations.values():
             if record["account_login"].lower() == owner.lower():

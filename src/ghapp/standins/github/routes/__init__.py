@@ -172,6 +172,20 @@ class Routes(
             ("PATCH", f"{r}/pulls/{{number:int}}", self._update_pull, "token", "installation"),
             ("GET", f"{r}/pulls/{{number:int}}/files", self._pull_files, "token", "installation"),
             (
+                "GET",
+                f"{r}/pulls/{{number:int}}/comments",
+                self._list_review_comments,
+                "token",
+                "installation",
+            ),
+            (
+                "POST",
+                f"{r}/pulls/{{number:int}}/comments/{{comment_id:int}}/replies",
+                self._reply_to_review_comment,
+                "token",
+                "installation",
+            ),
+            (
                 "POST",
                 f"{r}/pulls/comments/{{id:int}}/reactions",
                 self._react_review_comment,

@@ -1,6 +1,8 @@
 """Pull requests, with an installation token: get, list (``state``, ``head``, ``base``),
 create (as the app's bot; ``422`` if an open one from the same head into the same base
-exists), update, and list a pull request's files. A pull request is an issue record with
+exists), update, and list a pull request's files; a pull request's review comments
+(comments in its diff) listed oldest first, and a reply in a review thread (as the app's
+bot; only on a thread's first comment, as GitHub takes it). A pull request is an issue record with
 pull details, so plain issues are 404 here, as on GitHub.
 """
 
@@ -16,6 +18,7 @@ from ghapp.standins.github._utils import (
     Reply,
     check_body_length,
     fake_sha,
+    not_found,
     validation,
 )
 from ghapp.standins.github.render import Renderer, head_label
@@ -56,6 +59,33 @@ class PullRoutes:
         ]
         page, headers = self.render.page(call, files)
         return Reply(200, page, headers)
+
+    def _list_review_comments(self, call: Call) -> Reply:
+        assert call.repo is not None
+        pull = self.world.pull(call.repo, int(call.params["number"]))
+        comments = [self.render.review_comment(c) for c in self.world.review_comments_of(pull)]
+        page, headers = self.render.page(call, comments)
+        return Reply(200, page, headers)
+
+    def _reply_to_review_comment(self, call: Call) -> Reply:
+        """404 unless the comment is a thread's first one on this pull request."""
+        assert call.repo is not None
+        pull = self.world.pull(call.repo, int(call.params["number"]))
+        first = self.world.review_comments.get(int(call.params["comment_id"]))
+        if (
+            first is None
+            or (first["repo"], first["number"]) != (pull["repo"], pull["number"])
+            or first.get("in_reply_to_id") is not None
+        ):
+            raise not_found()
+        body = call.body().get("body")
+        if not isinstance(body, str) or not body:
+            raise validation("PullRequestReviewComment", "body", "missing_field")
+        check_body_length("PullRequestReviewComment", body)
+        reply = self.world.new_review_comment(
+            pull, body, self.render.bot_login(), "Bot", first["id"]
+        )
+        return Reply(201, self.render.review_comment(reply))
 
     def _list_pulls(self, call: Call) -> Reply:
         """``?state=open|closed|all&head=owner:branch&base=branch``, newest first."""
