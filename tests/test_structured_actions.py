@@ -7,14 +7,24 @@ the comment. End to end with the real Claude Code CLI and the model stand-in, wh
 
 from __future__ import annotations
 
+import re
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlmodel import col
 
+from ghapp import repo_commands, structured
+from ghapp.cli import job_options
+from ghapp.config.schema import ConfigInvalid, parse_config, validate_config
 from ghapp.db.models import AuditEntry, Job, Session
+from ghapp.jobs.spec import JobSpec
+from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import ModelRequest, Turn
-from ghapp.tiers import READERS_NEVER_ACT
+from ghapp.tiers import NO_ACTIONS, READERS_NEVER_ACT
 from ghapp.worker import actions
 from tests.end_to_end_support import ADMIN, REPO, opened_issue, triage_job, work_off
 from tests.support import runs_of, send, sign_in
@@ -28,6 +38,7 @@ RESULT = {
     "summary": "The README misspells commit.",
 }
 ALLOWED = {"labels": {"allowed": ["bug", "feature", "docs", "wontfix-now"]}}
+MUST_BE_ALLOWED = 'labels must be {"allowed": [...]}'
 
 
 def answering(obj: dict[str, Any]):
@@ -329,3 +340,272 @@ async def test_a_readers_command_with_actions_is_refused_when_saved(world) -> No
     )
     assert answer.status_code == 422, answer.text
     assert "the command is open to readers" in answer.text
+
+
+# -- what a job may declare ----------------------------------------------------------------------
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    return {"name": "Triage", "repo_id": 1, "command_id": "issue/triage", **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"structured_actions": {"labels": ["bug"]}}, "structured_actions", MUST_BE_ALLOWED),
+        (
+            {"structured_actions": {"labels": {"allowed": []}}},
+            "structured_actions",
+            "labels.allowed must name 1 to 100 values",
+        ),
+        (
+            {"structured_actions": {"labels": {"allowed": ["x" * 51]}}},
+            "structured_actions",
+            "is not a name of 1 to 50 characters",
+        ),
+        (
+            {"structured_actions": {"duplicate": "yes"}},
+            "structured_actions",
+            "duplicate must be true or false",
+        ),
+        ({"structured_actions": {"dry_run": True}}, "structured_actions", "names no action"),
+        (
+            {"structured_actions": {"close": True}},
+            "structured_actions",
+            "unknown key(s) close (known: labels, duplicate, assign, dry_run)",
+        ),
+        (
+            {"structured_actions": {"assign": {"allowed": ["octocat"]}}},
+            None,
+            "structured_actions: assign acts on the result's 'assignees', "
+            "which the output schema lacks",
+        ),
+        (
+            {
+                "structured_actions": {"duplicate": True},
+                "target_type": "codebase",
+                "command_id": None,
+                "custom_prompt": "Look around",
+                "output_schema": {"type": "object"},
+            },
+            None,
+            "structured_actions: act on issues and pull requests only",
+        ),
+        (
+            {
+                "structured_actions": {"duplicate": True},
+                "command_id": None,
+                "custom_prompt": "Triage it",
+            },
+            None,
+            "structured_actions: need an output schema",
+        ),
+        (
+            {"structured_actions": {"duplicate": True}, "command_id": "code/ask"},
+            None,
+            f"structured_actions: {NO_ACTIONS}",
+        ),
+        ({"output_schema": {"type": "thing"}}, "output_schema", "$: unknown type 'thing'"),
+        ({"output_schema": {"$ref": "#/x"}}, "output_schema", "unsupported keyword(s) $ref"),
+    ],
+)
+def test_a_bad_declaration_is_refused_naming_the_field(
+    changes: dict[str, Any], field: str | None, message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        JobSpec.model_validate(spec(**changes))
+    [error] = caught.value.errors()
+    assert error["loc"] == ((field,) if field else ())
+    assert message in error["msg"]
+
+
+def test_a_job_s_schema_may_name_what_the_actions_act_on() -> None:
+    schema = {"type": "object", "properties": {"assignees": {"type": "array"}}}
+    made = JobSpec.model_validate(
+        spec(output_schema=schema, structured_actions={"assign": {"allowed": ["octocat"]}})
+    )
+    assert made.structured_actions == {"assign": {"allowed": ["octocat"]}}
+    # A readers command may have an output schema: its result is shown, never acted on.
+    JobSpec.model_validate(spec(command_id="code/ask", output_schema=schema))
+
+
+def test_a_repository_readers_command_may_not_have_actions_either() -> None:
+    """JobService passes the repository's readers commands when the job names one."""
+    data = spec(command_id="issue/explain", structured_actions={"duplicate": True})
+    commands = {"issue/explain": frozenset({"issues"})}
+    context = {"commands": commands, "readers": frozenset({"issue/explain"})}
+    with pytest.raises(ValidationError, match="the command is open to readers"):
+        JobSpec.model_validate(data, context=context)
+    context["readers"] = frozenset()
+    assert JobSpec.model_validate(data, context=context).command_id == "issue/explain"
+
+
+# -- repository commands declare theirs ----------------------------------------------------------
+
+SCHEMA_YAML = """---
+description: Label it
+output-schema:
+  type: object
+  properties:
+    labels: {type: array, items: {type: string}}
+  required: [labels]
+---
+Label this issue.
+"""
+SCHEMA_JSON = (
+    '---\noutput-schema: {"type": "object", "properties": {"kind": {"enum": ["a", "b"]}}}\n'
+    "---\nClassify.\n"
+)
+
+
+def test_a_repository_command_declares_its_schema_in_front_matter() -> None:
+    as_yaml = repo_commands.parse_command("issue/label.md", SCHEMA_YAML)
+    assert as_yaml.output_schema == {
+        "type": "object",
+        "properties": {"labels": {"type": "array", "items": {"type": "string"}}},
+        "required": ["labels"],
+    }
+    as_json = repo_commands.parse_command("issue/kind.md", SCHEMA_JSON)
+    assert as_json.output_schema == {
+        "type": "object",
+        "properties": {"kind": {"enum": ["a", "b"]}},
+    }
+    assert repo_commands.parse_command("issue/x.md", "Plain.\n").output_schema is None
+
+
+@pytest.mark.parametrize(
+    ("front", "problem"),
+    [
+        ('output-schema: "{not json"', "issue/bad.md: output-schema is not JSON"),
+        ("output-schema: {type: thing}", "issue/bad.md: output-schema: $: unknown type 'thing'"),
+        ("output-schema: [1, 2]", "issue/bad.md: output-schema: $: a schema must be an object"),
+    ],
+)
+def test_a_bad_schema_makes_the_file_a_catalog_problem(front: str, problem: str) -> None:
+    catalog = repo_commands.merge({"issue/bad.md": f"---\n{front}\n---\nDo it.\n"})
+    assert "issue/bad" not in catalog.commands
+    [found] = catalog.problems
+    assert found.startswith(problem)
+
+
+def test_the_job_s_schema_wins_then_the_repository_command_s_then_the_built_in_s() -> None:
+    command = repo_commands.parse_command("issue/triage.md", SCHEMA_YAML)
+    own = {"type": "object", "properties": {"x": {"type": "string"}}}
+    triage = SimpleNamespace(command_id="issue/triage", output_schema=None)
+    assert structured.schema_for(triage, None) == structured.TRIAGE_SCHEMA
+    assert structured.schema_for(triage, command) == command.output_schema
+    plain = repo_commands.parse_command("issue/triage.md", "Mine.\n")
+    assert structured.schema_for(triage, plain) is None  # it replaces the built-in
+    with_own = SimpleNamespace(command_id="issue/triage", output_schema=own)
+    assert structured.schema_for(with_own, command) == own
+    assert structured.schema_for(SimpleNamespace(command_id=None, output_schema=own), None) == own
+
+
+# -- how the actions read ------------------------------------------------------------------------
+
+
+def test_a_name_the_model_wrote_cannot_escape_its_code_span() -> None:
+    line = structured.actions_section(
+        [
+            {"action": "label", "value": "bug", "status": "done", "reason": None},
+            {
+                "action": "label",
+                "value": "x`\n@everyone [link](http://evil)",
+                "status": "refused",
+                "reason": actions.NOT_ALLOWED_LABEL,
+            },
+        ]
+    )
+    assert line == (
+        "**Actions**: Applied labels: `bug` · refused: label "
+        "`x  @everyone [link](http://evil)` (not in the job's allowed labels)"
+    )
+    assert structured.actions_section([]) is None
+
+
+# -- the command line's option ---------------------------------------------------------------------
+
+
+def test_output_schema_and_actions_options_take_json_or_a_file(tmp_path) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text('{"type": "object"}')
+    assert job_options.json_object("--output-schema", str(path)) == {"type": "object"}
+    assert job_options.json_object("--output-schema", ' {"a": 1} ') == {"a": 1}
+    assert job_options.json_object("--output-schema", "") is None
+    for given, problem in (
+        ("{nope", "'{nope' is not a JSON object"),
+        (str(tmp_path / "missing.json"), "is neither a JSON object nor a file"),
+    ):
+        with pytest.raises(job_options.OptionError, match=re.escape(problem)):
+            job_options.json_object("--output-schema", given)
+    path.write_text("[1]")
+    with pytest.raises(job_options.OptionError, match="not a JSON object"):
+        job_options.json_object("--output-schema", str(path))
+
+
+# -- the GitHub stand-in, as GitHub documents it -------------------------------------------------
+
+
+async def test_the_stand_in_s_labels_and_assignees_as_github_answers() -> None:
+    gh = GitHubStandIn()
+    gh.add_installation(1, "acme", "Organization")
+    gh.add_repo("acme/widgets", 1)
+    gh.add_issue("acme/widgets", 1, title="A bug")
+    gh.set_permission("acme/widgets", "octocat", "write")
+    gh.set_permission("acme/widgets", "reader", "read")
+    for n in range(35):
+        gh.add_label("acme/widgets", f"area-{n:02}")
+    gh.add_label("acme/widgets", "Bug")
+    headers = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "Authorization": f"token {gh.issue_token(1)}",
+    }
+    async with gh.serve() as base, httpx.AsyncClient(base_url=base, headers=headers) as http:
+        first = await http.get("/repos/acme/widgets/labels", params={"per_page": 30})
+        assert first.status_code == 200 and len(first.json()) == 30
+        assert 'rel="next"' in first.headers["link"]
+        second = await http.get("/repos/acme/widgets/labels", params={"per_page": 30, "page": 2})
+        assert [label["name"] for label in second.json()][-1] == "Bug"
+        added = await http.post(
+            "/repos/acme/widgets/issues/1/labels", json={"labels": ["Bug", "brand-new"]}
+        )
+        assert added.status_code == 200
+        assert [label["name"] for label in added.json()] == ["Bug", "brand-new"]
+        assert "brand-new" in gh.labels_of("acme/widgets")  # GitHub creates it: ghapp must not
+        assert (await http.get("/repos/acme/widgets/assignees/octocat")).status_code == 204
+        assert (await http.get("/repos/acme/widgets/assignees/reader")).status_code == 404
+        assigned = await http.post(
+            "/repos/acme/widgets/issues/1/assignees", json={"assignees": ["octocat", "reader"]}
+        )
+        assert assigned.status_code == 201
+        assert [a["login"] for a in assigned.json()["assignees"]] == ["octocat"]
+
+
+# -- .github/ghapp.yml -------------------------------------------------------------------------------
+
+CONFIG = """version: 1
+jobs:
+  - name: Triage and label
+    events: [issues.opened]
+    command: issue/triage
+    structured_actions:
+      labels: {allowed: [bug, docs]}
+      duplicate: true
+      dry_run: true
+"""
+
+
+def test_a_config_file_declares_schema_and_actions_and_is_told_its_mistakes() -> None:
+    [job] = validate_config(parse_config(CONFIG), 42)
+    assert job.spec.structured_actions == {
+        "labels": {"allowed": ["bug", "docs"]},
+        "duplicate": True,
+        "dry_run": True,
+    }
+    wrong = CONFIG.replace("duplicate: true", "duplicate: perhaps")
+    with pytest.raises(ConfigInvalid) as caught:
+        validate_config(parse_config(wrong), 42)
+    [problem] = caught.value.problems
+    assert problem.where.startswith("jobs[0].structured_actions")
+    assert "duplicate must be true or false" in problem.message

@@ -8,9 +8,18 @@ object: it is checked again here, against the same schema and a size limit, befo
 stored with the session (``sessions.structured_result``). A missing or wrong object is
 stored as a reason (``sessions.structured_error``), never as a result.
 
+A session's schema is its job's own (``output_schema``), else its repository command's
+(front matter ``output-schema``), else the built-in command's (:func:`schema_for`).
+
 Only a small part of JSON Schema is supported (:data:`KEYWORDS`), checked when a schema is
 declared: enough for flat classification results, and small enough to validate here
 without a dependency at run time.
+
+A job's ``structured_actions`` (:func:`check_actions`) says what ghapp may do with the
+result on the issue or PR: ``labels`` and ``assign`` with allow-lists, ``duplicate``,
+``dry_run``; each acts on one field of the result (:data:`RESULT_FIELDS`), and a job whose
+schema is known must declare that field. :mod:`ghapp.worker.actions` does it;
+:func:`actions_section` says what it did in the report.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ key (also accepted)           meaning
 session settings              ``permission_mode``, ``allowed_tools``,
                               ``disallowed_tools``, ``max_turns``, ``model``,
                               ``append_system_prompt``, ``task_config``, ``task_type``
+structured results            ``output_schema`` (a JSON Schema, over the command's),
+                              ``structured_actions`` (``{labels: {allowed: [...]},
+                              duplicate, assign: {allowed: [...]}, dry_run}``)
 reporting                     ``report`` (comment | issue | none), ``checks`` (sessions
                               on pull requests as check runs [true]),
                               ``notify_on_success``, ``notify_on_failure``, ``notifiers``

@@ -38,6 +38,7 @@ from ghapp.repo_hint import known_app_url, unknown_repository
 from ghapp.runqueue.manage import cancel_run, retry_run
 from ghapp.runqueue.new import NewRun, active_runs, cancel_runs, enqueue
 from ghapp.signals import Signals
+from ghapp.tiers import BUILTIN_READERS, READERS
 
 JOBS_VERSION = "jobs_version"
 SPEC_FIELDS = tuple(JobSpec.model_fields)
@@ -113,14 +114,31 @@ class JobService:
         self.repository_commands = repository_commands
 
     def validate(
-        self, data: Mapping[str, Any], commands: Mapping[str, frozenset[str]] | None = None
+        self,
+        data: Mapping[str, Any],
+        commands: Mapping[str, frozenset[str]] | None = None,
+        readers: frozenset[str] = BUILTIN_READERS,
     ) -> JobSpec:
-        """Raises pydantic's ValidationError naming each bad field."""
+        """Raises pydantic's ValidationError naming each bad field. ``readers``: the
+        commands open to readers (``ghapp.tiers``), which may not have structured actions."""
         context = {"commands": commands or self.commands, "metrics": self.metrics}
+        context["readers"] = readers
         return JobSpec.model_validate(dict(data), context=context)
 
-    async def commands_for(self, data: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
-        """Built-ins, plus the repository's own ``.claude/commands`` when the job names one."""
+    async def checked(self, data: Mapping[str, Any]) -> JobSpec:
+        """``validate`` with the repository's own commands when the job names one."""
+        catalog = await self._catalog(data)
+        if catalog is None:
+            return self.validate(data)
+        readers = {c.id for c in catalog.commands.values() if c.open_to == READERS}
+        return self.validate(
+            data, {**self.commands, **catalog.targets()}, BUILTIN_READERS | readers
+        )
+
+    async def _catalog(self, data: Mapping[str, Any]) -> Any:
+        """The repository's command catalog when the job names a command that is not a
+        built-in; None otherwise, or when GitHub cannot be reached (the command is then
+        judged by the built-ins: unknown)."""
         command_id, repo_id = data.get("command_id"), data.get("repo_id")
         if (
             self.repository_commands is None
@@ -128,12 +146,11 @@ class JobService:
             or command_id in self.commands
             or not isinstance(repo_id, int)
         ):
-            return self.commands
+            return None
         try:
-            catalog = await self.repository_commands.of(repo_id)
-        except Exception:  # GitHub unreachable: judge by the built-ins (and say it is unknown)
-            return self.commands
-        return {**self.commands, **catalog.targets()}
+            return await self.repository_commands.of(repo_id)
+        except Exception:
+            return None
 
     async def get(self, job_id: int) -> Job:
         async with self.db.read_session() as session:
@@ -147,7 +164,7 @@ class JobService:
     ) -> Job:
         """Create a job. ``scope`` is the caller's: a tenant names only its repositories'
         things, and some settings are an admin's (:func:`admin_only`)."""
-        spec = self.validate(data, await self.commands_for(data))
+        spec = await self.checked(data)
         _check_admin_only(spec, scope, before=None)
         now = self.clock.now()
         async with self.db.session() as session:
@@ -170,7 +187,7 @@ class JobService:
             job = await _load(session, job_id)
             before = spec_of(job)
             merged = {**before, **changes}
-            spec = self.validate(merged, await self.commands_for(merged))
+            spec = await self.checked(merged)
             if not scope.sees(job.repo_id):
                 raise JobNotFound(job_id)
             _check_admin_only(spec, scope, before=before)

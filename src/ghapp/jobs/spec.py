@@ -304,7 +304,7 @@ class JobSpec(_Strict):
         self._check_scope()
         self._check_triggers()
         self._check_work(info)
-        self._check_actions()
+        self._check_actions(info)
         return self
 
     def _check_scope(self) -> None:
@@ -359,12 +359,12 @@ class JobSpec(_Strict):
             )
 
 
-    def _check_actions(self) -> None:
+    def _check_actions(self, info: ValidationInfo) -> None:
         """Structured actions need a result to act on, on an issue or PR, from a command
         that is not open to readers (ghapp.tiers)."""
         if self.structured_actions is None:
             return
-        if self.command_id in BUILTIN_READERS:
+        if self.command_id in (info.context or {}).get("readers", BUILTIN_READERS):
             raise ValueError(f"structured_actions: {NO_ACTIONS}")
         if self.target_type not in ("issues", "prs"):
             raise ValueError("structured_actions: act on issues and pull requests only")
