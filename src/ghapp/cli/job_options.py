@@ -407,6 +407,34 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         lambda _o, v: {"afterOnlyOnSuccess": not v},
     ),
     JobOption(
+        "on_mention",
+        "--on-mention/--no-on-mention",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--on-mention/--no-on-mention",
+                help="Run when a person mentions the app (@<app-slug>) in a comment.",
+                show_default=False,
+            ),
+        ],
+        ("mentionTrigger",),
+        ("mention_trigger",),
+    ),
+    JobOption(
+        "on_assign",
+        "--on-assign/--no-on-assign",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--on-assign/--no-on-assign",
+                help="Run when an issue is assigned to the app's bot user (unassigning stops it).",
+                show_default=False,
+            ),
+        ],
+        ("assignmentTrigger",),
+        ("assignment_trigger",),
+    ),
+    JobOption(
         "max_items",
         "--max-items",
         _opt("--max-items", "N", "At most N issues or PRs per run (1-50).", int | None),

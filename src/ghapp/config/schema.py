@@ -38,6 +38,9 @@ key (also accepted)           meaning
                               ``labels``, ``author_association``, ``draft``,
                               ``base_branches``, ``paths``, ``include_bots``
 ``commands`` (command_triggers)  slash commands: ``/triage``, ``/review security``
+``mention_trigger``           ``true``: a person's ``@<app-slug>`` in a comment runs it
+``assignment_trigger``        ``true``: an issue assigned to the app's bot user runs it
+                              (unassigning stops it)
 ``target`` (target_type)      ``issues`` | ``prs`` | ``codebase`` | ``custom``
 ``filter`` (filter_query)     ``label:bug -label:wontfix``…
 ``command`` (command_id)      ``issue/triage``…, or a repository command

@@ -57,7 +57,14 @@ NUMBER_FIELDS = (
     "max_retries",
 )
 OPTIONAL_NUMBERS = frozenset({"interval_minutes", "max_turns"})
-CHECKBOXES = ("after_only_on_success", "checks", "notify_on_success", "notify_on_failure")
+CHECKBOXES = (
+    "after_only_on_success",
+    "mention_trigger",
+    "assignment_trigger",
+    "checks",
+    "notify_on_success",
+    "notify_on_failure",
+)
 LINE_LISTS = ("command_triggers", "allowed_tools", "disallowed_tools")
 THRESHOLD_FIELDS = (
     "metric",
@@ -112,6 +119,8 @@ FORM_FIELDS = (
     "command_triggers",
     "after_job_id",
     "after_only_on_success",
+    "mention_trigger",
+    "assignment_trigger",
     "target_type",
     "filter_query",
     "command_id",
@@ -165,6 +174,8 @@ LABELS = {
     "command_triggers": "Slash commands",
     "after_job_id": "After job",
     "after_only_on_success": "Only when it succeeded",
+    "mention_trigger": "When someone mentions the app (@app) in a comment",
+    "assignment_trigger": "When an issue is assigned to the app (unassigning stops it)",
     "target_type": "Target",
     "filter_query": "Filter",
     "command_id": "Command",
@@ -232,6 +243,8 @@ def blank_values() -> dict[str, Any]:
         "command_triggers": "",
         "after_job_id": "",
         "after_only_on_success": True,
+        "mention_trigger": False,
+        "assignment_trigger": False,
         "target_type": "issues",
         "filter_query": "",
         "command_id": "",

@@ -190,6 +190,10 @@ class JobSpec(_Strict):
     command_triggers: list[str] = Field(default_factory=list, max_length=20)
     after_job_id: int | None = Field(default=None, gt=0)
     after_only_on_success: bool = True
+    # Conversations (issue 21): ``@<app-slug>`` in a person's comment, and an issue assigned
+    # to the app's bot user (``ghapp.triggers.mentions``, ``ghapp.app_identity``).
+    mention_trigger: bool = False
+    assignment_trigger: bool = False
 
     # What to run, on what.
     target_type: Literal["issues", "prs", "codebase", "custom"] = "issues"
@@ -335,6 +339,11 @@ class JobSpec(_Strict):
         ]
         if len(timed) > 1:
             raise ValueError(f"a job has at most one time trigger, got {' and '.join(timed)}")
+        if self.assignment_trigger and self.target_type != "issues":
+            raise ValueError(
+                "assignment_trigger: issues are what is assigned to the app; target_type "
+                f"must be 'issues', not {self.target_type!r}"
+            )
 
     def _check_work(self, info: ValidationInfo) -> None:
         if self.runner == "shell":

@@ -77,6 +77,21 @@ SUPERSEDE_RUNNING = (
     f"WHERE status = 'running' AND cancel_requested_at IS NULL AND {_SAME_PR}"
 )
 
+# An issue's assignment runs (any job's), when the app's bot user is unassigned: queued
+# ones end cancelled at once, running ones are asked to stop; ``error`` says who did it.
+_ASSIGNED_ISSUE = (
+    "repo_id = :repo_id AND trigger_type = 'assignment' AND item ->> 'item_kind' = 'issue' "
+    "AND CAST(item ->> 'number' AS INTEGER) = :number"
+)
+UNASSIGN_QUEUED = (
+    "UPDATE runs SET status = 'cancelled', completed_at = :now, error = :reason "  # noqa: S608
+    f"WHERE status = 'queued' AND {_ASSIGNED_ISSUE}"
+)
+UNASSIGN_RUNNING = (
+    "UPDATE runs SET cancel_requested_at = :now, error = :reason "  # noqa: S608
+    f"WHERE status = 'running' AND cancel_requested_at IS NULL AND {_ASSIGNED_ISSUE}"
+)
+
 
 def rerun(columns: tuple[str, ...], which: str) -> str:
     """Queue again the runs ``which`` selects (as ``r``), as a retry of each: same job,

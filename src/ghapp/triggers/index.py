@@ -1,4 +1,5 @@
-"""Which jobs does an event or a slash command start? Answered from memory.
+"""Which jobs does an event, a slash command, a mention or an assignment start? Answered
+from memory.
 
 Matching happens on the webhook hot path, inside the delivery's transaction budget, so the
 active jobs with event or command triggers are kept in memory, with the repository →
@@ -29,6 +30,7 @@ from ghapp.triggers.commands import (
     parse_command_trigger,
     parse_commands,
 )
+from ghapp.triggers.mentions import find_mention, is_app_login
 from ghapp.webhooks.normalize import ItemEvent
 
 
@@ -42,6 +44,8 @@ class IndexedJob:
     events: tuple[EventTrigger, ...]
     commands: tuple[CommandTrigger, ...]
     concurrency_policy: str = "skip"  # what a new push to a PR does to its older runs
+    mention: bool = False  # runs on a person's @<app-slug> in a comment
+    assignment: bool = False  # runs on an issue assigned to the app's bot user
 
     def covers(self, repo_id: int, installation_id: int | None) -> bool:
         if self.repo_selection == "one":
@@ -99,7 +103,7 @@ class JobIndex:
 
     async def _load(self, conn: Any) -> None:
         rows = await conn.execute(select(Job).where(col(Job.status) == JobStatus.active.value))
-        jobs = [_indexed(row) for row in rows if row.event_triggers or row.command_triggers]
+        jobs = [_indexed(row) for row in rows if _triggered_by_github(row)]
         repos = await conn.execute(select(col(Repository.id), col(Repository.installation_id)))
         self._installation_of = {repo_id: inst for repo_id, inst in repos if inst is not None}
         self._jobs = jobs
@@ -147,6 +151,37 @@ class JobIndex:
                 matches.setdefault(job.id, CommandMatch(job, typed, args))
         return list(matches.values())
 
+    def mention(self, item: ItemEvent) -> str | None:
+        """The request after ``@<app-slug>`` in a person's new comment (``""``: a bare
+        mention), or None: no slug known, no mention, or a bot's (the app's own) comment."""
+        slug = self.app_slug
+        if slug is None or not _new_comment(item) or item.actor_is_bot:
+            return None
+        if is_app_login(item.actor_login, slug):
+            return None
+        return find_mention(item.comment_body, slug)
+
+    def mention_jobs(self, item: ItemEvent) -> list[IndexedJob]:
+        """The jobs a mention on this item runs (once :meth:`mention` found one)."""
+        return [job for job in self.candidates(item) if job.mention]
+
+    def assignment_jobs(self, item: ItemEvent) -> list[IndexedJob]:
+        """The jobs an issue assigned to the app's bot user by a person runs."""
+        if item.actor_is_bot or not assigns_app(item, "assigned", self.app_slug):
+            return []
+        return [job for job in self.candidates(item) if job.assignment]
+
+
+def assigns_app(item: ItemEvent, action: str, slug: str | None) -> bool:
+    """The event is ``issues.<action>`` (assigned, unassigned) of the app's bot user. Pull
+    requests assigned to the bot start nothing: a PR is talked to by mentioning the app."""
+    return (
+        item.event == "issues"
+        and item.action == action
+        and item.item_kind == "issue"
+        and is_app_login(item.assignee_login, slug)
+    )
+
 
 def event_matches(trigger: EventTrigger, item: ItemEvent) -> bool:
     """Every condition of the trigger holds for the item (paths are checked by the worker)."""
@@ -182,4 +217,21 @@ def _indexed(row: Any) -> IndexedJob:
         events=tuple(EventTrigger.model_validate(t) for t in row.event_triggers or ()),
         commands=tuple(parse_command_trigger(t) for t in row.command_triggers or ()),
         concurrency_policy=row.concurrency_policy,
+        mention=bool(row.mention_trigger),
+        assignment=bool(row.assignment_trigger),
     )
+
+
+def _triggered_by_github(row: Any) -> bool:
+    return bool(
+        row.event_triggers or row.command_triggers or row.mention_trigger or row.assignment_trigger
+    )
+
+
+def _new_comment(item: ItemEvent) -> bool:
+    """A comment just written: an issue or PR comment, a review comment, a review."""
+    if not item.is_comment:
+        return False
+    if item.event == "pull_request_review":
+        return item.action == "submitted"
+    return item.action == "created"

@@ -58,6 +58,7 @@ class ItemEvent:
     comment_id: int | None = None
     comment_body: str | None = None
     label_name: str | None = None  # the label of ``labeled`` / ``unlabeled``
+    assignee_login: str | None = None  # who was ``assigned`` / ``unassigned``
     pull: PullInfo | None = field(default=None)
 
     @property
@@ -123,6 +124,7 @@ def normalise(event: sansio.Event) -> ItemEvent | None:
         comment_id=comment.get("id") if comment else None,
         comment_body=(comment.get("body") or "") if comment else None,
         label_name=(data.get("label") or {}).get("name"),
+        assignee_login=(data.get("assignee") or {}).get("login"),
         pull=_pull_info(data["pull_request"]) if "pull_request" in data else None,
     )
 

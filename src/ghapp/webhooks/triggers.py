@@ -1,8 +1,16 @@
-"""Event and slash-command triggers: the runs a delivery queues, in its own transaction.
+"""Event, slash-command, mention and assignment triggers: the runs a delivery queues, in
+its own transaction.
 
 The item of such a run is the event's issue or PR (the normalised :class:`ItemEvent`).
-For a command the run records who asked and with what arguments; whether that person may
-run it (write or admin permission) is checked by the worker, which has the GitHub API.
+For a command or a mention (``@<app-slug>``, :func:`_mention`) the run records who asked
+and with what arguments (a mention's request: what followed it); whether that person may
+run it (write or admin permission) is checked by the worker, which has the GitHub API. A
+comment with a slash command is a command, not also a mention.
+
+An issue assigned to the app's bot user runs the jobs with ``assignment_trigger`` (the
+worker checks that the one who assigned it may write). Unassigning the bot cancels that
+issue's assignment runs, queued and running, whoever did it: it only stops work (and only
+triage or more may unassign on GitHub); the run's error says who.
 
 A new push to a pull request (``pull_request.synchronize``) supersedes the older runs of
 each job it triggers on that pull request, as the job's concurrency policy says:
@@ -21,11 +29,12 @@ from ghapp.db.batch import Statement
 from ghapp.db.models import TriggerType
 from ghapp.runqueue import sql
 from ghapp.runqueue.new import NewRun, enqueue_statements
-from ghapp.triggers.index import IndexedJob
+from ghapp.triggers.index import IndexedJob, assigns_app
 from ghapp.webhooks.context import DeliveryContext
 from ghapp.webhooks.normalize import ITEM_EVENTS, ItemEvent
 
 router = routing.Router()
+UNASSIGNED = "unassigned by @{login}"  # why its runs stopped (checks.CANCEL_REASONS)
 
 
 async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None:
@@ -39,7 +48,9 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
         if item.event == "pull_request" and item.action == "synchronize":
             _supersede(ctx, job, item)  # before the new run is queued: it is not touched
         _queue(ctx, job.id, TriggerType.event, detail)
-    for match in ctx.jobs.command_matches(item):
+    _assignment(ctx, item)
+    commands = ctx.jobs.command_matches(item)
+    for match in commands:
         detail = {
             "command": match.command,
             "args": match.args,
@@ -48,6 +59,51 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
             "comment_id": item.comment_id,
         }
         _queue(ctx, match.job.id, TriggerType.command, detail)
+    if not commands:  # "/fix @app": the command is what was asked for
+        _queue_mentions(ctx, item)
+
+
+def _mention(ctx: DeliveryContext, item: ItemEvent) -> str | None:
+    """The text after ``@<app-slug>`` in the comment, None when the app is not mentioned."""
+    assert ctx.jobs is not None
+    return ctx.jobs.mention(item)
+
+
+def _queue_mentions(ctx: DeliveryContext, item: ItemEvent) -> None:
+    """A person's comment mentioning the app runs each job that opted in to mentions."""
+    assert ctx.jobs is not None
+    request = _mention(ctx, item)
+    if request is None:
+        return
+    slug = ctx.jobs.app_slug
+    for job in ctx.jobs.mention_jobs(item):
+        detail = {
+            "command": f"@{slug}",  # what a refusal quotes
+            "request": request,
+            "requested_by": item.actor_login,
+            "author_association": item.author_association,
+            "comment_id": item.comment_id,
+        }
+        _queue(ctx, job.id, TriggerType.mention, detail)
+
+
+def _assignment(ctx: DeliveryContext, item: ItemEvent) -> None:
+    """``issues.assigned`` to the app's bot user runs the assignment jobs;
+    ``issues.unassigned`` of it cancels the issue's assignment runs."""
+    assert ctx.jobs is not None
+    for job in ctx.jobs.assignment_jobs(item):
+        detail = {"event": "issues.assigned", "requested_by": item.actor_login}
+        _queue(ctx, job.id, TriggerType.assignment, detail)
+    if assigns_app(item, "unassigned", ctx.jobs.app_slug):
+        params = {
+            "repo_id": item.repo_id,
+            "number": item.number,
+            "now": ctx.received_at,
+            "reason": UNASSIGNED.format(login=item.actor_login),
+        }
+        ctx.add(Statement(sql.UNASSIGN_QUEUED, params))
+        ctx.add(Statement(sql.UNASSIGN_RUNNING, params))
+        ctx.cancels_requested = True
 
 
 def _supersede(ctx: DeliveryContext, job: IndexedJob, item: ItemEvent) -> None:

@@ -49,7 +49,8 @@ CONCLUSIONS = {
     "cancelled": "cancelled",
     "skipped": "skipped",
 }
-CANCEL_REASONS = ("superseded", "cancelled")  # how cancelling runs words their reason
+# How cancelling runs words their reason: a newer push, an unassignment of the app.
+CANCEL_REASONS = ("superseded", "cancelled", "unassigned")
 TITLES = {
     "success": "Finished",
     "failure": "Failed",
@@ -111,7 +112,7 @@ class CheckRuns:
             return None
         stored, head = target
         conclusion = CONCLUSIONS.get(outcome.status, "failure")
-        why = await self._cancel_reason(prepared.run.id) if conclusion == "cancelled" else None
+        why = await self.cancel_reason(prepared.run.id) if conclusion == "cancelled" else None
         body = {
             "status": "completed",
             "conclusion": conclusion,
@@ -244,7 +245,7 @@ class CheckRuns:
                 .values(check_run_id=check_run_id, head_sha=head)
             )
 
-    async def _cancel_reason(self, run_id: int) -> str | None:
+    async def cancel_reason(self, run_id: int) -> str | None:
         """Why the run was asked to stop, when whoever asked said so (a newer push); an
         error left from an earlier attempt is not a reason."""
         async with self.db.read() as conn:

@@ -169,6 +169,8 @@ class SessionExecutor:
                 space.checkout, prompt, job, rules, command, self.sandbox, cancel, log
             )
             outcome = await self.runners[job.runner].run(request)
+            if outcome.status == "cancelled":
+                outcome = await self._cancelled(run.id, outcome)
             published = None
             if outcome.ok and rules.writes:  # and publish_changes asks the job too
                 published, outcome = await self._publish(prepared, item, space, session_id, outcome)
@@ -184,6 +186,15 @@ class SessionExecutor:
         if await self.reports.send(gh, job, repo, item, comment_id, session_id, text, run.id):
             await self.records.reported(session_id)
         return outcome
+
+    async def _cancelled(self, run_id: int, outcome: Outcome) -> Outcome:
+        """A cancelled session's report says why, when whoever stopped it said so (a newer
+        push, the app unassigned from the issue)."""
+        why = await self.checks.cancel_reason(run_id)
+        if not why:
+            return outcome
+        error = why if why.startswith("cancelled") else f"cancelled: {why}"
+        return dataclasses.replace(outcome, error=error)
 
     async def _publish(
         self, prepared: Prepared, item: Item, space: Workspace, session_id: int, outcome: Outcome

@@ -1,5 +1,6 @@
 """What a run works on, made ready before any session starts: the repository and its
-installation, the permission check of a slash command, the ``paths:`` condition of a
+installation, the permission check of a slash command or a mention (and of whoever
+assigned an issue to the app), the ``paths:`` condition of a
 pull-request trigger (:mod:`ghapp.worker.paths`), the items, and each item's prompt.
 
 The run's repository is the run's own (``run.repo_id``), never its job's default: an
@@ -31,6 +32,7 @@ from ghapp.github.app import GitHubApp
 from ghapp.repo_commands import Command
 from ghapp.settings import Settings
 from ghapp.tiers import READERS, WRITERS
+from ghapp.worker.assignment import assigner_refusal
 from ghapp.worker.authorize import ALLOWED, Authorizer
 from ghapp.worker.checkout import checkout, head_commit
 from ghapp.worker.items import search_items
@@ -41,6 +43,8 @@ from ghapp.worker.trust import Trust, trust_of
 log = logging.getLogger("ghapp.worker")
 
 RECENT = timedelta(days=7)  # items a job processed this recently are not redone
+# Runs a person asked for in a comment: their permission is checked, as a command's.
+ASKED = frozenset({TriggerType.command.value, TriggerType.mention.value})
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,9 @@ class Preparation:
         """A slash command runs only for those who may ask for it (refused: a polite reply).
         Returns (why refused or None, whether its sessions must be read-only)."""
         open_to = await self._open_to(gh, run, job, repo)
-        if run.trigger_type != TriggerType.command.value:
+        if run.trigger_type == TriggerType.assignment.value:
+            return await self._assigned(gh, run, repo), open_to == READERS
+        if run.trigger_type not in ASKED:
             return None, open_to == READERS
         detail, item = run.trigger_detail, run.item or {}
         decision = await self.authorizer.decide(
@@ -149,6 +155,12 @@ class Preparation:
         read_only = decision.reader or open_to == READERS
         return (None, read_only) if decision.allowed else (decision.reason, read_only)
 
+    async def _assigned(self, gh: GitHubAPI, run: RunRow, repo: str) -> str | None:
+        """An issue assigned to the app runs only if whoever assigned it may write."""
+        login = str(run.trigger_detail.get("requested_by") or "")
+        number = int((run.item or {}).get("number") or 0)
+        return await assigner_refusal(gh, self.authorizer, repo, number, login, run.id)
+
     async def _open_to(self, gh: GitHubAPI, run: RunRow, job: JobRow, repo: str) -> str:
         """The trust tier of the job's command. For a reader's command it is read from the
         repository's default branch (its own command overrides a built-in); otherwise the
@@ -159,7 +171,7 @@ class Preparation:
         builtin = repo_commands.builtin_catalog().commands.get(job.command_id)
         tier = builtin.open_to if builtin is not None else WRITERS
         login = run.trigger_detail.get("requested_by")
-        if run.trigger_type != TriggerType.command.value or not login:
+        if run.trigger_type not in ASKED or not login:
             return tier
         if await self.authorizer.permission(gh, repo, str(login)) in ALLOWED:
             return tier  # a writer may run it anyway: no need to read the catalog

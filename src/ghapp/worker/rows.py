@@ -37,8 +37,10 @@ class RunRow:
 
     @property
     def arguments(self) -> str:
-        """What followed a slash command (``/ghapp fix this part``)."""
-        return str((self.trigger_detail or {}).get("args", ""))
+        """What followed a slash command (``/ghapp fix this part``), or a mention's request
+        (``@app fix this part``)."""
+        detail = self.trigger_detail or {}
+        return str(detail.get("args", detail.get("request", "")))
 
 
 @dataclass(frozen=True)
