@@ -22,6 +22,7 @@ from ghapp.cli import job_options
 from ghapp.config.schema import ConfigInvalid, parse_config, validate_config
 from ghapp.db.models import AuditEntry, Job, Session
 from ghapp.jobs.spec import JobSpec
+from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
 from ghapp.standins.model import ModelRequest, Turn
 from ghapp.tiers import NO_ACTIONS, READERS_NEVER_ACT
@@ -609,3 +610,93 @@ def test_a_config_file_declares_schema_and_actions_and_is_told_its_mistakes() ->
     [problem] = caught.value.problems
     assert problem.where.startswith("jobs[0].structured_actions")
     assert "duplicate must be true or false" in problem.message
+
+
+# -- repository commands, end to end ---------------------------------------------------------------
+
+LABEL_COMMAND = """---
+description: Label an issue
+output-schema:
+  type: object
+  properties:
+    labels: {type: array, items: {type: string}, maxItems: 5}
+  required: [labels]
+  additionalProperties: false
+---
+Choose labels for this issue.
+"""
+EXPLAIN_COMMAND = """---
+description: Explain the code an issue is about
+open-to: readers
+allowed-tools: Read, Grep
+output-schema: {"type": "object", "properties": {"labels": {"type": "array"}}}
+---
+Explain the code this issue is about.
+"""
+COMMANDS = {
+    ".claude/commands/issue/label.md": LABEL_COMMAND,
+    ".claude/commands/issue/explain.md": EXPLAIN_COMMAND,
+}
+
+
+@pytest.fixture
+def seeded(tmp_path) -> None:
+    """The world's git repository, with the repository commands (made before ``world``,
+    which then finds it made)."""
+    files = {"README.md": "# Hello-World\n", **COMMANDS}
+    bare_repository(tmp_path, REPO, files=files, pull_requests={2: {"pr.txt": "pr\n"}})
+
+
+async def test_a_repository_command_s_schema_is_used_and_acted_on(seeded, world, db, model):
+    github, http, state, pool = world
+    for path, text in COMMANDS.items():
+        github.add_file(REPO, path, text)
+    github.add_label(REPO, "bug")
+    model.set_default(answering({"labels": ["bug", "feature"]}))
+    job = await state.jobs.create(
+        triage_job(command_id="issue/label", structured_actions={"labels": {"allowed": ["bug"]}}),
+        actor="t",
+    )
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "completed", run.error
+    [tool] = [t for t in model.conversation()[0].body["tools"] if t.get("name") == TOOL]
+    assert tool["input_schema"]["required"] == ["labels"]  # the command's, not triage's
+    assert labels_on(github) == ["bug"]
+    assert (await session_of(db)).structured_actions == [
+        refused("feature", actions.NOT_ALLOWED_LABEL),
+        done("bug"),
+    ]
+
+
+async def test_a_repository_readers_command_is_refused_actions_and_never_acts(
+    seeded, world, db, model
+):
+    """Refused when saved (the catalog says it is open to readers); a job row that has
+    actions anyway acts on nothing: its session is read-only because of the command."""
+    github, http, state, pool = world
+    for path, text in COMMANDS.items():
+        github.add_file(REPO, path, text)
+    github.add_label(REPO, "bug")
+    wanted = triage_job(command_id="issue/explain", structured_actions={"duplicate": True})
+    answer = await http.post(
+        "/api/scheduler/tasks", json=wanted, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert answer.status_code == 422 and NO_ACTIONS in answer.text, answer.text
+    job = await state.jobs.create(triage_job(command_id="issue/explain"), actor="t")
+    async with db.write() as conn:
+        await conn.execute(
+            update(Job)
+            .where(col(Job.id) == job.id)
+            .values(structured_actions={"labels": {"allowed": ["bug"]}})
+        )
+    model.set_default(answering({"labels": ["bug"]}))
+    await send(http, "issues", opened_issue())
+    await work_off(pool)
+    [run] = await runs_of(db, job.id)
+    assert run.status == "completed", run.error
+    assert labels_on(github) == []
+    session = await session_of(db)
+    assert session.structured_result == {"labels": ["bug"]}
+    assert session.structured_actions == [refused("structured actions", READERS_NEVER_ACT, "all")]
