@@ -60,6 +60,8 @@ class ItemEvent:
     label_name: str | None = None  # the label of ``labeled`` / ``unlabeled``
     assignee_login: str | None = None  # who was ``assigned`` / ``unassigned``
     pull: PullInfo | None = field(default=None)
+    in_reply_to_id: int | None = None  # a review comment's thread (the comment it answers)
+    review_state: str | None = None  # a review's: approved, changes_requested, commented
 
     @property
     def is_comment(self) -> bool:
@@ -126,7 +128,13 @@ def normalise(event: sansio.Event) -> ItemEvent | None:
         label_name=(data.get("label") or {}).get("name"),
         assignee_login=(data.get("assignee") or {}).get("login"),
         pull=_pull_info(data["pull_request"]) if "pull_request" in data else None,
+        in_reply_to_id=_optional_int((comment or {}).get("in_reply_to_id")),
+        review_state=str(data["review"].get("state") or "") if "review" in data else None,
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _pull_info(pr: dict[str, Any]) -> PullInfo:

@@ -30,6 +30,7 @@ from ghapp.db.models import TriggerType
 from ghapp.runqueue import sql
 from ghapp.runqueue.new import NewRun, enqueue_statements
 from ghapp.triggers.index import IndexedJob, assigns_app
+from ghapp.webhooks import followups
 from ghapp.webhooks.context import DeliveryContext
 from ghapp.webhooks.normalize import ITEM_EVENTS, ItemEvent
 
@@ -50,6 +51,8 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
         _queue(ctx, job.id, TriggerType.event, detail)
     _assignment(ctx, item)
     commands = ctx.jobs.command_matches(item)
+    if not commands and await _follow_up(ctx, item):
+        return  # addressed to an earlier session: not also a mention run
     for match in commands:
         detail = {
             "command": match.command,
@@ -61,6 +64,17 @@ async def queue_matching_runs(event: sansio.Event, ctx: DeliveryContext) -> None
         _queue(ctx, match.job.id, TriggerType.command, detail)
     if not commands:  # "/fix @app": the command is what was asked for
         _queue_mentions(ctx, item)
+
+
+async def _follow_up(ctx: DeliveryContext, item: ItemEvent) -> bool:
+    """Queue the follow-up this comment is (``ghapp.webhooks.followups``), if it is one.
+    A slash command in it is a command instead: that is what the person asked for."""
+    assert ctx.jobs is not None
+    found = await followups.find_follow_up(ctx.jobs.db, item, _mention(ctx, item))
+    if found is None:
+        return False
+    _queue(ctx, found.job_id, TriggerType.follow_up, found.detail)
+    return True
 
 
 def _mention(ctx: DeliveryContext, item: ItemEvent) -> str | None:

@@ -111,14 +111,16 @@ class Authorizer:
         command: str,
         event: str = "issue_comment",
         open_to: str = WRITERS,
+        refused: str = REFUSED_REPLY,
     ) -> Decision:
         """Check, then answer on GitHub: 👀 when accepted, a polite reply when refused.
         ``event`` is the webhook event the command came in, which says what kind of
-        comment ``comment_id`` is; ``open_to`` is the command's trust tier."""
+        comment ``comment_id`` is; ``open_to`` is the command's trust tier; ``refused`` the
+        reply to a reader (a follow-up says it in its own words)."""
         permission = await self.permission(gh, repo, login)
         reader = permission not in ALLOWED
         if reader and open_to != READERS:
-            reply = REFUSED_REPLY.format(login=login, command=command)
+            reply = refused.format(login=login, command=command)
             reason = f"{login} has {permission} permission; commands need write or admin"
         elif reader and permission not in READER_PERMISSIONS:
             reply = REFUSED_READERS_REPLY.format(login=login, command=command)
@@ -131,11 +133,11 @@ class Authorizer:
             if path is not None:
                 await gh.post(path, data={"content": "eyes"})
             return Decision(True, permission, reader=reader)
-        await _reply_once(gh, repo, issue_number, comment_id, reply)
+        await reply_once(gh, repo, issue_number, comment_id, reply)
         return Decision(False, permission, reason)
 
 
-async def _reply_once(
+async def reply_once(
     gh: GitHubAPI, repo: str, issue_number: int, comment_id: int, body: str
 ) -> None:
     """The refusal, with a hidden marker: a retried run must not reply twice."""

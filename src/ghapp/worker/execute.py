@@ -39,6 +39,7 @@ from ghapp.worker.actions import act
 from ghapp.worker.authorize import Authorizer
 from ghapp.worker.checks import CheckRuns
 from ghapp.worker.failures import GITHUB_TROUBLE, failure_reason, transient
+from ghapp.worker.followup import FollowUp
 from ghapp.worker.pool import RunContext, RunResult
 from ghapp.worker.prepare import (
     Item,
@@ -51,6 +52,7 @@ from ghapp.worker.prepare import (
     workspace,
 )
 from ghapp.worker.publish import Published, publish_changes
+from ghapp.worker.report import Posted
 from ghapp.worker.reporting import Reports
 from ghapp.worker.rows import JobRow, RunRow, SessionRow
 from ghapp.worker.session import SessionRecords, alongside, stored_outcome
@@ -133,7 +135,11 @@ class SessionExecutor:
                     await self._report(prepared, item, earlier)
                 return stored_outcome(earlier)
         prompt, reason = prompt_for(run, job, item, prepared.repo)
+        if prepared.follow_up is not None and reason is None:
+            prompt = prepared.follow_up.prompt(prompt)
         session_id = await self.records.start(run.id, item, prompt, job.runner)
+        if prepared.follow_up is not None:
+            await self._continues(session_id, prepared.follow_up)
         with logs.bind(session_id=session_id):
             if reason is None:
                 try:
@@ -152,21 +158,35 @@ class SessionExecutor:
         token = await self.github.token(prepared.installation_id)  # for this session's checkout
         run_url = self.reports.run_url(run.id)
         check_problem = await self.checks.start(prepared, item, session_id)
-        tracking = self.records.track(gh, repo.full_name, item, session_id, job, run_url)
+        follow = prepared.follow_up
+        tracking = (
+            _no_comment()  # a follow-up in a review thread is answered there
+            if follow is not None and follow.in_thread
+            else self.records.track(gh, repo.full_name, item, session_id, job, run_url)
+        )
+        branch = follow.branch if follow is not None else None
         # The session starts as soon as both its tracking comment and its checkout are made.
         async with (
             alongside(tracking) as commenting,
-            workspace(self.settings, repo, token, item, self.work_dir) as space,
+            workspace(self.settings, repo, token, item, self.work_dir, branch) as space,
         ):
             comment = await commenting
             command = repository_command(job, space.checkout)
-            if command is not None:
+            if command is not None and follow is None:  # a follow-up's prompt is the comment
                 prompt = command.render(item.data, run.arguments)
                 await self.records.update(session_id, prompt=prompt)
             rules = policy(job, command, item.trust)
             log = self.records.log(session_id)
             request = SessionRequest(
-                space.checkout, prompt, job, rules, command, self.sandbox, cancel, log
+                space.checkout,
+                prompt,
+                job,
+                rules,
+                command,
+                self.sandbox,
+                cancel,
+                log,
+                resume=follow.resume if follow is not None else None,
             )
             outcome = await self.runners[job.runner].run(request)
             if outcome.status == "cancelled":
@@ -178,14 +198,30 @@ class SessionExecutor:
         text = self.reports.text(job, outcome, published, run.id)
         if section := structured.actions_section(acted):  # what it did with its result
             text = f"{text}\n\n{section}"
+        if follow is not None:
+            text = follow.answer(text)  # says so when the earlier transcript was gone
         if check_problem is not None:  # the session went on without its check run
             text = f"{text}\n\n⚠️ {check_problem}"
         await self.records.end(session_id, job.runner, outcome, text)
         await self.checks.finish(prepared, item, session_id, outcome)
         comment_id = comment.comment_id if comment is not None else None
-        if await self.reports.send(gh, job, repo, item, comment_id, session_id, text, run.id):
+        sent = await self.reports.send(
+            gh, job, repo, item, comment_id, session_id, text, run.id, follow
+        )
+        if sent:
             await self.records.reported(session_id)
         return outcome
+
+    async def _continues(self, session_id: int, follow: FollowUp) -> None:
+        """A follow-up's session records the one it continues, and its pull request and
+        branch (where it publishes), so the next follow-up finds it as the newest."""
+        parent = follow.parent
+        await self.records.update(
+            session_id,
+            parent_session_id=parent.id if parent is not None else None,
+            pr_number=parent.pr_number if parent is not None else None,
+            branch=parent.branch if parent is not None else None,
+        )
 
     async def _cancelled(self, run_id: int, outcome: Outcome) -> Outcome:
         """A cancelled session's report says why, when whoever stopped it said so (a newer
@@ -214,10 +250,15 @@ class SessionExecutor:
                 settings=self.settings,
                 session_id=session_id,
                 base_commit=space.base_commit,
+                branch=prepared.follow_up.branch if prepared.follow_up is not None else None,
             )
         except Exception as exc:
             error = f"the changes could not be published: {failure_reason(exc)}"
             return None, dataclasses.replace(outcome, ok=False, status="failed", error=error)
+        if published.action in ("opened", "updated"):  # what a follow-up continues
+            await self.records.update(
+                session_id, pr_number=published.pr_number, branch=published.branch
+            )
         return published, outcome
 
     async def _fail(self, prepared: Prepared, item: Item, session_id: int, reason: str) -> Outcome:
@@ -235,5 +276,11 @@ class SessionExecutor:
         await self.checks.finish(prepared, item, session.id, stored_outcome(session))
         job, repo, run_id = prepared.job, prepared.repo, prepared.run.id
         text, comment_id = session.report_text or "", session.comment_id
-        await self.reports.send(prepared.gh, job, repo, item, comment_id, session.id, text, run_id)
+        await self.reports.send(
+            prepared.gh, job, repo, item, comment_id, session.id, text, run_id, prepared.follow_up
+        )
         await self.records.reported(session.id)
+
+
+async def _no_comment() -> Posted | None:
+    return None

@@ -32,9 +32,11 @@ from ghapp.github.app import GitHubApp
 from ghapp.repo_commands import Command
 from ghapp.settings import Settings
 from ghapp.tiers import READERS, WRITERS
+from ghapp.worker import followup
 from ghapp.worker.assignment import assigner_refusal
-from ghapp.worker.authorize import ALLOWED, Authorizer
+from ghapp.worker.authorize import ALLOWED, REFUSED_REPLY, Authorizer, reply_once
 from ghapp.worker.checkout import checkout, head_commit
+from ghapp.worker.followup import FollowUp
 from ghapp.worker.items import search_items
 from ghapp.worker.paths import paths_refusal
 from ghapp.worker.rows import JobRow, RepoRow, RunRow
@@ -77,6 +79,7 @@ class Prepared:
     items: list[Item] = field(default_factory=list)
     found: dict[str, int] = field(default_factory=dict)  # items_found, items_skipped
     refusal: str | None = None
+    follow_up: FollowUp | None = None  # the session this run continues (ghapp.worker.followup)
 
 
 async def _paths(gh: GitHubAPI, run: RunRow, repo: str) -> str | None:
@@ -118,7 +121,37 @@ class Preparation:
         items, found = await self._items(gh, run, job, repo)
         if read_only:  # a reader asked, or the command is open to readers (ghapp.tiers)
             items = [dataclasses.replace(i, trust=read_only_trust(i.trust)) for i in items]
+        if run.trigger_type == TriggerType.follow_up.value:
+            return await self._follow_up(gh, run, job, repo, installation_id, items, found)
         return Prepared(run, job, repo, installation_id, gh, items, found)
+
+    async def _follow_up(
+        self,
+        gh: GitHubAPI,
+        run: RunRow,
+        job: JobRow,
+        repo: RepoRow,
+        installation_id: int,
+        items: list[Item],
+        found: dict[str, int],
+    ) -> Prepared:
+        """A follow-up's item, refused on a fork's head; on ghapp's own pull request the
+        session may write (its author is the app, the person asking a writer)."""
+        [item] = items
+        detail = run.trigger_detail
+        if item.kind == "pr" and not item.trust.head:
+            login = str(detail.get("requested_by") or "")
+            reply = followup.FORK_REPLY.format(login=login)
+            await reply_once(gh, repo.full_name, int(item.number or 0), detail["comment_id"], reply)
+            refusal = f"a follow-up on a fork's pull request ({item.trust.reason})"
+            return Prepared(run, job, repo, installation_id, gh, refusal=refusal)
+        follow = await followup.prepare_follow_up(
+            self.db, gh, repo.full_name, detail, run.item or {}
+        )
+        parent_pr = follow.parent.pr_number if follow.parent is not None else None
+        if item.kind == "pr" and item.number is not None and item.number == parent_pr:
+            item = dataclasses.replace(item, trust=dataclasses.replace(item.trust, author=True))
+        return Prepared(run, job, repo, installation_id, gh, [item], found, follow_up=follow)
 
     async def _repository(self, repo_id: int | None) -> RepoRow:
         if repo_id is None:
@@ -139,7 +172,8 @@ class Preparation:
         open_to = await self._open_to(gh, run, job, repo)
         if run.trigger_type == TriggerType.assignment.value:
             return await self._assigned(gh, run, repo), open_to == READERS
-        if run.trigger_type not in ASKED:
+        follow_up = run.trigger_type == TriggerType.follow_up.value
+        if run.trigger_type not in ASKED and not follow_up:
             return None, open_to == READERS
         detail, item = run.trigger_detail, run.item or {}
         decision = await self.authorizer.decide(
@@ -148,9 +182,10 @@ class Preparation:
             issue_number=item["number"],
             comment_id=detail["comment_id"],
             login=detail["requested_by"],
-            command=detail["command"],
+            command=detail.get("command") or "follow-up",
             event=item.get("event") or "issue_comment",
-            open_to=open_to,
+            open_to=WRITERS if follow_up else open_to,  # a follow-up may write: writers only
+            refused=followup.REFUSED_REPLY if follow_up else REFUSED_REPLY,
         )
         read_only = decision.reader or open_to == READERS
         return (None, read_only) if decision.allowed else (decision.reason, read_only)
@@ -275,14 +310,21 @@ def prompt_for(run: RunRow, job: JobRow, item: Item, repo: RepoRow) -> tuple[str
 
 @asynccontextmanager
 async def workspace(
-    settings: Settings, repo: RepoRow, token: str, item: Item, parent: Path | None
+    settings: Settings,
+    repo: RepoRow,
+    token: str,
+    item: Item,
+    parent: Path | None,
+    branch: str | None = None,
 ) -> AsyncIterator[Workspace]:
-    """A fresh checkout for one session: the PR's head for a PR, else the default branch."""
+    """A fresh checkout for one session: the PR's head for a PR, else the default branch;
+    ``branch`` (a follow-up's: where its earlier session published) instead of either."""
     async with checkout(
         settings.git_url,
         repo.full_name,
         token,
-        pull_number=item.number if item.kind == "pr" else None,
+        ref=branch,
+        pull_number=item.number if item.kind == "pr" and branch is None else None,
         parent=parent,
         # A fork's .claude/, .mcp.json and CLAUDE.md never reach a session: the default
         # branch's replace them (and repository commands come from there).

@@ -138,19 +138,23 @@ async def publish_changes(
     settings: Any,
     session_id: int,
     base_commit: str | None = None,
+    branch: str | None = None,
 ) -> Published:
     """Publish what the session left in ``work`` as ``job.task_config["publish"]`` says.
 
     ``job``: ``id``, ``name``, ``task_config``; ``item``: ``kind``, ``number``, ``fork``;
     ``settings``: ``git_url``. ``base_commit``: the commit the checkout was made at, recorded
     before the session ran (everything in ``work``, ``.git/`` included, is the session's to
-    change, so nothing there can say what the base was). Raises :class:`PublishError` when
-    git fails and gidgethub's exceptions when GitHub does.
+    change, so nothing there can say what the base was). ``branch``: a follow-up's, the
+    branch its earlier session published to (checked out, so the commit is a plain
+    fast-forward of it; its pull request is proposed to the default branch). Raises
+    :class:`PublishError` when git fails and gidgethub's exceptions when GitHub does.
     """
     mode = publish_mode(job)
     if mode is None:
         return Published("none")
-    branch = branch_name(job, item)
+    follow_up = branch is not None
+    branch = branch or branch_name(job, item)
     if branch == default_branch:  # only if someone named their default branch like this
         reason = f"`{branch}` is the default branch; ghapp never pushes to it."
         return Published("refused", branch=branch, reason=reason)
@@ -161,7 +165,7 @@ async def publish_changes(
         if not files:
             return Published("none", branch=branch, reason="The session left no changes.")
         refusal = _workflow_refusal(files) or _nested_refusal(stage.nested) or _fork_refusal(item)
-        if refusal is None and item.kind == "pr" and item.number is not None:
+        if refusal is None and item.kind == "pr" and item.number is not None and not follow_up:
             base, refusal = await _pull_base(gh, repo, item.number)
         else:
             base = default_branch
@@ -307,7 +311,14 @@ class _Stage:
             if refusal is not None:
                 return None, refusal
             tip_tree = (await self.git(["rev-parse", f"{tip}^{{tree}}"])).strip()
-            same_base = _trailer(raw, BASE_TRAILER) == self.base
+            tip_base = _trailer(raw, BASE_TRAILER)
+            if tip == self.base and tip_base:  # a follow-up began at the branch's tip
+                message = message.replace(
+                    f"{BASE_TRAILER}: {self.base}", f"{BASE_TRAILER}: {tip_base}"
+                )
+                same_base = True
+            else:
+                same_base = tip_base == self.base
             if tip_tree == tree and same_base:
                 return None, None  # the branch holds exactly this proposal already
             parents = [tip] if same_base else [tip, self.base]

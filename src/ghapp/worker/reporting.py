@@ -12,6 +12,7 @@ from ghapp.db import Database
 from ghapp.db.models import Job
 from ghapp.runners.base import Outcome
 from ghapp.settings import Settings
+from ghapp.worker.followup import FollowUp, answer_in_thread
 from ghapp.worker.prepare import Item
 from ghapp.worker.publish import Published, comment_section
 from ghapp.worker.report import facts_line, finish_comment, publish_report, result_text
@@ -63,8 +64,13 @@ class Reports:
         session_id: int,
         text: str,
         run_id: int,
+        follow_up: FollowUp | None = None,
     ) -> bool:
-        """Send the report where it goes; False when it goes nowhere (``report: none``)."""
+        """Send the report where it goes; False when it goes nowhere (``report: none``).
+        A follow-up in a review thread is answered in the thread."""
+        if follow_up is not None and follow_up.in_thread:
+            await answer_in_thread(gh, repo.full_name, follow_up, session_id, text)
+            return True
         if comment_id is not None:
             run_url = self.run_url(run_id)
             await finish_comment(gh, repo.full_name, comment_id, session_id, text, run_url)
