@@ -229,13 +229,17 @@ async def test_a_duplicate_is_closed_as_one_with_the_comment(world, db, model) -
     assert github.issue(REPO, 5)["state"] == "open"
 
 
-async def test_a_duplicate_of_itself_or_of_nothing_is_refused(world, db, model) -> None:
+@pytest.mark.parametrize(("number", "reason"), [(1, actions.ITSELF), (99, actions.NO_SUCH_ISSUE)])
+async def test_a_duplicate_of_itself_or_of_nothing_is_refused(
+    world, db, model, number: int, reason: str
+) -> None:
     github, *_ = world
-    result = {**RESULT, "labels": [], "duplicate_of": 1}
+    result = {**RESULT, "labels": [], "duplicate_of": number}
     _job, run = await triage(world, db, model, result, {"duplicate": True})
     assert run.status == "completed", run.error
     assert github.issue(REPO, 1)["state"] == "open"
-    assert (await session_of(db)).structured_actions == [refused("#1", actions.ITSELF, "duplicate")]
+    assert [c for c in github.comments_on(REPO, 1) if "Duplicate of" in c["body"]] == []
+    assert (await session_of(db)).structured_actions == [refused(f"#{number}", reason, "duplicate")]
 
 
 async def test_only_allowed_assignable_logins_are_assigned(world, db, model) -> None:
