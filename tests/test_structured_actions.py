@@ -704,3 +704,14 @@ async def test_a_repository_readers_command_is_refused_actions_and_never_acts(
     session = await session_of(db)
     assert session.structured_result == {"labels": ["bug"]}
     assert session.structured_actions == [refused("structured actions", READERS_NEVER_ACT, "all")]
+
+
+async def test_the_job_page_shows_the_schema_and_the_actions(world) -> None:
+    _github, http, state, _pool = world
+    actions_ = {"labels": {"allowed": ["bug", "<b>loud</b>"]}, "dry_run": True}
+    job = await state.jobs.create(triage_job(structured_actions=actions_), actor="t")
+    await sign_in(http, ADMIN)
+    page = (await http.get(f"/jobs/{job.id}")).text
+    assert "<dt>Structured actions</dt>" in page and "&#34;dry_run&#34;: true" in page
+    assert "&lt;b&gt;loud&lt;/b&gt;" in page and "<b>loud</b>" not in page
+    assert "<dt>Output schema</dt>" not in page  # the command's own is used

@@ -79,7 +79,13 @@ async def _values(ctx: Ctx, job: Job) -> dict[str, Any]:
         "report": REPORT_WORDS.get(job.report, job.report),
         "pr_checks": job.checks and _on_pull_requests(job),
         "task_config": json.dumps(job.task_config, indent=2) if job.task_config else "",
+        "output_schema": _pretty(job.output_schema),
+        "structured_actions": _pretty(job.structured_actions),
     }
+
+
+def _pretty(value: dict[str, Any] | None) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
 
 
 def _triggers(job: Job) -> list[tuple[str, str]]:
