@@ -4,6 +4,8 @@ mention answered, a stranger's refused, and what is no mention running nothing."
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,8 @@ from ghapp.standins.model import Turn
 from ghapp.triggers.index import JobIndex
 from ghapp.triggers.mentions import bot_login, find_mention, is_app_login
 from ghapp.worker.authorize import REFUSED_REPLY
-from tests.test_attacks import REPO, REPO_ID, STRANGER, WRITER, world
+from tests.support import load, runs_of, send
+from tests.test_attacks import INSTALLATION, REPO, REPO_ID, STRANGER, WRITER, world
 from tests.test_installation_sync import standin, sync_of, sync_settings
 from tests.test_trust_tiers import comment_on_issue
 
@@ -229,3 +232,28 @@ async def test_a_slash_command_with_a_mention_is_the_command_only(world) -> None
     [run] = await mention(world, WRITER, 1, f"/fix please\n\n@{slug} look")
     assert (run.job_id, run.trigger_type) == (fix.id, TriggerType.command.value)
     assert helper.id != fix.id
+
+
+@pytest.mark.parametrize(
+    ("event", "action", "key"),
+    [
+        ("pull_request_review_comment", "created", "comment"),  # a comment in the diff
+        ("pull_request_review", "submitted", "review"),  # a review's own text
+    ],
+)
+async def test_a_mention_in_a_review_or_its_comments_is_one_too(world, event, action, key) -> None:
+    slug = await learn_the_slug(world)
+    job = await world.state.jobs.create(mention_job(target_type="prs"), actor="t")
+    payload = copy.deepcopy(load(f"{event}/{action}.payload.json"))
+    payload["installation"] = {"id": INSTALLATION}
+    payload[key].update(body=f"@{slug} {REQUEST}", user={"login": WRITER, "type": "User"})
+    payload["sender"] = {"login": WRITER, "type": "User"}
+    assert (await send(world.http, event, payload)).json()["runs"] == 1
+    [run] = await runs_of(world.state.db, job.id)
+    assert (run.trigger_type, run.trigger_detail["request"]) == ("mention", REQUEST)
+    assert run.trigger_detail["comment_id"] == payload[key]["id"]
+    edited = copy.deepcopy(load("issue_comment/edited.payload.json"))
+    edited["installation"] = {"id": INSTALLATION}
+    edited["comment"].update(body=f"@{slug} again", user={"login": WRITER, "type": "User"})
+    edited["sender"] = {"login": WRITER, "type": "User"}
+    assert (await send(world.http, "issue_comment", edited)).json()["runs"] == 0  # not new

@@ -2,10 +2,12 @@
 from memory.
 
 Matching happens on the webhook hot path, inside the delivery's transaction budget, so the
-active jobs with event or command triggers are kept in memory, with the repository →
-installation map. The index reloads when this process changes a job (invalidated at once)
-and when the database's jobs version moved (checked at most every ``refresh_every``
-seconds, and immediately when woken by ``LISTEN/NOTIFY`` on PostgreSQL).
+active jobs with event, command, mention or assignment triggers are kept in memory, with
+the repository → installation map and the app's slug (:attr:`JobIndex.app_slug`, which
+mentions and assignments match; ``ghapp.app_identity``). The index reloads when this
+process changes a job (invalidated at once) and when the database's jobs version moved
+(checked at most every ``refresh_every`` seconds, and immediately when woken by
+``LISTEN/NOTIFY`` on PostgreSQL); the learnt slug is read again at each of those checks.
 """
 
 from __future__ import annotations
