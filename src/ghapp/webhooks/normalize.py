@@ -126,7 +126,7 @@ def normalise(event: sansio.Event) -> ItemEvent | None:
         comment_id=comment.get("id") if comment else None,
         comment_body=(comment.get("body") or "") if comment else None,
         label_name=(data.get("label") or {}).get("name"),
-        assignee_login=(data.get("assignee") or {}).get("login"),
+        assignee_login=_assignee(data),
         pull=_pull_info(data["pull_request"]) if "pull_request" in data else None,
         in_reply_to_id=_optional_int((comment or {}).get("in_reply_to_id")),
         review_state=str(data["review"].get("state") or "") if "review" in data else None,
@@ -135,6 +135,12 @@ def normalise(event: sansio.Event) -> ItemEvent | None:
 
 def _optional_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _assignee(data: dict[str, Any]) -> str | None:
+    """The login ``assigned`` / ``unassigned`` names (a wrong type: a shape error)."""
+    assignee = data.get("assignee")
+    return fields.optional_text(assignee, "login") if isinstance(assignee, dict) else None
 
 
 def _pull_info(pr: dict[str, Any]) -> PullInfo:
