@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ghapp.app_identity import known_app_slug
 from ghapp.clock import SystemClock
 from ghapp.db.models import TriggerType
+from ghapp.doctor import check_app_slug
 from ghapp.github.app import GitHubApp
 from ghapp.github.transport import RetryPolicy
 from ghapp.installation_sync import InstallationSync
@@ -21,6 +22,7 @@ from ghapp.standins.model import Turn
 from ghapp.triggers.index import JobIndex
 from ghapp.triggers.mentions import bot_login, find_mention, is_app_login
 from ghapp.worker.authorize import REFUSED_REPLY
+from tests.conftest import make_settings
 from tests.support import load, runs_of, send
 from tests.test_attacks import INSTALLATION, REPO, REPO_ID, STRANGER, WRITER, world
 from tests.test_installation_sync import standin, sync_of, sync_settings
@@ -257,3 +259,14 @@ async def test_a_mention_in_a_review_or_its_comments_is_one_too(world, event, ac
     edited["comment"].update(body=f"@{slug} again", user={"login": WRITER, "type": "User"})
     edited["sender"] = {"login": WRITER, "type": "User"}
     assert (await send(world.http, "issue_comment", edited)).json()["runs"] == 0  # not new
+
+
+def test_doctor_warns_of_a_slug_that_is_not_the_app_s(tmp_path) -> None:
+    app = {"slug": "our-app", "id": 1}
+    wrong = check_app_slug(make_settings("sqlite:///x.db", tmp_path, app_slug="our-ap"), app)
+    assert wrong is not None and wrong.status == "warn"
+    assert "mentions of @our-app" in wrong.detail and "GHAPP_APP_SLUG=our-app" in wrong.fix
+    assert (
+        check_app_slug(make_settings("sqlite:///x.db", tmp_path, app_slug="Our-App"), app) is None
+    )
+    assert check_app_slug(make_settings("sqlite:///x.db", tmp_path), app) is None  # learnt

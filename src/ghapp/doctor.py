@@ -254,6 +254,21 @@ async def check_github_app(github: GitHubApp) -> tuple[Check, dict[str, Any] | N
     return ok("GitHub App authentication", detail), app
 
 
+def check_app_slug(settings: Settings, app: dict[str, Any]) -> Check | None:
+    """A GHAPP_APP_SLUG that is not the app's own: no mention or assignment would be seen.
+    None when it is, or is not set (the installation sync learns it)."""
+    told, actual = settings.app_slug, app.get("slug")
+    if not told or not isinstance(actual, str) or told.lower() == actual.lower():
+        return None
+    return Check(
+        "app slug",
+        "warn",
+        f"GHAPP_APP_SLUG is {told!r} but GitHub calls the app {actual!r}: mentions of "
+        f"@{actual} and issues assigned to {actual}[bot] start nothing",
+        f"Set GHAPP_APP_SLUG={actual}, or remove it (the installation sync learns it).",
+    )
+
+
 async def check_installations(
     settings: Settings, db: Database, github: GitHubApp, app: dict[str, Any]
 ) -> Check:
@@ -437,6 +452,8 @@ async def run_checks(settings: Settings) -> list[Check]:
             github = GitHubApp(settings, SystemClock(), RetryPolicy(attempts=2, base_delay=0.5))
             auth, app = await check_github_app(github)
             checks.append(auth)
+            if app is not None and (slug := check_app_slug(settings, app)) is not None:
+                checks.append(slug)
             if app is not None and db is not None:
                 checks.append(await check_installations(settings, db, github, app))
                 checks.append(await check_clone_access(settings, db, github))
