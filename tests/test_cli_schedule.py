@@ -949,6 +949,7 @@ FIELD_CASES: dict[str, tuple[list[str], Any, list[str], Any]] = {
     ),
     "mention_trigger": (["--on-mention"], True, ["--no-on-mention"], False),
     "assignment_trigger": (["--on-assign"], True, ["--no-on-assign"], False),
+    "follow_ups": (["--no-follow-ups"], False, ["--follow-ups"], True),
     "target_type": (["--target", "codebase"], "codebase", ["--target", "prs"], "prs"),
     "filter_query": (["--filter", "label:bug"], "label:bug", ["--filter", "label:ui"], "label:ui"),
     "command_id": (

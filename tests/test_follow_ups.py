@@ -16,7 +16,7 @@ import json
 import subprocess
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from ghapp.db.models import Job, Session, SessionTranscript
 from ghapp.standins.model import ModelRequest, Turn
@@ -110,9 +110,9 @@ async def sessions(world) -> list[Any]:
         return list((await conn.execute(select(Session).order_by(Session.id))).all())
 
 
-async def fixed_with_a_pull_request(world) -> int:
+async def fixed_with_a_pull_request(world, **changes: Any) -> int:
     """The first session: issue #1 fixed, a pull request opened; its number."""
-    await world.state.jobs.create(fix_job(), actor="t")
+    await world.state.jobs.create(fix_job(**changes), actor="t")
     world.model.set_default(fixer)
     [run] = await world.run("issues", issue_opened(1, WRITER))
     assert run.status == "completed", run.error
@@ -211,9 +211,9 @@ async def test_a_review_with_a_body_is_a_follow_up_and_an_approval_without_a_men
 
 
 async def test_a_job_that_accepts_no_follow_ups_is_not_continued(world) -> None:
-    number = await fixed_with_a_pull_request(world)
-    async with world.state.db.write() as conn:
-        await conn.execute(update(Job).values(follow_ups=False))
+    number = await fixed_with_a_pull_request(world, follow_ups=False)
+    async with world.state.db.read() as conn:
+        assert (await conn.execute(select(Job.follow_ups))).scalar_one() is False
     first = world.github.add_review_comment(REPO, number, "Why?", user=WRITER)
     reply = world.github.add_review_comment(
         REPO, number, ASKED, user=WRITER, in_reply_to=first["id"]

@@ -435,6 +435,20 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
         ("assignment_trigger",),
     ),
     JobOption(
+        "follow_ups",
+        "--follow-ups/--no-follow-ups",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--follow-ups/--no-follow-ups",
+                help="Continue a session when a writer replies to it (on by default).",
+                show_default=False,
+            ),
+        ],
+        ("followUps",),
+        ("follow_ups",),
+    ),
+    JobOption(
         "max_items",
         "--max-items",
         _opt("--max-items", "N", "At most N issues or PRs per run (1-50).", int | None),

@@ -41,6 +41,7 @@ key (also accepted)           meaning
 ``mention_trigger``           ``true``: a person's ``@<app-slug>`` in a comment runs it
 ``assignment_trigger``        ``true``: an issue assigned to the app's bot user runs it
                               (unassigning stops it)
+``follow_ups``                ``false``: replies to its sessions do not continue them
 ``target`` (target_type)      ``issues`` | ``prs`` | ``codebase`` | ``custom``
 ``filter`` (filter_query)     ``label:bug -label:wontfix``…
 ``command`` (command_id)      ``issue/triage``…, or a repository command

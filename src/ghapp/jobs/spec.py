@@ -194,6 +194,8 @@ class JobSpec(_Strict):
     # to the app's bot user (``ghapp.triggers.mentions``, ``ghapp.app_identity``).
     mention_trigger: bool = False
     assignment_trigger: bool = False
+    # A comment addressed to one of its sessions continues it (``ghapp.webhooks.followups``).
+    follow_ups: bool = True
 
     # What to run, on what.
     target_type: Literal["issues", "prs", "codebase", "custom"] = "issues"
