@@ -15,8 +15,10 @@ import copy
 import pytest
 from pydantic import ValidationError
 
+from ghapp.api.views import schedule_type
 from ghapp.clock import SystemClock
-from ghapp.db.models import TriggerType
+from ghapp.dashboard.describe import describe_trigger, is_manual
+from ghapp.db.models import Job, TriggerType
 from ghapp.jobs.spec import JobSpec
 from ghapp.standins.model import Fault, ModelRequest, Turn
 from ghapp.triggers.mentions import bot_login
@@ -178,3 +180,11 @@ def test_only_issues_are_assigned_to_the_app() -> None:
     with pytest.raises(ValidationError, match="assignment_trigger: issues are what is assigned"):
         JobSpec.model_validate(fix_job(target_type="prs", command_id="pr/review"))
     assert JobSpec.model_validate(fix_job(command_id="issue/triage")).assignment_trigger
+
+
+def test_the_dashboard_and_the_task_api_say_how_such_a_job_starts() -> None:
+    job = Job(**JobSpec.model_validate(fix_job(command_id="issue/triage")).model_dump())
+    assert describe_trigger(job) == "when assigned"
+    assert not is_manual(job) and schedule_type(job) == "event"
+    job.mention_trigger = True
+    assert describe_trigger(job) == "on @mention · when assigned"

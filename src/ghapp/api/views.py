@@ -101,7 +101,7 @@ def schedule_type(job: Any) -> str:
         return "interval"
     if job.threshold:
         return "threshold"
-    if job.event_triggers or job.command_triggers:
+    if job.event_triggers or job.command_triggers or job.mention_trigger or job.assignment_trigger:
         return "event"
     return "manual"
 

@@ -49,6 +49,10 @@ def describe_trigger(job: Any) -> str:
     commands = [str(command) for command in job.command_triggers or []]
     if commands:
         parts.append(", ".join(commands))
+    if job.mention_trigger:
+        parts.append("on @mention")
+    if job.assignment_trigger:
+        parts.append("when assigned")
     if job.after_job_id:
         success = " succeeds" if job.after_only_on_success else " ends"
         parts.append(f"after job {job.after_job_id}{success}")
@@ -214,6 +218,8 @@ def is_manual(job: Any) -> bool:
         or job.threshold
         or job.event_triggers
         or job.command_triggers
+        or job.mention_trigger
+        or job.assignment_trigger
         or job.after_job_id
     )
 

@@ -48,6 +48,8 @@ ROW_COLUMNS = (
     col(Job.threshold),
     col(Job.event_triggers),
     col(Job.command_triggers),
+    col(Job.mention_trigger),
+    col(Job.assignment_trigger),
     col(Job.after_job_id),
     col(Job.after_only_on_success),
     col(Job.target_type),
