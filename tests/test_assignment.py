@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ghapp.api.views import schedule_type
 from ghapp.clock import SystemClock
+from ghapp.config.schema import ConfigInvalid, parse_config, validate_config
 from ghapp.dashboard.describe import describe_trigger, is_manual
 from ghapp.db.models import Job, TriggerType
 from ghapp.jobs.spec import JobSpec
@@ -188,3 +189,20 @@ def test_the_dashboard_and_the_task_api_say_how_such_a_job_starts() -> None:
     assert not is_manual(job) and schedule_type(job) == "event"
     job.mention_trigger = True
     assert describe_trigger(job) == "on @mention · when assigned"
+
+
+def test_ghapp_yml_declares_both_triggers_and_names_the_line_of_a_wrong_one() -> None:
+    text = (
+        "version: 1\njobs:\n"
+        "  - name: Fix when assigned\n    command: issue/triage\n"
+        "    assignment_trigger: true\n    mention_trigger: true\n"
+        "  - name: Reviews\n    target: prs\n    command: pr/review\n"
+        "    assignment_trigger: true\n"
+    )
+    with pytest.raises(ConfigInvalid) as refused:
+        validate_config(parse_config(text), REPO_ID)
+    [problem] = refused.value.problems
+    assert (problem.line, problem.where) == (10, "jobs[1].assignment_trigger")
+    assert "issues are what is assigned" in problem.message
+    [ok] = validate_config(parse_config(text.split("  - name: Reviews")[0]), REPO_ID)
+    assert ok.spec.assignment_trigger and ok.spec.mention_trigger
