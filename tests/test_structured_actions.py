@@ -375,6 +375,11 @@ def spec(**changes: Any) -> dict[str, Any]:
         ),
         ({"structured_actions": {"dry_run": True}}, "structured_actions", "names no action"),
         (
+            {"structured_actions": {"assign": {"allowed": ["../../orgs/x"]}}},
+            "structured_actions",
+            "assign.allowed: '../../orgs/x' is not a GitHub login",
+        ),
+        (
             {"structured_actions": {"close": True}},
             "structured_actions",
             "unknown key(s) close (known: labels, duplicate, assign, dry_run)",

@@ -25,6 +25,7 @@ schema is known must declare that field. :mod:`ghapp.worker.actions` does it;
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_SCHEMA_BYTES = 16_000
@@ -53,6 +54,7 @@ TOO_LARGE = f"structured result did not match the schema: larger than {MAX_RESUL
 ACTION_KEYS = ("labels", "duplicate", "assign", "dry_run")
 RESULT_FIELDS = {"labels": "labels", "duplicate": "duplicate_of", "assign": "assignees"}
 MAX_ALLOWED = 100
+LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")  # GitHub's logins
 DONE_WORDS = {
     "label": "Applied labels",
     "assign": "Assigned",
@@ -142,6 +144,8 @@ def _allow_list(key: str, value: Any, limit: int) -> None:
     if not allowed or len(allowed) > MAX_ALLOWED:
         raise ValueError(f"{key}.allowed must name 1 to {MAX_ALLOWED} values")
     for name in allowed:
+        if key == "assign" and not (isinstance(name, str) and LOGIN.match(name)):
+            raise ValueError(f"assign.allowed: {str(name)[:60]!r} is not a GitHub login")
         if not isinstance(name, str) or not name.strip() or len(name) > limit:
             raise ValueError(
                 f"{key}.allowed: {str(name)[:60]!r} is not a name of 1 to {limit} characters"

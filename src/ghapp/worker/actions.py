@@ -158,11 +158,12 @@ async def _repository_labels(acting: Acting) -> dict[str, str]:
 
 
 async def _assign(acting: Acting, wanted: list[str], allowed: list[str]) -> None:
-    permitted = {login.strip().lower() for login in allowed}
+    permitted = {login.strip().lower(): login.strip() for login in allowed}
     assign = []
-    for login in wanted:
-        if login.lower() not in permitted:
-            acting.record("assign", login, "refused", NOT_ALLOWED_ASSIGNEE)
+    for named in wanted:
+        login = permitted.get(named.lower())  # the job's spelling goes into the address
+        if login is None:
+            acting.record("assign", named, "refused", NOT_ALLOWED_ASSIGNEE)
             continue
         try:
             await acting.gh.getitem(f"/repos/{acting.repo}/assignees/{login}")
