@@ -683,7 +683,8 @@ async def test_a_repository_readers_command_is_refused_actions_and_never_acts(
     seeded, world, db, model
 ):
     """Refused when saved (the catalog says it is open to readers); a job row that has
-    actions anyway acts on nothing: its session is read-only because of the command."""
+    actions anyway acts on nothing: its session is read-only because of the command, and
+    its report goes to a comment whatever the job says."""
     github, http, state, pool = world
     for path, text in COMMANDS.items():
         github.add_file(REPO, path, text)
@@ -698,7 +699,7 @@ async def test_a_repository_readers_command_is_refused_actions_and_never_acts(
         await conn.execute(
             update(Job)
             .where(col(Job.id) == job.id)
-            .values(structured_actions={"labels": {"allowed": ["bug"]}})
+            .values(structured_actions={"labels": {"allowed": ["bug"]}}, report="none")
         )
     model.set_default(answering({"labels": ["bug"]}))
     await send(http, "issues", opened_issue())
@@ -709,6 +710,9 @@ async def test_a_repository_readers_command_is_refused_actions_and_never_acts(
     session = await session_of(db)
     assert session.structured_result == {"labels": ["bug"]}
     assert session.structured_actions == [refused("structured actions", READERS_NEVER_ACT, "all")]
+    # Its report goes to a comment, though the job says none.
+    [posted] = github.comments_on(REPO, 1)
+    assert "never acts on its result" in posted["body"]
 
 
 async def test_the_job_page_shows_the_schema_and_the_actions(world) -> None:

@@ -172,6 +172,11 @@ class SessionExecutor:
         ):
             comment = await commenting
             command = repository_command(job, space.checkout)
+            if follow is None and (reader := reader_job(job, item.trust, command)) is not job:
+                job = reader  # a repository command open to readers reports in a comment too
+                comment = await self.records.track(
+                    gh, repo.full_name, item, session_id, job, run_url
+                )
             if command is not None and follow is None:  # a follow-up's prompt is the comment
                 prompt = command.render(item.data, run.arguments)
                 await self.records.update(session_id, prompt=prompt)

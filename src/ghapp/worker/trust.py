@@ -126,11 +126,13 @@ def policy(job: Any, command: Any, trust: Trust) -> Policy:
     )
 
 
-def reader_job(job: Any, trust: Trust) -> Any:
-    """The job as a read-only session sees it: its report goes to the tracking comment
-    whatever the job says (a report issue would let a reader create issues). Its structured
-    actions stay, so that the session records that it did not act (``worker.actions``)."""
-    if not trust.read_only or job.report == "comment":
+def reader_job(job: Any, trust: Trust, command: Any = None) -> Any:
+    """The job as a read-only session sees it (a reader asked, or its command is open to
+    readers): its report goes to the tracking comment whatever the job says (a report issue
+    would let a reader create issues). Its structured actions stay, so that the session
+    records that it did not act (``worker.actions``)."""
+    readers = trust.read_only or getattr(command, "open_to", "writers") != "writers"
+    if not readers or job.report == "comment":
         return job
     return dataclasses.replace(job, report="comment")
 
