@@ -201,9 +201,19 @@ async def test_a_review_with_a_body_is_a_follow_up_and_an_approval_without_a_men
         world.http, "pull_request_review", review(world, number, "LGTM", WRITER, "approved")
     )
     assert approval.json()["runs"] == 0
+    inline = world.github.add_review_comment(
+        REPO, number, "INLINE-NOTE-5a: rename x", user=WRITER, review_id=777_001
+    )
+    alone = await send(
+        world.http, "pull_request_review_comment", review_comment(world, number, inline, WRITER)
+    )
+    assert alone.json()["runs"] == 0  # the review brings it: one request, not one per comment
+    before = len(world.model.conversation())
     runs = await world.run("pull_request_review", review(world, number, ASKED, WRITER))
     assert runs[-1].trigger_type == "follow_up" and runs[-1].status == "completed"
     assert runs[-1].trigger_detail["kind"] == "review"
+    asked = json.dumps(world.model.conversation()[before].messages)
+    assert ASKED in asked and "INLINE-NOTE-5a: rename x" in asked
     # Not in a thread: answered in the session's tracking comment on the pull request.
     [tracking] = world.github.comments_on(REPO, number)
     assert SECOND in tracking["body"]
@@ -283,6 +293,10 @@ def event(**changes: Any) -> ItemEvent:
 def test_which_comments_are_addressed_to_the_app() -> None:
     thread = {"event": "pull_request_review_comment", "in_reply_to_id": 8}
     assert addressed(event(**thread), None) == "review_thread"
+    # A new thread is part of a review, which brings it; unless it mentions the app.
+    new_thread = {"event": "pull_request_review_comment"}
+    assert addressed(event(**new_thread), None) is None
+    assert addressed(event(**new_thread), "rename it") == "review_thread"
     assert addressed(event(**thread, actor_is_bot=True), None) is None
     assert addressed(event(**thread, action="edited"), None) is None
     submitted = {"event": "pull_request_review", "action": "submitted"}

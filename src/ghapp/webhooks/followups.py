@@ -4,10 +4,12 @@ Decided while the delivery is stored (one indexed query, no GitHub call). A comm
 follow-up when a person (never a bot, so never the app itself) wrote it and it is:
 
 * a reply in a review thread (``pull_request_review_comment.created`` with
-  ``in_reply_to_id``), or a new review comment, on a pull request a ghapp session opened:
-  a comment on ghapp's own code is addressed to its author;
+  ``in_reply_to_id``) on a pull request a ghapp session opened: a reply to ghapp's code is
+  addressed to its author;
 * a review of that pull request with a body (``pull_request_review.submitted``), unless it
-  is an approval that does not mention the app;
+  is an approval that does not mention the app. The review's new comments in the diff come
+  with it (the worker reads them): GitHub sends each of them as an event of its own too,
+  and a review is one request, not one session per comment, racing to push;
 * a comment mentioning the app (``@<app-slug>``, outside code and quotes) on that pull
   request, or on an issue or pull request where a session of the job ran and left its
   tracking comment.
@@ -33,7 +35,7 @@ from ghapp.db import Database
 from ghapp.db.models import Job, JobStatus, Run, Session, SessionStatus
 from ghapp.webhooks.normalize import ItemEvent
 
-THREAD = "review_thread"  # a reply in a review thread, or a new review comment
+THREAD = "review_thread"  # a reply in a review thread (or a new one mentioning the app)
 REVIEW = "review"  # a review's own text
 COMMENT = "comment"  # a comment mentioning the app
 
@@ -50,7 +52,9 @@ def addressed(item: ItemEvent, mention: str | None) -> str | None:
     if not item.is_comment or item.actor_is_bot or item.comment_id is None:
         return None
     if item.event == "pull_request_review_comment" and item.action == "created":
-        return THREAD
+        # A new thread's comment is part of a review (its own event brings it), unless it
+        # mentions the app itself.
+        return THREAD if item.in_reply_to_id is not None or mention is not None else None
     if item.event == "pull_request_review" and item.action == "submitted":
         approval = (item.review_state or "").lower() == "approved"
         if (item.comment_body or "").strip() and (mention is not None or not approval):

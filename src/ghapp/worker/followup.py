@@ -146,6 +146,8 @@ async def prepare_follow_up(
         request=str(detail.get("request") or ""),
         pull_number=number if item.get("item_kind") == "pr" else None,
     )
+    if follow.kind == "review" and follow.pull_number is not None:
+        follow = _replace(follow, request=await _with_review_comments(gh, repo, follow))
     resume = None
     if parent is not None and parent.runner == "claude":
         resume = await load(db, parent.id)
@@ -153,6 +155,20 @@ async def prepare_follow_up(
         return _replace(follow, resume=resume)
     conversation = await conversation_so_far(gh, repo, item, follow)
     return _replace(follow, conversation=conversation)
+
+
+async def _with_review_comments(gh: GitHubAPI, repo: str, follow: FollowUp) -> str:
+    """A review's text and the new comments it made in the diff (not its replies in
+    threads: each of those is a follow-up of its own)."""
+    path = f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100"
+    parts = [follow.request] if follow.request else []
+    async for comment in gh.getiter(path):
+        if (
+            comment.get("pull_request_review_id") == follow.comment_id
+            and comment.get("in_reply_to_id") is None
+        ):
+            parts.append(f"On `{comment.get('path', '')}`: {comment.get('body') or ''}")
+    return "\n\n".join(parts)
 
 
 def _replace(follow: FollowUp, **changes: Any) -> FollowUp:

@@ -180,14 +180,17 @@ class Helpers:
         user: str = "octocat",
         in_reply_to: int | None = None,
         path: str = "README.md",
+        review_id: int | None = None,
     ) -> dict[str, Any]:
         """A comment in a pull request's diff (a *review comment*): GitHub keeps these apart
         from issue comments, with their own ids and endpoints (``/pulls/comments/{id}``).
-        ``in_reply_to``: the thread's first comment, for a reply in its thread. Returned as
+        ``in_reply_to``: the thread's first comment, for a reply in its thread; ``review_id``:
+        the review it was made in (else a review of its own, as GitHub makes). Returned as
         GitHub's API shows it (what a ``pull_request_review_comment`` event carries)."""
         with self._lock:
             pull = self.world.pull(self.world.repo(full_name), number)
             comment = self.world.new_review_comment(pull, body, user, "User", in_reply_to, path)
+            comment["review_id"] = review_id or comment["review_id"]
             return self.render.review_comment(comment)
 
     def review_comments_on(self, full_name: str, number: int) -> list[dict[str, Any]]:
