@@ -170,6 +170,20 @@ async def test_a_review_thread_reply_resumes_the_session_pushes_and_answers_in_t
     assert world.github.comments_on(REPO, number) == []
 
 
+async def test_follow_ups_chain_each_continues_the_newest_session(world) -> None:
+    number = await fixed_with_a_pull_request(world)
+    await reply_in_thread(world, number, WRITER)
+    before = len(world.model.conversation())
+    _, runs = await reply_in_thread(world, number, WRITER, body=f"{ASKED}, and the None case")
+    assert runs[-1].status == "completed", runs[-1].error
+    first, second, third = await sessions(world)
+    assert runs[-1].trigger_detail["parent_session_id"] == second.id
+    assert (third.parent_session_id, second.parent_session_id) == (second.id, first.id)
+    seen = json.dumps(world.model.conversation()[before].messages)
+    assert FIRST in seen and SECOND in seen and "the None case" in seen  # the whole chain
+    assert len(ghapp_commits(world)) == 3
+
+
 async def test_a_stranger_s_reply_is_refused_politely_and_runs_no_session(world) -> None:
     number = await fixed_with_a_pull_request(world)
     before = len(world.model.requests)
