@@ -26,7 +26,14 @@ from tests.conftest import make_settings
 from tests.support import load, runs_of, send
 from tests.test_attacks import INSTALLATION, REPO, REPO_ID, STRANGER, WRITER, world
 from tests.test_installation_sync import standin, sync_of, sync_settings
-from tests.test_trust_tiers import comment_on_issue
+from tests.test_trust_tiers import ANSWER as ASK_ANSWER
+from tests.test_trust_tiers import (
+    QUESTION,
+    ask_job,
+    assert_read_only_session,
+    comment_on_issue,
+    tries_to_write,
+)
 
 # The GitHub stand-in of tests.test_installation_sync and the end-to-end world of
 # tests.test_attacks, reused as they are.
@@ -270,3 +277,14 @@ def test_doctor_warns_of_a_slug_that_is_not_the_app_s(tmp_path) -> None:
         check_app_slug(make_settings("sqlite:///x.db", tmp_path, app_slug="Our-App"), app) is None
     )
     assert check_app_slug(make_settings("sqlite:///x.db", tmp_path), app) is None  # learnt
+
+
+async def test_a_reader_s_mention_of_a_job_open_to_readers_is_answered_read_only(world) -> None:
+    slug = await learn_the_slug(world)
+    await world.state.jobs.create(ask_job(command_triggers=[], mention_trigger=True), actor="t")
+    world.model.set_default(tries_to_write)
+    [run] = await mention(world, STRANGER, 3, f"@{slug} {QUESTION}")
+    assert run.status == "completed", run.error
+    assert_read_only_session(world)  # only Read, Glob, Grep; the writes it tried failed
+    assert QUESTION in world.model.conversation()[0].prompt
+    assert any(ASK_ANSWER in c["body"] for c in world.github.comments_on(REPO, 3))
