@@ -248,6 +248,24 @@ async def test_a_job_that_accepts_no_follow_ups_is_not_continued(world) -> None:
     assert answer.json()["runs"] == 0
 
 
+async def test_when_the_branch_was_deleted_the_follow_up_makes_it_again(world) -> None:
+    """The pull request was merged and its branch deleted: the follow-up works on the
+    pull request's head (GitHub keeps refs/pull/N/head) and pushes the branch again."""
+    number = await fixed_with_a_pull_request(world)
+    bare = world.tmp / "remote" / f"{REPO}.git"
+    git = ["git", "--git-dir", str(bare)]
+    subprocess.run([*git, "update-ref", f"refs/pull/{number}/head", BRANCH], check=True)
+    subprocess.run([*git, "branch", "-D", BRANCH], check=True)
+    _, runs = await reply_in_thread(world, number, WRITER)
+    assert runs[-1].status == "completed", runs[-1].error
+    second, first = (line.split("|") for line in ghapp_commits(world))
+    assert second[2] == first[1]  # the branch again, on top of the pull request's head
+    [answer] = [
+        c for c in world.github.review_comments_on(REPO, number) if c["user"]["type"] == "Bot"
+    ]
+    assert SECOND in answer["body"]
+
+
 # -- the transcript is gone -----------------------------------------------------------------------
 
 

@@ -196,6 +196,20 @@ async def _git(args: list[str], env: dict[str, str], cwd: Path, token: str | Non
     return out.decode("utf-8", "replace")
 
 
+async def branch_exists(git_url: str, full_name: str, token: str | None, branch: str) -> bool:
+    """Whether the repository has this branch (a follow-up's may be gone: merged and
+    deleted)."""
+    env = git_environment(token)
+    url = clone_url(git_url, full_name)
+    listed = await _git(
+        ["ls-remote", "--heads", url, f"refs/heads/{branch}"],
+        env,
+        Path(tempfile.gettempdir()),
+        token,
+    )
+    return any(line.endswith(f"\trefs/heads/{branch}") for line in listed.splitlines())
+
+
 async def head_commit(work: Path) -> str:
     """The commit a fresh checkout is at. Read before the session runs: afterwards the
     checkout, ``.git/`` included, is whatever the session left."""

@@ -37,6 +37,7 @@ from ghapp.settings import Settings
 from ghapp.worker import budget
 from ghapp.worker.actions import act
 from ghapp.worker.authorize import Authorizer
+from ghapp.worker.checkout import branch_exists
 from ghapp.worker.checks import CheckRuns
 from ghapp.worker.failures import GITHUB_TROUBLE, failure_reason, transient
 from ghapp.worker.followup import FollowUp
@@ -164,7 +165,7 @@ class SessionExecutor:
             if follow is not None and follow.in_thread
             else self.records.track(gh, repo.full_name, item, session_id, job, run_url)
         )
-        branch = follow.branch if follow is not None else None
+        branch = await self._branch_of(follow, repo.full_name, token)
         # The session starts as soon as both its tracking comment and its checkout are made.
         async with (
             alongside(tracking) as commenting,
@@ -216,6 +217,15 @@ class SessionExecutor:
         if sent:
             await self.records.reported(session_id)
         return outcome
+
+    async def _branch_of(self, follow: FollowUp | None, repo: str, token: str) -> str | None:
+        """A follow-up's checkout: its earlier session's branch, if it still exists (a
+        merged one may be deleted: then the item's usual checkout, and publishing makes
+        the branch again)."""
+        if follow is None or follow.branch is None:
+            return None
+        exists = await branch_exists(self.settings.git_url, repo, token, follow.branch)
+        return follow.branch if exists else None
 
     async def _continues(self, session_id: int, follow: FollowUp) -> None:
         """A follow-up's session records the one it continues, and its pull request and
