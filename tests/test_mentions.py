@@ -288,3 +288,9 @@ async def test_a_reader_s_mention_of_a_job_open_to_readers_is_answered_read_only
     assert_read_only_session(world)  # only Read, Glob, Grep; the writes it tried failed
     assert QUESTION in world.model.conversation()[0].prompt
     assert any(ASK_ANSWER in c["body"] for c in world.github.comments_on(REPO, 3))
+
+
+def test_only_ascii_letters_spell_the_slug() -> None:
+    assert find_mention("@\u212aube fix", "kube") is None  # the Kelvin sign is no k
+    assert find_mention("@\u017fite fix", "site") is None  # nor a long s an s
+    assert find_mention("@KUBE fix", "kube") == "fix"

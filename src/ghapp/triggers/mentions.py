@@ -61,7 +61,7 @@ def find_mention(body: str | None, slug: str) -> str | None:
         shown[index] = line
     text = "\n".join(lines)
     masked = _mask("\n".join(shown), _COMMENT, _CODE_SPAN)
-    mention = re.compile(rf"(?<!\w)@{re.escape(slug)}(?![\w-])", re.IGNORECASE)
+    mention = re.compile(rf"(?<!\w)@{_ascii_any_case(slug)}(?![\w-])")
     found = mention.search(masked)
     if found is None:
         return None
@@ -69,6 +69,12 @@ def find_mention(body: str | None, slug: str) -> str | None:
     if rest[: len(BOT_SUFFIX)].lower() == BOT_SUFFIX:
         rest = rest[len(BOT_SUFFIX) :]
     return _COMMENT.sub("", rest).lstrip(_LEADING).strip()
+
+
+def _ascii_any_case(slug: str) -> str:
+    """The slug in either case, ASCII only: ``re.IGNORECASE`` would also take the Kelvin
+    sign for ``k`` and a long s for ``s``, which GitHub does not."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in slug)
 
 
 def _mask(text: str, *patterns: re.Pattern[str]) -> str:
