@@ -19,10 +19,11 @@ from ghapp.github.transport import RetryPolicy
 from ghapp.settings import Settings
 from ghapp.standins.git import bare_repository
 from ghapp.standins.github import GitHubStandIn
-from ghapp.worker.checkout import checkout
+from ghapp.worker.checkout import checkout, head_commit
 from ghapp.worker.publish import (
     BOT_EMAIL,
     DIFF_LIMIT,
+    MOVED,
     Published,
     PublishError,
     branch_name,
@@ -448,3 +449,58 @@ async def test_a_nested_git_repository_is_refused(world) -> None:
     published = await world.publish({"notes.txt": "x\n"}, prepare=nest)
     assert published.action == "refused" and "`vendor/lib`" in published.reason
     assert world.pushes() == []
+
+
+# -- follow-ups: publishing from a checkout of the branch itself ------------------------------
+
+
+async def follow_up(world: World, text: str, session_id: int, before: Any = None) -> Published:
+    """A follow-up's checkout of the branch, its change, publishing to that branch
+    (``before``: what happens between the checkout and publishing, e.g. another push)."""
+    async with checkout(
+        world.settings.git_url, REPO, world.token, ref=BRANCH, parent=world.tmp
+    ) as work:
+        base = await head_commit(work)
+        (work / "notes.txt").write_text(text)
+        if before is not None:
+            await before()
+        gh = await world.client.for_installation(INSTALLATION)
+        return await publish_changes(
+            gh,
+            work,
+            repo=REPO,
+            default_branch="master",
+            token=world.token,
+            job=Job(),
+            item=Item(kind="pr", number=None),
+            settings=world.settings,
+            session_id=session_id,
+            base_commit=base,
+            branch=BRANCH,
+        )
+
+
+async def test_a_follow_up_adds_a_fast_forward_commit_that_keeps_the_branch_s_base(world) -> None:
+    first = await world.publish({"notes.txt": "one\n"}, session_id=41)
+    later = await follow_up(world, "one\ntwo\n", session_id=42)
+    assert (later.action, later.pr_number, later.branch) == ("updated", first.pr_number, BRANCH)
+    parents = git("--git-dir", str(world.bare), "log", "-1", "--format=%P", BRANCH).split()
+    assert parents == [first.commit]  # one parent: the tip it was checked out at
+    message = git("--git-dir", str(world.bare), "log", "-1", "--format=%B", BRANCH)
+    assert f"Ghapp-Base: {world.log('master')[0].split()[0]}" in message  # the branch's base
+    assert later.files == ("notes.txt",)  # what this session changed
+    assert len(pulls(world)) == 1
+
+
+async def test_a_follow_up_never_undoes_a_push_made_while_it_ran(world) -> None:
+    await world.publish({"notes.txt": "one\n"}, session_id=41)
+    pushed: list[Published] = []
+
+    async def another_follow_up() -> None:
+        pushed.append(await follow_up(world, "one\nfrom the other session\n", session_id=42))
+
+    late = await follow_up(world, "one\ntwo\n", session_id=43, before=another_follow_up)
+    assert pushed[0].action == "updated"
+    assert late.action == "refused" and late.reason == MOVED.format(branch=BRANCH)
+    shown = git("--git-dir", str(world.bare), "show", f"{BRANCH}:notes.txt")
+    assert shown == "one\nfrom the other session\n"  # the other session's push stands

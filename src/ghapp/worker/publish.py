@@ -71,6 +71,11 @@ BASE_TRAILER = "Ghapp-Base"
 GITLINK = "160000"  # the mode git gives a nested repository (a submodule)
 FORK = "this pull request's head is in a fork; ghapp does not publish changes to forks."
 PUBLISH_MARKER = "<!-- ghapp:publish job={job_id} item={item} -->"
+MOVED = (
+    "the branch `{branch}` moved while this session ran (another session pushed to it); "
+    "this session's changes were not published, so nothing was undone. Reply again to "
+    "continue from there."
+)
 
 
 class PublishError(CheckoutError):
@@ -177,7 +182,11 @@ async def publish_changes(
             )
         url = clone_url(settings.git_url, repo)
         commit, refusal = await stage.commit_on_branch(
-            url, token, branch, _commit_message(job, item, session_id, stage.base)
+            url,
+            token,
+            branch,
+            _commit_message(job, item, session_id, stage.base),
+            on_tip=follow_up,
         )
         if refusal is not None:
             return Published("refused", branch=branch, reason=refusal, files=files)
@@ -278,9 +287,11 @@ class _Stage:
         )
 
     async def commit_on_branch(
-        self, url: str, token: str | None, branch: str, message: str
+        self, url: str, token: str | None, branch: str, message: str, on_tip: bool = False
     ) -> tuple[str | None, str | None]:
-        """(the commit to push — None if the branch already holds this proposal, refusal)."""
+        """(the commit to push — None if the branch already holds this proposal, refusal).
+        ``on_tip``: the checkout was the branch itself (a follow-up); if another session
+        pushed to it since, this commit's tree would undo that push: refused."""
         tree = (await self.git(["write-tree"])).strip()
         parents = [self.base]
         listed = await self.git(["ls-remote", "--heads", url, f"refs/heads/{branch}"], token)
@@ -299,6 +310,8 @@ class _Stage:
             )
             raw = await self.git(["cat-file", "commit", tip])
             refusal = _foreign_tip(raw, branch)
+            if refusal is None and on_tip and tip != self.base:
+                refusal = MOVED.format(branch=branch)
             if refusal is None:
                 since_tip = await self.git(["diff", "--name-only", "--no-renames", "-z", tip, tree])
                 moved = [p for p in since_tip.split("\0") if p and _is_workflow(p)]
