@@ -168,6 +168,10 @@ async def test_a_review_thread_reply_resumes_the_session_pushes_and_answers_in_t
     assert len(replies) == 1 and replies[0]["in_reply_to_id"] == first["id"]
     assert SECOND in replies[0]["body"] and TRANSCRIPT_GONE not in replies[0]["body"]
     assert world.github.comments_on(REPO, number) == []
+    asked = [c for c in world.github.review_comments_on(REPO, number) if ASKED in c["body"]]
+    assert [r["content"] for r in world.github.reactions_on_review_comment(asked[0]["id"])] == [
+        "eyes"
+    ]  # seen, as a command is
 
 
 async def test_follow_ups_chain_each_continues_the_newest_session(world) -> None:
@@ -189,6 +193,7 @@ async def test_a_stranger_s_reply_is_refused_politely_and_runs_no_session(world)
     before = len(world.model.requests)
     _, runs = await reply_in_thread(world, number, STRANGER)
     assert runs[-1].trigger_type == "follow_up" and runs[-1].status == "skipped"
+    assert f"{STRANGER} has read permission" in runs[-1].error
     assert len(await sessions(world)) == 1
     assert len(world.model.requests) == before
     [refusal] = world.github.comments_on(REPO, number)
