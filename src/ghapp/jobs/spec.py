@@ -369,7 +369,6 @@ class JobSpec(_Strict):
                 f"{' or '.join(sorted(targets))}, not {self.target_type!r}"
             )
 
-
     def _check_actions(self, info: ValidationInfo) -> None:
         """Structured actions need a result to act on, on an issue or PR, from a command
         that is not open to readers (ghapp.tiers)."""
