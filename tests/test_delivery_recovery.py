@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from gidgethub import BadRequest
@@ -41,7 +42,7 @@ from ghapp.standins.tcpfault import TcpFaultProxy
 from ghapp.webhooks.recovery import Attempt, DeliveryRecovery, failed_guids
 from tests.conftest import make_settings, run_in_thread
 from tests.github_support import SkippingClock
-from tests.support import SECRET, add_repository, load
+from tests.support import SECRET, add_repository, load, send
 from tests.test_faults import fill, small_disk
 
 REPO = 186853002
@@ -512,3 +513,46 @@ async def test_the_stand_in_lists_shows_and_refuses_deliveries_as_github_does(
     assert bad_cursor.value.status_code == 400 and unknown.value.status_code == 404
     tokens = {r.auth for r in standin.requests if r.path.startswith("/app/hook/")}
     assert tokens == {"app-jwt"}
+
+
+# -- a follow-up's lookup meets the outage --------------------------------------------------------
+
+
+def mention_comment(number: int, slug: str) -> dict[str, Any]:
+    data = copy.deepcopy(load("issue_comment/created.payload.json"))
+    data["installation"] = {"id": INSTALLATION}
+    data["issue"].update(number=number, id=444600000 + number)
+    data["issue"].pop("pull_request", None)
+    data["comment"].update(id=555000 + number, body=f"@{slug} also handle the empty list")
+    data["comment"]["user"] = {"login": "octocat", "type": "User"}
+    data["sender"] = {"login": "octocat", "type": "User"}
+    return data
+
+
+async def test_a_follow_up_lookup_during_an_outage_is_a_503_and_stores_nothing(
+    pg_url: str, standin: GitHubStandIn, tmp_path: Path
+) -> None:
+    """Whether a comment continues an earlier session is read from the database while the
+    delivery is decided: that read failing is the database's trouble (503, redelivered
+    later), never a 500."""
+    target = make_url(pg_url)
+    with TcpFaultProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        via = target.set(port=proxy.port).render_as_string(hide_password=False)
+        settings = app_settings(via, tmp_path, standin, app_slug="ghapp-standin")
+        direct = Database(pg_url)
+        await add_repository(direct)
+        app = create_app(settings, db=Database(via))
+        state = app.state.ghapp
+        state.index.refresh_every = 3600.0  # fresh for the test: only the lookup reads
+        await state.index.ensure_fresh()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            proxy.cut()
+            answer = await send(http, "issue_comment", mention_comment(7, "ghapp-standin"))
+            proxy.restore()
+            again = await send(http, "issue_comment", mention_comment(7, "ghapp-standin"))
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"].startswith("the database is unavailable")
+        assert again.status_code == 202, again.text  # the same delivery, sent again: stored
+        assert await stored_per_guid(direct) != {}
+        await direct.dispose()

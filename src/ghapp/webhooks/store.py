@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from ghapp.db import Database
 from ghapp.db.batch import BatchWriter, InsertThen, Statement
-from ghapp.db.errors import describe
+from ghapp.db.errors import describe, is_database_trouble
 from ghapp.db.models import Delivery, DeliveryOutcome
 from ghapp.db.types import utcnow
 from ghapp.signals import Signals
@@ -85,6 +85,11 @@ class DeliveryStore:
             ctx = await decide(event, received_at, self._known, self._jobs, self._app_id)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BadPayload(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # a follow-up's lookup reads the database
+            if not is_database_trouble(exc):
+                raise
+            log.warning("delivery not stored", extra={"error": describe(exc)})
+            raise StorageUnavailable(describe(exc)) from exc
         row = delivery_row(event, raw_json, digest, ctx, received_at)
         try:
             result = await self._writer.write(InsertThen(row, ctx.statements))
