@@ -113,29 +113,42 @@ def test_app_yml_events_are_exactly_what_the_code_routes() -> None:
 # Apps"): comments, reactions and search work on issues and on pull requests, so they need
 # both issues and pull_requests; POST/PATCH write, GET read.
 ENDPOINTS: list[tuple[str, str, set[str]]] = [
-    ("GET", r"/repos/\{\w+\}/issues/\{\w+\}/comments", {"issues", "pull_requests"}),
-    ("POST", r"/repos/\{\w+\}/issues/\{\w+\}/comments", {"issues", "pull_requests"}),
-    ("PATCH", r"/repos/\{\w+\}/issues/comments/\{\w+\}", {"issues", "pull_requests"}),
-    ("POST", r"/repos/\{\w+\}/issues/comments/\{\w+\}/reactions", {"issues", "pull_requests"}),
-    ("POST", r"/repos/\{\w+\}/issues", {"issues"}),
-    ("GET", r"/repos/\{\w+\}/issues", {"issues"}),  # lists pull requests too
-    ("PATCH", r"/repos/\{\w+\}/issues/\{\w+\}", {"issues"}),
+    ("GET", r"/repos/\{[\w.]+\}/issues/\{[\w.]+\}/comments", {"issues", "pull_requests"}),
+    ("POST", r"/repos/\{[\w.]+\}/issues/\{[\w.]+\}/comments", {"issues", "pull_requests"}),
+    ("PATCH", r"/repos/\{[\w.]+\}/issues/comments/\{[\w.]+\}", {"issues", "pull_requests"}),
+    (
+        "POST",
+        r"/repos/\{[\w.]+\}/issues/comments/\{[\w.]+\}/reactions",
+        {"issues", "pull_requests"},
+    ),
+    ("POST", r"/repos/\{[\w.]+\}/issues", {"issues"}),
+    ("GET", r"/repos/\{[\w.]+\}/issues", {"issues"}),  # lists pull requests too
+    ("PATCH", r"/repos/\{[\w.]+\}/issues/\{[\w.]+\}", {"issues"}),
+    ("GET", r"/repos/\{[\w.]+\}/issues/\{[\w.]+\}", {"issues"}),  # is #N an issue here?
     ("GET", r"/search/issues", {"issues", "pull_requests"}),
-    ("GET", r"/repos/\{\w+\}/collaborators/\{\w+\}/permission", {"metadata"}),
-    ("GET", r"/repos/\{\w+\}/contents(/.*)?", {"contents"}),
-    ("GET", r"/repos/\{\w+\}/installation", set()),  # the app JWT: no permission
+    ("GET", r"/repos/\{[\w.]+\}/collaborators/\{[\w.]+\}/permission", {"metadata"}),
+    ("GET", r"/repos/\{[\w.]+\}/contents(/.*)?", {"contents"}),
+    ("GET", r"/repos/\{[\w.]+\}/installation", set()),  # the app JWT: no permission
     ("GET", r"/app/hook/deliveries", set()),  # the app JWT: no permission
-    ("POST", r"/app/hook/deliveries/\{\w+\}/attempts", set()),  # the app JWT
+    ("POST", r"/app/hook/deliveries/\{[\w.]+\}/attempts", set()),  # the app JWT
     ("GET", r"/app", set()),  # the app JWT: no permission
     ("GET", r"/app/installations", set()),  # the app JWT: no permission
     ("GET", r"/installation/repositories", {"metadata"}),  # any installation token
-    ("POST", r"/repos/\{\w+\}/statuses/\{\w+\}", {"statuses"}),
-    ("GET", r"/repos/\{\w+\}/pulls(/\{\w+\})?", {"pull_requests"}),
-    ("POST", r"/repos/\{\w+\}/pulls", {"pull_requests"}),
-    ("PATCH", r"/repos/\{\w+\}/pulls/\{\w+\}", {"pull_requests"}),
-    ("POST", r"/repos/\{\w+\}/check-runs", {"checks"}),
-    ("PATCH", r"/repos/\{\w+\}/check-runs/\{\w+\}", {"checks"}),
-    ("GET", r"/repos/\{\w+\}/commits/\{\w+\}/check-runs", {"checks"}),
+    ("POST", r"/repos/\{[\w.]+\}/statuses/\{[\w.]+\}", {"statuses"}),
+    ("GET", r"/repos/\{[\w.]+\}/pulls(/\{[\w.]+\})?", {"pull_requests"}),
+    ("POST", r"/repos/\{[\w.]+\}/pulls", {"pull_requests"}),
+    ("PATCH", r"/repos/\{[\w.]+\}/pulls/\{[\w.]+\}", {"pull_requests"}),
+    ("POST", r"/repos/\{[\w.]+\}/check-runs", {"checks"}),
+    ("PATCH", r"/repos/\{[\w.]+\}/check-runs/\{[\w.]+\}", {"checks"}),
+    ("GET", r"/repos/\{[\w.]+\}/commits/\{[\w.]+\}/check-runs", {"checks"}),
+    # structured actions on an issue or a pull request (labels, assignees)
+    ("GET", r"/repos/\{[\w.]+\}/labels", {"issues", "pull_requests"}),
+    ("POST", r"/repos/\{[\w.]+\}/issues/\{[\w.]+\}/labels", {"issues", "pull_requests"}),
+    ("GET", r"/repos/\{[\w.]+\}/assignees/\{[\w.]+\}", {"issues"}),
+    ("POST", r"/repos/\{[\w.]+\}/issues/\{[\w.]+\}/assignees", {"issues", "pull_requests"}),
+    # follow-ups: a pull request's review comments, and a reply in a review thread
+    ("GET", r"/repos/\{[\w.]+\}/pulls/\{[\w.]+\}/comments", {"pull_requests"}),
+    ("POST", r"/repos/\{[\w.]+\}/pulls/\{[\w.]+\}/comments/\{[\w.]+\}/replies", {"pull_requests"}),
 ]
 EVENT_PERMISSIONS = {
     "issues": "issues",

@@ -141,8 +141,8 @@ async def _labels(acting: Acting, wanted: list[str], allowed: list[str]) -> None
             acting.record("label", name, "refused", NO_SUCH_LABEL)
     if apply and not acting.dry_run:
         try:
-            url = f"/repos/{acting.repo}/issues/{acting.number}/labels"
-            await acting.gh.post(url, data={"labels": apply})
+            labels = {"labels": apply}
+            await acting.gh.post(f"/repos/{acting.repo}/issues/{acting.number}/labels", data=labels)
         except Exception as exc:
             acting.failed("label", apply, exc)
             return
@@ -179,8 +179,10 @@ async def _assign(acting: Acting, wanted: list[str], allowed: list[str]) -> None
         assign.append(login)
     if assign and not acting.dry_run:
         try:
-            url = f"/repos/{acting.repo}/issues/{acting.number}/assignees"
-            await acting.gh.post(url, data={"assignees": assign})
+            logins = {"assignees": assign}
+            await acting.gh.post(
+                f"/repos/{acting.repo}/issues/{acting.number}/assignees", data=logins
+            )
         except Exception as exc:
             acting.failed("assign", assign, exc)
             return
@@ -202,12 +204,13 @@ async def _duplicate(acting: Acting, item: Item, of: Any) -> None:
         acting.record("duplicate", value, "refused", problem)
         return
     if not acting.dry_run:
-        base = f"/repos/{acting.repo}/issues/{acting.number}"
+        comment = {"body": DUPLICATE_COMMENT.format(number=of)}
+        closed = {"state": "closed", "state_reason": "duplicate"}
         try:
             await acting.gh.post(
-                f"{base}/comments", data={"body": DUPLICATE_COMMENT.format(number=of)}
+                f"/repos/{acting.repo}/issues/{acting.number}/comments", data=comment
             )
-            await acting.gh.patch(base, data={"state": "closed", "state_reason": "duplicate"})
+            await acting.gh.patch(f"/repos/{acting.repo}/issues/{acting.number}", data=closed)
         except Exception as exc:
             acting.failed("duplicate", [value], exc)
             return

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,9 +161,10 @@ async def prepare_follow_up(
 async def _with_review_comments(gh: GitHubAPI, repo: str, follow: FollowUp) -> str:
     """A review's text and the new comments it made in the diff (not its replies in
     threads: each of those is a follow-up of its own)."""
-    path = f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100"
     parts = [follow.request] if follow.request else []
-    async for comment in gh.getiter(path):
+    async for comment in gh.getiter(
+        f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100"
+    ):
         if (
             comment.get("pull_request_review_id") == follow.comment_id
             and comment.get("in_reply_to_id") is None
@@ -194,10 +196,11 @@ async def conversation_so_far(
         if comment.get("id") != follow.comment_id:
             parts.append(_said(comment))
     if follow.in_thread:
-        path = f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100"
         thread = [
             c
-            async for c in gh.getiter(path)
+            async for c in gh.getiter(
+                f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100"
+            )
             if follow.thread_id in (c.get("id"), c.get("in_reply_to_id"))
             and c.get("id") != follow.comment_id
         ]
@@ -210,6 +213,11 @@ async def conversation_so_far(
     return text
 
 
+def _review_comments(gh: GitHubAPI, repo: str, follow: FollowUp) -> AsyncIterator[Any]:
+    """The pull request's review comments, oldest first (every thread's)."""
+    return gh.getiter(f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100")
+
+
 def _said(comment: dict[str, Any]) -> str:
     login = (comment.get("user") or {}).get("login", "someone")
     return f"@{login} wrote:\n{comment.get('body') or ''}"
@@ -220,9 +228,11 @@ async def answer_in_thread(
 ) -> None:
     """The answer as a reply in the review thread, once: a retried run finds the session's
     marker there first."""
-    path = f"/repos/{repo}/pulls/{follow.pull_number}/comments"
-    async for comment in gh.getiter(f"{path}?per_page=100"):
+    async for comment in gh.getiter(
+        f"/repos/{repo}/pulls/{follow.pull_number}/comments?per_page=100"
+    ):
         if marker(session_id) in (comment.get("body") or ""):
             return
-    body = with_marker(text, session_id)
-    await gh.post(f"{path}/{follow.thread_id}/replies", data={"body": body})
+    body = {"body": with_marker(text, session_id)}
+    number, thread = follow.pull_number, follow.thread_id
+    await gh.post(f"/repos/{repo}/pulls/{number}/comments/{thread}/replies", data=body)
