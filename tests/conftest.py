@@ -59,6 +59,9 @@ LONGEST_FIRST = (
     "test_cli_schedule.py",
     "test_checks.py",
     "test_logs.py",
+    "test_follow_ups.py",
+    "test_structured_actions.py",
+    "test_mentions.py",
     "test_model_standin.py",
     "test_attacks.py",
     "test_config_as_code.py",
@@ -66,6 +69,8 @@ LONGEST_FIRST = (
     "test_worker_crash.py",
     "test_delivery_recovery.py",
     "test_scheduler_replicas.py",
+    "test_assignment.py",
+    "test_transcripts.py",
 )
 
 

@@ -199,21 +199,23 @@ async def test_a_stranger_s_mention_on_a_writers_job_is_refused_politely(world) 
     assert world.model.conversation() == []  # no session
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        "```\n@{slug} fix it\n```",  # fenced code
-        "Run `@{slug} fix it` to ask",  # inline code
-        "> @{slug} fix it",  # a quote of someone else
-        "<!-- @{slug} fix it -->",  # hidden
-        "write to me@{slug}.com",  # an e-mail address
-        "@{slug}-other fix it",  # someone else
-    ],
+NO_MENTIONS = (
+    "```\n@{slug} fix it\n```",  # fenced code
+    "Run `@{slug} fix it` to ask",  # inline code
+    "> @{slug} fix it",  # a quote of someone else
+    "<!-- @{slug} fix it -->",  # hidden
+    "write to me@{slug}.com",  # an e-mail address
+    "@{slug}-other fix it",  # someone else
 )
-async def test_what_is_no_mention_runs_nothing(world, body: str) -> None:
+
+
+async def test_what_is_no_mention_runs_nothing(world) -> None:
+    """Each through the webhook, one after the other in one world (a world per body cost
+    more CI time than the cases are worth; each still asserts on its own)."""
     slug = await learn_the_slug(world)
     await world.state.jobs.create(mention_job(), actor="t")
-    assert await mention(world, WRITER, 1, body.format(slug=slug)) == []
+    for body in NO_MENTIONS:
+        assert await mention(world, WRITER, 1, body.format(slug=slug)) == [], body
 
 
 async def test_no_bot_and_never_the_app_itself_can_mention_the_app(world) -> None:
