@@ -229,6 +229,22 @@ async def test_a_duplicate_is_closed_as_one_with_the_comment(world, db, model) -
     assert github.issue(REPO, 5)["state"] == "open"
 
 
+async def test_an_issue_closed_as_a_duplicate_already_gets_no_second_comment(
+    world, db, model
+) -> None:
+    """A run retried after it acted (or a person who was quicker) finds the issue closed as
+    a duplicate: it is not said twice."""
+    github, *_ = world
+    github.add_issue(REPO, 5, title="Spelling in the README (first report)")
+    github.close_issue(REPO, 1, "duplicate")
+    result = {**RESULT, "labels": [], "duplicate_of": 5}
+    _job, run = await triage(world, db, model, result, {"duplicate": True})
+    assert run.status == "completed", run.error
+    assert [c for c in github.comments_on(REPO, 1) if "Duplicate of" in c["body"]] == []
+    [action] = (await session_of(db)).structured_actions
+    assert (action["status"], action["reason"]) == ("done", actions.ALREADY_DUPLICATE)
+
+
 @pytest.mark.parametrize(("number", "reason"), [(1, actions.ITSELF), (99, actions.NO_SUCH_ISSUE)])
 async def test_a_duplicate_of_itself_or_of_nothing_is_refused(
     world, db, model, number: int, reason: str

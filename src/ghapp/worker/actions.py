@@ -51,6 +51,7 @@ IS_A_PULL = "a pull request, not an issue"
 ONLY_ISSUES = "only an issue is closed as a duplicate"
 FAILED = "GitHub: {error}"
 DUPLICATE_COMMENT = "Duplicate of #{number}"
+ALREADY_DUPLICATE = "already closed as a duplicate; not said again"
 MAX_NAMES = 20  # the result's names looked at (a result may hold more; they are left)
 MAX_VALUE = 100
 
@@ -207,6 +208,9 @@ async def _duplicate(acting: Acting, item: Item, of: Any) -> None:
         comment = {"body": DUPLICATE_COMMENT.format(number=of)}
         closed = {"state": "closed", "state_reason": "duplicate"}
         try:
+            if await _closed_as_duplicate(acting):  # a retried run acted already: say it once
+                acting.record("duplicate", value, "done", ALREADY_DUPLICATE)
+                return
             await acting.gh.post(
                 f"/repos/{acting.repo}/issues/{acting.number}/comments", data=comment
             )
@@ -215,6 +219,13 @@ async def _duplicate(acting: Acting, item: Item, of: Any) -> None:
             acting.failed("duplicate", [value], exc)
             return
     acting.allowed("duplicate", [value])
+
+
+async def _closed_as_duplicate(acting: Acting) -> bool:
+    """Whether the item is closed as a duplicate already (by a run retried after it acted,
+    or by a person): then no second "Duplicate of" comment."""
+    issue = await acting.gh.getitem(f"/repos/{acting.repo}/issues/{acting.number}")
+    return issue.get("state") == "closed" and issue.get("state_reason") == "duplicate"
 
 
 async def _not_an_issue(acting: Acting, number: int) -> str | None:

@@ -236,6 +236,12 @@ class Helpers:
         with self._lock:
             self.world.pull(self.world.repo(full_name), number)["pull"]["head_sha"] = head_sha
 
+    def close_issue(self, full_name: str, number: int, reason: str = "completed") -> None:
+        """Someone closed issue ``number`` (``reason``: GitHub's ``state_reason``)."""
+        with self._lock:
+            issue = self.world.issue(self.world.repo(full_name), number)
+            issue.update(state="closed", state_reason=reason)
+
     def refuse_checks(self, refused: bool = True) -> None:
         """Check run calls answer 403, as for an installation without ``checks: write``."""
         with self._lock:
