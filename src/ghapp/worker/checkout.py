@@ -37,6 +37,7 @@ class WorkDir:
     """
 
     LOCK = ".owner.lock"
+    BEING_MADE = ".new-"  # a folder not yet locked: another process's sweep leaves it
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -44,18 +45,29 @@ class WorkDir:
         self._lock: int | None = None
 
     def open(self) -> Path:
+        """This process's folder, appearing under its final name only once it holds its
+        locked lock file: a sweep by another process can never take it for a dead one's."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.sweep()
-        self.path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root))
-        self._lock = os.open(self.path / self.LOCK, os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        made = Path(tempfile.mkdtemp(prefix=self.BEING_MADE, dir=self.root))
+        fd, unnamed = tempfile.mkstemp(dir=made)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(unnamed, made / self.LOCK)  # the lock file appears already locked
+        self._lock = fd
+        self.path = self.root / f"{os.getpid()}-{made.name.removeprefix(self.BEING_MADE)}"
+        made.rename(self.path)
         return self.path
 
     def sweep(self) -> list[Path]:
         """Remove the folders of processes that are gone; the folders removed."""
         removed = []
         for folder in self.root.iterdir():
-            if folder.is_dir() and folder != self.path and _owner_is_gone(folder / self.LOCK):
+            if not folder.is_dir() or folder == self.path:
+                continue
+            lock = folder / self.LOCK
+            if folder.name.startswith(self.BEING_MADE) and not lock.exists():
+                continue  # being made (or empty, left by a process killed right then)
+            if _owner_is_gone(lock):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
         return removed
