@@ -21,7 +21,7 @@ def test_first_two_commands_run_the_demo_then_the_tests() -> None:
     assert first == "python3 -m pip install uv==0.13.9 && python3 -m uv run --locked ghapp demo"
     assert second == (
         "python3 -m pip install uv==0.13.9 && python3 -m uv run --locked --extra test "
-        "pytest -n auto --dist loadfile"
+        "pytest -n 4 --dist loadfile"
     )
 
 
