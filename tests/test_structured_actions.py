@@ -340,11 +340,16 @@ async def test_the_actions_in_a_job_row_of_a_readers_command_are_never_acted_on(
     await work_off(pool)
     [run] = await runs_of(db, made.id)
     assert run.status == "completed", run.error
+    await assert_a_reader_s_session_never_acted(github, db)
+
+
+async def assert_a_reader_s_session_never_acted(github, db) -> None:
+    """Nothing applied, the refusal recorded, and the report on the issue: ``report: none``
+    is not a readers command's to choose."""
     assert labels_on(github) == []
     session = await session_of(db)
     assert session.structured_result == {"labels": ["bug"]}
     assert session.structured_actions == [refused("structured actions", READERS_NEVER_ACT, "all")]
-    # report "none" is not a reader's to choose: the answer is on the issue.
     [posted] = github.comments_on(REPO, 1)
     assert "never acts on its result" in posted["body"]
 
@@ -722,13 +727,7 @@ async def test_a_repository_readers_command_is_refused_actions_and_never_acts(
     await work_off(pool)
     [run] = await runs_of(db, job.id)
     assert run.status == "completed", run.error
-    assert labels_on(github) == []
-    session = await session_of(db)
-    assert session.structured_result == {"labels": ["bug"]}
-    assert session.structured_actions == [refused("structured actions", READERS_NEVER_ACT, "all")]
-    # Its report goes to a comment, though the job says none.
-    [posted] = github.comments_on(REPO, 1)
-    assert "never acts on its result" in posted["body"]
+    await assert_a_reader_s_session_never_acted(github, db)
 
 
 async def test_the_job_page_shows_the_schema_and_the_actions(world) -> None:

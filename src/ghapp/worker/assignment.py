@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gidgethub.abc import GitHubAPI
 
-from ghapp.worker.authorize import ALLOWED, Authorizer
+from ghapp.worker.authorize import ALLOWED, Authorizer, post_once
 
 ASSIGN_REFUSED_REPLY = (
     "Sorry @{login}, issues can be assigned to me only by people with write access to "
@@ -26,15 +26,6 @@ async def assigner_refusal(
     permission = await authorizer.permission(gh, repo, login)
     if permission in ALLOWED:
         return None
-    marker = ASSIGN_REFUSED_MARKER.format(run_id=run_id)
-    if not await _replied(gh, repo, number, marker):
-        body = f"{ASSIGN_REFUSED_REPLY.format(login=login)}\n\n{marker}"
-        await gh.post(f"/repos/{repo}/issues/{number}/comments", data={"body": body})
+    reply, marker = ASSIGN_REFUSED_REPLY.format(login=login), ASSIGN_REFUSED_MARKER
+    await post_once(gh, repo, number, reply, marker.format(run_id=run_id))
     return f"{login} has {permission} permission; assigning work needs write or admin"
-
-
-async def _replied(gh: GitHubAPI, repo: str, number: int, marker: str) -> bool:
-    async for comment in gh.getiter(f"/repos/{repo}/issues/{number}/comments?per_page=100"):
-        if marker in (comment.get("body") or ""):
-            return True
-    return False

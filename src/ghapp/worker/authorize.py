@@ -141,7 +141,12 @@ async def reply_once(
     gh: GitHubAPI, repo: str, issue_number: int, comment_id: int, body: str
 ) -> None:
     """The refusal, with a hidden marker: a retried run must not reply twice."""
-    marker = REFUSED_MARKER.format(comment_id=comment_id)
+    await post_once(gh, repo, issue_number, body, REFUSED_MARKER.format(comment_id=comment_id))
+
+
+async def post_once(gh: GitHubAPI, repo: str, issue_number: int, body: str, marker: str) -> None:
+    """Comment ``body`` with its hidden ``marker``, unless a comment holds the marker already
+    (a retried run)."""
     if not await _already_replied(gh, repo, issue_number, marker):
         await gh.post(
             f"/repos/{repo}/issues/{issue_number}/comments",
