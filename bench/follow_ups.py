@@ -78,6 +78,7 @@ def mark_pull_requests(data: Any, rng: random.Random) -> list[tuple[int, int]]:
     repo_of = {run["id"]: run["repo_id"] for run in data.runs}
     opened = []
     for index, session in enumerate(data.sessions):
+        session.update(pr_number=None, branch=None)  # one shape for every row inserted
         if index % PR_SHARE == 0 and repo_of.get(session["run_id"]) is not None:
             number = PR_BASE + index
             session.update(pr_number=number, branch=f"ghapp/bench/pr-{number}")

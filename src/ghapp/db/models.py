@@ -324,7 +324,7 @@ class Session(SQLModel, table=True):
         )
     )
     item_kind: str = Field(max_length=16)  # issue | pr | codebase | custom
-    item_number: int | None = None
+    item_number: int | None = Field(default=None, index=True)  # a mention's follow-up looks
     item_title: str | None = Field(default=None, sa_column=Column(Text))
     prompt: str | None = Field(default=None, sa_column=Column(Text))
     runner: str = Field(default="claude", max_length=16)
