@@ -201,6 +201,16 @@ def job(**changes) -> dict:
     return spec
 
 
+def review_on_open() -> dict:
+    """The built-in review, on every pull request opened (a fork's too)."""
+    return job(
+        name="Review",
+        target_type="prs",
+        command_id="pr/review",
+        event_triggers=[{"event": "pull_request.opened"}],
+    )
+
+
 def bash(command: str):
     """A model that runs one shell command with the CLI's Bash tool, then stops."""
 
@@ -217,12 +227,7 @@ def bash(command: str):
 
 async def test_a_fork_s_hooks_mcp_server_command_and_memory_never_reach_a_session(world) -> None:
     await world.state.jobs.create(
-        job(
-            name="Review",
-            target_type="prs",
-            command_id="pr/review",
-            event_triggers=[{"event": "pull_request.opened"}],
-        ),
+        review_on_open(),
         actor="t",
     )
     world.model.set_default(

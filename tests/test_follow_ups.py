@@ -32,6 +32,7 @@ from tests.test_attacks import (
     fork_pr_opened,
     issue_opened,
     job,
+    review_on_open,
     world,
 )
 from tests.test_mentions import learn_the_slug, mention_job
@@ -380,12 +381,7 @@ async def test_a_follow_up_on_a_fork_s_pull_request_is_refused(world) -> None:
     writer's mention there is a follow-up, refused politely: nothing runs on a fork's head."""
     slug = await learn_the_slug(world)
     await world.state.jobs.create(
-        job(
-            name="Review",
-            target_type="prs",
-            command_id="pr/review",
-            event_triggers=[{"event": "pull_request.opened"}],
-        ),
+        review_on_open(),
         actor="t",
     )
     world.model.set_default(lambda request: Turn.text("Reviewed."))
